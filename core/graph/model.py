@@ -1,0 +1,442 @@
+"""The graph model: nodes, links, groups and reroutes, with its invariants enforced here.
+
+Every mutation goes through a method of ``Graph`` that checks the invariants (known types and
+params, compatible types, one link per input, no cycle) and raises a typed ``GraphError``
+before changing anything. Observers hear every change as a ``GraphChange`` event. Edits with
+undo live in ``core.graph.commands``; they call these methods.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from core.graph import errors as e
+from core.graph import types as t
+from core.graph.spec import REROUTE, NodeRegistry, NodeSpec, WidgetInput
+
+NodeId = int
+
+
+@dataclass
+class Node:
+    """One node instance. Mutated only through ``Graph`` so observers hear every change."""
+
+    id: NodeId
+    type_id: str
+    params: dict[str, Any] = field(default_factory=dict)
+    pos: tuple[float, float] = (0.0, 0.0)
+    size: tuple[float, float] | None = None
+    title: str | None = None
+    bypassed: bool = False
+    muted: bool = False
+    collapsed: bool = False
+    #: The spec of a node type this install lacks, rebuilt from the file (see placeholder_spec).
+    placeholder: NodeSpec | None = None
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "type": self.type_id,
+            "params": copy.deepcopy(self.params),
+            "pos": tuple(self.pos),
+            "size": None if self.size is None else tuple(self.size),
+            "title": self.title,
+            "bypassed": self.bypassed,
+            "muted": self.muted,
+            "collapsed": self.collapsed,
+            "placeholder": self.placeholder is not None,
+        }
+
+
+@dataclass(frozen=True)
+class Link:
+    """From output ``src_output`` of node ``src`` to input ``dst_input`` of node ``dst``."""
+
+    src: NodeId
+    src_output: str
+    dst: NodeId
+    dst_input: str
+
+
+@dataclass(frozen=True)
+class Group:
+    """A titled, coloured frame; its member nodes move with it."""
+
+    id: int
+    title: str
+    nodes: frozenset[NodeId]
+    color: str = "#3f5f7f"
+    rect: tuple[float, float, float, float] | None = None
+
+
+# --- change events ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NodeAdded:
+    node_id: NodeId
+
+
+@dataclass(frozen=True)
+class NodeRemoved:
+    node_id: NodeId
+
+
+@dataclass(frozen=True)
+class NodeChanged:
+    """A node attribute other than its params changed (pos, size, title, flags)."""
+
+    node_id: NodeId
+    attribute: str
+
+
+@dataclass(frozen=True)
+class ParamChanged:
+    node_id: NodeId
+    name: str
+
+
+@dataclass(frozen=True)
+class LinkAdded:
+    link: Link
+
+
+@dataclass(frozen=True)
+class LinkRemoved:
+    link: Link
+
+
+@dataclass(frozen=True)
+class GroupAdded:
+    group_id: int
+
+
+@dataclass(frozen=True)
+class GroupRemoved:
+    group_id: int
+
+
+@dataclass(frozen=True)
+class GroupChanged:
+    group_id: int
+
+
+GraphChange = (
+    NodeAdded
+    | NodeRemoved
+    | NodeChanged
+    | ParamChanged
+    | LinkAdded
+    | LinkRemoved
+    | GroupAdded
+    | GroupRemoved
+    | GroupChanged
+)
+Observer = Callable[[GraphChange], None]
+
+_NODE_ATTRIBUTES = ("pos", "size", "title", "bypassed", "muted", "collapsed")
+
+
+class Graph:
+    """A node graph over a registry of node specs."""
+
+    def __init__(self, registry: NodeRegistry) -> None:
+        self.registry = registry
+        self._nodes: dict[NodeId, Node] = {}
+        self._links: dict[tuple[NodeId, str], Link] = {}  # keyed by destination
+        self._out: dict[NodeId, set[Link]] = {}  # links leaving each node
+        self._in: dict[NodeId, set[Link]] = {}  # links entering each node
+        self._groups: dict[int, Group] = {}
+        self._observers: list[Observer] = []
+
+    # --- observation -----------------------------------------------------------------------
+
+    def subscribe(self, observer: Observer) -> Callable[[], None]:
+        """Calls ``observer`` after every change; returns a function that unsubscribes."""
+        self._observers.append(observer)
+        return lambda: self._observers.remove(observer)
+
+    def _emit(self, change: GraphChange) -> None:
+        for observer in list(self._observers):
+            observer(change)
+
+    # --- queries ---------------------------------------------------------------------------
+
+    @property
+    def nodes(self) -> Mapping[NodeId, Node]:
+        return self._nodes
+
+    @property
+    def links(self) -> list[Link]:
+        return list(self._links.values())
+
+    @property
+    def groups(self) -> Mapping[int, Group]:
+        return self._groups
+
+    @property
+    def reroutes(self) -> list[Node]:
+        return [n for n in self._nodes.values() if n.type_id == REROUTE.type_id]
+
+    def node(self, node_id: NodeId) -> Node:
+        try:
+            return self._nodes[node_id]
+        except KeyError:
+            raise e.NodeNotFoundError(f"no node with id {node_id}") from None
+
+    def spec(self, node_id: NodeId) -> NodeSpec:
+        node = self.node(node_id)
+        return node.placeholder or self.registry.get(node.type_id)
+
+    def __contains__(self, node_id: object) -> bool:
+        return node_id in self._nodes
+
+    def __iter__(self) -> Iterator[Node]:
+        return iter(self._nodes.values())
+
+    def __len__(self) -> int:
+        return len(self._nodes)
+
+    def next_node_id(self) -> NodeId:
+        return max(self._nodes, default=0) + 1
+
+    def next_group_id(self) -> int:
+        return max(self._groups, default=0) + 1
+
+    def link_to(self, node_id: NodeId, input_name: str) -> Link | None:
+        return self._links.get((node_id, input_name))
+
+    def links_of(self, node_id: NodeId) -> list[Link]:
+        """Every link that starts or ends at the node."""
+        return self.inputs_of(node_id) + self.links_from(node_id)
+
+    def links_from(self, node_id: NodeId, output: str | None = None) -> list[Link]:
+        links = self._out.get(node_id, ())
+        return sorted(
+            (lk for lk in links if output is None or lk.src_output == output), key=_link_order
+        )
+
+    def inputs_of(self, node_id: NodeId) -> list[Link]:
+        return sorted(self._in.get(node_id, ()), key=_link_order)
+
+    def groups_of(self, node_id: NodeId) -> list[Group]:
+        return [g for g in self._groups.values() if node_id in g.nodes]
+
+    def output_type(self, node_id: NodeId, output: str) -> str:
+        """The type an output carries; a reroute carries what feeds it (ANY when unfed)."""
+        spec = self.spec(node_id)
+        out = spec.output(output)
+        if out is None:
+            raise e.UnknownSocketError(
+                f"node {node_id} ({spec.title}) has no output named {output!r}"
+            )
+        if out.type == t.ANY and spec is REROUTE:
+            feed = self.link_to(node_id, "value")
+            if feed is not None:
+                return self.output_type(feed.src, feed.src_output)
+        return out.type
+
+    def input_type(self, node_id: NodeId, input_name: str) -> str:
+        """The link type an input accepts; a reroute accepts what its consumers accept."""
+        spec = self.spec(node_id)
+        inp = spec.input(input_name)
+        if inp is None:
+            raise e.UnknownSocketError(
+                f"node {node_id} ({spec.title}) has no input named {input_name!r}"
+            )
+        return inp.link_type
+
+    def upstream(self, node_id: NodeId) -> set[NodeId]:
+        """Every node that feeds ``node_id``, directly or not."""
+        seen: set[NodeId] = set()
+        stack = [node_id]
+        while stack:
+            for lk in self.inputs_of(stack.pop()):
+                if lk.src not in seen:
+                    seen.add(lk.src)
+                    stack.append(lk.src)
+        return seen
+
+    def downstream(self, node_id: NodeId) -> set[NodeId]:
+        """Every node fed by ``node_id``, directly or not."""
+        seen: set[NodeId] = set()
+        stack = [node_id]
+        while stack:
+            for lk in self._out.get(stack.pop(), ()):
+                if lk.dst not in seen:
+                    seen.add(lk.dst)
+                    stack.append(lk.dst)
+        return seen
+
+    def state(self) -> dict[str, Any]:
+        """A plain, comparable picture of the whole graph (used by tests and undo checks)."""
+        return {
+            "nodes": {nid: n.snapshot() for nid, n in sorted(self._nodes.items())},
+            "links": sorted(
+                (lk.src, lk.src_output, lk.dst, lk.dst_input) for lk in self._links.values()
+            ),
+            "groups": {
+                gid: (g.title, tuple(sorted(g.nodes)), g.color, g.rect)
+                for gid, g in sorted(self._groups.items())
+            },
+        }
+
+    # --- node edits ------------------------------------------------------------------------
+
+    def add_node(
+        self,
+        type_id: str,
+        node_id: NodeId | None = None,
+        params: Mapping[str, Any] | None = None,
+        pos: tuple[float, float] = (0.0, 0.0),
+        *,
+        size: tuple[float, float] | None = None,
+        title: str | None = None,
+        bypassed: bool = False,
+        muted: bool = False,
+        collapsed: bool = False,
+        placeholder: NodeSpec | None = None,
+    ) -> Node:
+        """Adds a node; params not given take the spec's defaults."""
+        spec = self.registry.get(type_id) if placeholder is None else placeholder
+        node_id = self.next_node_id() if node_id is None else node_id
+        if node_id in self._nodes:
+            raise e.DuplicateIdError(f"a node with id {node_id} already exists")
+        merged = spec.default_params()
+        for name, value in (params or {}).items():
+            self._check_param_name(spec, node_id, name)
+            merged[name] = copy.deepcopy(value)
+        node = Node(
+            id=node_id,
+            type_id=type_id,
+            params=merged,
+            pos=(float(pos[0]), float(pos[1])),
+            size=size,
+            title=title,
+            bypassed=bypassed,
+            muted=muted,
+            collapsed=collapsed,
+            placeholder=placeholder,
+        )
+        self._nodes[node_id] = node
+        self._emit(NodeAdded(node_id))
+        return node
+
+    def remove_node(self, node_id: NodeId) -> None:
+        """Removes a node with its links, and drops it from its groups."""
+        self.node(node_id)
+        for lk in self.links_of(node_id):
+            self.disconnect(lk.dst, lk.dst_input)
+        for group in self.groups_of(node_id):
+            self._replace_group(replace(group, nodes=group.nodes - {node_id}))
+        del self._nodes[node_id]
+        self._out.pop(node_id, None)
+        self._in.pop(node_id, None)
+        self._emit(NodeRemoved(node_id))
+
+    def set_param(self, node_id: NodeId, name: str, value: Any) -> None:
+        node = self.node(node_id)
+        self._check_param_name(self.spec(node_id), node_id, name)
+        node.params[name] = copy.deepcopy(value)
+        self._emit(ParamChanged(node_id, name))
+
+    def set_node_attribute(self, node_id: NodeId, attribute: str, value: Any) -> None:
+        """Sets pos, size, title, bypassed, muted or collapsed."""
+        if attribute not in _NODE_ATTRIBUTES:
+            raise ValueError(f"{attribute!r} is not an editable node attribute")
+        node = self.node(node_id)
+        if attribute == "pos":
+            value = (float(value[0]), float(value[1]))
+        setattr(node, attribute, value)
+        self._emit(NodeChanged(node_id, attribute))
+
+    def _check_param_name(self, spec: NodeSpec, node_id: NodeId, name: str) -> None:
+        if not isinstance(spec.input(name), WidgetInput):
+            raise e.UnknownParamError(f"node {node_id} ({spec.title}) has no parameter {name!r}")
+
+    # --- links -----------------------------------------------------------------------------
+
+    def check_link(self, src: NodeId, src_output: str, dst: NodeId, dst_input: str) -> None:
+        """Raises the GraphError that ``connect`` would raise, without changing anything."""
+        src_type = self.output_type(src, src_output)
+        dst_type = self.input_type(dst, dst_input)
+        reason = t.incompatibility_reason(src_type, dst_type)
+        if reason:
+            raise e.IncompatibleTypesError(
+                f"cannot link {self._label(src)}.{src_output} to {self._label(dst)}.{dst_input}: "
+                f"{reason}"
+            )
+        if self.spec(dst) is REROUTE:
+            # Everything the reroute feeds must accept the new type.
+            for lk in self.links_from(dst):
+                reason = t.incompatibility_reason(src_type, self.input_type(lk.dst, lk.dst_input))
+                if reason:
+                    raise e.IncompatibleTypesError(
+                        f"cannot route {src_type} through reroute {dst}: it feeds "
+                        f"{self._label(lk.dst)}.{lk.dst_input}, and {reason}"
+                    )
+        if (dst, dst_input) in self._links:
+            raise e.InputOccupiedError(f"{self._label(dst)}.{dst_input} already has a link")
+        if src == dst or src in self.downstream(dst):
+            raise e.CycleError(
+                f"linking {self._label(src)} to {self._label(dst)} would make a cycle"
+            )
+
+    def connect(self, src: NodeId, src_output: str, dst: NodeId, dst_input: str) -> Link:
+        self.check_link(src, src_output, dst, dst_input)
+        link = Link(src, src_output, dst, dst_input)
+        self._links[(dst, dst_input)] = link
+        self._out.setdefault(src, set()).add(link)
+        self._in.setdefault(dst, set()).add(link)
+        self._emit(LinkAdded(link))
+        return link
+
+    def disconnect(self, dst: NodeId, dst_input: str) -> Link:
+        try:
+            link = self._links.pop((dst, dst_input))
+        except KeyError:
+            raise e.UnknownSocketError(f"{self._label(dst)}.{dst_input} has no link") from None
+        self._out[link.src].discard(link)
+        self._in[link.dst].discard(link)
+        self._emit(LinkRemoved(link))
+        return link
+
+    def _label(self, node_id: NodeId) -> str:
+        node = self._nodes.get(node_id)
+        if node is None:
+            return f"#{node_id}"
+        return f"{node.title or self.spec(node_id).title} #{node_id}"
+
+    # --- groups ----------------------------------------------------------------------------
+
+    def add_group(self, group: Group) -> None:
+        if group.id in self._groups:
+            raise e.DuplicateIdError(f"a group with id {group.id} already exists")
+        for nid in group.nodes:
+            self.node(nid)
+        self._groups[group.id] = group
+        self._emit(GroupAdded(group.id))
+
+    def remove_group(self, group_id: int) -> Group:
+        try:
+            group = self._groups.pop(group_id)
+        except KeyError:
+            raise e.GroupNotFoundError(f"no group with id {group_id}") from None
+        self._emit(GroupRemoved(group_id))
+        return group
+
+    def update_group(self, group_id: int, **changes: Any) -> None:
+        if group_id not in self._groups:
+            raise e.GroupNotFoundError(f"no group with id {group_id}")
+        self._replace_group(replace(self._groups[group_id], **changes))
+
+    def _replace_group(self, group: Group) -> None:
+        self._groups[group.id] = group
+        self._emit(GroupChanged(group.id))
+
+
+def _link_order(link: Link) -> tuple[NodeId, str, NodeId, str]:
+    return (link.src, link.src_output, link.dst, link.dst_input)

@@ -1,0 +1,250 @@
+"""Declarative node specifications and the registry that holds them.
+
+A spec is data: the canvas, the search palette, validation and the workflow loader read it
+without running node code. Only the executor calls ``NodeSpec.function``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from core.graph import types as t
+from core.graph.errors import DuplicateNodeTypeError, UnknownNodeTypeError
+
+
+@dataclass(frozen=True)
+class SocketInput:
+    """An input fed only by a link (a model, a latent, an image…)."""
+
+    name: str
+    type: str
+    optional: bool = False
+    description: str = ""
+
+    @property
+    def link_type(self) -> str:
+        return self.type
+
+
+@dataclass(frozen=True)
+class WidgetInput:
+    """An input with an editable value stored in the node's params.
+
+    A link of a compatible type may drive it instead (the linked value wins).
+    ``choices_from`` names a dynamic choice list (e.g. ``"checkpoints"``) that the host fills in;
+    its values are checked by the node's ``check`` hook rather than against ``choices``.
+    """
+
+    name: str
+    type: str  # INT, FLOAT, STRING, BOOLEAN or COMBO
+    default: Any
+    min: float | None = None
+    max: float | None = None
+    step: float | None = None
+    choices: tuple[str, ...] | None = None
+    choices_from: str | None = None
+    multiline: bool = False
+    description: str = ""
+    #: For seeds: the editor offers fixed / randomize / increment after each run.
+    control_after_run: bool = False
+
+    optional = True  # a widget always has a value, so it never needs a link
+
+    @property
+    def link_type(self) -> str:
+        return t.widget_socket_type(self.type)
+
+    def check_value(self, value: Any) -> str | None:
+        """Why ``value`` is not acceptable for this widget, or None when it is."""
+        kind = self.type
+        if kind == t.BOOLEAN:
+            return None if isinstance(value, bool) else f"expected true or false, got {value!r}"
+        if kind == t.INT:
+            if isinstance(value, bool) or not isinstance(value, int):
+                return f"expected a whole number, got {value!r}"
+        elif kind == t.FLOAT:
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                return f"expected a number, got {value!r}"
+            if not math.isfinite(value):
+                return f"expected a finite number, got {value}"
+        elif kind in (t.STRING, t.COMBO):
+            if not isinstance(value, str):
+                return f"expected text, got {value!r}"
+            if kind == t.COMBO and self.choices is not None and value not in self.choices:
+                return f"{value!r} is not one of {', '.join(self.choices)}"
+            return None
+        else:
+            return f"unknown widget type {kind}"
+        if self.min is not None and value < self.min:
+            return f"{value} is below the minimum {self.min:g}"
+        if self.max is not None and value > self.max:
+            return f"{value} is above the maximum {self.max:g}"
+        return None
+
+
+Input = SocketInput | WidgetInput
+
+
+@dataclass(frozen=True)
+class Output:
+    name: str
+    type: str
+    description: str = ""
+
+
+#: ``check(params) -> problems``: problems a node's params have outside the graph (a missing
+#: file, say), each as ``(param name, message)``. Run by validation, never runs the node.
+CheckFn = Callable[[Mapping[str, Any]], Iterable[tuple[str, str]]]
+#: ``fingerprint(params) -> str``: a digest of state outside the graph the output depends on
+#: (a file's content hash). Part of the cache key.
+FingerprintFn = Callable[[Mapping[str, Any]], str]
+#: ``upgrade(old_version, params) -> params``: migrates params saved by an older spec version.
+UpgradeFn = Callable[[int, dict[str, Any]], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """Everything about a node type that is not a node instance.
+
+    ``function(ctx, **inputs)`` returns a tuple with one value per output (or a single value when
+    there is one output). ``ctx`` is the engine's ``NodeContext``: cancel token, progress,
+    previews, the output folder.
+    """
+
+    type_id: str
+    title: str
+    category: str
+    function: Callable[..., Any]
+    inputs: tuple[Input, ...] = ()
+    outputs: tuple[Output, ...] = ()
+    description: str = ""
+    version: int = 1
+    #: Output nodes (save, preview) are what a run computes when no outputs are requested.
+    output_node: bool = False
+    fingerprint: FingerprintFn | None = None
+    check: CheckFn | None = None
+    upgrade: UpgradeFn | None = None
+    #: True only for the placeholders standing in for node types this install lacks.
+    placeholder: bool = False
+    _inputs_by_name: dict[str, Input] = field(init=False, repr=False, compare=False)
+    _outputs_by_name: dict[str, Output] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        names = [i.name for i in self.inputs]
+        if len(set(names)) != len(names):
+            raise ValueError(f"node type {self.type_id}: duplicate input names {names}")
+        out_names = [o.name for o in self.outputs]
+        if len(set(out_names)) != len(out_names):
+            raise ValueError(f"node type {self.type_id}: duplicate output names {out_names}")
+        object.__setattr__(self, "_inputs_by_name", {i.name: i for i in self.inputs})
+        object.__setattr__(self, "_outputs_by_name", {o.name: o for o in self.outputs})
+
+    def input(self, name: str) -> Input | None:
+        return self._inputs_by_name.get(name)
+
+    def output(self, name: str) -> Output | None:
+        return self._outputs_by_name.get(name)
+
+    @property
+    def widgets(self) -> tuple[WidgetInput, ...]:
+        return tuple(i for i in self.inputs if isinstance(i, WidgetInput))
+
+    @property
+    def sockets(self) -> tuple[SocketInput, ...]:
+        return tuple(i for i in self.inputs if isinstance(i, SocketInput))
+
+    def default_params(self) -> dict[str, Any]:
+        return {w.name: w.default for w in self.widgets}
+
+
+def _passthrough(ctx: Any, **inputs: Any) -> Any:
+    return inputs.get("value")
+
+
+#: The reroute dot: one wildcard input passed through unchanged. Every registry has it.
+REROUTE = NodeSpec(
+    type_id="Reroute",
+    title="Reroute",
+    category="utils",
+    function=_passthrough,
+    inputs=(SocketInput("value", t.ANY),),
+    outputs=(Output("value", t.ANY),),
+    description="A dot that routes a link; takes the type of what feeds it.",
+)
+
+
+def placeholder_spec(
+    type_id: str,
+    inputs: Iterable[tuple[str, str]],
+    outputs: Iterable[tuple[str, str]],
+    params: Mapping[str, Any] = (),  # type: ignore[assignment]
+) -> NodeSpec:
+    """A stand-in for a node type this install lacks, keeping its sockets and params."""
+
+    def missing(ctx: Any, **_: Any) -> Any:
+        raise RuntimeError(f"node type {type_id!r} is not installed")
+
+    widget_inputs = tuple(
+        WidgetInput(name, _json_type(value), value) for name, value in dict(params).items()
+    )
+    socket_inputs = tuple(
+        SocketInput(name, kind, optional=True) for name, kind in inputs if name not in dict(params)
+    )
+    return NodeSpec(
+        type_id=type_id,
+        title=f"{type_id} (missing)",
+        category="missing",
+        function=missing,
+        inputs=socket_inputs + widget_inputs,
+        outputs=tuple(Output(name, kind) for name, kind in outputs),
+        description=f"Node type {type_id!r} is not installed; its sockets and values are kept.",
+        placeholder=True,
+    )
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return t.BOOLEAN
+    if isinstance(value, int):
+        return t.INT
+    if isinstance(value, float):
+        return t.FLOAT
+    return t.STRING
+
+
+class NodeRegistry:
+    """The node types one application (or test) knows. Built and passed in, never global."""
+
+    def __init__(self, specs: Iterable[NodeSpec] = ()) -> None:
+        self._specs: dict[str, NodeSpec] = {REROUTE.type_id: REROUTE}
+        for spec in specs:
+            self.register(spec)
+
+    def register(self, spec: NodeSpec) -> None:
+        if spec.type_id in self._specs:
+            raise DuplicateNodeTypeError(f"node type {spec.type_id!r} is registered twice")
+        self._specs[spec.type_id] = spec
+
+    def get(self, type_id: str) -> NodeSpec:
+        try:
+            return self._specs[type_id]
+        except KeyError:
+            raise UnknownNodeTypeError(f"unknown node type {type_id!r}") from None
+
+    def __contains__(self, type_id: object) -> bool:
+        return type_id in self._specs
+
+    def __iter__(self) -> Iterator[NodeSpec]:
+        return iter(self._specs.values())
+
+    def __len__(self) -> int:
+        return len(self._specs)
+
+    def categories(self) -> dict[str, list[NodeSpec]]:
+        out: dict[str, list[NodeSpec]] = {}
+        for spec in sorted(self._specs.values(), key=lambda s: (s.category, s.title)):
+            out.setdefault(spec.category, []).append(spec)
+        return out
