@@ -1,0 +1,403 @@
+"""Planning: from the requested outputs to the sub-graph that must be evaluated, in order.
+
+Reroutes and bypassed nodes are resolved away here: every input of a planned node is bound
+directly to the output that really produces its value (``Source``), with the conversions the
+value needs on the way. Muted nodes block everything that depends on them. Structural problems
+(type errors on links, bypasses with nothing to pass, cycles) are collected, attributed to
+the nodes that would need them, and reported by validation together with per-node problems.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import networkx as nx
+
+from core.engine.errors import Problem
+from core.graph import types as t
+from core.graph.errors import UnknownNodeTypeError
+from core.graph.model import Graph, NodeId
+from core.graph.spec import REROUTE, NodeRegistry, NodeSpec, WidgetInput, placeholder_spec
+
+# Source, Binding and PlannedNode are named tuples rather than frozen dataclasses: a plan makes
+# thousands of them and a run must plan a 1,000-node graph in a few milliseconds.
+
+
+class Source(NamedTuple):
+    """The output that produces an input's value, and the conversions applied on the way."""
+
+    node_id: NodeId
+    output: str
+    conversions: tuple[t.Conversion, ...] = ()
+
+    @property
+    def conversion_name(self) -> str:
+        return "+".join(c.name for c in self.conversions)
+
+
+class Binding(NamedTuple):
+    """Where one input of a planned node gets its value.
+
+    ``source`` is None when the input is unlinked (or its link leads to no value); then a widget
+    uses its param and an optional socket is not passed. ``dangling`` says why a link that is
+    present carries no value (a reroute nothing feeds), for the missing-input message; a link
+    with neither leads to a bypass that cannot pass anything, reported on the bypassed node.
+    """
+
+    name: str
+    is_widget: bool
+    source: Source | None
+    dangling: str | None = None
+    #: Whether a link is attached (it may still carry no value: see ``dangling``).
+    linked: bool = False
+
+
+class PlannedNode(NamedTuple):
+    node_id: NodeId
+    spec: NodeSpec
+    label: str
+    bindings: tuple[Binding, ...]
+    #: The nodes whose outputs this one reads, after resolving reroutes and bypasses; sorted.
+    deps: tuple[NodeId, ...]
+
+
+@dataclass
+class Plan:
+    """What a run will do. Only ``order`` is evaluated; the rest is reported."""
+
+    #: Requested nodes that will be evaluated (not muted, bypassed, or blocked).
+    targets: tuple[NodeId, ...]
+    #: The nodes to evaluate, in topological order (dependencies first).
+    order: tuple[NodeId, ...]
+    nodes: dict[NodeId, PlannedNode]
+    #: Every node the run reports on (evaluated, muted, bypassed, skipped), topologically.
+    sequence: tuple[NodeId, ...]
+    muted: frozenset[NodeId]
+    bypassed: frozenset[NodeId]
+    #: Nodes that will not run, with the reason (blocked by a muted node, or not needed).
+    skipped: dict[NodeId, str]
+    labels: dict[NodeId, str]
+    #: Structural problems of the evaluated nodes (validation adds the per-node ones).
+    problems: list[Problem] = field(default_factory=list)
+
+
+class _Resolution(NamedTuple):
+    source: Source | None
+    dangling: str | None
+    problems: tuple[Problem, ...]
+    bypassed: tuple[NodeId, ...]
+
+
+def default_targets(graph: Graph, registry: NodeRegistry | None = None) -> list[NodeId]:
+    """The nodes a run computes when none are requested: output nodes neither muted nor
+    bypassed."""
+    registry = registry or graph.registry
+    out = []
+    for node in graph:
+        if node.muted or node.bypassed:
+            continue
+        spec = node.placeholder
+        if spec is None and node.type_id in registry:
+            spec = registry.get(node.type_id)
+        if spec is not None and spec.output_node:
+            out.append(node.id)
+    return sorted(out)
+
+
+def make_plan(
+    graph: Graph, outputs: Iterable[NodeId] | None = None, registry: NodeRegistry | None = None
+) -> Plan:
+    """Plans the evaluation of ``outputs`` (default: every unmuted output node)."""
+    return _Planner(graph, registry or graph.registry).plan(outputs)
+
+
+class _Planner:
+    def __init__(self, graph: Graph, registry: NodeRegistry) -> None:
+        self.graph = graph
+        self.registry = registry
+        self.nodes = graph.nodes
+        self.specs: dict[NodeId, NodeSpec] = {}
+        self.labels: dict[NodeId, str] = {}
+        self.resolved: dict[tuple[NodeId, str], _Resolution] = {}
+        self.out_types: dict[tuple[NodeId, str], str | None] = {}
+        self.spec_inputs: dict[str, tuple[NodeSpec, list[tuple[str, bool, str]]]] = {}
+
+    # --- node facts ------------------------------------------------------------------------
+
+    def spec(self, nid: NodeId) -> NodeSpec:
+        spec = self.specs.get(nid)
+        if spec is None:
+            node = self.nodes[nid]
+            if node.placeholder is not None:
+                spec = node.placeholder
+            else:
+                try:
+                    spec = self.registry.get(node.type_id)
+                except UnknownNodeTypeError:
+                    spec = placeholder_spec(node.type_id, (), (), node.params)
+            self.specs[nid] = spec
+        return spec
+
+    def label(self, nid: NodeId) -> str:
+        label = self.labels.get(nid)
+        if label is None:
+            node = self.nodes.get(nid)
+            if node is None:
+                return f"#{nid}"
+            label = f"{node.title or self.spec(nid).title} #{nid}"
+            self.labels[nid] = label
+        return label
+
+    def output_type(self, nid: NodeId, output: str) -> str | None:
+        """The type an output carries (a reroute: what feeds it); None if it has no such output."""
+        key = (nid, output)
+        if key in self.out_types:
+            return self.out_types[key]
+        spec = self.spec(nid)
+        out = spec.output(output)
+        kind = None if out is None else out.type
+        if spec is REROUTE:
+            feed = self.graph.link_to(nid, "value")
+            if feed is not None:
+                kind = self.output_type(feed.src, feed.src_output)
+        self.out_types[key] = kind
+        return kind
+
+    # --- resolving links -------------------------------------------------------------------
+
+    def check_link(
+        self, src: NodeId, src_output: str, dst: NodeId, dst_input: str, dst_type: str
+    ) -> tuple[str | None, Problem | None]:
+        """The link's source type, and the problem when it cannot feed ``dst_type``."""
+        src_type = self.output_type(src, src_output)
+        if src_type is None:
+            reason = f"{self.label(src)} has no output named '{src_output}'"
+        else:
+            reason = t.incompatibility_reason(src_type, dst_type)
+        if reason is None:
+            return src_type, None
+        message = (
+            f"{self.label(dst)}: input '{dst_input}' is linked to "
+            f"{self.label(src)}.{src_output}, but {reason}. "
+            f"Reconnect it to a {dst_type} output."
+        )
+        return src_type, Problem(dst, dst_input, message, "type_mismatch")
+
+    def resolve(self, nid: NodeId, output: str) -> _Resolution:
+        """Follows reroutes and bypassed nodes back to the output that produces the value."""
+        key = (nid, output)
+        res = self.resolved.get(key)
+        if res is None:
+            res = self._resolve(nid, output)
+            self.resolved[key] = res
+        return res
+
+    def _resolve(self, nid: NodeId, output: str) -> _Resolution:
+        node = self.nodes[nid]
+        spec = self.spec(nid)
+        if node.muted:
+            return _Resolution(Source(nid, output), None, (), ())
+        if spec is REROUTE:
+            feed = self.graph.link_to(nid, "value")
+            if feed is None:
+                return _Resolution(None, f"{self.label(nid)}, which nothing feeds", (), ())
+            return self.resolve(feed.src, feed.src_output)
+        if not node.bypassed:
+            return _Resolution(Source(nid, output), None, (), ())
+        out_type = self.output_type(nid, output)
+        for inp in spec.inputs:
+            link = self.graph.link_to(nid, inp.name)
+            if link is None or inp.link_type != out_type:
+                continue
+            src_type, problem = self.check_link(
+                link.src, link.src_output, nid, inp.name, inp.link_type
+            )
+            up = self.resolve(link.src, link.src_output)
+            problems = up.problems + ((problem,) if problem else ())
+            source = up.source
+            conversion = t.conversion_for(src_type, inp.link_type) if src_type else None
+            if source is not None and conversion is not None:
+                source = Source(source.node_id, source.output, (*source.conversions, conversion))
+            return _Resolution(source, up.dangling, problems, (*up.bypassed, nid))
+        message = (
+            f"{self.label(nid)} is bypassed, but none of its linked inputs has type {out_type} "
+            f"to pass on to its output '{output}'. Link a {out_type} input, or stop bypassing it."
+        )
+        problem = Problem(nid, output, message, "bypass_unresolvable")
+        return _Resolution(None, None, (problem,), (nid,))
+
+    def bind(
+        self, nid: NodeId
+    ) -> tuple[tuple[Binding, ...], tuple[NodeId, ...], list[Problem], set[NodeId]]:
+        """Binds every input of ``nid`` to its source; returns bindings, deps, problems and
+        the bypassed nodes passed through."""
+        link_to = self.graph.link_to
+        nodes = self.nodes
+        bindings = []
+        deps: set[NodeId] = set()
+        problems: list[Problem] = []
+        bypassed: set[NodeId] = set()
+        for name, is_widget, link_type in self.inputs_of(self.spec(nid)):
+            link = link_to(nid, name)
+            if link is None:
+                bindings.append(Binding(name, is_widget, None))
+                continue
+            src, src_output = link.src, link.src_output
+            src_node = nodes[src]
+            src_spec = self.spec(src)
+            if not (src_node.muted or src_node.bypassed or src_spec is REROUTE):
+                # The common case: a plain node feeds this input directly.
+                out = src_spec.output(src_output)
+                if out is not None and out.type == link_type:
+                    deps.add(src)
+                    bindings.append(Binding(name, is_widget, Source(src, src_output), None, True))
+                    continue
+            src_type, problem = self.check_link(src, src_output, nid, name, link_type)
+            if problem is not None:
+                problems.append(problem)
+            res = self.resolve(src, src_output)
+            problems.extend(res.problems)
+            bypassed.update(res.bypassed)
+            source = res.source
+            if source is not None:
+                deps.add(source.node_id)
+                conversion = t.conversion_for(src_type, link_type) if src_type else None
+                if conversion is not None:
+                    source = Source(
+                        source.node_id, source.output, (*source.conversions, conversion)
+                    )
+            bindings.append(Binding(name, is_widget, source, res.dangling, True))
+        return tuple(bindings), tuple(sorted(deps)), problems, bypassed
+
+    def inputs_of(self, spec: NodeSpec) -> list[tuple[str, bool, str]]:
+        """(name, is a widget, link type) for each input of ``spec``, computed once per spec."""
+        found = self.spec_inputs.get(spec.type_id)
+        if found is None or found[0] is not spec:
+            rows = [(i.name, isinstance(i, WidgetInput), i.link_type) for i in spec.inputs]
+            found = self.spec_inputs[spec.type_id] = (spec, rows)
+        return found[1]
+
+    # --- the plan --------------------------------------------------------------------------
+
+    def plan(self, outputs: Iterable[NodeId] | None) -> Plan:
+        requested = (
+            default_targets(self.graph, self.registry)
+            if outputs is None
+            else list(dict.fromkeys(outputs))
+        )
+        problems: list[Problem] = []
+        muted: set[NodeId] = set()
+        bypassed: set[NodeId] = set()
+        roots: list[NodeId] = []
+        for nid in requested:
+            node = self.nodes.get(nid)
+            if node is None:
+                message = f"there is no node #{nid} to run; check the requested outputs"
+                problems.append(Problem(nid, None, message, "unknown_node"))
+            elif node.muted:
+                muted.add(nid)
+            elif self.spec(nid) is REROUTE:
+                continue  # a reroute has no value of its own to compute
+            elif node.bypassed:
+                bypassed.add(nid)
+            else:
+                roots.append(nid)
+
+        planned: dict[NodeId, PlannedNode] = {}
+        problems_of: dict[NodeId, list[Problem]] = {}
+        edges: list[tuple[NodeId, NodeId]] = []
+        stack = list(roots)
+        while stack:
+            nid = stack.pop()
+            if nid in planned or nid in muted:
+                continue
+            if self.nodes[nid].muted:
+                muted.add(nid)
+                continue
+            bindings, deps, node_problems, passed = self.bind(nid)
+            planned[nid] = PlannedNode(nid, self.spec(nid), self.label(nid), bindings, deps)
+            problems_of[nid] = node_problems
+            bypassed.update(passed)
+            edges += [(dep, nid) for dep in deps]
+            stack.extend(deps)
+
+        # Nodes go in by id so that the topological order is deterministic.
+        dag = nx.DiGraph()
+        dag.add_nodes_from(sorted({*planned, *muted, *bypassed}))
+        dag.add_edges_from(edges)
+        try:
+            order_all = list(nx.topological_sort(dag))
+        except nx.NetworkXUnfeasible:
+            cycle = nx.find_cycle(dag)
+            for nid, _ in cycle:
+                message = f"{self.label(nid)} is part of a cycle of links; remove one of them."
+                problems.append(Problem(nid, None, message, "cycle"))
+            return self._finish((), {}, (), muted, bypassed, {}, problems)
+
+        # Muted nodes block everything downstream of them.
+        blocked: dict[NodeId, NodeId] = {}
+        for nid in order_all:
+            pn = planned.get(nid)
+            if pn is None:
+                continue
+            for dep in pn.deps:
+                if dep in muted:
+                    blocked[nid] = dep
+                    break
+                if dep in blocked:
+                    blocked[nid] = blocked[dep]
+                    break
+        # Evaluate only what unblocked targets need.
+        active: set[NodeId] = set()
+        stack = [nid for nid in roots if nid not in blocked]
+        while stack:
+            nid = stack.pop()
+            if nid not in active:
+                active.add(nid)
+                stack.extend(planned[nid].deps)
+        skipped: dict[NodeId, str] = {}
+        for nid in planned:
+            if nid in blocked:
+                skipped[nid] = f"needs {self.label(blocked[nid])}, which is muted"
+            elif nid not in active:
+                skipped[nid] = "not needed: every node that uses it is skipped"
+
+        order = tuple(nid for nid in order_all if nid in active)
+        seen: set[tuple[NodeId, str | None, str]] = set()
+        for nid in order:
+            for problem in problems_of[nid]:
+                key = (problem.node_id, problem.field, problem.code)
+                if key not in seen:
+                    seen.add(key)
+                    problems.append(problem)
+        targets = tuple(nid for nid in roots if nid in active)
+        nodes = {nid: planned[nid] for nid in order}
+        return self._finish(targets, nodes, order_all, muted, bypassed, skipped, problems, order)
+
+    def _finish(
+        self,
+        targets: tuple[NodeId, ...],
+        nodes: dict[NodeId, PlannedNode],
+        sequence: Iterable[NodeId],
+        muted: set[NodeId],
+        bypassed: set[NodeId],
+        skipped: dict[NodeId, str],
+        problems: list[Problem],
+        order: tuple[NodeId, ...] = (),
+    ) -> Plan:
+        sequence = tuple(sequence)
+        for nid in sequence:
+            self.label(nid)
+        return Plan(
+            targets=targets,
+            order=order,
+            nodes=nodes,
+            sequence=sequence,
+            muted=frozenset(muted),
+            bypassed=frozenset(bypassed),
+            skipped=skipped,
+            labels=self.labels,
+            problems=problems,
+        )

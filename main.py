@@ -1,0 +1,304 @@
+"""LatentLoom: open the editor, or run workflows headless.
+
+    python main.py                     the editor on the default workflow (headless run when
+                                       there is no display)
+    python main.py FILE                the editor on a workflow or a PNG with one embedded
+    python main.py run WORKFLOW ...    run headless, write the outputs, print where they are
+    python main.py validate WORKFLOW   check a workflow without running it
+    python main.py nodes [--json]      every node type with its inputs and outputs
+
+Exit codes: 0 success, 1 a node failed, 2 the workflow is invalid (nothing was run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent
+DEFAULT_WORKFLOW = ROOT / "resources" / "workflows" / "default.json"
+DEFAULT_OUTPUT = Path("output")
+COMMANDS = ("run", "validate", "nodes", "gui")
+
+EXIT_OK, EXIT_NODE_FAILED, EXIT_INVALID = 0, 1, 2
+
+
+class CliError(Exception):
+    """A user mistake on the command line or in the workflow: printed, exit 2."""
+
+
+def _registry() -> Any:
+    from nodes import build_registry
+
+    return build_registry()
+
+
+def _load(path: str | Path, registry: Any) -> Any:
+    from core.graph.workflow import WorkflowError, load_workflow
+
+    try:
+        return load_workflow(path, registry)
+    except WorkflowError as exc:
+        raise CliError(str(exc)) from None
+
+
+def _parse_value(widget: Any, text: str) -> Any:
+    from core.graph import types as t
+
+    try:
+        if widget.type == t.INT:
+            return int(text)
+        if widget.type == t.FLOAT:
+            return float(text)
+    except ValueError:
+        kind = "a whole number" if widget.type == t.INT else "a number"
+        raise CliError(f"--set {widget.name}: {text!r} is not {kind}") from None
+    if widget.type == t.BOOLEAN:
+        lowered = text.lower()
+        if lowered not in ("true", "false", "1", "0", "yes", "no"):
+            raise CliError(f"--set {widget.name}: {text!r} is not true or false")
+        return lowered in ("true", "1", "yes")
+    return text
+
+
+def _apply_overrides(graph: Any, overrides: Sequence[str]) -> None:
+    """Applies ``NODE_ID.PARAM=VALUE`` overrides, typed by each widget's spec."""
+    from core.graph.spec import WidgetInput
+
+    for item in overrides:
+        target, sep, text = item.partition("=")
+        node_text, dot, param = target.partition(".")
+        if not (sep and dot and node_text.strip().isdigit() and param):
+            raise CliError(f"--set {item!r}: write it as NODE_ID.PARAM=VALUE, e.g. 5.seed=42")
+        node_id = int(node_text)
+        if node_id not in graph:
+            raise CliError(f"--set {item!r}: the workflow has no node {node_id}")
+        widget = graph.spec(node_id).input(param)
+        if not isinstance(widget, WidgetInput):
+            names = ", ".join(w.name for w in graph.spec(node_id).widgets) or "none"
+            raise CliError(
+                f"--set {item!r}: node {node_id} has no parameter {param!r} (it has: {names})"
+            )
+        graph.set_param(node_id, param, _parse_value(widget, text))
+
+
+def _print_problems(problems: Sequence[Any], graph: Any) -> None:
+    print(
+        f"The workflow is not valid ({len(problems)} problem(s)); nothing was run:", file=sys.stderr
+    )
+    for problem in problems:
+        print(f"  - {problem}", file=sys.stderr)
+
+
+def _run_workflow(
+    path: Path,
+    out_dir: Path,
+    overrides: Sequence[str] = (),
+    report_path: Path | None = None,
+    device: str = "auto",
+) -> int:
+    from tqdm import tqdm
+
+    from core.engine import Executor, ValidationError, events
+    from core.graph.workflow import atomic_write, to_dict
+
+    out_dir = Path(out_dir).resolve()  # printed paths say exactly where the files are
+    registry = _registry()
+    workflow = _load(path, registry)
+    _apply_overrides(workflow.graph, overrides)
+    executor = Executor(registry)
+    bar: Any = None
+
+    def on_event(event: Any) -> None:
+        nonlocal bar
+        if isinstance(event, events.RunStarted):
+            bar = tqdm(total=len(event.node_ids), unit="node", desc="run", leave=False)
+        elif isinstance(event, events.Progress) and bar is not None:
+            bar.set_postfix_str(f"#{event.node_id} step {event.step}/{event.total}")
+        elif isinstance(event, (events.NodeFinished, events.NodeFailed, events.NodeSkipped)):
+            if bar is not None:
+                bar.update(1)
+        elif isinstance(event, events.RunFinished) and bar is not None:
+            bar.close()
+
+    try:
+        report = executor.run(
+            workflow.graph,
+            on_event=on_event,
+            output_dir=out_dir,
+            workflow=to_dict(workflow.graph, workflow.view),
+            device=device,
+        )
+    except ValidationError as exc:
+        if bar is not None:
+            bar.close()
+        _print_problems(exc.problems, workflow.graph)
+        return EXIT_INVALID
+    if report_path is not None:
+        atomic_write(report_path, report.to_json().encode("utf-8"))
+    files = [
+        record.value
+        for entry in report.entries.values()
+        for record in entry.records
+        if record.kind == "file"
+    ]
+    failed = {nid: e for nid, e in report.entries.items() if e.status == "failed"}
+    for nid, entry in failed.items():
+        print(
+            f"node {nid} ({workflow.graph.spec(nid).title}) failed: {entry.message}",
+            file=sys.stderr,
+        )
+    ran = sum(1 for e in report.entries.values() if e.status == "ran")
+    cached = sum(1 for e in report.entries.values() if e.status == "cached")
+    print(f"{report.status}: {ran} node(s) ran, {cached} cached, in {report.seconds:.2f} s")
+    for file in files:
+        print(f"wrote {file}")
+    if report_path is not None:
+        print(f"report: {report_path}")
+    return EXIT_NODE_FAILED if failed or report.status != "ok" else EXIT_OK
+
+
+def _validate(path: Path) -> int:
+    from core.engine import validate
+
+    registry = _registry()
+    workflow = _load(path, registry)
+    problems = validate(workflow.graph)
+    if problems:
+        _print_problems(problems, workflow.graph)
+        return EXIT_INVALID
+    print(f"{path}: valid ({len(workflow.graph)} nodes, {len(workflow.graph.links)} links)")
+    return EXIT_OK
+
+
+def _describe_nodes(as_json: bool) -> int:
+    from core.graph.spec import WidgetInput
+
+    registry = _registry()
+    entries = []
+    for spec in sorted(registry, key=lambda s: (s.category, s.type_id)):
+        inputs = []
+        for inp in spec.inputs:
+            item: dict[str, Any] = {"name": inp.name, "type": inp.type}
+            if isinstance(inp, WidgetInput):
+                item |= {"widget": True, "default": inp.default}
+                for key in ("min", "max", "step", "choices", "choices_from"):
+                    if getattr(inp, key) is not None:
+                        item[key] = getattr(inp, key)
+            else:
+                item["optional"] = inp.optional
+            inputs.append(item)
+        entries.append(
+            {
+                "type": spec.type_id,
+                "title": spec.title,
+                "category": spec.category,
+                "version": spec.version,
+                "output_node": spec.output_node,
+                "description": spec.description,
+                "inputs": inputs,
+                "outputs": [{"name": o.name, "type": o.type} for o in spec.outputs],
+            }
+        )
+    if as_json:
+        print(json.dumps(entries, indent=1))
+        return EXIT_OK
+    for entry in entries:
+        print(f"{entry['type']}  [{entry['category']}]  {entry['title']}")
+        for item in entry["inputs"]:
+            extra = f" = {item['default']!r}" if item.get("widget") else ""
+            print(f"    in   {item['name']}: {item['type']}{extra}")
+        for item in entry["outputs"]:
+            print(f"    out  {item['name']}: {item['type']}")
+    return EXIT_OK
+
+
+def _has_display() -> bool:
+    if sys.platform in ("win32", "darwin"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def _gui_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("nodeui.app") is not None
+
+
+def _default(file: str | None) -> int:
+    """No sub-command: the editor when it can open, else a headless run of the workflow."""
+    path = Path(file) if file else DEFAULT_WORKFLOW
+    if _has_display() and _gui_available():
+        from nodeui.app import run_app  # type: ignore[import-not-found]
+
+        return int(run_app(path))
+    reason = "no display" if not _has_display() else "the editor is not part of this build yet"
+    print(f"LatentLoom: {reason}; running {path} headless.")
+    return _run_workflow(path, DEFAULT_OUTPUT)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="main.py", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command")
+    run = sub.add_parser("run", help="run a workflow headless")
+    run.add_argument("workflow", type=Path)
+    run.add_argument("--out", type=Path, default=DEFAULT_OUTPUT, help="output folder")
+    run.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NODE_ID.PARAM=VALUE",
+        help="override a parameter (repeatable)",
+    )
+    run.add_argument("--report", type=Path, help="write a JSON run report here")
+    run.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
+    validate = sub.add_parser("validate", help="check a workflow without running it")
+    validate.add_argument("workflow", type=Path)
+    nodes = sub.add_parser("nodes", help="list node types")
+    nodes.add_argument("--json", action="store_true", help="machine-readable output")
+    gui = sub.add_parser("gui", help="open the editor")
+    gui.add_argument("file", nargs="?")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    args_in = list(sys.argv[1:] if argv is None else argv)
+    if not args_in:
+        return _guarded(lambda: _default(None))
+    if args_in[0] not in COMMANDS and not args_in[0].startswith("-"):
+        return _guarded(lambda: _default(args_in[0]))
+    args = _parser().parse_args(args_in)
+    if args.command == "run":
+        return _guarded(
+            lambda: _run_workflow(args.workflow, args.out, args.set, args.report, args.device)
+        )
+    if args.command == "validate":
+        return _guarded(lambda: _validate(args.workflow))
+    if args.command == "nodes":
+        return _describe_nodes(args.json)
+    return _guarded(lambda: _default(args.file))
+
+
+def _guarded(action: Any) -> int:
+    try:
+        return int(action())
+    except CliError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except BrokenPipeError:  # output piped into `head` and the like
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(EXIT_OK)

@@ -1,0 +1,134 @@
+"""Loading, making and saving images."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from core.graph import types as t
+from core.graph.spec import NodeSpec, Output, SocketInput, WidgetInput
+
+PNG_WORKFLOW_KEY = "latentloom"  # the same key core.graph.workflow reads back
+
+
+def _load_image(ctx: Any, image: str) -> tuple[Any, Any]:
+    from core.diffusion import images
+    from core.engine import NodeError
+
+    try:
+        return images.load_image(Path(image).expanduser())
+    except images.ImageFileError as exc:
+        raise NodeError(str(exc), field="image") from None
+
+
+def _image_file_problems(params: Mapping[str, Any]) -> Iterable[tuple[str, str]]:
+    path = Path(str(params.get("image", ""))).expanduser()
+    if not str(params.get("image", "")).strip():
+        yield "image", "no image file chosen: set 'image' to the path of a picture"
+    elif not path.is_file():
+        yield "image", f"image file {path} does not exist: choose an existing file"
+
+
+def _image_file_digest(params: Mapping[str, Any]) -> str:
+    path = Path(str(params.get("image", ""))).expanduser()
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return "unreadable"
+
+
+def _save_image(ctx: Any, images: Any, filename_prefix: str) -> tuple[()]:
+    import json
+
+    from core.diffusion import images as imageio
+    from core.graph.workflow import atomic_write
+
+    text = {PNG_WORKFLOW_KEY: json.dumps(ctx.workflow)} if ctx.workflow else {}
+    for picture in images:
+        path = imageio.next_free_path(Path(ctx.output_dir), filename_prefix)
+        atomic_write(path, imageio.png_bytes(picture, text))
+        ctx.record("file", str(path))
+    ctx.record("images", images)
+    return ()
+
+
+def _preview_image(ctx: Any, images: Any) -> tuple[()]:
+    ctx.record("images", images)
+    return ()
+
+
+def _gradient_image(
+    ctx: Any, width: int, height: int, start_color: str, end_color: str, direction: str
+) -> Any:
+    from core.diffusion import images
+
+    return images.gradient(
+        width, height, images.parse_color(start_color), images.parse_color(end_color), direction
+    )
+
+
+def _colour_problems(params: Mapping[str, Any]) -> Iterable[tuple[str, str]]:
+    for name in ("start_color", "end_color"):
+        value = str(params.get(name, ""))
+        digits = value.strip().lstrip("#")
+        if len(digits) not in (3, 6) or any(c not in "0123456789abcdefABCDEF" for c in digits):
+            yield name, f"{value!r} is not a colour: write it like #ff8800"
+
+
+_SIZE = {"min": 1, "max": 16384, "step": 8}
+
+SPECS = (
+    NodeSpec(
+        "LoadImage",
+        "Load Image",
+        "image",
+        _load_image,
+        inputs=(WidgetInput("image", t.STRING, "", description="path of the image file"),),
+        outputs=(Output("IMAGE", t.IMAGE), Output("MASK", t.MASK)),
+        description="Reads a picture; its transparency becomes a MASK (transparent = repaint).",
+        fingerprint=_image_file_digest,
+        check=_image_file_problems,
+    ),
+    NodeSpec(
+        "SaveImage",
+        "Save Image",
+        "image",
+        _save_image,
+        inputs=(
+            SocketInput("images", t.IMAGE),
+            WidgetInput("filename_prefix", t.STRING, "LatentLoom"),
+        ),
+        output_node=True,
+        description="Writes PNGs to the output folder with the workflow embedded, so opening "
+        "the picture reopens the graph that made it.",
+    ),
+    NodeSpec(
+        "PreviewImage",
+        "Preview Image",
+        "image",
+        _preview_image,
+        inputs=(SocketInput("images", t.IMAGE),),
+        output_node=True,
+        description="Shows images without saving them.",
+    ),
+    NodeSpec(
+        "GradientImage",
+        "Gradient Image",
+        "image",
+        _gradient_image,
+        inputs=(
+            WidgetInput("width", t.INT, 512, **_SIZE),
+            WidgetInput("height", t.INT, 512, **_SIZE),
+            WidgetInput("start_color", t.STRING, "#1d2b53"),
+            WidgetInput("end_color", t.STRING, "#ff77a8"),
+            WidgetInput(
+                "direction", t.COMBO, "diagonal", choices=("horizontal", "vertical", "diagonal")
+            ),
+        ),
+        outputs=(Output("IMAGE", t.IMAGE),),
+        description="A linear colour gradient: a starting image for image-to-image or a test.",
+        check=_colour_problems,
+    ),
+)

@@ -1,0 +1,137 @@
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import main
+from core.graph import workflow as wf
+from core.graph.model import Graph
+from nodes import build_registry
+
+ROOT = Path(main.__file__).parent
+
+
+def _write(tmp_path: Path, build) -> Path:
+    graph = Graph(build_registry())
+    build(graph)
+    path = tmp_path / "flow.json"
+    wf.save_workflow(graph, path)
+    return path
+
+
+def _text_flow(graph: Graph, *, b: int = 2, op: str = "add") -> None:
+    m = graph.add_node("IntMath", params={"a": 40, "b": b, "op": op}).id
+    j = graph.add_node("TextJoin", params={"a": "answer"}).id
+    s = graph.add_node("SaveText", params={"filename": "answer"}).id
+    graph.connect(m, "INT", j, "b")
+    graph.connect(j, "STRING", s, "text")
+
+
+def test_run_writes_outputs_report_and_exits_0(tmp_path, capsys):
+    path = _write(tmp_path, _text_flow)
+    out, report = tmp_path / "out", tmp_path / "report.json"
+    code = main.main(["run", str(path), "--out", str(out), "--report", str(report)])
+    assert code == 0
+    assert (out / "answer.txt").read_text() == "answer, 42"
+    printed = capsys.readouterr().out
+    assert f"wrote {out / 'answer.txt'}" in printed
+    data = json.loads(report.read_text())
+    statuses = {str(n["id"]): n["status"] for n in data["nodes"]}
+    assert statuses == {"1": "ran", "2": "ran", "3": "ran"}
+    assert all("seconds" in n for n in data["nodes"])
+
+
+def test_set_overrides_a_param_by_its_type(tmp_path):
+    path = _write(tmp_path, _text_flow)
+    out = tmp_path / "out"
+    assert main.main(["run", str(path), "--out", str(out), "--set", "1.b=-40"]) == 0
+    assert (out / "answer.txt").read_text() == "answer, 0"
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("1.b=lots", "is not a whole number"),
+        ("9.b=1", "has no node 9"),
+        ("1.c=1", "has no parameter 'c' (it has: a, b, op)"),
+        ("b=1", "NODE_ID.PARAM=VALUE"),
+    ],
+)
+def test_bad_overrides_exit_2_with_a_message(tmp_path, capsys, override, message):
+    path = _write(tmp_path, _text_flow)
+    assert main.main(["run", str(path), "--out", str(tmp_path / "o"), "--set", override]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_invalid_workflow_lists_every_problem_and_writes_nothing(tmp_path, capsys):
+    def build(graph: Graph) -> None:
+        graph.add_node("SaveText")  # required input 'text' missing
+        m = graph.add_node("IntMath", params={"op": "add"}).id
+        graph.set_param(m, "op", "cube")  # not a choice
+        s = graph.add_node("SaveText").id
+        j = graph.add_node("TextJoin").id
+        graph.connect(m, "INT", j, "a")
+        graph.connect(j, "STRING", s, "text")
+
+    path = _write(tmp_path, build)
+    out = tmp_path / "out"
+    assert main.main(["run", str(path), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "2 problem(s)" in err and "#1" in err and "'text'" in err and "cube" in err
+    assert not out.exists()
+    assert main.main(["validate", str(path)]) == 2
+
+
+def test_node_failure_exits_1_naming_the_node(tmp_path, capsys):
+    path = _write(tmp_path, lambda g: _text_flow(g, b=0, op="floor_divide"))
+    assert main.main(["run", str(path), "--out", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert "node 1 (Math (Integer)) failed" in err and "by zero" in err
+
+
+def test_unreadable_workflow_exits_2(tmp_path, capsys):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{oops")
+    assert main.main(["run", str(bad)]) == 2
+    assert "bad.json: not valid JSON" in capsys.readouterr().err
+
+
+def test_validate_and_nodes(tmp_path, capsys):
+    path = _write(tmp_path, _text_flow)
+    assert main.main(["validate", str(path)]) == 0
+    assert "valid (3 nodes, 2 links)" in capsys.readouterr().out
+    assert main.main(["nodes", "--json"]) == 0
+    listing = json.loads(capsys.readouterr().out)
+    save = next(e for e in listing if e["type"] == "SaveImage")
+    assert save["output_node"] and save["inputs"][0] == {
+        "name": "images",
+        "type": "IMAGE",
+        "optional": False,
+    }
+    assert main.main(["nodes"]) == 0
+    assert "IntMath  [primitives]  Math (Integer)" in capsys.readouterr().out
+
+
+def test_no_arguments_without_display_runs_default_workflow_headless(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "main.py")],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "headless" in result.stdout
+    written = [
+        line.split(" ", 1)[1] for line in result.stdout.splitlines() if line.startswith("wrote ")
+    ]
+    assert written and Path(written[0]).is_file()
+    assert written[0].startswith(str(tmp_path / "output"))
