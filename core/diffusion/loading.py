@@ -1,0 +1,380 @@
+"""Load Stable Diffusion checkpoints, VAEs and diffusers folders, fully offline.
+
+Single files in the original LDM layout are read tensor by tensor (nothing is executed), their
+family and architecture are read from key names and shapes, diffusers' own
+``convert_ldm_*_checkpoint`` functions rename the tensors, and the modules are built from local
+configs on the ``meta`` device before the file's tensors are assigned in, strictly: a missing or
+unexpected tensor is an error, never a silently random weight.
+"""
+
+from __future__ import annotations
+
+from core.diffusion import offline  # noqa: F401  (must precede diffusers/transformers)
+
+# isort: split
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from diffusers import AutoencoderKL, UNet2DConditionModel
+from diffusers.loaders.single_file_utils import (
+    convert_ldm_clip_checkpoint,
+    convert_ldm_unet_checkpoint,
+    convert_ldm_vae_checkpoint,
+    convert_open_clip_checkpoint,
+)
+from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+
+from core.diffusion.architecture import (
+    UNET_PREFIX,
+    VAE_PREFIX,
+    clip_config_from_weights,
+    detect_family,
+    detect_prediction,
+    sdxl_time_embed_dim,
+    strip_prefix,
+    unet_config_from_ldm,
+    vae_config_from_ldm,
+)
+from core.diffusion.checkpoint_io import StateDict, read_state_dict
+from core.diffusion.errors import ModelLoadError
+from core.diffusion.families import (
+    FAMILY_TRAITS,
+    ClipLayout,
+    ModelFamily,
+    PredictionType,
+    TextEncoderTraits,
+    config_folder,
+)
+from core.diffusion.models import (
+    ClipModel,
+    DiffusionModel,
+    LoadedCheckpoint,
+    TextEncoder,
+    VaeModel,
+)
+from core.diffusion.resources import load_clip_tokenizer, load_component_config
+
+# OpenCLIP ViT-H/14 has 24 blocks; diffusers' SD 2.x text encoders store only 23
+# (stabilityai/stable-diffusion-2*/text_encoder/config.json) because SD 2 reads the penultimate.
+_OPENCLIP_H_WIDTH, _DIFFUSERS_SD2_LAYERS = 1024, 23
+
+
+@dataclass(frozen=True)
+class LoadOverrides:
+    """User choices that replace what detection would pick; part of the model cache key."""
+
+    family: ModelFamily | None = None
+    prediction: PredictionType | None = None
+    dtype: torch.dtype | None = None
+
+    def cache_token(self) -> tuple[str, str, str]:
+        """A hashable, printable summary for cache keys."""
+        return (str(self.family), str(self.prediction), str(self.dtype))
+
+
+def load_checkpoint(path: str | Path, overrides: LoadOverrides | None = None) -> LoadedCheckpoint:
+    """Load a checkpoint file or a diffusers folder (one containing ``model_index.json``)."""
+    path = Path(path)
+    overrides = overrides or LoadOverrides()
+    if path.is_dir():
+        return load_diffusers_folder(path, overrides)
+    state_dict = read_state_dict(path)
+    return load_checkpoint_state_dict(state_dict, path, overrides)
+
+
+def load_checkpoint_state_dict(
+    state_dict: StateDict, path: Path, overrides: LoadOverrides
+) -> LoadedCheckpoint:
+    """Build MODEL, CLIP and VAE from an LDM-layout state dict read from ``path``."""
+    detected = detect_family(state_dict, path)
+    family = overrides.family or detected
+    prediction = overrides.prediction or detect_prediction(state_dict, family)
+    dtype = overrides.dtype or torch.float32
+    unet_tensors = strip_prefix(state_dict, UNET_PREFIX)
+    inpainting = int(unet_tensors["input_blocks.0.0.weight"].shape[1]) == 9
+    folder = config_folder(family, prediction, inpainting)
+    traits = FAMILY_TRAITS[family]
+
+    encoders = tuple(
+        _load_ldm_text_encoder(state_dict, path, folder, enc, dtype) for enc in traits.text_encoders
+    )
+    unet_config = unet_config_from_ldm(unet_tensors, load_component_config(folder, "unet"), path)
+    if unet_config.get("addition_embed_type") == "text_time":
+        pooled = int(encoders[-1].model.config.projection_dim)
+        try:
+            unet_config["addition_time_embed_dim"] = sdxl_time_embed_dim(unet_config, pooled)
+        except ValueError as exc:
+            raise ModelLoadError(path, f"has an SDXL UNet that does not fit: {exc}.") from exc
+    del unet_tensors
+    unet = _build(
+        lambda: UNet2DConditionModel.from_config(unet_config),
+        convert_ldm_unet_checkpoint(state_dict, unet_config),
+        path,
+        "UNet",
+        dtype,
+    )
+    scheduler_config = load_component_config(folder, "scheduler")
+    scheduler_config["prediction_type"] = str(prediction)
+    vae = _load_ldm_vae(state_dict, path, folder, family, dtype)
+    return LoadedCheckpoint(
+        source=path,
+        family=family,
+        model=DiffusionModel(unet, family, prediction, scheduler_config),
+        clip=ClipModel(family, encoders),
+        vae=vae,
+    )
+
+
+def load_vae(
+    path: str | Path,
+    family: ModelFamily = ModelFamily.SD1,
+    dtype: torch.dtype | None = None,
+) -> VaeModel:
+    """Load a standalone VAE: a single file (LDM names, bare or ``first_stage_model.``) or a
+    diffusers ``AutoencoderKL`` folder. ``family`` picks the latent scale factor."""
+    path = Path(path)
+    dtype = dtype or torch.float32
+    if path.is_dir():
+        vae = _from_pretrained(AutoencoderKL, path, path, dtype)
+        return VaeModel(vae, float(vae.config.scaling_factor))
+    state_dict = read_state_dict(path)
+    if not any(k.startswith(("encoder.", "decoder.", VAE_PREFIX)) for k in state_dict):
+        raise ModelLoadError(
+            path,
+            "is not a VAE (no encoder.*/decoder.* tensors).",
+            "Expected a KL autoencoder such as vae-ft-mse-840000 or sdxl_vae.",
+        )
+    folder = config_folder(family, PredictionType.EPSILON, inpainting=False)
+    return _load_ldm_vae(state_dict, path, folder, family, dtype)
+
+
+def _load_ldm_vae(
+    state_dict: StateDict, path: Path, folder: str, family: ModelFamily, dtype: torch.dtype
+) -> VaeModel:
+    tensors = strip_prefix(state_dict, VAE_PREFIX) or state_dict
+    if not tensors:
+        raise ModelLoadError(path, "holds no VAE (first_stage_model.*) tensors.", "")
+    config = vae_config_from_ldm(tensors, load_component_config(folder, "vae"), path)
+    config["scaling_factor"] = FAMILY_TRAITS[family].vae_scaling_factor
+    vae = _build(
+        lambda: AutoencoderKL.from_config(config),
+        convert_ldm_vae_checkpoint(state_dict, config),
+        path,
+        "VAE",
+        dtype,
+    )
+    return VaeModel(vae, float(config["scaling_factor"]))
+
+
+def _load_ldm_text_encoder(
+    state_dict: StateDict,
+    path: Path,
+    folder: str,
+    traits: TextEncoderTraits,
+    dtype: torch.dtype,
+) -> TextEncoder:
+    tensors = strip_prefix(state_dict, traits.ldm_prefix)
+    if not tensors:
+        raise ModelLoadError(
+            path,
+            f"has no text encoder tensors under {traits.ldm_prefix}*.",
+            "The checkpoint is incomplete or of another family; pass family= to override.",
+        )
+    base = load_component_config(folder, traits.config_file.removesuffix(".json"))
+    config = CLIPTextConfig(**clip_config_from_weights(tensors, traits.layout, base, path))
+    model_class = CLIPTextModelWithProjection if traits.with_projection else CLIPTextModel
+    if traits.layout is ClipLayout.HUGGINGFACE:
+        converted = convert_ldm_clip_checkpoint(state_dict, traits.ldm_prefix)
+    else:
+        # A neutral prefix keeps diffusers from dropping block 23 and the projection, which it
+        # does for SD 2.x files because its SD 2 text encoders are one block short.
+        neutral = {"openclip." + key: value for key, value in tensors.items()}
+        with torch.device("meta"):
+            shape_probe = model_class(config)
+        converted = convert_open_clip_checkpoint(shape_probe, neutral, prefix="openclip.")
+    model = _build(
+        lambda: model_class(config),
+        _fit_clip_keys(converted, model_class),
+        path,
+        "text encoder",
+        dtype,
+    )
+    return TextEncoder(
+        model=model,
+        tokenizer=load_clip_tokenizer(),
+        pad_token_id=traits.pad_token_id,
+        default_layer=traits.default_layer,
+        normalize_hidden=traits.normalize_hidden,
+        with_projection=traits.with_projection,
+    )
+
+
+def _fit_clip_keys(converted: Mapping[str, torch.Tensor], model_class: type) -> dict:
+    """Adapt converted names to this transformers version's module tree.
+
+    transformers ≥ 5.6 keeps CLIPTextModel's modules at the top level (no ``text_model.``), and
+    ``position_ids`` is a non-persistent buffer that old checkpoints still carry.
+    """
+    flat = model_class is CLIPTextModel
+    fitted = {}
+    for key, tensor in converted.items():
+        name = key.removeprefix("text_model.") if flat else key
+        if name.endswith("position_ids") or (flat and name.startswith("text_projection")):
+            continue
+        fitted[name] = tensor
+    return fitted
+
+
+def _build(
+    factory: Callable[[], torch.nn.Module],
+    state_dict: Mapping[str, torch.Tensor],
+    path: Path,
+    what: str,
+    dtype: torch.dtype,
+) -> torch.nn.Module:
+    """Instantiate without allocating random weights, then assign the file's tensors strictly."""
+    with torch.device("meta"):
+        module = factory()
+    try:
+        module.load_state_dict(dict(state_dict), strict=True, assign=True)
+    except RuntimeError as exc:
+        raise ModelLoadError(
+            path,
+            f"has {what} weights that do not match the architecture read from the file "
+            f"({_summarise_mismatch(exc)}).",
+            "The file is damaged or a variant LatentLoom does not support; pass family= or "
+            "prediction= if detection guessed wrong.",
+        ) from exc
+    _materialise_position_ids(module)
+    # torch's own ``to``: diffusers' override only adds a warning about fp32-pinned modules,
+    # which these classes do not have.
+    torch.nn.Module.to(module, dtype=dtype)
+    module.eval().requires_grad_(False)
+    return module
+
+
+def _summarise_mismatch(exc: RuntimeError) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) < 400 else text[:400] + "…"
+
+
+def _materialise_position_ids(module: torch.nn.Module) -> None:
+    """Recreate non-persistent buffers left on ``meta`` (CLIP's ``position_ids`` = 0..n-1)."""
+    for name, buffer in list(module.named_buffers()):
+        if not buffer.is_meta:
+            continue
+        owner_name, _, leaf = name.rpartition(".")
+        owner = module.get_submodule(owner_name)
+        if leaf != "position_ids":
+            raise RuntimeError(f"buffer {name} has no stored value")
+        values = torch.arange(buffer.shape[-1]).expand(buffer.shape).clone()
+        owner.register_buffer(leaf, values, persistent=False)
+
+
+def load_diffusers_folder(folder: Path, overrides: LoadOverrides | None = None) -> LoadedCheckpoint:
+    """Load a diffusers pipeline folder from disk only (``local_files_only`` everywhere)."""
+    overrides = overrides or LoadOverrides()
+    index_path = folder / "model_index.json"
+    if not index_path.is_file():
+        raise ModelLoadError(
+            folder,
+            "is a folder without model_index.json.",
+            "Expected a diffusers pipeline folder or a single .safetensors/.ckpt file.",
+        )
+    try:
+        index = json.loads(index_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(index_path, f"is not valid JSON ({exc}).") from exc
+    for component in ("unet", "vae", "text_encoder"):
+        if component not in index or not (folder / component).is_dir():
+            raise ModelLoadError(
+                folder,
+                f"has no {component}/ component.",
+                "Expected a Stable Diffusion pipeline folder (unet, vae, text_encoder…).",
+            )
+    dtype = overrides.dtype or torch.float32
+    unet = _from_pretrained(UNet2DConditionModel, folder / "unet", folder, dtype)
+    family = overrides.family or _family_of_unet(unet.config)
+    scheduler_config = _read_scheduler_config(folder)
+    default_prediction = scheduler_config.get("prediction_type", "epsilon")
+    prediction = overrides.prediction or PredictionType(default_prediction)
+    scheduler_config["prediction_type"] = str(prediction)
+    traits = FAMILY_TRAITS[family]
+    encoders = []
+    for number, encoder_traits in enumerate(traits.text_encoders):
+        suffix = "" if number == 0 else f"_{number + 1}"
+        model_class = (
+            CLIPTextModelWithProjection if encoder_traits.with_projection else CLIPTextModel
+        )
+        component = folder / f"text_encoder{suffix}"
+        if not component.is_dir():
+            raise ModelLoadError(folder, f"has no text_encoder{suffix}/ component.", "")
+        model = _from_pretrained(model_class, component, folder, dtype)
+        tokenizer_folder = folder / f"tokenizer{suffix}"
+        tokenizer = load_clip_tokenizer(tokenizer_folder if tokenizer_folder.is_dir() else None)
+        config = model.config
+        missing = int(
+            family is ModelFamily.SD2
+            and config.hidden_size == _OPENCLIP_H_WIDTH
+            and config.num_hidden_layers == _DIFFUSERS_SD2_LAYERS
+        )
+        encoders.append(
+            TextEncoder(
+                model=model,
+                tokenizer=tokenizer,
+                pad_token_id=encoder_traits.pad_token_id,
+                default_layer=encoder_traits.default_layer,
+                normalize_hidden=encoder_traits.normalize_hidden,
+                with_projection=encoder_traits.with_projection,
+                missing_last_layers=missing,
+            )
+        )
+    vae = _from_pretrained(AutoencoderKL, folder / "vae", folder, dtype)
+    return LoadedCheckpoint(
+        source=folder,
+        family=family,
+        model=DiffusionModel(unet, family, prediction, scheduler_config),
+        clip=ClipModel(family, tuple(encoders)),
+        vae=VaeModel(vae, float(vae.config.scaling_factor)),
+    )
+
+
+def _family_of_unet(config: Mapping[str, Any]) -> ModelFamily:
+    """SDXL adds size/crop embeddings; SD 2.x uses linear projections around its attention
+    (``use_linear_in_transformer`` in v2-inference.yaml) where SD 1.x uses 1×1 convolutions."""
+    if config.get("addition_embed_type") == "text_time":
+        return ModelFamily.SDXL
+    if config.get("use_linear_projection") or config.get("cross_attention_dim") == 1024:
+        return ModelFamily.SD2
+    return ModelFamily.SD1
+
+
+def _read_scheduler_config(folder: Path) -> dict[str, Any]:
+    path = folder / "scheduler" / "scheduler_config.json"
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(path, f"is not valid JSON ({exc}).") from exc
+
+
+def _from_pretrained(model_class: Any, component: Path, folder: Path, dtype: torch.dtype) -> Any:
+    """``from_pretrained`` on a local folder only; any failure names the folder."""
+    if model_class in (AutoencoderKL, UNet2DConditionModel):
+        options = {"torch_dtype": dtype, "low_cpu_mem_usage": False}
+    else:
+        options = {"dtype": dtype}
+    try:
+        model = model_class.from_pretrained(str(component), local_files_only=True, **options)
+    except (OSError, ValueError, RuntimeError, KeyError) as exc:
+        raise ModelLoadError(
+            component,
+            f"could not be loaded as {model_class.__name__} ({_summarise_mismatch(exc)}).",
+            f"Check that {folder} is a complete diffusers folder with config and weights.",
+        ) from exc
+    return model.eval().requires_grad_(False)

@@ -1,0 +1,114 @@
+"""The loaded-model values that flow between nodes: MODEL, CLIP and VAE.
+
+They are frozen wrappers around torch modules plus the facts about them that the rest of the
+pipeline needs (family, prediction type, text-encoder conventions). Identity matters, not
+equality: the model cache and LoRA patching hand out new wrappers and never mutate shared ones.
+"""
+
+from __future__ import annotations
+
+from core.diffusion import offline  # noqa: F401  (must precede diffusers/transformers)
+
+# isort: split
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from core.diffusion.families import ModelFamily, PredictionType
+
+
+@dataclass(frozen=True, eq=False)
+class TextEncoder:
+    """One CLIP text transformer with its tokenizer and the family's conventions for it.
+
+    ``missing_last_layers`` counts blocks a stored encoder lacks compared with the encoder the
+    family was trained with (diffusers keeps only 23 of OpenCLIP-H's 24 blocks for SD 2.x), so
+    layer numbers always refer to the complete encoder.
+    """
+
+    model: Any  # transformers CLIPTextModel or CLIPTextModelWithProjection
+    tokenizer: Any  # transformers CLIPTokenizer
+    pad_token_id: int
+    default_layer: int
+    normalize_hidden: bool
+    with_projection: bool = False
+    missing_last_layers: int = 0
+
+    @property
+    def num_layers(self) -> int:
+        """Depth of the complete encoder this one stands for."""
+        return int(self.model.config.num_hidden_layers) + self.missing_last_layers
+
+    @property
+    def max_length(self) -> int:
+        """Tokens per forward pass, start and end tokens included (77 for every SD encoder)."""
+        return int(self.model.config.max_position_embeddings)
+
+
+@dataclass(frozen=True, eq=False)
+class ClipModel:
+    """The CLIP socket value: a family's text encoder(s) and the chosen last layer.
+
+    ``layer`` is None for the family default (SD 1.x: -1, SD 2.x and SDXL: -2), or a negative
+    layer index counted from the end of the complete encoder ("CLIP Set Last Layer").
+    """
+
+    family: ModelFamily
+    encoders: tuple[TextEncoder, ...]
+    layer: int | None = None
+
+    def with_last_layer(self, layer: int | None) -> ClipModel:
+        """Return a CLIP that stops at ``layer`` (-1 = last, -2 = penultimate…), sharing weights."""
+        if layer is not None and not -self.encoders[0].num_layers <= layer <= -1:
+            raise ValueError(
+                f"CLIP layer {layer} is out of range: use -1 (last) down to "
+                f"-{self.encoders[0].num_layers}."
+            )
+        return replace(self, layer=layer)
+
+
+@dataclass(frozen=True, eq=False)
+class DiffusionModel:
+    """The MODEL socket value: a UNet and how to interpret its output."""
+
+    unet: Any  # diffusers UNet2DConditionModel
+    family: ModelFamily
+    prediction: PredictionType
+    scheduler_config: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_inpainting(self) -> bool:
+        """9-channel UNets take the masked image latent and the mask next to the noisy latent."""
+        return int(self.unet.config.in_channels) == 9
+
+
+@dataclass(frozen=True, eq=False)
+class VaeModel:
+    """The VAE socket value: an AutoencoderKL and its latent scale factor."""
+
+    vae: Any  # diffusers AutoencoderKL
+    scaling_factor: float
+
+
+@dataclass(frozen=True, eq=False)
+class LoadedCheckpoint:
+    """Everything one checkpoint provides."""
+
+    source: Path
+    family: ModelFamily
+    model: DiffusionModel
+    clip: ClipModel
+    vae: VaeModel
+
+
+def module_dtype(module: torch.nn.Module) -> torch.dtype:
+    """The floating dtype of a module's first parameter."""
+    return next(module.parameters()).dtype
+
+
+def module_device(module: torch.nn.Module) -> torch.device:
+    """The device of a module's first parameter."""
+    return next(module.parameters()).device

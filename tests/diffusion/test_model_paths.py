@@ -1,0 +1,67 @@
+"""Model folder layouts and name resolution."""
+
+from __future__ import annotations
+
+import pytest
+
+from core.diffusion.errors import ModelNotFoundError
+from core.diffusion.model_paths import ModelKind, ModelPaths
+
+
+def touch(path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"")
+    return path
+
+
+@pytest.fixture
+def roots(tmp_path):
+    comfy = tmp_path / "ComfyUI"
+    touch(comfy / "models/checkpoints/sd15.safetensors")
+    touch(comfy / "models/checkpoints/xl/juggernaut.safetensors")
+    touch(comfy / "models/checkpoints/pipe/model_index.json")
+    touch(comfy / "models/checkpoints/pipe/unet/diffusion_pytorch_model.safetensors")
+    touch(comfy / "models/loras/detail.safetensors")
+    touch(comfy / "models/checkpoints/readme.txt")
+    a1111 = tmp_path / "webui"
+    touch(a1111 / "models/Stable-diffusion/v2-1_768.ckpt")
+    touch(a1111 / "models/VAE/vae-ft-mse.safetensors")
+    touch(a1111 / "models/Lora/style.safetensors")
+    touch(a1111 / "embeddings/bad-hands.pt")
+    plain = tmp_path / "models"
+    touch(plain / "checkpoints/sd15.safetensors")
+    touch(plain / "vae/sdxl_vae.safetensors")
+    return ModelPaths.of(comfy, a1111, plain), comfy, a1111, plain
+
+
+def test_lists_every_layout(roots):
+    paths, *_ = roots
+    assert paths.list(ModelKind.CHECKPOINTS) == [
+        "pipe",
+        "sd15.safetensors",
+        "v2-1_768.ckpt",
+        "xl/juggernaut.safetensors",
+    ]
+    assert paths.list(ModelKind.VAE) == ["sdxl_vae.safetensors", "vae-ft-mse.safetensors"]
+    assert paths.list(ModelKind.LORAS) == ["detail.safetensors", "style.safetensors"]
+    assert paths.list(ModelKind.EMBEDDINGS) == ["bad-hands.pt"]
+
+
+def test_resolve_prefers_earlier_roots(roots):
+    paths, comfy, a1111, _ = roots
+    assert paths.resolve(ModelKind.CHECKPOINTS, "sd15.safetensors") == (
+        comfy / "models/checkpoints/sd15.safetensors"
+    )
+    assert paths.resolve(ModelKind.CHECKPOINTS, "pipe") == comfy / "models/checkpoints/pipe"
+    assert paths.resolve(ModelKind.CHECKPOINTS, "v2-1_768.ckpt").parent.name == "Stable-diffusion"
+    assert paths.resolve(ModelKind.LORAS, "style.safetensors").is_relative_to(a1111)
+
+
+def test_missing_name_lists_searched_folders(roots):
+    paths, comfy, *_ = roots
+    with pytest.raises(ModelNotFoundError) as info:
+        paths.resolve(ModelKind.VAE, "missing.safetensors")
+    message = str(info.value)
+    assert "missing.safetensors" in message and str(comfy / "models/vae") in message
+    with pytest.raises(ModelNotFoundError, match="not a model name"):
+        paths.resolve(ModelKind.VAE, "../secrets.safetensors")
