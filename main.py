@@ -32,10 +32,12 @@ class CliError(Exception):
     """A user mistake on the command line or in the workflow: printed, exit 2."""
 
 
-def _registry() -> Any:
-    from nodes import build_registry
+def _registry(model_roots: Sequence[Path] = ()) -> Any:
+    """The node registry, its loaders searching ``model_roots`` before the default roots."""
+    from core.diffusion.model_paths import ModelPaths
+    from nodes import build_registry, default_model_roots
 
-    return build_registry()
+    return build_registry(ModelPaths.of(*default_model_roots(model_roots)))
 
 
 def _load(path: str | Path, registry: Any) -> Any:
@@ -101,6 +103,7 @@ def _run_workflow(
     overrides: Sequence[str] = (),
     report_path: Path | None = None,
     device: str = "auto",
+    model_roots: Sequence[Path] = (),
 ) -> int:
     from tqdm import tqdm
 
@@ -108,7 +111,7 @@ def _run_workflow(
     from core.graph.workflow import atomic_write, to_dict
 
     out_dir = Path(out_dir).resolve()  # printed paths say exactly where the files are
-    registry = _registry()
+    registry = _registry(model_roots)
     workflow = _load(path, registry)
     _apply_overrides(workflow.graph, overrides)
     executor = Executor(registry)
@@ -163,10 +166,10 @@ def _run_workflow(
     return EXIT_NODE_FAILED if failed or report.status != "ok" else EXIT_OK
 
 
-def _validate(path: Path) -> int:
+def _validate(path: Path, model_roots: Sequence[Path] = ()) -> int:
     from core.engine import validate
 
-    registry = _registry()
+    registry = _registry(model_roots)
     workflow = _load(path, registry)
     problems = validate(workflow.graph)
     if problems:
@@ -176,10 +179,10 @@ def _validate(path: Path) -> int:
     return EXIT_OK
 
 
-def _describe_nodes(as_json: bool) -> int:
+def _describe_nodes(as_json: bool, model_roots: Sequence[Path] = ()) -> int:
     from core.graph.spec import WidgetInput
 
-    registry = _registry()
+    registry = _registry(model_roots)
     entries = []
     for spec in sorted(registry, key=lambda s: (s.category, s.type_id)):
         inputs = []
@@ -187,9 +190,12 @@ def _describe_nodes(as_json: bool) -> int:
             item: dict[str, Any] = {"name": inp.name, "type": inp.type}
             if isinstance(inp, WidgetInput):
                 item |= {"widget": True, "default": inp.default}
-                for key in ("min", "max", "step", "choices", "choices_from"):
+                for key in ("min", "max", "step", "choices_from"):
                     if getattr(inp, key) is not None:
                         item[key] = getattr(inp, key)
+                choices = registry.choices(inp)
+                if choices is not None:
+                    item["choices"] = list(choices)
             else:
                 item["optional"] = inp.optional
             inputs.append(item)
@@ -261,6 +267,16 @@ def _parser() -> argparse.ArgumentParser:
     validate.add_argument("workflow", type=Path)
     nodes = sub.add_parser("nodes", help="list node types")
     nodes.add_argument("--json", action="store_true", help="machine-readable output")
+    for command in (run, validate, nodes):
+        command.add_argument(
+            "--models",
+            type=Path,
+            action="append",
+            default=[],
+            metavar="DIR",
+            help="a model root (a models/ folder, a ComfyUI or A1111 install); repeatable, "
+            "searched before $LATENTLOOM_MODEL_ROOTS, ./models and the shipped demo model",
+        )
     gui = sub.add_parser("gui", help="open the editor")
     gui.add_argument("file", nargs="?")
     return parser
@@ -276,12 +292,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(args_in)
     if args.command == "run":
         return _guarded(
-            lambda: _run_workflow(args.workflow, args.out, args.set, args.report, args.device)
+            lambda: _run_workflow(
+                args.workflow, args.out, args.set, args.report, args.device, args.models
+            )
         )
     if args.command == "validate":
-        return _guarded(lambda: _validate(args.workflow))
+        return _guarded(lambda: _validate(args.workflow, args.models))
     if args.command == "nodes":
-        return _describe_nodes(args.json)
+        return _describe_nodes(args.json, args.models)
     return _guarded(lambda: _default(args.file))
 
 

@@ -6,13 +6,41 @@ registry (for the editor, ``main.py nodes`` or validation) stays fast.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from core.diffusion.model_paths import ModelKind, ModelPaths
 from core.graph.spec import NodeRegistry
-from nodes import images, primitives
+from nodes import conditioning, images, models, primitives
+
+#: Where the model trained by this project is shipped (``checkpoints/latentloom-shapes``).
+SHIPPED_MODELS = Path(__file__).resolve().parent.parent / "resources" / "models"
+#: Extra model roots, separated like PATH (``os.pathsep``).
+ROOTS_ENVIRONMENT = "LATENTLOOM_MODEL_ROOTS"
 
 
-def build_registry() -> NodeRegistry:
-    """A fresh registry holding every built-in node type."""
-    return NodeRegistry([*primitives.SPECS, *images.SPECS])
+def default_model_roots(extra: Sequence[str | Path] = ()) -> list[Path]:
+    """Model roots in search order: ``extra`` (settings, ``--models``), then
+    ``$LATENTLOOM_MODEL_ROOTS``, then ``./models``, then the shipped demo model."""
+    from_environment = [p for p in os.environ.get(ROOTS_ENVIRONMENT, "").split(os.pathsep) if p]
+    return [Path(p) for p in (*extra, *from_environment, "models", SHIPPED_MODELS)]
 
 
-__all__ = ["build_registry"]
+def build_registry(model_paths: ModelPaths | None = None) -> NodeRegistry:
+    """A fresh registry holding every built-in node type, its loaders bound to ``model_paths``
+    (default: ``default_model_roots()``)."""
+    paths = model_paths or ModelPaths.of(*default_model_roots())
+    providers = {kind.value: (lambda kind=kind: paths.list(kind)) for kind in ModelKind}
+    return NodeRegistry(
+        [
+            *primitives.SPECS,
+            *images.SPECS,
+            *models.specs(paths),
+            *conditioning.SPECS,
+        ],
+        choice_providers=providers,
+    )
+
+
+__all__ = ["build_registry", "default_model_roots"]

@@ -20,10 +20,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 
 from core.diffusion.errors import ModelLoadError
-
-SAFETENSORS_SUFFIXES = frozenset({".safetensors"})
-PICKLE_SUFFIXES = frozenset({".ckpt", ".pt", ".pth", ".bin"})
-WEIGHT_SUFFIXES = SAFETENSORS_SUFFIXES | PICKLE_SUFFIXES
+from core.diffusion.model_paths import PICKLE_SUFFIXES, SAFETENSORS_SUFFIXES
 
 StateDict = dict[str, torch.Tensor]
 

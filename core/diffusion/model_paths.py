@@ -16,8 +16,12 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path, PurePosixPath
 
-from core.diffusion.checkpoint_io import WEIGHT_SUFFIXES
 from core.diffusion.errors import ModelNotFoundError
+
+# Kept here, not in checkpoint_io, so that listing model files never imports torch.
+SAFETENSORS_SUFFIXES = frozenset({".safetensors"})
+PICKLE_SUFFIXES = frozenset({".ckpt", ".pt", ".pth", ".bin"})
+WEIGHT_SUFFIXES = SAFETENSORS_SUFFIXES | PICKLE_SUFFIXES
 
 
 class ModelKind(StrEnum):

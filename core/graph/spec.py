@@ -7,7 +7,7 @@ without running node code. Only the executor calls ``NodeSpec.function``.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -216,12 +216,27 @@ def _json_type(value: Any) -> str:
 
 
 class NodeRegistry:
-    """The node types one application (or test) knows. Built and passed in, never global."""
+    """The node types one application (or test) knows. Built and passed in, never global.
 
-    def __init__(self, specs: Iterable[NodeSpec] = ()) -> None:
+    ``choice_providers`` fill the dynamic choice lists that widgets name in ``choices_from``
+    (the checkpoint files found in the model folders, say).
+    """
+
+    def __init__(
+        self,
+        specs: Iterable[NodeSpec] = (),
+        choice_providers: Mapping[str, Callable[[], Sequence[str]]] | None = None,
+    ) -> None:
         self._specs: dict[str, NodeSpec] = {REROUTE.type_id: REROUTE}
+        self._choice_providers = dict(choice_providers or {})
         for spec in specs:
             self.register(spec)
+
+    def choices(self, widget: WidgetInput) -> tuple[str, ...] | None:
+        """The values a combo widget offers now: its fixed choices or its provider's list."""
+        if widget.choices_from is not None and widget.choices_from in self._choice_providers:
+            return tuple(self._choice_providers[widget.choices_from]())
+        return widget.choices
 
     def register(self, spec: NodeSpec) -> None:
         if spec.type_id in self._specs:

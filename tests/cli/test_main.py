@@ -135,3 +135,13 @@ def test_no_arguments_without_display_runs_default_workflow_headless(tmp_path):
     ]
     assert written and Path(written[0]).is_file()
     assert written[0].startswith(str(tmp_path / "output"))
+
+
+def test_models_flag_adds_a_model_root(tmp_path, capsys):
+    (tmp_path / "mine" / "checkpoints").mkdir(parents=True)
+    (tmp_path / "mine" / "checkpoints" / "custom.safetensors").write_bytes(b"")
+    assert main.main(["nodes", "--json", "--models", str(tmp_path / "mine")]) == 0
+    listing = json.loads(capsys.readouterr().out)
+    loader = next(e for e in listing if e["type"] == "LoadCheckpoint")
+    assert "custom.safetensors" in loader["inputs"][0]["choices"]
+    assert loader["inputs"][0]["choices_from"] == "checkpoints"

@@ -1,0 +1,199 @@
+"""Text encoding and the conditioning operations: combine, average, concat, areas, masks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from core.graph import types as t
+from core.graph.spec import NodeSpec, Output, SocketInput, WidgetInput
+
+_PIXELS = {"min": 0, "max": 16384, "step": 8}
+_STRENGTH = {"min": 0.0, "max": 10.0, "step": 0.01}
+
+
+def _encode(ctx: Any, clip: Any, text: str) -> Any:
+    from core.diffusion.text_encoding import encode_prompt
+
+    return encode_prompt(clip, text)
+
+
+def _combine(ctx: Any, conditioning_1: Any, conditioning_2: Any) -> Any:
+    from core.diffusion import conditioning
+
+    return conditioning.combine(conditioning_1, conditioning_2)
+
+
+def _average(
+    ctx: Any, conditioning_to: Any, conditioning_from: Any, conditioning_to_strength: float
+) -> Any:
+    from core.diffusion import conditioning
+
+    return conditioning.average(conditioning_to, conditioning_from, conditioning_to_strength)
+
+
+def _concat(ctx: Any, conditioning_to: Any, conditioning_from: Any) -> Any:
+    from core.diffusion import conditioning
+
+    return conditioning.concat(conditioning_to, conditioning_from)
+
+
+def _set_area(
+    ctx: Any, conditioning: Any, width: int, height: int, x: int, y: int, strength: float
+) -> Any:
+    from core.diffusion import conditioning as cond
+
+    return cond.set_area(conditioning, cond.Area(x, y, width, height), strength)
+
+
+def _set_mask(ctx: Any, conditioning: Any, mask: Any, strength: float, set_cond_area: str) -> Any:
+    from core.diffusion import conditioning as cond
+
+    return cond.set_mask(conditioning, mask, strength, set_cond_area)
+
+
+def _set_size(
+    ctx: Any,
+    conditioning: Any,
+    original_width: int,
+    original_height: int,
+    crop_left: int,
+    crop_top: int,
+    target_width: int,
+    target_height: int,
+) -> Any:
+    from core.diffusion import conditioning as cond
+
+    size = cond.SizeConditioning(
+        original_size=(original_height, original_width),
+        crop_top_left=(crop_top, crop_left),
+        target_size=(target_height, target_width),
+    )
+    return cond.set_size(conditioning, size)
+
+
+def _zero_out(ctx: Any, conditioning: Any) -> Any:
+    from core.diffusion import conditioning as cond
+
+    return cond.zero_out(conditioning)
+
+
+_COND = Output("CONDITIONING", t.CONDITIONING)
+
+SPECS = (
+    NodeSpec(
+        "CLIPTextEncode",
+        "CLIP Text Encode (Prompt)",
+        "conditioning",
+        _encode,
+        inputs=(
+            SocketInput("clip", t.CLIP),
+            WidgetInput(
+                "text",
+                t.STRING,
+                "",
+                multiline=True,
+                description="(word:1.3) weighs a word up, [word] down; \\( escapes",
+            ),
+        ),
+        outputs=(_COND,),
+        description="Turns a prompt into conditioning. Weights like (word:1.3), (word), "
+        "[word]; prompts past 75 tokens are encoded in chunks and joined. SDXL uses both "
+        "encoders and the pooled embedding.",
+    ),
+    NodeSpec(
+        "ConditioningCombine",
+        "Conditioning (Combine)",
+        "conditioning",
+        _combine,
+        inputs=(
+            SocketInput("conditioning_1", t.CONDITIONING),
+            SocketInput("conditioning_2", t.CONDITIONING),
+        ),
+        outputs=(_COND,),
+        description="Both conditionings guide the sampler; their predictions are averaged "
+        "(with areas and masks, each where it applies).",
+    ),
+    NodeSpec(
+        "ConditioningAverage",
+        "Conditioning (Average)",
+        "conditioning",
+        _average,
+        inputs=(
+            SocketInput("conditioning_to", t.CONDITIONING),
+            SocketInput("conditioning_from", t.CONDITIONING),
+            WidgetInput("conditioning_to_strength", t.FLOAT, 1.0, min=0.0, max=1.0, step=0.01),
+        ),
+        outputs=(_COND,),
+        description="Blends two text contexts token by token (the multi-context blending of "
+        "Versatile Diffusion): strength 1 keeps 'to', 0 gives 'from'.",
+    ),
+    NodeSpec(
+        "ConditioningConcat",
+        "Conditioning (Concat)",
+        "conditioning",
+        _concat,
+        inputs=(
+            SocketInput("conditioning_to", t.CONDITIONING),
+            SocketInput("conditioning_from", t.CONDITIONING),
+        ),
+        outputs=(_COND,),
+        description="Appends the tokens of 'from' to 'to', so cross-attention sees both.",
+    ),
+    NodeSpec(
+        "ConditioningSetArea",
+        "Conditioning (Set Area)",
+        "conditioning",
+        _set_area,
+        inputs=(
+            SocketInput("conditioning", t.CONDITIONING),
+            WidgetInput("width", t.INT, 64, **_PIXELS),
+            WidgetInput("height", t.INT, 64, **_PIXELS),
+            WidgetInput("x", t.INT, 0, **_PIXELS),
+            WidgetInput("y", t.INT, 0, **_PIXELS),
+            WidgetInput("strength", t.FLOAT, 1.0, **_STRENGTH),
+        ),
+        outputs=(_COND,),
+        description="Limits a prompt to a rectangle of the image (in pixels): regional "
+        "prompts, combined with others by Conditioning (Combine).",
+    ),
+    NodeSpec(
+        "ConditioningSetMask",
+        "Conditioning (Set Mask)",
+        "conditioning",
+        _set_mask,
+        inputs=(
+            SocketInput("conditioning", t.CONDITIONING),
+            SocketInput("mask", t.MASK),
+            WidgetInput("strength", t.FLOAT, 1.0, **_STRENGTH),
+            WidgetInput("set_cond_area", t.COMBO, "default", choices=("default", "mask_bounds")),
+        ),
+        outputs=(_COND,),
+        description="Limits a prompt to a mask; mask_bounds also crops to the mask's box.",
+    ),
+    NodeSpec(
+        "ConditioningSetSize",
+        "Conditioning (SDXL Size)",
+        "conditioning",
+        _set_size,
+        inputs=(
+            SocketInput("conditioning", t.CONDITIONING),
+            WidgetInput("original_width", t.INT, 1024, **_PIXELS),
+            WidgetInput("original_height", t.INT, 1024, **_PIXELS),
+            WidgetInput("crop_left", t.INT, 0, **_PIXELS),
+            WidgetInput("crop_top", t.INT, 0, **_PIXELS),
+            WidgetInput("target_width", t.INT, 1024, **_PIXELS),
+            WidgetInput("target_height", t.INT, 1024, **_PIXELS),
+        ),
+        outputs=(_COND,),
+        description="SDXL's size and crop conditioning (without it the image size is used).",
+    ),
+    NodeSpec(
+        "ConditioningZeroOut",
+        "Conditioning (Zero Out)",
+        "conditioning",
+        _zero_out,
+        inputs=(SocketInput("conditioning", t.CONDITIONING),),
+        outputs=(_COND,),
+        description="All-zero embeddings of the same shape: an empty negative for SDXL.",
+    ),
+)

@@ -1,0 +1,270 @@
+"""Loader nodes: checkpoints, VAEs, LoRAs and the CLIP layer choice.
+
+Model names are relative to the model folders (``ModelPaths``), as ComfyUI and A1111 show
+them. Each loader's fingerprint is the file's size and modification time, so the engine's model
+cache reloads a checkpoint exactly when the file on disk changes; its ``check`` reports a
+missing file with the folders searched before anything runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from core.diffusion.model_paths import ModelKind, ModelPaths
+from core.graph import types as t
+from core.graph.spec import NodeSpec, Output, SocketInput, WidgetInput
+
+#: The model trained by this project and shipped in resources/models/checkpoints.
+DEMO_CHECKPOINT = "latentloom-shapes"
+
+FAMILIES = ("auto", "sd1", "sd2", "sdxl")
+PREDICTIONS = ("auto", "epsilon", "v_prediction")
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+
+
+def file_state(path: Path) -> str:
+    """Size and modification time of a file, or of every file in a diffusers folder."""
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    parts = []
+    for file in files:
+        stat = file.stat()
+        parts.append(
+            f"{file.relative_to(path) if path.is_dir() else file.name}:"
+            f"{stat.st_size}:{stat.st_mtime_ns}"
+        )
+    return f"{path.resolve()}|" + "|".join(parts)
+
+
+def _dtype(name: str) -> Any:
+    import torch
+
+    return None if name == "auto" else getattr(torch, name)
+
+
+def _node_error(exc: Exception, field: str) -> Exception:
+    from core.engine import NodeError
+
+    return NodeError(str(exc), field=field)
+
+
+class _Loaders:
+    """The loader node functions, bound to one set of model folders."""
+
+    def __init__(self, paths: ModelPaths) -> None:
+        self.paths = paths
+
+    def _resolve(self, kind: ModelKind, name: str, field: str) -> Path:
+        from core.diffusion.errors import ModelNotFoundError
+
+        try:
+            return self.paths.resolve(kind, name)
+        except ModelNotFoundError as exc:
+            raise _node_error(exc, field) from None
+
+    def problems(self, kind: ModelKind, field: str) -> Callable[[Mapping[str, Any]], Iterable]:
+        def check(params: Mapping[str, Any]) -> Iterable[tuple[str, str]]:
+            from core.diffusion.errors import ModelNotFoundError
+
+            name = str(params.get(field, ""))
+            if not name:
+                yield field, f"no {kind} model chosen: pick one from the list"
+                return
+            try:
+                self.paths.resolve(kind, name)
+            except ModelNotFoundError as exc:
+                yield field, str(exc)
+
+        return check
+
+    def fingerprint(self, kind: ModelKind, field: str) -> Callable[[Mapping[str, Any]], str]:
+        def digest(params: Mapping[str, Any]) -> str:
+            return file_state(self.paths.resolve(kind, str(params.get(field, ""))))
+
+        return digest
+
+    def load_checkpoint(
+        self, ctx: Any, ckpt_name: str, family: str, prediction: str, dtype: str
+    ) -> tuple[Any, Any, Any]:
+        import torch
+
+        from core.diffusion import devices
+        from core.diffusion.errors import ModelLoadError
+        from core.diffusion.families import ModelFamily, PredictionType
+        from core.diffusion.loading import LoadOverrides, load_checkpoint
+
+        path = self._resolve(ModelKind.CHECKPOINTS, ckpt_name, "ckpt_name")
+        overrides = LoadOverrides(
+            family=None if family == "auto" else ModelFamily(family),
+            prediction=None if prediction == "auto" else PredictionType(prediction),
+        )
+        try:
+            loaded = load_checkpoint(path, overrides)
+        except ModelLoadError as exc:
+            raise _node_error(exc, "ckpt_name") from None
+        device = devices.pick_device(None if ctx.device == "auto" else ctx.device)
+        unet_dtype = devices.pick_dtype(device, _dtype(dtype))
+        # torch's own ``to``: diffusers' override only warns about fp32-pinned modules, which
+        # these models do not have.
+        torch.nn.Module.to(loaded.model.unet, device=device, dtype=unet_dtype)
+        # Text encoders and the VAE are cheap next to the sampling loop: keep them in float32
+        # on the CPU (bf16 VAE decodes band visibly) and in half precision on a GPU.
+        aux_dtype = torch.float32 if device.type == "cpu" else unet_dtype
+        for encoder in loaded.clip.encoders:
+            encoder.model.to(device=device, dtype=aux_dtype)
+        torch.nn.Module.to(loaded.vae.vae, device=device, dtype=aux_dtype)
+        return loaded.model, loaded.clip, loaded.vae
+
+    def load_vae(self, ctx: Any, vae_name: str, family: str) -> Any:
+        import torch
+
+        from core.diffusion import devices
+        from core.diffusion.errors import ModelLoadError
+        from core.diffusion.families import ModelFamily
+        from core.diffusion.loading import load_vae
+
+        path = self._resolve(ModelKind.VAE, vae_name, "vae_name")
+        try:
+            vae = load_vae(path, ModelFamily.SD1 if family == "auto" else ModelFamily(family))
+        except ModelLoadError as exc:
+            raise _node_error(exc, "vae_name") from None
+        device = devices.pick_device(None if ctx.device == "auto" else ctx.device)
+        if device.type != "cpu":
+            torch.nn.Module.to(vae.vae, device=device, dtype=devices.pick_dtype(device))
+        return vae
+
+    def load_lora(
+        self,
+        ctx: Any,
+        model: Any,
+        clip: Any,
+        lora_name: str,
+        strength_model: float,
+        strength_clip: float,
+    ) -> tuple[Any, Any]:
+        from core.diffusion.errors import ModelLoadError
+        from core.diffusion.lora import LoraUse, apply_loras, load_lora
+
+        path = self._resolve(ModelKind.LORAS, lora_name, "lora_name")
+        try:
+            weights = load_lora(path)
+            return apply_loras(model, clip, [LoraUse(weights, strength_model, strength_clip)])
+        except ModelLoadError as exc:
+            raise _node_error(exc, "lora_name") from None
+
+
+def _clip_set_last_layer(ctx: Any, clip: Any, stop_at_clip_layer: int) -> Any:
+    try:
+        return clip.with_last_layer(stop_at_clip_layer)
+    except ValueError as exc:
+        raise _node_error(exc, "stop_at_clip_layer") from None
+
+
+def specs(paths: ModelPaths) -> tuple[NodeSpec, ...]:
+    """The loader specs, bound to ``paths``."""
+    loaders = _Loaders(paths)
+    ckpt, vae, lora = ModelKind.CHECKPOINTS, ModelKind.VAE, ModelKind.LORAS
+    return (
+        NodeSpec(
+            "LoadCheckpoint",
+            "Load Checkpoint",
+            "loaders",
+            loaders.load_checkpoint,
+            inputs=(
+                WidgetInput(
+                    "ckpt_name",
+                    t.COMBO,
+                    DEMO_CHECKPOINT,
+                    choices_from="checkpoints",
+                    description="a .safetensors/.ckpt file or a diffusers folder",
+                ),
+                WidgetInput(
+                    "family",
+                    t.COMBO,
+                    "auto",
+                    choices=FAMILIES,
+                    description="override the family detected from the weights",
+                ),
+                WidgetInput(
+                    "prediction",
+                    t.COMBO,
+                    "auto",
+                    choices=PREDICTIONS,
+                    description="override ε/v-prediction (SD 2.x 768 models use v)",
+                ),
+                WidgetInput(
+                    "dtype",
+                    t.COMBO,
+                    "auto",
+                    choices=DTYPES,
+                    description="UNet precision; auto: half on GPUs, bfloat16 on CPUs "
+                    "that run it natively, else float32",
+                ),
+            ),
+            outputs=(Output("MODEL", t.MODEL), Output("CLIP", t.CLIP), Output("VAE", t.VAE)),
+            description="Loads a Stable Diffusion checkpoint (SD 1.x, 2.x, SDXL) or the shipped "
+            "demo model: the UNet, the text encoder(s) and the VAE.",
+            fingerprint=loaders.fingerprint(ckpt, "ckpt_name"),
+            check=loaders.problems(ckpt, "ckpt_name"),
+        ),
+        NodeSpec(
+            "LoadVAE",
+            "Load VAE",
+            "loaders",
+            loaders.load_vae,
+            inputs=(
+                WidgetInput("vae_name", t.COMBO, "", choices_from="vae"),
+                WidgetInput(
+                    "family",
+                    t.COMBO,
+                    "auto",
+                    choices=FAMILIES,
+                    description="picks the latent scale (SDXL VAEs use 0.13025)",
+                ),
+            ),
+            outputs=(Output("VAE", t.VAE),),
+            description="Loads a standalone VAE, e.g. a fine-tuned decoder.",
+            fingerprint=loaders.fingerprint(vae, "vae_name"),
+            check=loaders.problems(vae, "vae_name"),
+        ),
+        NodeSpec(
+            "LoadLoRA",
+            "Load LoRA",
+            "loaders",
+            loaders.load_lora,
+            inputs=(
+                SocketInput("model", t.MODEL),
+                SocketInput("clip", t.CLIP),
+                WidgetInput("lora_name", t.COMBO, "", choices_from="loras"),
+                WidgetInput("strength_model", t.FLOAT, 1.0, min=-10, max=10, step=0.05),
+                WidgetInput("strength_clip", t.FLOAT, 1.0, min=-10, max=10, step=0.05),
+            ),
+            outputs=(Output("MODEL", t.MODEL), Output("CLIP", t.CLIP)),
+            description="Applies a LoRA (kohya/A1111 or diffusers format) with separate "
+            "strengths for the UNet and the text encoder; chain several to stack them. The "
+            "loaded checkpoint is left untouched.",
+            fingerprint=loaders.fingerprint(lora, "lora_name"),
+            check=loaders.problems(lora, "lora_name"),
+        ),
+        NodeSpec(
+            "CLIPSetLastLayer",
+            "CLIP Set Last Layer",
+            "conditioning",
+            _clip_set_last_layer,
+            inputs=(
+                SocketInput("clip", t.CLIP),
+                WidgetInput(
+                    "stop_at_clip_layer",
+                    t.INT,
+                    -1,
+                    min=-24,
+                    max=-1,
+                    step=1,
+                    description='-1: last layer; -2: penultimate ("clip skip 2")',
+                ),
+            ),
+            outputs=(Output("CLIP", t.CLIP),),
+            description="Makes text encoding stop at an earlier layer of the text encoder.",
+        ),
+    )

@@ -1,0 +1,154 @@
+"""Loader and conditioning nodes, run through the engine on tiny random checkpoints."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from core.diffusion.devices import pick_dtype
+from core.diffusion.families import ModelFamily
+from core.diffusion.loading import load_checkpoint
+from core.diffusion.model_paths import ModelPaths
+from core.diffusion.text_encoding import encode_prompt
+from core.engine import Executor, ValidationError
+from core.graph.model import Graph
+from nodes import build_registry
+from tests.helpers.tiny_models import make_tiny_pipeline, write_single_file
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("models")
+    (root / "checkpoints" / "sd").mkdir(parents=True)
+    write_single_file(
+        make_tiny_pipeline(ModelFamily.SD1), root / "checkpoints" / "sd" / "tiny.safetensors"
+    )
+    (root / "loras").mkdir()
+    return root
+
+
+@pytest.fixture(scope="module")
+def registry(root):
+    return build_registry(ModelPaths.of(root))
+
+
+def _encode_graph(registry, prompt="a red circle", ckpt="sd/tiny.safetensors"):
+    g = Graph(registry)
+    load = g.add_node("LoadCheckpoint", params={"ckpt_name": ckpt}).id
+    enc = g.add_node("CLIPTextEncode", params={"text": prompt}).id
+    g.connect(load, "CLIP", enc, "clip")
+    return g, load, enc
+
+
+def test_loader_choices_come_from_the_model_folders(registry):
+    widget = registry.get("LoadCheckpoint").input("ckpt_name")
+    assert registry.choices(widget) == ("sd/tiny.safetensors",)
+
+
+def test_checkpoint_and_text_encode_match_the_library_directly(registry, root):
+    g, load, enc = _encode_graph(registry)
+    report = Executor(registry).run(g, outputs=[enc], device="cpu")
+    [cond] = report.outputs[enc]
+    expected = encode_prompt(
+        load_checkpoint(root / "checkpoints" / "sd" / "tiny.safetensors").clip, "a red circle"
+    )
+    torch.testing.assert_close(cond[0].embeds, expected[0].embeds)
+    model, _, vae = Executor(registry).run(g, outputs=[load], device="cpu").outputs[load]
+    assert model.family is ModelFamily.SD1 and vae.scaling_factor > 0
+
+
+def test_missing_checkpoint_is_reported_with_folders_searched(registry, root):
+    g, load, enc = _encode_graph(registry, ckpt="nope.safetensors")
+    with pytest.raises(ValidationError) as info:
+        Executor(registry).run(g, outputs=[enc])
+    [problem] = info.value.problems
+    assert problem.node_id == load and problem.field == "ckpt_name"
+    assert "'nope.safetensors'" in problem.message and str(root / "checkpoints") in problem.message
+
+
+def test_model_is_cached_until_the_file_changes(registry, root):
+    g, load, enc = _encode_graph(registry)
+    executor = Executor(registry)
+    executor.run(g, outputs=[enc], device="cpu")
+    second = executor.run(g, outputs=[enc], device="cpu")
+    assert second.status_of(enc) == "cached"
+    g.set_param(enc, "text", "a blue square")
+    third = executor.run(g, outputs=[enc], device="cpu")
+    assert third.status_of(load) == "cached" and third.status_of(enc) == "ran"
+    path = root / "checkpoints" / "sd" / "tiny.safetensors"
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    assert executor.run(g, outputs=[enc], device="cpu").status_of(load) == "ran"
+
+
+def test_clip_set_last_layer(registry):
+    g, load, enc = _encode_graph(registry)
+    skip = g.add_node("CLIPSetLastLayer", params={"stop_at_clip_layer": -2}).id
+    g.connect(load, "CLIP", skip, "clip")
+    enc2 = g.add_node("CLIPTextEncode", params={"text": "a red circle"}).id
+    g.connect(skip, "CLIP", enc2, "clip")
+    report = Executor(registry).run(g, outputs=[enc, enc2], device="cpu")
+    assert not torch.equal(report.outputs[enc][0][0].embeds, report.outputs[enc2][0][0].embeds)
+    g.set_param(skip, "stop_at_clip_layer", -24)  # the tiny encoder has far fewer layers
+    bad = Executor(registry).run(g, outputs=[enc2], device="cpu")
+    assert bad.entries[skip].status == "failed" and bad.entries[skip].field == "stop_at_clip_layer"
+
+
+def test_conditioning_nodes(registry):
+    g, load, enc = _encode_graph(registry, "a red circle")
+    enc_b = g.add_node("CLIPTextEncode", params={"text": "a blue square"}).id
+    g.connect(load, "CLIP", enc_b, "clip")
+    ops = {}
+    for type_id, params in [
+        ("ConditioningCombine", {}),
+        ("ConditioningAverage", {"conditioning_to_strength": 0.25}),
+        ("ConditioningConcat", {}),
+    ]:
+        node = g.add_node(type_id, params=params).id
+        first, second = [i.name for i in registry.get(type_id).sockets]
+        g.connect(enc, "CONDITIONING", node, first)
+        g.connect(enc_b, "CONDITIONING", node, second)
+        ops[type_id] = node
+    area = g.add_node("ConditioningSetArea", params={"x": 8, "width": 32, "strength": 0.5}).id
+    zero = g.add_node("ConditioningZeroOut").id
+    g.connect(enc, "CONDITIONING", area, "conditioning")
+    g.connect(enc, "CONDITIONING", zero, "conditioning")
+    out = Executor(registry).run(g, outputs=[enc, enc_b, *ops.values(), area, zero]).outputs
+    a, b = out[enc][0][0].embeds, out[enc_b][0][0].embeds
+    assert len(out[ops["ConditioningCombine"]][0]) == 2
+    torch.testing.assert_close(out[ops["ConditioningAverage"]][0][0].embeds, 0.25 * a + 0.75 * b)
+    assert out[ops["ConditioningConcat"]][0][0].embeds.shape[1] == a.shape[1] + b.shape[1]
+    options = out[area][0][0].options
+    assert (options.area.x, options.area.width, options.strength) == (8, 32, 0.5)
+    assert out[zero][0][0].embeds.abs().sum() == 0
+
+
+def test_lora_node_patches_a_copy(registry, root):
+    pipe = load_checkpoint(root / "checkpoints" / "sd" / "tiny.safetensors")
+    conv = pipe.model.unet.conv_in.weight
+    down = torch.randn(2, conv.shape[1], *conv.shape[2:])
+    up = torch.randn(conv.shape[0], 2, 1, 1)
+    save_file(
+        {
+            "lora_unet_conv_in.lora_down.weight": down,
+            "lora_unet_conv_in.lora_up.weight": up,
+            "lora_unet_conv_in.alpha": torch.tensor(2.0),
+        },
+        root / "loras" / "style.safetensors",
+    )
+    g = Graph(registry)
+    load = g.add_node("LoadCheckpoint", params={"ckpt_name": "sd/tiny.safetensors"}).id
+    lora = g.add_node(
+        "LoadLoRA", params={"lora_name": "style.safetensors", "strength_model": 0.5}
+    ).id
+    g.connect(load, "MODEL", lora, "model")
+    g.connect(load, "CLIP", lora, "clip")
+    report = Executor(registry).run(g, outputs=[load, lora], device="cpu")
+    base, patched = report.outputs[load][0], report.outputs[lora][0]
+    base_w, new_w = base.unet.conv_in.weight, patched.unet.conv_in.weight
+    assert not torch.equal(base_w, new_w)
+    assert base_w.dtype == pick_dtype(torch.device("cpu"))  # auto: bf16 where the CPU runs it
+    assert torch.equal(base_w, conv.to(base_w.dtype))  # the cached base model is untouched
