@@ -44,6 +44,7 @@ def _restore_node(graph: Graph, node: Node) -> None:
         bypassed=node.bypassed,
         muted=node.muted,
         collapsed=node.collapsed,
+        ui=node.ui,
         placeholder=node.placeholder,
     )
 
@@ -216,6 +217,7 @@ _ATTRIBUTE_TEXTS = {
     "collapsed": "Collapse",
     "title": "Rename",
     "size": "Resize",
+    "ui": "Change Setting",
 }
 
 

@@ -33,6 +33,8 @@ class Node:
     bypassed: bool = False
     muted: bool = False
     collapsed: bool = False
+    #: Editor-only settings saved with the node, e.g. {"control_after_run": {"seed": "fixed"}}.
+    ui: dict[str, Any] = field(default_factory=dict)
     #: The spec of a node type this install lacks, rebuilt from the file (see placeholder_spec).
     placeholder: NodeSpec | None = None
 
@@ -47,6 +49,7 @@ class Node:
             "bypassed": self.bypassed,
             "muted": self.muted,
             "collapsed": self.collapsed,
+            "ui": copy.deepcopy(self.ui),
             "placeholder": self.placeholder is not None,
         }
 
@@ -137,7 +140,7 @@ GraphChange = (
 )
 Observer = Callable[[GraphChange], None]
 
-_NODE_ATTRIBUTES = ("pos", "size", "title", "bypassed", "muted", "collapsed")
+_NODE_ATTRIBUTES = ("pos", "size", "title", "bypassed", "muted", "collapsed", "ui")
 
 
 class Graph:
@@ -298,6 +301,7 @@ class Graph:
         bypassed: bool = False,
         muted: bool = False,
         collapsed: bool = False,
+        ui: Mapping[str, Any] | None = None,
         placeholder: NodeSpec | None = None,
     ) -> Node:
         """Adds a node; params not given take the spec's defaults."""
@@ -319,6 +323,7 @@ class Graph:
             bypassed=bypassed,
             muted=muted,
             collapsed=collapsed,
+            ui=copy.deepcopy(dict(ui or {})),
             placeholder=placeholder,
         )
         self._nodes[node_id] = node
@@ -344,12 +349,14 @@ class Graph:
         self._emit(ParamChanged(node_id, name))
 
     def set_node_attribute(self, node_id: NodeId, attribute: str, value: Any) -> None:
-        """Sets pos, size, title, bypassed, muted or collapsed."""
+        """Sets pos, size, title, bypassed, muted, collapsed or ui."""
         if attribute not in _NODE_ATTRIBUTES:
             raise ValueError(f"{attribute!r} is not an editable node attribute")
         node = self.node(node_id)
         if attribute == "pos":
             value = (float(value[0]), float(value[1]))
+        elif attribute == "ui":
+            value = copy.deepcopy(dict(value))
         setattr(node, attribute, value)
         self._emit(NodeChanged(node_id, attribute))
 

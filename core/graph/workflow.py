@@ -125,6 +125,8 @@ def to_dict(
         ui: dict[str, Any] = {"pos": list(node.pos), "collapsed": node.collapsed}
         if node.size is not None:
             ui["size"] = list(node.size)
+        if node.ui:
+            ui["extra"] = node.ui
         ui_nodes[str(node.id)] = ui
     links = sorted(
         [lk.src, lk.src_output, lk.dst, lk.dst_input]
@@ -321,6 +323,7 @@ def _build(data: dict[str, Any], registry: NodeRegistry, source: Any) -> Workflo
                 bypassed=mode == "bypassed",
                 muted=mode == "muted",
                 collapsed=bool(node_ui.get("collapsed", False)),
+                ui=node_ui.get("extra") if isinstance(node_ui.get("extra"), dict) else None,
                 placeholder=placeholder,
             )
         except GraphError as exc:

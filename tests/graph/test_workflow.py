@@ -20,6 +20,7 @@ def _graph() -> Graph:
     graph = Graph(make_registry())
     lat = graph.add_node("Latent", params={"width": 256}, pos=(5, 6), title="Start").id
     samp = graph.add_node("Sampler", pos=(200, 0), size=(180, 90)).id
+    graph.set_node_attribute(samp, "ui", {"control_after_run": {"seed": "increment"}})
     save = graph.add_node("Save", pos=(400, 0), muted=True).id
     rr = graph.add_node("Reroute", pos=(300, 40)).id
     graph.connect(lat, "LATENT", samp, "latent")
@@ -41,6 +42,7 @@ def test_save_and_load_round_trip(tmp_path):
     # Params by name; layout kept apart from meaning.
     assert data["nodes"][0]["params"] == {"width": 256}
     assert "pos" not in data["nodes"][0] and data["ui"]["nodes"]["1"]["pos"] == [5.0, 6.0]
+    assert data["ui"]["nodes"]["2"]["extra"] == {"control_after_run": {"seed": "increment"}}
     assert data["nodes"][0]["type_version"] == 1
 
 
