@@ -147,8 +147,14 @@ def _draw_command(data: st.DataObject, graph: Graph) -> c.Command:
     if kind == "move":
         return c.MoveNodes({data.draw(pick_node): (data.draw(st.integers(0, 99)), 7.0)})
     if kind == "flag":
-        attribute = data.draw(st.sampled_from(["bypassed", "muted", "collapsed", "title"]))
-        value = data.draw(st.text(max_size=3)) if attribute == "title" else data.draw(st.booleans())
+        attribute = data.draw(st.sampled_from(["bypassed", "muted", "collapsed", "title", "ui"]))
+        if attribute == "title":
+            value = data.draw(st.text(max_size=3))
+        elif attribute == "ui":
+            mode = data.draw(st.sampled_from(["fixed", "increment"]))
+            value = {"control_after_run": {"seed": mode}}
+        else:
+            value = data.draw(st.booleans())
         return c.SetNodeAttribute(data.draw(st.lists(pick_node, min_size=1)), attribute, value)
     if kind == "group":
         return c.GroupNodes(data.draw(st.lists(pick_node, min_size=1, max_size=3)), "G")
