@@ -12,7 +12,7 @@ from pathlib import Path
 
 from core.diffusion.model_paths import ModelKind, ModelPaths
 from core.graph.spec import NodeRegistry
-from nodes import conditioning, images, models, primitives
+from nodes import conditioning, image_ops, images, latents, masks, models, primitives, sampling
 
 #: Where the model trained by this project is shipped (``checkpoints/latentloom-shapes``).
 SHIPPED_MODELS = Path(__file__).resolve().parent.parent / "resources" / "models"
@@ -36,8 +36,12 @@ def build_registry(model_paths: ModelPaths | None = None) -> NodeRegistry:
         [
             *primitives.SPECS,
             *images.SPECS,
+            *image_ops.SPECS,
+            *masks.SPECS,
             *models.specs(paths),
             *conditioning.SPECS,
+            *latents.SPECS,
+            *sampling.SPECS,
         ],
         choice_providers=providers,
     )

@@ -100,3 +100,23 @@ def parse_color(text: str) -> tuple[float, float, float]:
     if len(value) != 6 or any(ch not in "0123456789abcdefABCDEF" for ch in value):
         raise ValueError(f"{text!r} is not a colour like #ff8800")
     return tuple(int(value[i : i + 2], 16) / 255.0 for i in (0, 2, 4))  # type: ignore[return-value]
+
+
+def scale(image: torch.Tensor, width: int, height: int, method: str, crop: str) -> torch.Tensor:
+    """IMAGE resized to ``width``×``height`` (0 keeps that side's aspect ratio).
+
+    ``method`` is a torch interpolation mode (nearest-exact, bilinear, bicubic, area);
+    ``crop="center"`` first crops to the target aspect ratio. Values stay in 0..1.
+    """
+    from core.diffusion.latents import resize
+
+    if width == 0 and height == 0:
+        return image.clone()
+    old_h, old_w = image.shape[1], image.shape[2]
+    if width == 0:
+        width = max(1, round(old_w * height / old_h))
+    if height == 0:
+        height = max(1, round(old_h * width / old_w))
+    channels_first = image.permute(0, 3, 1, 2)
+    resized = resize(channels_first, width, height, method, crop)
+    return resized.clamp(0.0, 1.0).permute(0, 2, 3, 1).contiguous()

@@ -1,0 +1,205 @@
+"""LATENT values and the operations on them.
+
+A LATENT is a dict (ComfyUI's convention, so workflows and intuitions carry over):
+``{"samples": [B, 4, h, w] float32 CPU, "noise_mask": optional MASK, "batch_index": optional
+list of ints}``. Samples are the VAE's scaled latents. Functions return new dicts and never
+modify their inputs, so cached values stay valid.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from core.diffusion.sampling import LATENT_FACTOR, seeded_noise
+
+Latent = dict[str, Any]
+UPSCALE_METHODS: tuple[str, ...] = ("nearest-exact", "bilinear", "bicubic", "area")
+CROP_MODES: tuple[str, ...] = ("disabled", "center")
+INTERPOLATIONS: tuple[str, ...] = ("linear", "spherical")
+LATENT_CHANNELS = 4
+
+
+def empty(width: int, height: int, batch_size: int = 1) -> Latent:
+    """Empty Latent Image: zeros for a ``width``×``height`` picture (f = 8)."""
+    shape = (batch_size, LATENT_CHANNELS, height // LATENT_FACTOR, width // LATENT_FACTOR)
+    return {"samples": torch.zeros(shape)}
+
+
+def noise(seed: int, width: int, height: int, batch_size: int = 1) -> Latent:
+    """Latent Noise: standard Gaussian latents drawn on the CPU from ``seed`` (the sampler's
+    own noise for the same seed and shape)."""
+    shape = (batch_size, LATENT_CHANNELS, height // LATENT_FACTOR, width // LATENT_FACTOR)
+    return {"samples": seeded_noise(seed, shape)}
+
+
+def with_samples(latent: Mapping[str, Any], samples: torch.Tensor) -> Latent:
+    """A copy of ``latent`` with new samples (noise mask and batch indices kept)."""
+    out = dict(latent)
+    out["samples"] = samples
+    return out
+
+
+def set_noise_mask(latent: Mapping[str, Any], mask: torch.Tensor) -> Latent:
+    """Set Latent Noise Mask: only where ``mask`` is 1 will the sampler change the latent."""
+    out = dict(latent)
+    out["noise_mask"] = mask.float().reshape(-1, mask.shape[-2], mask.shape[-1])
+    return out
+
+
+def _center_crop(samples: torch.Tensor, width: int, height: int) -> torch.Tensor:
+    old_w, old_h = samples.shape[3], samples.shape[2]
+    old_aspect, new_aspect = old_w / old_h, width / height
+    if old_aspect > new_aspect:
+        keep = round(old_w * new_aspect / old_aspect)
+        x = (old_w - keep) // 2
+        return samples[:, :, :, x : x + keep]
+    if old_aspect < new_aspect:
+        keep = round(old_h * old_aspect / new_aspect)
+        y = (old_h - keep) // 2
+        return samples[:, :, y : y + keep]
+    return samples
+
+
+def resize(samples: torch.Tensor, width: int, height: int, method: str, crop: str = "disabled"):
+    """``[B, C, h, w]`` resized to ``height``×``width`` cells by ``method`` (torch's modes).
+
+    ``crop="center"`` first crops to the target aspect ratio so nothing is stretched.
+    """
+    if method not in UPSCALE_METHODS:
+        raise ValueError(f"unknown upscale method {method!r}: use {', '.join(UPSCALE_METHODS)}")
+    if crop == "center":
+        samples = _center_crop(samples, width, height)
+    kwargs = {"align_corners": False} if method in ("bilinear", "bicubic") else {}
+    return F.interpolate(samples.float(), size=(height, width), mode=method, **kwargs)
+
+
+def upscale(
+    latent: Mapping[str, Any], width: int, height: int, method: str, crop: str = "disabled"
+) -> Latent:
+    """Latent Upscale to ``width``×``height`` pixels (0 keeps that side's aspect ratio)."""
+    samples = latent["samples"]
+    if width == 0 and height == 0:
+        return dict(latent)
+    cells_w, cells_h = width // LATENT_FACTOR, height // LATENT_FACTOR
+    if cells_w == 0:
+        cells_w = max(1, round(samples.shape[3] * cells_h / samples.shape[2]))
+    if cells_h == 0:
+        cells_h = max(1, round(samples.shape[2] * cells_w / samples.shape[3]))
+    return with_samples(latent, resize(samples, cells_w, cells_h, method, crop))
+
+
+def upscale_by(latent: Mapping[str, Any], scale: float, method: str) -> Latent:
+    """Latent Upscale By: both sides × ``scale`` (rounded to whole cells)."""
+    samples = latent["samples"]
+    width = max(1, round(samples.shape[3] * scale))
+    height = max(1, round(samples.shape[2] * scale))
+    return with_samples(latent, resize(samples, width, height, method))
+
+
+def slerp(a: torch.Tensor, b: torch.Tensor, ratio: float) -> torch.Tensor:
+    """Spherical interpolation per batch item (Shoemake 1985), linear where a ∥ b.
+
+    sin((1−t)θ)/sin θ · a + sin(tθ)/sin θ · b, with θ the angle between the flattened latents.
+    Gaussian latents have nearly constant norm, so this keeps the result on the shell where
+    the sampler expects noise to be (unlike linear interpolation, which shrinks it).
+    """
+    flat_a, flat_b = a.flatten(1), b.flatten(1)
+    cosine = F.cosine_similarity(flat_a, flat_b, dim=1).clamp(-1.0, 1.0)
+    theta = torch.acos(cosine)
+    sin_theta = torch.sin(theta)
+    parallel = sin_theta.abs() < 1e-6
+    wa = torch.where(parallel, 1.0 - ratio, torch.sin((1.0 - ratio) * theta) / sin_theta)
+    wb = torch.where(parallel, torch.full_like(theta, ratio), torch.sin(ratio * theta) / sin_theta)
+    shape = (-1,) + (1,) * (a.ndim - 1)
+    return wa.view(shape) * a + wb.view(shape) * b
+
+
+def interpolate(
+    a: Mapping[str, Any], b: Mapping[str, Any], ratio: float, method: str = "linear"
+) -> Latent:
+    """Latent Interpolate: ``ratio`` = 0 gives ``a``, 1 gives ``b``."""
+    sa, sb = a["samples"].float(), b["samples"].float()
+    if sa.shape[1:] != sb.shape[1:]:
+        sb = resize(sb, sa.shape[3], sa.shape[2], "bilinear")
+    if sb.shape[0] != sa.shape[0]:
+        if sb.shape[0] != 1 and sa.shape[0] != 1:
+            raise ValueError(f"cannot interpolate batches of {sa.shape[0]} and {sb.shape[0]}")
+        size = max(sa.shape[0], sb.shape[0])
+        sa, sb = sa.expand(size, -1, -1, -1), sb.expand(size, -1, -1, -1)
+    if method == "linear":
+        mixed = torch.lerp(sa, sb, ratio)
+    elif method == "spherical":
+        mixed = slerp(sa, sb, ratio)
+    else:
+        raise ValueError(f"unknown interpolation {method!r}: use {', '.join(INTERPOLATIONS)}")
+    return with_samples(a, mixed.contiguous())
+
+
+def _indices(latent: Mapping[str, Any]) -> list[int]:
+    count = latent["samples"].shape[0]
+    return list(latent.get("batch_index", range(count)))
+
+
+def _batched_mask(latent: Mapping[str, Any]) -> torch.Tensor | None:
+    mask = latent.get("noise_mask")
+    if mask is None:
+        return None
+    mask = mask.float().reshape(-1, mask.shape[-2], mask.shape[-1])
+    count = latent["samples"].shape[0]
+    if mask.shape[0] < count:
+        mask = mask.repeat(math.ceil(count / mask.shape[0]), 1, 1)
+    return mask[:count]
+
+
+def batch(a: Mapping[str, Any], b: Mapping[str, Any]) -> Latent:
+    """Latent Batch: ``a``'s items then ``b``'s (``b`` resized to ``a``'s size if needed)."""
+    sa, sb = a["samples"], b["samples"]
+    if sb.shape[2:] != sa.shape[2:]:
+        sb = resize(sb, sa.shape[3], sa.shape[2], "bilinear", "center")
+    out: Latent = {"samples": torch.cat([sa, sb])}
+    first = _indices(a)
+    out["batch_index"] = first + [max(first) + 1 + i for i in _indices(b)]
+    ma, mb = _batched_mask(a), _batched_mask(b)
+    if ma is not None or mb is not None:
+        height, width = sa.shape[2] * LATENT_FACTOR, sa.shape[3] * LATENT_FACTOR
+        parts = []
+        for mask, count in ((ma, sa.shape[0]), (mb, sb.shape[0])):
+            if mask is None:
+                parts.append(torch.ones(count, height, width))
+            else:
+                parts.append(
+                    F.interpolate(mask[:, None], size=(height, width), mode="bilinear")[:, 0]
+                )
+        out["noise_mask"] = torch.cat(parts)
+    return out
+
+
+def from_batch(latent: Mapping[str, Any], index: int, length: int = 1) -> Latent:
+    """Latent From Batch: items ``index`` … ``index + length − 1`` (clipped to the batch)."""
+    samples = latent["samples"]
+    index = min(max(index, 0), samples.shape[0] - 1)
+    length = max(1, min(length, samples.shape[0] - index))
+    out: Latent = {"samples": samples[index : index + length].clone()}
+    out["batch_index"] = _indices(latent)[index : index + length]
+    mask = _batched_mask(latent)
+    if mask is not None:
+        out["noise_mask"] = mask[index : index + length].clone()
+    return out
+
+
+def repeat(latent: Mapping[str, Any], amount: int) -> Latent:
+    """Repeat Latent Batch: the whole batch ``amount`` times."""
+    samples = latent["samples"]
+    out: Latent = {"samples": samples.repeat(amount, 1, 1, 1)}
+    indices = _indices(latent)
+    offset = max(indices) + 1
+    out["batch_index"] = [i + k * offset for k in range(amount) for i in indices]
+    mask = _batched_mask(latent)
+    if mask is not None:
+        out["noise_mask"] = mask.repeat(amount, 1, 1)
+    return out

@@ -1,0 +1,285 @@
+"""Latent images and the VAE: empty latents, noise, encode/decode, resize, mix and batch."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from core.graph import types as t
+from core.graph.spec import NodeSpec, Output, SocketInput, WidgetInput
+
+_SIZE = {"min": 16, "max": 16384, "step": 8}
+_BATCH = {"min": 1, "max": 4096, "step": 1}
+UPSCALE_METHODS = ("nearest-exact", "bilinear", "bicubic", "area")
+CROP_MODES = ("disabled", "center")
+
+
+def _empty_latent(ctx: Any, width: int, height: int, batch_size: int) -> dict[str, Any]:
+    from core.diffusion import latents
+
+    return latents.empty(width, height, batch_size)
+
+
+def _latent_noise(ctx: Any, seed: int, width: int, height: int, batch_size: int) -> Any:
+    from core.diffusion import latents
+
+    return latents.noise(seed, width, height, batch_size)
+
+
+def _vae_decode(ctx: Any, samples: Mapping[str, Any], vae: Any) -> Any:
+    from core.diffusion import vae_ops
+
+    return vae_ops.decode(vae, samples["samples"])
+
+
+def _vae_decode_tiled(
+    ctx: Any, samples: Mapping[str, Any], vae: Any, tile_size: int, overlap: int
+) -> Any:
+    from core.diffusion import vae_ops
+    from core.engine import NodeError
+
+    factor = vae_ops.latent_factor(vae)
+    tile, lap = max(1, tile_size // factor), overlap // factor
+    if lap >= tile:
+        raise NodeError("the overlap must be smaller than the tile size", field="overlap")
+    return vae_ops.decode(vae, samples["samples"], tile=tile, overlap=lap)
+
+
+def _vae_encode(ctx: Any, pixels: Any, vae: Any) -> dict[str, Any]:
+    from core.diffusion import vae_ops
+    from core.engine import NodeError
+
+    try:
+        return {"samples": vae_ops.encode(vae, pixels)}
+    except ValueError as exc:
+        raise NodeError(str(exc), field="pixels") from None
+
+
+def _vae_encode_inpaint(
+    ctx: Any, pixels: Any, vae: Any, mask: Any, grow_mask_by: int
+) -> dict[str, Any]:
+    from core.diffusion import vae_ops
+
+    samples, grown = vae_ops.encode_for_inpaint(vae, pixels, mask, grow_mask_by)
+    return {"samples": samples, "noise_mask": grown}
+
+
+def _set_noise_mask(ctx: Any, samples: Mapping[str, Any], mask: Any) -> dict[str, Any]:
+    from core.diffusion import latents
+
+    return latents.set_noise_mask(samples, mask)
+
+
+def _upscale(
+    ctx: Any, samples: Mapping[str, Any], upscale_method: str, width: int, height: int, crop: str
+) -> dict[str, Any]:
+    from core.diffusion import latents
+
+    return latents.upscale(samples, width, height, upscale_method, crop)
+
+
+def _upscale_by(
+    ctx: Any, samples: Mapping[str, Any], upscale_method: str, scale_by: float
+) -> dict[str, Any]:
+    from core.diffusion import latents
+
+    return latents.upscale_by(samples, scale_by, upscale_method)
+
+
+def _interpolate(
+    ctx: Any, samples1: Mapping[str, Any], samples2: Mapping[str, Any], ratio: float, method: str
+) -> dict[str, Any]:
+    from core.diffusion import latents
+    from core.engine import NodeError
+
+    try:
+        return latents.interpolate(samples1, samples2, ratio, method)
+    except ValueError as exc:
+        raise NodeError(str(exc), field="samples2") from None
+
+
+def _batch(ctx: Any, samples1: Mapping[str, Any], samples2: Mapping[str, Any]) -> Any:
+    from core.diffusion import latents
+
+    return latents.batch(samples1, samples2)
+
+
+def _from_batch(ctx: Any, samples: Mapping[str, Any], batch_index: int, length: int) -> Any:
+    from core.diffusion import latents
+
+    return latents.from_batch(samples, batch_index, length)
+
+
+def _repeat(ctx: Any, samples: Mapping[str, Any], amount: int) -> Any:
+    from core.diffusion import latents
+
+    return latents.repeat(samples, amount)
+
+
+_LATENT_OUT = (Output("LATENT", t.LATENT),)
+
+SPECS = (
+    NodeSpec(
+        "EmptyLatentImage",
+        "Empty Latent Image",
+        "latent",
+        _empty_latent,
+        inputs=(
+            WidgetInput("width", t.INT, 512, **_SIZE),
+            WidgetInput("height", t.INT, 512, **_SIZE),
+            WidgetInput("batch_size", t.INT, 1, **_BATCH),
+        ),
+        outputs=_LATENT_OUT,
+        description="A blank latent of the picture's size: the start of text-to-image.",
+    ),
+    NodeSpec(
+        "LatentNoise",
+        "Latent Noise",
+        "latent",
+        _latent_noise,
+        inputs=(
+            WidgetInput("seed", t.INT, 0, min=0, max=2**64 - 1, step=1, control_after_run=True),
+            WidgetInput("width", t.INT, 512, **_SIZE),
+            WidgetInput("height", t.INT, 512, **_SIZE),
+            WidgetInput("batch_size", t.INT, 1, **_BATCH),
+        ),
+        outputs=_LATENT_OUT,
+        description="Seeded Gaussian noise as a latent: feed a sampler's noise input, or "
+        "interpolate two of them to morph between pictures.",
+    ),
+    NodeSpec(
+        "VAEDecode",
+        "VAE Decode",
+        "latent",
+        _vae_decode,
+        inputs=(SocketInput("samples", t.LATENT), SocketInput("vae", t.VAE)),
+        outputs=(Output("IMAGE", t.IMAGE),),
+        description="Latents to pictures; large ones are decoded in blended tiles so memory "
+        "stays bounded.",
+    ),
+    NodeSpec(
+        "VAEDecodeTiled",
+        "VAE Decode (Tiled)",
+        "latent",
+        _vae_decode_tiled,
+        inputs=(
+            SocketInput("samples", t.LATENT),
+            SocketInput("vae", t.VAE),
+            WidgetInput("tile_size", t.INT, 512, min=64, max=4096, step=64),
+            WidgetInput("overlap", t.INT, 64, min=0, max=4096, step=32),
+        ),
+        outputs=(Output("IMAGE", t.IMAGE),),
+        description="Decodes tile by tile (sizes in pixels), blending the overlaps.",
+    ),
+    NodeSpec(
+        "VAEEncode",
+        "VAE Encode",
+        "latent",
+        _vae_encode,
+        inputs=(SocketInput("pixels", t.IMAGE), SocketInput("vae", t.VAE)),
+        outputs=_LATENT_OUT,
+        description="Pictures to latents (cropped to a multiple of 8 pixels): the start of "
+        "image-to-image.",
+    ),
+    NodeSpec(
+        "VAEEncodeForInpaint",
+        "VAE Encode (for Inpainting)",
+        "latent",
+        _vae_encode_inpaint,
+        inputs=(
+            SocketInput("pixels", t.IMAGE),
+            SocketInput("vae", t.VAE),
+            SocketInput("mask", t.MASK),
+            WidgetInput("grow_mask_by", t.INT, 6, min=0, max=64, step=1),
+        ),
+        outputs=_LATENT_OUT,
+        description="Encodes the picture with the masked area greyed out and attaches the "
+        "grown mask as the noise mask: for inpainting models at denoise 1.",
+    ),
+    NodeSpec(
+        "SetLatentNoiseMask",
+        "Set Latent Noise Mask",
+        "latent",
+        _set_noise_mask,
+        inputs=(SocketInput("samples", t.LATENT), SocketInput("mask", t.MASK)),
+        outputs=_LATENT_OUT,
+        description="Limits the sampler to the masked area; the rest is kept.",
+    ),
+    NodeSpec(
+        "LatentUpscale",
+        "Upscale Latent",
+        "latent",
+        _upscale,
+        inputs=(
+            SocketInput("samples", t.LATENT),
+            WidgetInput("upscale_method", t.COMBO, "nearest-exact", choices=UPSCALE_METHODS),
+            WidgetInput("width", t.INT, 512, min=0, max=16384, step=8),
+            WidgetInput("height", t.INT, 512, min=0, max=16384, step=8),
+            WidgetInput("crop", t.COMBO, "disabled", choices=CROP_MODES),
+        ),
+        outputs=_LATENT_OUT,
+        description="Resizes a latent to a picture size (0 keeps the aspect ratio): for a "
+        "high-resolution second pass.",
+    ),
+    NodeSpec(
+        "LatentUpscaleBy",
+        "Upscale Latent By",
+        "latent",
+        _upscale_by,
+        inputs=(
+            SocketInput("samples", t.LATENT),
+            WidgetInput("upscale_method", t.COMBO, "nearest-exact", choices=UPSCALE_METHODS),
+            WidgetInput("scale_by", t.FLOAT, 1.5, min=0.01, max=8.0, step=0.01),
+        ),
+        outputs=_LATENT_OUT,
+        description="Resizes a latent by a factor.",
+    ),
+    NodeSpec(
+        "LatentInterpolate",
+        "Latent Interpolate",
+        "latent",
+        _interpolate,
+        inputs=(
+            SocketInput("samples1", t.LATENT),
+            SocketInput("samples2", t.LATENT),
+            WidgetInput("ratio", t.FLOAT, 0.5, min=0.0, max=1.0, step=0.01),
+            WidgetInput("method", t.COMBO, "spherical", choices=("linear", "spherical")),
+        ),
+        outputs=_LATENT_OUT,
+        description="Blends two latents; spherical keeps noise at its natural magnitude.",
+    ),
+    NodeSpec(
+        "LatentBatch",
+        "Latent Batch",
+        "latent",
+        _batch,
+        inputs=(SocketInput("samples1", t.LATENT), SocketInput("samples2", t.LATENT)),
+        outputs=_LATENT_OUT,
+        description="Joins two latent batches into one.",
+    ),
+    NodeSpec(
+        "LatentFromBatch",
+        "Latent From Batch",
+        "latent",
+        _from_batch,
+        inputs=(
+            SocketInput("samples", t.LATENT),
+            WidgetInput("batch_index", t.INT, 0, min=0, max=4095, step=1),
+            WidgetInput("length", t.INT, 1, min=1, max=4096, step=1),
+        ),
+        outputs=_LATENT_OUT,
+        description="Picks items out of a latent batch.",
+    ),
+    NodeSpec(
+        "RepeatLatentBatch",
+        "Repeat Latent Batch",
+        "latent",
+        _repeat,
+        inputs=(
+            SocketInput("samples", t.LATENT),
+            WidgetInput("amount", t.INT, 1, min=1, max=64, step=1),
+        ),
+        outputs=_LATENT_OUT,
+        description="Repeats a latent batch, e.g. to vary one image-to-image start.",
+    ),
+)

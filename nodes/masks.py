@@ -1,0 +1,198 @@
+"""MASK nodes: load, make, invert, grow, combine, convert and crop masks (1 = repaint)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from core.graph import types as t
+from core.graph.spec import NodeSpec, Output, SocketInput, WidgetInput
+
+CHANNELS = ("alpha", "red", "green", "blue")
+COMPOSITE_OPS = ("add", "subtract", "multiply", "and", "or", "xor")
+_SIZE = {"min": 1, "max": 16384, "step": 1}
+_POS = {"min": 0, "max": 16384, "step": 1}
+_MASK_OUT = (Output("MASK", t.MASK),)
+
+
+def _load_mask(ctx: Any, image: str, channel: str) -> Any:
+    from core.diffusion import masks
+    from core.diffusion.images import ImageFileError
+    from core.engine import NodeError
+
+    try:
+        return masks.load_mask(str(Path(image).expanduser()), channel)
+    except ImageFileError as exc:
+        raise NodeError(str(exc), field="image") from None
+
+
+def _file_problems(params: Mapping[str, Any]) -> Iterable[tuple[str, str]]:
+    value = str(params.get("image", ""))
+    if not value.strip():
+        yield "image", "no image file chosen: set 'image' to the path of a picture"
+    elif not Path(value).expanduser().is_file():
+        yield "image", f"image file {Path(value).expanduser()} does not exist"
+
+
+def _file_digest(params: Mapping[str, Any]) -> str:
+    try:
+        return hashlib.sha256(
+            Path(str(params.get("image", ""))).expanduser().read_bytes()
+        ).hexdigest()
+    except OSError:
+        return "unreadable"
+
+
+def _solid(ctx: Any, value: float, width: int, height: int) -> Any:
+    from core.diffusion import masks
+
+    return masks.solid(value, width, height)
+
+
+def _invert(ctx: Any, mask: Any) -> Any:
+    from core.diffusion import masks
+
+    return masks.invert(mask)
+
+
+def _grow(ctx: Any, mask: Any, expand: int, feather: float, tapered_corners: bool) -> Any:
+    from core.diffusion import masks
+
+    return masks.grow_mask(mask, expand, feather, tapered_corners)
+
+
+def _composite(ctx: Any, destination: Any, source: Any, x: int, y: int, operation: str) -> Any:
+    from core.diffusion import masks
+    from core.engine import NodeError
+
+    try:
+        return masks.composite(destination, source, x, y, operation)
+    except ValueError as exc:
+        raise NodeError(str(exc), field="source") from None
+
+
+def _image_to_mask(ctx: Any, image: Any, channel: str) -> Any:
+    from core.diffusion import masks
+
+    return masks.from_image(image, channel)
+
+
+def _mask_to_image(ctx: Any, mask: Any) -> Any:
+    from core.diffusion import masks
+
+    return masks.to_image(mask)
+
+
+def _crop(ctx: Any, mask: Any, x: int, y: int, width: int, height: int) -> Any:
+    from core.diffusion import masks
+
+    return masks.crop(mask, x, y, width, height)
+
+
+SPECS = (
+    NodeSpec(
+        "LoadImageMask",
+        "Load Mask",
+        "mask",
+        _load_mask,
+        inputs=(
+            WidgetInput("image", t.STRING, "", description="path of the image file"),
+            WidgetInput("channel", t.COMBO, "alpha", choices=CHANNELS),
+        ),
+        outputs=_MASK_OUT,
+        description="One channel of a picture as a mask; alpha is inverted (transparent = "
+        "repaint).",
+        fingerprint=_file_digest,
+        check=_file_problems,
+    ),
+    NodeSpec(
+        "SolidMask",
+        "Solid Mask",
+        "mask",
+        _solid,
+        inputs=(
+            WidgetInput("value", t.FLOAT, 1.0, min=0.0, max=1.0, step=0.01),
+            WidgetInput("width", t.INT, 512, **_SIZE),
+            WidgetInput("height", t.INT, 512, **_SIZE),
+        ),
+        outputs=_MASK_OUT,
+        description="A mask of one value everywhere.",
+    ),
+    NodeSpec(
+        "InvertMask",
+        "Invert Mask",
+        "mask",
+        _invert,
+        inputs=(SocketInput("mask", t.MASK),),
+        outputs=_MASK_OUT,
+        description="Swaps what is repainted and what is kept.",
+    ),
+    NodeSpec(
+        "GrowMask",
+        "Grow Mask",
+        "mask",
+        _grow,
+        inputs=(
+            SocketInput("mask", t.MASK),
+            WidgetInput("expand", t.INT, 0, min=-1024, max=1024, step=1),
+            WidgetInput("feather", t.FLOAT, 0.0, min=0.0, max=256.0, step=0.5),
+            WidgetInput("tapered_corners", t.BOOLEAN, True),
+        ),
+        outputs=_MASK_OUT,
+        description="Grows (or with a negative amount shrinks) a mask by pixels, then softens "
+        "its edge.",
+    ),
+    NodeSpec(
+        "MaskComposite",
+        "Mask Composite",
+        "mask",
+        _composite,
+        inputs=(
+            SocketInput("destination", t.MASK),
+            SocketInput("source", t.MASK),
+            WidgetInput("x", t.INT, 0, **_POS),
+            WidgetInput("y", t.INT, 0, **_POS),
+            WidgetInput("operation", t.COMBO, "add", choices=COMPOSITE_OPS),
+        ),
+        outputs=_MASK_OUT,
+        description="Combines two masks, the source placed at (x, y).",
+    ),
+    NodeSpec(
+        "ImageToMask",
+        "Convert Image to Mask",
+        "mask",
+        _image_to_mask,
+        inputs=(
+            SocketInput("image", t.IMAGE),
+            WidgetInput("channel", t.COMBO, "red", choices=("red", "green", "blue")),
+        ),
+        outputs=_MASK_OUT,
+        description="One colour channel of an image as a mask.",
+    ),
+    NodeSpec(
+        "MaskToImage",
+        "Convert Mask to Image",
+        "mask",
+        _mask_to_image,
+        inputs=(SocketInput("mask", t.MASK),),
+        outputs=(Output("IMAGE", t.IMAGE),),
+        description="A mask as a grey image, to preview or save it.",
+    ),
+    NodeSpec(
+        "CropMask",
+        "Crop Mask",
+        "mask",
+        _crop,
+        inputs=(
+            SocketInput("mask", t.MASK),
+            WidgetInput("x", t.INT, 0, **_POS),
+            WidgetInput("y", t.INT, 0, **_POS),
+            WidgetInput("width", t.INT, 512, **_SIZE),
+            WidgetInput("height", t.INT, 512, **_SIZE),
+        ),
+        outputs=_MASK_OUT,
+        description="A rectangle of a mask.",
+    ),
+)

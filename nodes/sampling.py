@@ -1,0 +1,202 @@
+"""The samplers: KSampler and KSampler (Advanced), over ``core.diffusion.sampling``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from core.graph import types as t
+from core.graph.spec import NodeSpec, Output, SocketInput, WidgetInput
+
+# The names are data (for the palette and validation); keep them in step with
+# core.diffusion.schedulers, which tests/sampling checks.
+SAMPLER_NAMES: tuple[str, ...] = (
+    "euler",
+    "euler_ancestral",
+    "heun",
+    "dpm_2",
+    "dpm_2_ancestral",
+    "lms",
+    "dpmpp_2m",
+    "dpmpp_2m_sde",
+    "ddpm",
+    "ddim",
+    "uni_pc",
+    "uni_pc_bh2",
+    "deis",
+)
+SCHEDULE_NAMES: tuple[str, ...] = ("normal", "karras", "exponential", "sgm_uniform", "ddim_uniform")
+_SEED_MAX = 2**64 - 1
+
+
+def _schedule_problems(params: Mapping[str, Any]) -> Iterable[tuple[str, str]]:
+    from core.diffusion.schedulers import schedule_problem
+
+    problem = schedule_problem(str(params.get("sampler_name")), str(params.get("scheduler")))
+    if problem is not None:
+        yield "scheduler", problem
+
+
+def _run(
+    ctx: Any,
+    model: Any,
+    positive: Any,
+    negative: Any,
+    latent: Mapping[str, Any],
+    settings: Any,
+    noise: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    from core.diffusion import latents, sampling
+    from core.diffusion.schedulers import UnsupportedSamplerError
+    from core.engine import NodeError
+
+    def report(step: sampling.SamplerStep) -> None:
+        # The preview payload is x̂₀ as a CPU latent; the latent→RGB projection comes later.
+        ctx.preview(step.denoised.detach().float().cpu())
+        ctx.progress(step.step, step.total)
+
+    try:
+        samples = sampling.sample(
+            model,
+            positive,
+            negative,
+            latent["samples"],
+            settings,
+            noise_mask=latent.get("noise_mask"),
+            noise=None if noise is None else noise["samples"],
+            callback=report,
+            check_cancel=ctx.cancel.raise_if_cancelled,
+        )
+    except UnsupportedSamplerError as exc:
+        raise NodeError(str(exc), field="scheduler") from None
+    except ValueError as exc:
+        raise NodeError(str(exc)) from None
+    return latents.with_samples(latent, samples)
+
+
+def _ksampler(
+    ctx: Any,
+    model: Any,
+    positive: Any,
+    negative: Any,
+    latent_image: Mapping[str, Any],
+    seed: int,
+    steps: int,
+    cfg: float,
+    sampler_name: str,
+    scheduler: str,
+    denoise: float,
+    noise: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    from core.diffusion.sampling import SamplerSettings, denoise_window
+
+    window = denoise_window(steps, denoise)
+    if window is None:
+        return dict(latent_image)
+    total, start = window
+    settings = SamplerSettings(sampler_name, scheduler, total, cfg, seed, start_step=start)
+    return _run(ctx, model, positive, negative, latent_image, settings, noise)
+
+
+def _ksampler_advanced(
+    ctx: Any,
+    model: Any,
+    positive: Any,
+    negative: Any,
+    latent_image: Mapping[str, Any],
+    add_noise: bool,
+    noise_seed: int,
+    steps: int,
+    cfg: float,
+    sampler_name: str,
+    scheduler: str,
+    start_at_step: int,
+    end_at_step: int,
+    return_with_leftover_noise: bool,
+    noise: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    from core.diffusion.sampling import SamplerSettings
+
+    settings = SamplerSettings(
+        sampler_name,
+        scheduler,
+        steps,
+        cfg,
+        noise_seed,
+        start_step=start_at_step,
+        end_step=end_at_step,
+        add_noise=add_noise,
+        leftover_noise=return_with_leftover_noise,
+    )
+    return _run(ctx, model, positive, negative, latent_image, settings, noise)
+
+
+_MODEL_INPUTS = (
+    SocketInput("model", t.MODEL),
+    SocketInput("positive", t.CONDITIONING),
+    SocketInput("negative", t.CONDITIONING),
+    SocketInput("latent_image", t.LATENT),
+)
+_NOISE_INPUT = SocketInput(
+    "noise",
+    t.LATENT,
+    optional=True,
+    description="explicit initial noise (Latent Noise); replaces the seed's noise",
+)
+
+
+def _sampling_widgets(seed_name: str) -> tuple[WidgetInput, ...]:
+    return (
+        WidgetInput(seed_name, t.INT, 0, min=0, max=_SEED_MAX, step=1, control_after_run=True),
+        WidgetInput("steps", t.INT, 20, min=1, max=10000, step=1),
+        WidgetInput("cfg", t.FLOAT, 8.0, min=0.0, max=100.0, step=0.1),
+        WidgetInput("sampler_name", t.COMBO, "euler", choices=SAMPLER_NAMES),
+        WidgetInput("scheduler", t.COMBO, "normal", choices=SCHEDULE_NAMES),
+    )
+
+
+SPECS = (
+    NodeSpec(
+        "KSampler",
+        "KSampler",
+        "sampling",
+        _ksampler,
+        inputs=(
+            *_MODEL_INPUTS,
+            *_sampling_widgets("seed"),
+            WidgetInput(
+                "denoise",
+                t.FLOAT,
+                1.0,
+                min=0.0,
+                max=1.0,
+                step=0.01,
+                description="below 1: image-to-image, keeping that much of the input",
+            ),
+            _NOISE_INPUT,
+        ),
+        outputs=(Output("LATENT", t.LATENT),),
+        description="Denoises a latent with the model, guided by the prompts (classifier-free "
+        "guidance). Denoise below 1 starts from the input latent: image-to-image.",
+        check=_schedule_problems,
+    ),
+    NodeSpec(
+        "KSamplerAdvanced",
+        "KSampler (Advanced)",
+        "sampling",
+        _ksampler_advanced,
+        inputs=(
+            *_MODEL_INPUTS,
+            WidgetInput("add_noise", t.BOOLEAN, True),
+            *_sampling_widgets("noise_seed"),
+            WidgetInput("start_at_step", t.INT, 0, min=0, max=10000, step=1),
+            WidgetInput("end_at_step", t.INT, 10000, min=0, max=10000, step=1),
+            WidgetInput("return_with_leftover_noise", t.BOOLEAN, False),
+            _NOISE_INPUT,
+        ),
+        outputs=(Output("LATENT", t.LATENT),),
+        description="Runs only steps start..end of the schedule, so sampling can be split "
+        "across nodes (the half-denoised latent between them is cached like any output).",
+        check=_schedule_problems,
+    ),
+)
