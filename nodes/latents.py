@@ -14,16 +14,27 @@ UPSCALE_METHODS = ("nearest-exact", "bilinear", "bicubic", "area")
 CROP_MODES = ("disabled", "center")
 
 
-def _empty_latent(ctx: Any, width: int, height: int, batch_size: int) -> dict[str, Any]:
+def _downscale(vae: Any) -> int:
+    """Pixels per latent cell: the VAE's when one is linked, else Stable Diffusion's 8."""
+    from core.diffusion import latents, vae_ops
+
+    return latents.DEFAULT_DOWNSCALE if vae is None else vae_ops.latent_factor(vae)
+
+
+def _empty_latent(
+    ctx: Any, width: int, height: int, batch_size: int, vae: Any = None
+) -> dict[str, Any]:
     from core.diffusion import latents
 
-    return latents.empty(width, height, batch_size)
+    return latents.empty(width, height, batch_size, _downscale(vae))
 
 
-def _latent_noise(ctx: Any, seed: int, width: int, height: int, batch_size: int) -> Any:
+def _latent_noise(
+    ctx: Any, seed: int, width: int, height: int, batch_size: int, vae: Any = None
+) -> Any:
     from core.diffusion import latents
 
-    return latents.noise(seed, width, height, batch_size)
+    return latents.noise(seed, width, height, batch_size, _downscale(vae))
 
 
 def _vae_decode(ctx: Any, samples: Mapping[str, Any], vae: Any) -> Any:
@@ -50,7 +61,7 @@ def _vae_encode(ctx: Any, pixels: Any, vae: Any) -> dict[str, Any]:
     from core.engine import NodeError
 
     try:
-        return {"samples": vae_ops.encode(vae, pixels)}
+        return {"samples": vae_ops.encode(vae, pixels), "downscale": vae_ops.latent_factor(vae)}
     except ValueError as exc:
         raise NodeError(str(exc), field="pixels") from None
 
@@ -61,7 +72,7 @@ def _vae_encode_inpaint(
     from core.diffusion import vae_ops
 
     samples, grown = vae_ops.encode_for_inpaint(vae, pixels, mask, grow_mask_by)
-    return {"samples": samples, "noise_mask": grown}
+    return {"samples": samples, "noise_mask": grown, "downscale": vae_ops.latent_factor(vae)}
 
 
 def _set_noise_mask(ctx: Any, samples: Mapping[str, Any], mask: Any) -> dict[str, Any]:
@@ -125,6 +136,12 @@ SPECS = (
         "latent",
         _empty_latent,
         inputs=(
+            SocketInput(
+                "vae",
+                t.VAE,
+                optional=True,
+                description="sizes are in pixels of this VAE (SD's 8 per latent cell if unlinked)",
+            ),
             WidgetInput("width", t.INT, 512, **_SIZE),
             WidgetInput("height", t.INT, 512, **_SIZE),
             WidgetInput("batch_size", t.INT, 1, **_BATCH),
@@ -138,6 +155,12 @@ SPECS = (
         "latent",
         _latent_noise,
         inputs=(
+            SocketInput(
+                "vae",
+                t.VAE,
+                optional=True,
+                description="sizes are in pixels of this VAE (SD's 8 per latent cell if unlinked)",
+            ),
             WidgetInput("seed", t.INT, 0, min=0, max=2**64 - 1, step=1, control_after_run=True),
             WidgetInput("width", t.INT, 512, **_SIZE),
             WidgetInput("height", t.INT, 512, **_SIZE),

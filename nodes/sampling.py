@@ -66,6 +66,7 @@ def _run(
             noise=None if noise is None else noise["samples"],
             callback=report,
             check_cancel=ctx.cancel.raise_if_cancelled,
+            downscale=latents.downscale_of(latent),
         )
     except UnsupportedSamplerError as exc:
         raise NodeError(str(exc), field="scheduler") from None

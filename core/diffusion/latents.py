@@ -2,7 +2,10 @@
 
 A LATENT is a dict (ComfyUI's convention, so workflows and intuitions carry over):
 ``{"samples": [B, 4, h, w] float32 CPU, "noise_mask": optional MASK, "batch_index": optional
-list of ints}``. Samples are the VAE's scaled latents. Functions return new dicts and never
+list of ints, "downscale": optional int}``. Samples are the VAE's scaled latents. ``downscale``
+is how many pixels one latent cell stands for along each axis: 8 for Stable Diffusion's VAE
+(the default when absent), 4 for the shipped demo model; sizes given in pixels (empty latents,
+upscales, conditioning areas) go through it. Functions return new dicts and never
 modify their inputs, so cached values stay valid.
 """
 
@@ -15,7 +18,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from core.diffusion.sampling import LATENT_FACTOR, seeded_noise
+from core.diffusion.sampling import LATENT_FACTOR as DEFAULT_DOWNSCALE
+from core.diffusion.sampling import seeded_noise
 
 Latent = dict[str, Any]
 UPSCALE_METHODS: tuple[str, ...] = ("nearest-exact", "bilinear", "bicubic", "area")
@@ -24,17 +28,30 @@ INTERPOLATIONS: tuple[str, ...] = ("linear", "spherical")
 LATENT_CHANNELS = 4
 
 
-def empty(width: int, height: int, batch_size: int = 1) -> Latent:
-    """Empty Latent Image: zeros for a ``width``×``height`` picture (f = 8)."""
-    shape = (batch_size, LATENT_CHANNELS, height // LATENT_FACTOR, width // LATENT_FACTOR)
-    return {"samples": torch.zeros(shape)}
+def downscale_of(latent: Mapping[str, Any]) -> int:
+    """Pixels per latent cell along each axis (8 unless the latent says otherwise)."""
+    return int(latent.get("downscale", DEFAULT_DOWNSCALE))
 
 
-def noise(seed: int, width: int, height: int, batch_size: int = 1) -> Latent:
+def _shape(width: int, height: int, batch_size: int, downscale: int) -> tuple[int, ...]:
+    return (batch_size, LATENT_CHANNELS, max(1, height // downscale), max(1, width // downscale))
+
+
+def empty(
+    width: int, height: int, batch_size: int = 1, downscale: int = DEFAULT_DOWNSCALE
+) -> Latent:
+    """Empty Latent Image: zeros for a ``width``×``height`` picture."""
+    shape = _shape(width, height, batch_size, downscale)
+    return {"samples": torch.zeros(shape), "downscale": downscale}
+
+
+def noise(
+    seed: int, width: int, height: int, batch_size: int = 1, downscale: int = DEFAULT_DOWNSCALE
+) -> Latent:
     """Latent Noise: standard Gaussian latents drawn on the CPU from ``seed`` (the sampler's
     own noise for the same seed and shape)."""
-    shape = (batch_size, LATENT_CHANNELS, height // LATENT_FACTOR, width // LATENT_FACTOR)
-    return {"samples": seeded_noise(seed, shape)}
+    shape = _shape(width, height, batch_size, downscale)
+    return {"samples": seeded_noise(seed, shape), "downscale": downscale}
 
 
 def with_samples(latent: Mapping[str, Any], samples: torch.Tensor) -> Latent:
@@ -85,7 +102,8 @@ def upscale(
     samples = latent["samples"]
     if width == 0 and height == 0:
         return dict(latent)
-    cells_w, cells_h = width // LATENT_FACTOR, height // LATENT_FACTOR
+    factor = downscale_of(latent)
+    cells_w, cells_h = width // factor, height // factor
     if cells_w == 0:
         cells_w = max(1, round(samples.shape[3] * cells_h / samples.shape[2]))
     if cells_h == 0:
@@ -162,11 +180,13 @@ def batch(a: Mapping[str, Any], b: Mapping[str, Any]) -> Latent:
     if sb.shape[2:] != sa.shape[2:]:
         sb = resize(sb, sa.shape[3], sa.shape[2], "bilinear", "center")
     out: Latent = {"samples": torch.cat([sa, sb])}
+    if "downscale" in a:
+        out["downscale"] = a["downscale"]
     first = _indices(a)
     out["batch_index"] = first + [max(first) + 1 + i for i in _indices(b)]
     ma, mb = _batched_mask(a), _batched_mask(b)
     if ma is not None or mb is not None:
-        height, width = sa.shape[2] * LATENT_FACTOR, sa.shape[3] * LATENT_FACTOR
+        height, width = sa.shape[2] * downscale_of(a), sa.shape[3] * downscale_of(a)
         parts = []
         for mask, count in ((ma, sa.shape[0]), (mb, sb.shape[0])):
             if mask is None:
@@ -185,6 +205,8 @@ def from_batch(latent: Mapping[str, Any], index: int, length: int = 1) -> Latent
     index = min(max(index, 0), samples.shape[0] - 1)
     length = max(1, min(length, samples.shape[0] - index))
     out: Latent = {"samples": samples[index : index + length].clone()}
+    if "downscale" in latent:
+        out["downscale"] = latent["downscale"]
     out["batch_index"] = _indices(latent)[index : index + length]
     mask = _batched_mask(latent)
     if mask is not None:
@@ -196,6 +218,8 @@ def repeat(latent: Mapping[str, Any], amount: int) -> Latent:
     """Repeat Latent Batch: the whole batch ``amount`` times."""
     samples = latent["samples"]
     out: Latent = {"samples": samples.repeat(amount, 1, 1, 1)}
+    if "downscale" in latent:
+        out["downscale"] = latent["downscale"]
     indices = _indices(latent)
     offset = max(indices) + 1
     out["batch_index"] = [i + k * offset for k in range(amount) for i in indices]

@@ -164,14 +164,16 @@ class _Context:
     side: int  # 0 = negative (unconditional), 1 = positive
 
 
-def _entry_box(entry: ConditioningEntry, height: int, width: int) -> tuple[int, int, int, int]:
+def _entry_box(
+    entry: ConditioningEntry, height: int, width: int, downscale: int
+) -> tuple[int, int, int, int]:
     area = entry.options.area
     if area is None:
         return 0, 0, height, width
-    top = min(area.y // LATENT_FACTOR, height - 1)
-    left = min(area.x // LATENT_FACTOR, width - 1)
-    box_h = max(1, min(math.ceil(area.height / LATENT_FACTOR), height - top))
-    box_w = max(1, min(math.ceil(area.width / LATENT_FACTOR), width - left))
+    top = min(area.y // downscale, height - 1)
+    left = min(area.x // downscale, width - 1)
+    box_h = max(1, min(math.ceil(area.height / downscale), height - top))
+    box_w = max(1, min(math.ceil(area.width / downscale), width - left))
     return top, left, box_h, box_w
 
 
@@ -194,10 +196,11 @@ def _prepare_context(
     width: int,
     device: torch.device,
     dtype: torch.dtype,
+    downscale: int,
 ) -> _Context | None:
     options = entry.options
     weight = torch.full((batch, 1, height, width), float(options.strength))
-    box = _entry_box(entry, height, width)
+    box = _entry_box(entry, height, width, downscale)
     if options.mask is not None:
         mask = options.mask.float()
         mask = mask[None] if mask.ndim == 2 else mask
@@ -222,9 +225,7 @@ def _prepare_context(
             )
         pooled = entry.pooled.to(device, dtype)
         pooled = pooled.expand(batch, -1) if pooled.shape[0] == 1 else pooled[:batch]
-        ids = sdxl_time_ids(
-            options.size, box_h * LATENT_FACTOR, box_w * LATENT_FACTOR, dtype=torch.float32
-        )
+        ids = sdxl_time_ids(options.size, box_h * downscale, box_w * downscale, dtype=torch.float32)
         time_ids = ids.to(device, dtype).expand(batch, -1)
     return _Context(embeds, pooled, time_ids, box, weight.to(device), side)
 
@@ -253,6 +254,7 @@ class _Denoiser:
         cfg: float,
         latent_shape: torch.Size,
         concat: torch.Tensor | None,
+        downscale: int = LATENT_FACTOR,
     ) -> None:
         unet = model.unet
         parameter = next(unet.parameters())
@@ -268,7 +270,15 @@ class _Denoiser:
                 raise ValueError(f"the {which} conditioning is empty: connect a prompt to it")
             for entry in conditioning:
                 context = _prepare_context(
-                    entry, side, model.family, batch, height, width, self.device, self.dtype
+                    entry,
+                    side,
+                    model.family,
+                    batch,
+                    height,
+                    width,
+                    self.device,
+                    self.dtype,
+                    downscale,
                 )
                 if context is not None:
                     contexts.append(context)
@@ -349,6 +359,7 @@ def sample(
     noise: torch.Tensor | None = None,
     callback: StepCallback | None = None,
     check_cancel: Callable[[], None] | None = None,
+    downscale: int = LATENT_FACTOR,
 ) -> torch.Tensor:
     """Denoise ``latent`` ([B, 4, h, w], scaled VAE latents) and return it on the CPU (float32).
 
@@ -357,7 +368,8 @@ def sample(
     9-channel inpainting UNets also get the mask and ``latent`` (the masked image's latent)
     as extra input channels. ``noise`` replaces the seeded initial noise. ``callback`` hears
     every finished step; ``check_cancel`` is called before each UNet evaluation and stops the
-    run by raising.
+    run by raising. ``downscale`` (pixels per latent cell) places conditioning areas, which are
+    given in pixels, and sizes SDXL's size conditioning.
     """
     definition, scheduler = make_scheduler(
         settings.sampler, settings.schedule, model.scheduler_config
@@ -403,7 +415,7 @@ def sample(
             f"the latent has {channels} channels but the model expects "
             f"{unet.config.in_channels}: use a latent made for this model's family"
         )
-    denoiser = _Denoiser(model, positive, negative, settings.cfg, latent.shape, concat)
+    denoiser = _Denoiser(model, positive, negative, settings.cfg, latent.shape, concat, downscale)
 
     # The starting sample, in the scheduler's own space.
     if settings.add_noise and first == 0:

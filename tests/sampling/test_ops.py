@@ -266,3 +266,21 @@ def test_node_sampler_lists_match_the_core_tables() -> None:
 
     assert set(sampling.SAMPLER_NAMES) == set(SAMPLER_NAMES)
     assert sampling.SCHEDULE_NAMES == SCHEDULES
+
+
+def test_pixel_sizes_follow_the_vae_downscale() -> None:
+    """A VAE with fewer downsamplings (the tiny test VAE has 2 pixels per cell) makes Empty
+    Latent Image and Latent Upscale size latents in its own pixels, and VAE Encode records it."""
+    registry = build_registry()
+    vae = vae_of(tiny())
+    factor = vae_ops.latent_factor(vae)
+    assert factor != latents.DEFAULT_DOWNSCALE
+    empty = registry.get("EmptyLatentImage").function
+    sized = empty(None, width=64, height=32, batch_size=1, vae=vae)
+    assert sized["samples"].shape[2:] == (32 // factor, 64 // factor)
+    assert empty(None, width=64, height=32, batch_size=1)["samples"].shape[2:] == (4, 8)
+    up = latents.upscale(sized, 128, 64, "bilinear")
+    assert up["samples"].shape[2:] == (64 // factor, 128 // factor)
+    assert latents.downscale_of(latents.repeat(up, 2)) == factor
+    encoded = registry.get("VAEEncode").function(None, pixels=torch.rand(1, 16, 16, 3), vae=vae)
+    assert latents.downscale_of(encoded) == factor

@@ -182,6 +182,18 @@ def test_area_conditioning_only_acts_inside_its_area(setup) -> None:
     assert float((both[..., :8] - only[..., :8]).abs().max()) > 1e-5
 
 
+def test_area_follows_the_latents_downscale(setup) -> None:
+    """With 4 pixels per cell (the demo model's VAE), the same 64-pixel-wide area covers 16
+    latent columns — the whole width — instead of SD's 8."""
+    model, positive, negative = setup
+    left = set_area(random_conditioning(tiny(), 5), Area(0, 0, 64, 128))
+    mixed = Conditioning(positive.entries + left.entries)
+    settings = SamplerSettings("euler", steps=1, cfg=1.0, seed=9, end_step=1)
+    only = sample(model, positive, negative, torch.zeros(LATENT), settings, downscale=4)
+    both = sample(model, mixed, negative, torch.zeros(LATENT), settings, downscale=4)
+    assert float((both[..., 8:] - only[..., 8:]).abs().max()) > 1e-5
+
+
 def test_denoise_window_follows_comfyui() -> None:
     assert denoise_window(10, 1.0) == (10, 0)
     assert denoise_window(10, 0.5) == (20, 10)
