@@ -3,6 +3,8 @@
     python main.py                     the editor on the default workflow (headless run when
                                        there is no display)
     python main.py FILE                the editor on a workflow or a PNG with one embedded
+    python main.py gui [FILE] [--run] [--screenshot OUT.png]
+                                       the editor; run the graph; save a picture and quit
     python main.py run WORKFLOW ...    run headless, write the outputs, print where they are
     python main.py validate WORKFLOW   check a workflow without running it
     python main.py nodes [--json]      every node type with its inputs and outputs
@@ -30,6 +32,42 @@ EXIT_OK, EXIT_NODE_FAILED, EXIT_INVALID = 0, 1, 2
 
 class CliError(Exception):
     """A user mistake on the command line or in the workflow: printed, exit 2."""
+
+
+class PreviewWriter:
+    """Writes every sampler step's preview as a PNG (``node5_step007.png``) and, on request,
+    each sampler's denoising as an animated GIF (``node5_denoising.gif``)."""
+
+    #: Previews are at latent resolution (64×64 for a 512² SD image): enlarge them to this.
+    MIN_SIDE = 256
+
+    def __init__(self, folder: Path, animation: bool) -> None:
+        self.folder, self.animation = folder, animation
+        self.frames: dict[int, list[Any]] = {}
+
+    def add(self, node_id: int, payload: Any) -> None:
+        from PIL import Image
+
+        from core.diffusion import images
+
+        step = getattr(payload, "step", len(self.frames.get(node_id, ())) + 1)
+        picture = images.to_pil(getattr(payload, "image", payload)[0])
+        scale = max(1, -(-self.MIN_SIDE // max(picture.size)))
+        picture = picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        picture.save(self.folder / f"node{node_id}_step{step:03d}.png")
+        self.frames.setdefault(node_id, []).append(picture)
+
+    def finish(self) -> list[Path]:
+        """Writes the animations; returns every file written."""
+        written = sorted(self.folder.glob("node*_step*.png")) if self.folder.exists() else []
+        if not self.animation:
+            return written
+        for node_id, frames in self.frames.items():
+            path = self.folder / f"node{node_id}_denoising.gif"
+            frames[0].save(path, save_all=True, append_images=frames[1:], duration=120, loop=0)
+            written.append(path)
+        return written
 
 
 def _registry(model_roots: Sequence[Path] = ()) -> Any:
@@ -94,7 +132,7 @@ def _print_problems(problems: Sequence[Any], graph: Any) -> None:
         f"The workflow is not valid ({len(problems)} problem(s)); nothing was run:", file=sys.stderr
     )
     for problem in problems:
-        print(f"  - {problem}", file=sys.stderr)
+        print(f"  - {problem.message}", file=sys.stderr)
 
 
 def _run_workflow(
@@ -104,6 +142,7 @@ def _run_workflow(
     report_path: Path | None = None,
     device: str = "auto",
     model_roots: Sequence[Path] = (),
+    previews: PreviewWriter | None = None,
 ) -> int:
     from tqdm import tqdm
 
@@ -121,6 +160,8 @@ def _run_workflow(
         nonlocal bar
         if isinstance(event, events.RunStarted):
             bar = tqdm(total=len(event.node_ids), unit="node", desc="run", leave=False)
+        elif isinstance(event, events.Preview) and previews is not None:
+            previews.add(event.node_id, event.image)
         elif isinstance(event, events.Progress) and bar is not None:
             bar.set_postfix_str(f"#{event.node_id} step {event.step}/{event.total}")
         elif isinstance(event, (events.NodeFinished, events.NodeFailed, events.NodeSkipped)):
@@ -161,6 +202,9 @@ def _run_workflow(
     print(f"{report.status}: {ran} node(s) ran, {cached} cached, in {report.seconds:.2f} s")
     for file in files:
         print(f"wrote {file}")
+    if previews is not None:
+        written = previews.finish()
+        print(f"previews: {len(written)} file(s) in {previews.folder}")
     if report_path is not None:
         print(f"report: {report_path}")
     return EXIT_NODE_FAILED if failed or report.status != "ok" else EXIT_OK
@@ -236,13 +280,15 @@ def _gui_available() -> bool:
     return importlib.util.find_spec("nodeui.app") is not None
 
 
-def _default(file: str | None) -> int:
-    """No sub-command: the editor when it can open, else a headless run of the workflow."""
-    path = Path(file) if file else DEFAULT_WORKFLOW
-    if _has_display() and _gui_available():
-        from nodeui.app import run_app  # type: ignore[import-not-found]
+def _default(file: str | None, run: bool = False, screenshot: Path | None = None) -> int:
+    """No sub-command: the editor when it can open, else a headless run of the workflow.
 
-        return int(run_app(path))
+    ``--screenshot`` always opens the editor, offscreen when there is no display."""
+    path = Path(file) if file else DEFAULT_WORKFLOW
+    if (_has_display() or screenshot is not None) and _gui_available():
+        from nodeui.app import run_app
+
+        return int(run_app(path, run=run, screenshot=screenshot))
     reason = "no display" if not _has_display() else "the editor is not part of this build yet"
     print(f"LatentLoom: {reason}; running {path} headless.")
     return _run_workflow(path, DEFAULT_OUTPUT)
@@ -263,6 +309,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--report", type=Path, help="write a JSON run report here")
     run.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
+    run.add_argument(
+        "--previews", type=Path, metavar="DIR", help="write every sampler step's preview here"
+    )
+    run.add_argument(
+        "--animation", action="store_true", help="with --previews: also an animated GIF"
+    )
     validate = sub.add_parser("validate", help="check a workflow without running it")
     validate.add_argument("workflow", type=Path)
     nodes = sub.add_parser("nodes", help="list node types")
@@ -278,7 +330,15 @@ def _parser() -> argparse.ArgumentParser:
             "searched before $LATENTLOOM_MODEL_ROOTS, ./models and the shipped demo model",
         )
     gui = sub.add_parser("gui", help="open the editor")
-    gui.add_argument("file", nargs="?")
+    gui.add_argument("file", nargs="?", help="a workflow or a PNG with one embedded")
+    gui.add_argument("--run", action="store_true", help="run the graph once the window opens")
+    gui.add_argument(
+        "--screenshot",
+        type=Path,
+        metavar="OUT.png",
+        help="save a picture of the window (after the run, with --run) and quit; works "
+        "without a display",
+    )
     return parser
 
 
@@ -293,14 +353,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "run":
         return _guarded(
             lambda: _run_workflow(
-                args.workflow, args.out, args.set, args.report, args.device, args.models
+                args.workflow,
+                args.out,
+                args.set,
+                args.report,
+                args.device,
+                args.models,
+                PreviewWriter(args.previews, args.animation) if args.previews else None,
             )
         )
     if args.command == "validate":
         return _guarded(lambda: _validate(args.workflow, args.models))
     if args.command == "nodes":
         return _describe_nodes(args.json, args.models)
-    return _guarded(lambda: _default(args.file))
+    return _guarded(lambda: _default(args.file, args.run, args.screenshot))
 
 
 def _guarded(action: Any) -> int:

@@ -12,7 +12,17 @@ from pathlib import Path
 
 from core.diffusion.model_paths import ModelKind, ModelPaths
 from core.graph.spec import NodeRegistry
-from nodes import conditioning, image_ops, images, latents, masks, models, primitives, sampling
+from nodes import (
+    conditioning,
+    image_ops,
+    images,
+    latents,
+    masks,
+    models,
+    previews,
+    primitives,
+    sampling,
+)
 
 #: Where the model trained by this project is shipped (``checkpoints/latentloom-shapes``).
 SHIPPED_MODELS = Path(__file__).resolve().parent.parent / "resources" / "models"
@@ -42,6 +52,7 @@ def build_registry(model_paths: ModelPaths | None = None) -> NodeRegistry:
             *conditioning.SPECS,
             *latents.SPECS,
             *sampling.SPECS,
+            *previews.SPECS,
         ],
         choice_providers=providers,
     )

@@ -45,14 +45,21 @@ def _run(
     latent: Mapping[str, Any],
     settings: Any,
     noise: Mapping[str, Any] | None,
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], Any]:
+    """Samples, showing the projected x̂₀ after every step and keeping every step's x_t and
+    x̂₀ in the returned history."""
     from core.diffusion import latents, sampling
+    from core.diffusion.previews import StepHistory, StepPreview
     from core.diffusion.schedulers import UnsupportedSamplerError
     from core.engine import NodeError
 
+    history = StepHistory(total=settings.steps, downscale=latents.downscale_of(latent))
+    projection = model.preview
+
     def report(step: sampling.SamplerStep) -> None:
-        # The preview payload is x̂₀ as a CPU latent; the latent→RGB projection comes later.
-        ctx.preview(step.denoised.detach().float().cpu())
+        at = settings.start_step + step.step  # the step's index in the whole schedule
+        history.append(at, step.latent, step.denoised)
+        ctx.preview(StepPreview(at, settings.steps, projection.project(step.denoised)))
         ctx.progress(step.step, step.total)
 
     try:
@@ -72,7 +79,7 @@ def _run(
         raise NodeError(str(exc), field="scheduler") from None
     except ValueError as exc:
         raise NodeError(str(exc)) from None
-    return latents.with_samples(latent, samples)
+    return latents.with_samples(latent, samples), history
 
 
 def _ksampler(
@@ -88,12 +95,15 @@ def _ksampler(
     scheduler: str,
     denoise: float,
     noise: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], Any]:
     from core.diffusion.sampling import SamplerSettings, denoise_window
 
     window = denoise_window(steps, denoise)
     if window is None:
-        return dict(latent_image)
+        from core.diffusion.latents import downscale_of
+        from core.diffusion.previews import StepHistory
+
+        return dict(latent_image), StepHistory(total=0, downscale=downscale_of(latent_image))
     total, start = window
     settings = SamplerSettings(sampler_name, scheduler, total, cfg, seed, start_step=start)
     return _run(ctx, model, positive, negative, latent_image, settings, noise)
@@ -115,7 +125,7 @@ def _ksampler_advanced(
     end_at_step: int,
     return_with_leftover_noise: bool,
     noise: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], Any]:
     from core.diffusion.sampling import SamplerSettings
 
     settings = SamplerSettings(
@@ -143,6 +153,17 @@ _NOISE_INPUT = SocketInput(
     t.LATENT,
     optional=True,
     description="explicit initial noise (Latent Noise); replaces the seed's noise",
+)
+
+
+_SAMPLER_OUTPUTS = (
+    Output("LATENT", t.LATENT),
+    Output(
+        "HISTORY",
+        t.HISTORY,
+        description="every step's latent and denoised estimate: scrub it, or continue from a "
+        "step with Latent From History",
+    ),
 )
 
 
@@ -176,7 +197,7 @@ SPECS = (
             ),
             _NOISE_INPUT,
         ),
-        outputs=(Output("LATENT", t.LATENT),),
+        outputs=_SAMPLER_OUTPUTS,
         description="Denoises a latent with the model, guided by the prompts (classifier-free "
         "guidance). Denoise below 1 starts from the input latent: image-to-image.",
         check=_schedule_problems,
@@ -195,7 +216,7 @@ SPECS = (
             WidgetInput("return_with_leftover_noise", t.BOOLEAN, False),
             _NOISE_INPUT,
         ),
-        outputs=(Output("LATENT", t.LATENT),),
+        outputs=_SAMPLER_OUTPUTS,
         description="Runs only steps start..end of the schedule, so sampling can be split "
         "across nodes (the half-denoised latent between them is cached like any output).",
         check=_schedule_problems,

@@ -56,6 +56,7 @@ from core.diffusion.models import (
     TextEncoder,
     VaeModel,
 )
+from core.diffusion.previews import LATENT_RGB_FILE, LatentRgb
 from core.diffusion.resources import load_clip_tokenizer, load_component_config
 
 # OpenCLIP ViT-H/14 has 24 blocks; diffusers' SD 2.x text encoders store only 23
@@ -334,13 +335,27 @@ def load_diffusers_folder(folder: Path, overrides: LoadOverrides | None = None) 
             )
         )
     vae = _from_pretrained(AutoencoderKL, folder / "vae", folder, dtype)
+    latent_rgb = _read_latent_rgb(folder)
     return LoadedCheckpoint(
         source=folder,
         family=family,
-        model=DiffusionModel(unet, family, prediction, scheduler_config),
+        model=DiffusionModel(unet, family, prediction, scheduler_config, latent_rgb),
         clip=ClipModel(family, tuple(encoders)),
         vae=VaeModel(vae, float(vae.config.scaling_factor)),
     )
+
+
+def _read_latent_rgb(folder: Path) -> LatentRgb | None:
+    """A folder's own preview factors (``latent_rgb.json``), if it ships them."""
+    path = folder / LATENT_RGB_FILE
+    if not path.is_file():
+        return None
+    try:
+        return LatentRgb.load(path)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ModelLoadError(
+            path, f"has unreadable preview factors ({exc}).", "Delete or fix the file."
+        ) from exc
 
 
 def _family_of_unet(config: Mapping[str, Any]) -> ModelFamily:

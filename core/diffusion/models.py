@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from core.diffusion.families import ModelFamily, PredictionType
+from core.diffusion.previews import FAMILY_LATENT_RGB, LatentRgb
 
 
 @dataclass(frozen=True, eq=False)
@@ -78,6 +79,13 @@ class DiffusionModel:
     family: ModelFamily
     prediction: PredictionType
     scheduler_config: Mapping[str, Any] = field(default_factory=dict)
+    #: The model's own latent→RGB preview factors (a folder's latent_rgb.json), if it has any.
+    latent_rgb: LatentRgb | None = None
+
+    @property
+    def preview(self) -> LatentRgb:
+        """The projection live previews use: the model's own factors, else its family's."""
+        return self.latent_rgb or FAMILY_LATENT_RGB[self.family]
 
     @property
     def is_inpainting(self) -> bool:

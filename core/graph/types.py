@@ -22,6 +22,8 @@ INT = "INT"
 FLOAT = "FLOAT"
 STRING = "STRING"
 BOOLEAN = "BOOLEAN"
+#: Every step of a sampler run (x_t and x̂₀ per step), for scrubbing and branching.
+HISTORY = "HISTORY"
 #: A widget whose value is one of a list of strings; links of type STRING can drive it.
 COMBO = "COMBO"
 #: Wildcard used by reroutes: it takes the type of whatever is linked to it.
@@ -40,6 +42,7 @@ SOCKET_TYPES: tuple[str, ...] = (
     FLOAT,
     STRING,
     BOOLEAN,
+    HISTORY,
 )
 
 #: Types whose values are loaded models: the cache keeps them under its model budget.

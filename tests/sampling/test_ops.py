@@ -166,7 +166,7 @@ def test_ksampler_node_reports_progress_previews_and_keeps_the_mask(tmp_path: Pa
     empty = registry.get("EmptyLatentImage").function(None, width=128, height=128, batch_size=1)
     masked = registry.get("SetLatentNoiseMask").function(None, empty, torch.ones(1, 128, 128))
     ctx, events = _context(tmp_path)
-    out = registry.get("KSampler").function(
+    out, history = registry.get("KSampler").function(
         ctx,
         model,
         positive,
@@ -185,8 +185,10 @@ def test_ksampler_node_reports_progress_previews_and_keeps_the_mask(tmp_path: Pa
         (2, 3),
         (3, 3),
     ]
-    previews = [e for e in events.events if isinstance(e, Preview)]
-    assert len(previews) == 3 and previews[0].image.shape == (1, 4, 16, 16)
+    previews = [e.image for e in events.events if isinstance(e, Preview)]
+    assert [(p.step, p.total) for p in previews] == [(1, 3), (2, 3), (3, 3)]
+    assert previews[0].image.shape == (1, 16, 16, 3)  # projected x̂₀, at latent resolution
+    assert history.steps == [1, 2, 3] and history.at(3).shape == (1, 4, 16, 16)
 
 
 def test_ksampler_advanced_split_matches_ksampler(tmp_path: Path) -> None:
@@ -198,7 +200,7 @@ def test_ksampler_advanced_split_matches_ksampler(tmp_path: Path) -> None:
     common = {"steps": 4, "cfg": 4.0, "sampler_name": "euler_ancestral", "scheduler": "normal"}
     ctx, _ = _context(tmp_path)
     advanced = registry.get("KSamplerAdvanced").function
-    half = advanced(
+    half, _ = advanced(
         ctx,
         model,
         positive,
@@ -211,7 +213,7 @@ def test_ksampler_advanced_split_matches_ksampler(tmp_path: Path) -> None:
         return_with_leftover_noise=True,
         **common,
     )
-    done = advanced(
+    done, _ = advanced(
         ctx,
         model,
         positive,
@@ -224,7 +226,7 @@ def test_ksampler_advanced_split_matches_ksampler(tmp_path: Path) -> None:
         return_with_leftover_noise=False,
         **common,
     )
-    whole = registry.get("KSampler").function(
+    whole, _ = registry.get("KSampler").function(
         ctx, model, positive, negative, empty, seed=9, denoise=1.0, **common
     )
     torch.testing.assert_close(done["samples"], whole["samples"], rtol=1e-4, atol=1e-4)
