@@ -79,12 +79,18 @@ def _registry(model_roots: Sequence[Path] = ()) -> Any:
 
 
 def _load(path: str | Path, registry: Any) -> Any:
-    from core.graph.workflow import WorkflowError, load_workflow
+    """Opens a LatentLoom workflow, a ComfyUI workflow (UI or API format), or a PNG carrying
+    either or A1111's parameters; what an import could not carry over is printed."""
+    from core.graph.workflow import WorkflowError
+    from nodes.interop import SourceFormat, open_workflow
 
     try:
-        return load_workflow(path, registry)
+        result = open_workflow(path, registry)
     except WorkflowError as exc:
         raise CliError(str(exc)) from None
+    if result.report.source_format is not SourceFormat.LATENTLOOM or result.report.warnings:
+        print(result.report.summary(), file=sys.stderr)
+    return result.workflow
 
 
 def _parse_value(widget: Any, text: str) -> Any:

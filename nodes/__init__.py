@@ -34,7 +34,8 @@ def default_model_roots(extra: Sequence[str | Path] = ()) -> list[Path]:
     """Model roots in search order: ``extra`` (settings, ``--models``), then
     ``$LATENTLOOM_MODEL_ROOTS``, then ``./models``, then the shipped demo model."""
     from_environment = [p for p in os.environ.get(ROOTS_ENVIRONMENT, "").split(os.pathsep) if p]
-    return [Path(p) for p in (*extra, *from_environment, "models", SHIPPED_MODELS)]
+    roots = (*extra, *from_environment, "models", SHIPPED_MODELS)
+    return [Path(p).expanduser().absolute() for p in roots]
 
 
 def build_registry(model_paths: ModelPaths | None = None) -> NodeRegistry:

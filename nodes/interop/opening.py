@@ -1,0 +1,198 @@
+"""One entry point that opens any workflow file LatentLoom understands.
+
+``open_workflow(path, registry)`` reads ``.json`` files (LatentLoom's own, ComfyUI's UI format
+0.4 or 1, ComfyUI's API format) and PNGs (with LatentLoom's embedded workflow, ComfyUI's
+``workflow``/``prompt`` chunks or A1111's ``parameters``), and returns the workflow with an
+``ImportReport``. Anything it cannot read raises ``WorkflowError`` naming the file and the
+problem. Nothing runs and nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from core.graph import png
+from core.graph.errors import GraphError
+from core.graph.spec import NodeRegistry
+from core.graph.workflow import FORMAT, PNG_KEY, Workflow, WorkflowError, from_dict
+from nodes.interop import a1111, comfyui
+from nodes.interop.report import (
+    ImportReport,
+    OpenResult,
+    ReportBuilder,
+    SourceFormat,
+)
+
+#: The PNG text chunks ComfyUI and A1111 write.
+COMFY_WORKFLOW_KEY, COMFY_PROMPT_KEY, A1111_KEY = "workflow", "prompt", "parameters"
+#: Node types whose ``image`` param names a picture ComfyUI keeps in its input folder.
+_IMAGE_LOADERS = ("LoadImage", "LoadImageMask")
+_ANNOTATION = re.compile(r"\s*\[(input|output|temp)\]$")
+
+Source = str | os.PathLike[str] | None
+
+
+def open_workflow(path: str | os.PathLike[str], registry: NodeRegistry) -> OpenResult:
+    """Opens a workflow ``.json`` or a PNG carrying one, in any supported format."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise WorkflowError(f"cannot be read ({exc.strerror or exc})", source=path) from None
+    return open_bytes(raw, registry, path)
+
+
+def open_bytes(raw: bytes, registry: NodeRegistry, source: Source = None) -> OpenResult:
+    """Opens a file's content (a drop from another program, say); ``source`` names it in
+    messages and is the folder relative image names are looked up in."""
+    if raw.startswith(png.SIGNATURE):
+        return _open_png(raw, registry, source)
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise WorkflowError(
+            "neither a PNG nor a text file (not UTF-8)",
+            source=source,
+            hint="Open a .json workflow or a PNG that carries one",
+        ) from None
+    return open_text(text, registry, source)
+
+
+def open_text(
+    text: str, registry: NodeRegistry, source: Source = None, container: str = "json"
+) -> OpenResult:
+    """Opens a workflow given as text: JSON in any supported format, or A1111 parameters."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        if a1111.looks_like_parameters(text):
+            return _open_a1111(text, registry, source, "text" if container == "json" else container)
+        raise WorkflowError(
+            f"not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})", source=source
+        ) from None
+    return open_data(data, registry, source, container)
+
+
+def open_data(
+    data: Any, registry: NodeRegistry, source: Source = None, container: str = "json"
+) -> OpenResult:
+    """Opens already-parsed JSON data in any supported format."""
+    if isinstance(data, dict) and data.get("format") == FORMAT:
+        workflow = from_dict(data, registry, source)
+        return OpenResult(workflow, _own_report(workflow, container))
+    data = _unwrap(data)
+    if comfyui.is_ui_workflow(data):
+        importer, what = comfyui.import_ui, "ComfyUI workflow"
+    elif comfyui.is_api_prompt(data):
+        importer, what = comfyui.import_api, "ComfyUI API prompt"
+    else:
+        raise WorkflowError(
+            "not a workflow LatentLoom can open",
+            source=source,
+            hint="It reads LatentLoom workflows, ComfyUI workflows (UI or API format) and "
+            "PNGs made by LatentLoom, ComfyUI or AUTOMATIC1111",
+        )
+    try:
+        workflow, report = importer(data, registry, source)
+    except WorkflowError:
+        raise
+    except (GraphError, TypeError, ValueError, KeyError, AttributeError, IndexError) as exc:
+        raise WorkflowError(f"damaged {what}: {exc}", source=source) from None
+    warnings = _resolve_images(workflow, source)
+    report = dataclasses.replace(
+        report, container=container, warnings=report.warnings + tuple(warnings)
+    )
+    return OpenResult(workflow, report)
+
+
+def _unwrap(data: Any) -> Any:
+    """The workflow inside the wrappers ComfyUI's HTTP API uses: ``{"prompt": …,
+    "extra_data": {"extra_pnginfo": {"workflow": …}}}`` or ``{"workflow": …}``."""
+    if not isinstance(data, dict) or comfyui.is_ui_workflow(data) or comfyui.is_api_prompt(data):
+        return data
+    extra = data.get("extra_data")
+    info = extra.get("extra_pnginfo") if isinstance(extra, dict) else None
+    if isinstance(info, dict) and comfyui.is_ui_workflow(info.get("workflow")):
+        return info["workflow"]
+    for key in ("workflow", "prompt"):
+        if comfyui.is_ui_workflow(data.get(key)) or comfyui.is_api_prompt(data.get(key)):
+            return data[key]
+    return data
+
+
+def _own_report(workflow: Workflow, container: str) -> ImportReport:
+    builder = ReportBuilder()
+    for node_id in workflow.placeholders:
+        builder.unknown_node(node_id, workflow.graph.node(node_id).type_id)
+    return builder.build(workflow, SourceFormat.LATENTLOOM, container=container)
+
+
+def _open_png(raw: bytes, registry: NodeRegistry, source: Source) -> OpenResult:
+    try:
+        chunks = png.read_text_chunks(raw)
+    except png.PngError as exc:
+        raise WorkflowError(f"damaged PNG ({exc})", source=source) from None
+    if PNG_KEY in chunks:
+        return open_text(chunks[PNG_KEY], registry, source, "png")
+    notes: list[str] = []
+    # ComfyUI's UI workflow has positions and groups; its API prompt is the fallback.
+    for key in (COMFY_WORKFLOW_KEY, COMFY_PROMPT_KEY):
+        if key not in chunks:
+            continue
+        try:
+            result = open_text(chunks[key], registry, source, "png")
+        except WorkflowError as exc:
+            notes.append(f"the PNG's ComfyUI {key!r} text could not be used ({exc.problem})")
+            continue
+        report = dataclasses.replace(result.report, warnings=(*notes, *result.report.warnings))
+        return OpenResult(result.workflow, report)
+    if A1111_KEY in chunks and chunks[A1111_KEY].strip():
+        result = _open_a1111(chunks[A1111_KEY], registry, source, "png")
+        report = dataclasses.replace(result.report, warnings=(*notes, *result.report.warnings))
+        return OpenResult(result.workflow, report)
+    if notes:
+        raise WorkflowError("; ".join(notes), source=source)
+    raise WorkflowError(
+        "this PNG carries no workflow",
+        source=source,
+        hint="Open a PNG saved by LatentLoom, ComfyUI or AUTOMATIC1111 (with its metadata kept)",
+    )
+
+
+def _open_a1111(text: str, registry: NodeRegistry, source: Source, container: str) -> OpenResult:
+    try:
+        workflow, report = a1111.build_workflow(a1111.parse_parameters(text), registry, container)
+    except (GraphError, ValueError) as exc:
+        raise WorkflowError(f"cannot rebuild the A1111 parameters ({exc})", source=source) from None
+    workflow.source = Path(source) if source is not None else None
+    return OpenResult(workflow, report)
+
+
+def _resolve_images(workflow: Workflow, source: Source) -> list[str]:
+    """ComfyUI's image loaders name files in its input folder; point them at the file when it
+    lies beside the workflow (or in an ``input`` folder there), else say what to do."""
+    warnings = []
+    base = Path(source).parent if source is not None else None
+    for node in workflow.graph:
+        if node.type_id not in _IMAGE_LOADERS or node.placeholder is not None:
+            continue
+        name = _ANNOTATION.sub("", str(node.params.get("image", ""))).strip()
+        if not name or Path(name).is_absolute():
+            continue
+        found = None
+        if base is not None:
+            found = next((c for c in (base / name, base / "input" / name) if c.is_file()), None)
+        if found is not None:
+            workflow.graph.set_param(node.id, "image", str(found.resolve()))
+            continue
+        workflow.graph.set_param(node.id, "image", name)
+        warnings.append(
+            f"node {node.id} ({node.type_id}): image {name!r} is in ComfyUI's input folder, "
+            "not beside this file; choose the picture in the node"
+        )
+    return warnings
