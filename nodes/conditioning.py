@@ -6,6 +6,7 @@ from typing import Any
 
 from core.graph import types as t
 from core.graph.spec import NodeSpec, Output, SocketInput, WidgetInput
+from nodes.placement import place
 
 _PIXELS = {"min": 0, "max": 16384, "step": 8}
 _STRENGTH = {"min": 0.0, "max": 10.0, "step": 0.01}
@@ -14,6 +15,8 @@ _STRENGTH = {"min": 0.0, "max": 10.0, "step": 0.01}
 def _encode(ctx: Any, clip: Any, text: str) -> Any:
     from core.diffusion.text_encoding import encode_prompt
 
+    for encoder in clip.encoders:
+        place(ctx, encoder.model)
     return encode_prompt(clip, text)
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from core.graph import types as t
 from core.graph.spec import NodeSpec, Output, SocketInput, WidgetInput
+from nodes.placement import place
 
 _SIZE = {"min": 16, "max": 16384, "step": 8}
 _BATCH = {"min": 1, "max": 4096, "step": 1}
@@ -40,6 +41,7 @@ def _latent_noise(
 def _vae_decode(ctx: Any, samples: Mapping[str, Any], vae: Any) -> Any:
     from core.diffusion import vae_ops
 
+    place(ctx, vae.vae)
     return vae_ops.decode(vae, samples["samples"])
 
 
@@ -53,6 +55,7 @@ def _vae_decode_tiled(
     tile, lap = max(1, tile_size // factor), overlap // factor
     if lap >= tile:
         raise NodeError("the overlap must be smaller than the tile size", field="overlap")
+    place(ctx, vae.vae)
     return vae_ops.decode(vae, samples["samples"], tile=tile, overlap=lap)
 
 
@@ -61,6 +64,7 @@ def _vae_encode(ctx: Any, pixels: Any, vae: Any) -> dict[str, Any]:
     from core.engine import NodeError
 
     try:
+        place(ctx, vae.vae)
         return {"samples": vae_ops.encode(vae, pixels), "downscale": vae_ops.latent_factor(vae)}
     except ValueError as exc:
         raise NodeError(str(exc), field="pixels") from None
@@ -71,6 +75,7 @@ def _vae_encode_inpaint(
 ) -> dict[str, Any]:
     from core.diffusion import vae_ops
 
+    place(ctx, vae.vae)
     samples, grown = vae_ops.encode_for_inpaint(vae, pixels, mask, grow_mask_by)
     return {"samples": samples, "noise_mask": grown, "downscale": vae_ops.latent_factor(vae)}
 

@@ -15,6 +15,7 @@ from typing import Any
 from core.diffusion.model_paths import ModelKind, ModelPaths
 from core.graph import types as t
 from core.graph.spec import NodeSpec, Output, SocketInput, WidgetInput
+from nodes.placement import compute_device
 
 #: The model trained by this project and shipped in resources/models/checkpoints.
 DEMO_CHECKPOINT = "latentloom-shapes"
@@ -103,17 +104,18 @@ class _Loaders:
             loaded = load_checkpoint(path, overrides)
         except ModelLoadError as exc:
             raise _node_error(exc, "ckpt_name") from None
-        device = devices.pick_device(None if ctx.device == "auto" else ctx.device)
+        device = compute_device(ctx)
         unet_dtype = devices.pick_dtype(device, _dtype(dtype))
+        # Weights stay in host memory at their compute precision; nodes move them onto the
+        # device when they run (nodes.placement). Text encoders and the VAE are cheap next to
+        # the sampling loop: float32 on a CPU (bf16 VAE decodes band visibly), half on a GPU.
         # torch's own ``to``: diffusers' override only warns about fp32-pinned modules, which
         # these models do not have.
-        torch.nn.Module.to(loaded.model.unet, device=device, dtype=unet_dtype)
-        # Text encoders and the VAE are cheap next to the sampling loop: keep them in float32
-        # on the CPU (bf16 VAE decodes band visibly) and in half precision on a GPU.
+        torch.nn.Module.to(loaded.model.unet, dtype=unet_dtype)
         aux_dtype = torch.float32 if device.type == "cpu" else unet_dtype
         for encoder in loaded.clip.encoders:
-            encoder.model.to(device=device, dtype=aux_dtype)
-        torch.nn.Module.to(loaded.vae.vae, device=device, dtype=aux_dtype)
+            encoder.model.to(dtype=aux_dtype)
+        torch.nn.Module.to(loaded.vae.vae, dtype=aux_dtype)
         return loaded.model, loaded.clip, loaded.vae
 
     def load_vae(self, ctx: Any, vae_name: str, family: str) -> Any:
@@ -129,9 +131,9 @@ class _Loaders:
             vae = load_vae(path, ModelFamily.SD1 if family == "auto" else ModelFamily(family))
         except ModelLoadError as exc:
             raise _node_error(exc, "vae_name") from None
-        device = devices.pick_device(None if ctx.device == "auto" else ctx.device)
+        device = compute_device(ctx)
         if device.type != "cpu":
-            torch.nn.Module.to(vae.vae, device=device, dtype=devices.pick_dtype(device))
+            torch.nn.Module.to(vae.vae, dtype=devices.pick_dtype(device))
         return vae
 
     def load_lora(

@@ -9,6 +9,7 @@ from core.graph import commands as c
 from core.graph import types as t
 from core.graph.model import Graph, NodeId
 from core.graph.spec import NodeSpec, Output, SocketInput, WidgetInput
+from nodes.placement import place
 
 #: Sampler node types whose HISTORY output can be branched from.
 SAMPLER_TYPES = ("KSampler", "KSamplerAdvanced")
@@ -34,6 +35,7 @@ def _preview_latent(
     if mode == "vae":
         if vae is None:
             raise NodeError("the 'vae' mode needs a VAE: link one, or choose 'fast'", "vae")
+        place(ctx, vae.vae)
         ctx.record("images", vae_ops.decode(vae, latent))
     else:
         projection = model.preview if model is not None else previews.SD1_LATENT_RGB

@@ -7,6 +7,7 @@ from typing import Any
 
 from core.graph import types as t
 from core.graph.spec import NodeSpec, Output, SocketInput, WidgetInput
+from nodes.placement import place
 
 # The names are data (for the palette and validation); keep them in step with
 # core.diffusion.schedulers, which tests/sampling checks.
@@ -53,6 +54,7 @@ def _run(
     from core.diffusion.schedulers import UnsupportedSamplerError
     from core.engine import NodeError
 
+    place(ctx, model.unet)
     history = StepHistory(total=settings.steps, downscale=latents.downscale_of(latent))
     projection = model.preview
 

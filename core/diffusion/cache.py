@@ -12,6 +12,7 @@ from __future__ import annotations
 from core.diffusion import offline  # noqa: F401  (must precede diffusers/transformers)
 
 # isort: split
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
@@ -102,36 +103,46 @@ class DeviceResidency:
         self.budget_bytes = budget_bytes
         self._move = move
         self._size_of = size_of
-        self._resident: OrderedDict[int, tuple[torch.nn.Module, int]] = OrderedDict()
+        # Weak references: a model the engine's cache forgets must not be kept alive here.
+        self._resident: OrderedDict[int, tuple[weakref.ref[torch.nn.Module], int]] = OrderedDict()
 
     @property
     def is_noop(self) -> bool:
         """True when compute and offload devices are the same (e.g. CPU only)."""
         return self.device == self.offload_device
 
+    def _prune(self) -> None:
+        for key in [k for k, (ref, _) in self._resident.items() if ref() is None]:
+            del self._resident[key]
+
     @property
     def used_bytes(self) -> int:
         """Bytes of the modules currently on the device."""
+        self._prune()
         return sum(size for _, size in self._resident.values())
 
     def resident(self) -> list[torch.nn.Module]:
         """Modules on the device, least recently used first."""
-        return [module for module, _ in self._resident.values()]
+        self._prune()
+        return [module for ref, _ in self._resident.values() if (module := ref()) is not None]
 
     def use(self, module: torch.nn.Module) -> torch.nn.Module:
         """Put ``module`` on the device, offloading least recently used ones to make room."""
         if self.is_noop:
             return module
+        self._prune()
         key = id(module)
         if key in self._resident:
             self._resident.move_to_end(key)
             return module
         size = self._size_of(module)
         while self._resident and self.used_bytes + size > self.budget_bytes:
-            _, (victim, _) = self._resident.popitem(last=False)
-            self._move(victim, self.offload_device)
+            _, (victim_ref, _) = self._resident.popitem(last=False)
+            victim = victim_ref()
+            if victim is not None:
+                self._move(victim, self.offload_device)
         self._move(module, self.device)
-        self._resident[key] = (module, size)
+        self._resident[key] = (weakref.ref(module), size)
         return module
 
     def release(self, module: torch.nn.Module) -> None:
@@ -139,3 +150,21 @@ class DeviceResidency:
         entry = self._resident.pop(id(module), None)
         if entry is not None:
             self._move(module, self.offload_device)
+
+
+_RESIDENCIES: dict[str, DeviceResidency] = {}
+
+
+def residency_for(device: torch.device) -> DeviceResidency:
+    """The one residency of ``device`` in this process (device memory is a process-wide
+    resource). CUDA budgets 80 % of the card, leaving room for activations; other devices
+    keep everything where it is."""
+    device = torch.device(device)
+    key = str(device)
+    if key not in _RESIDENCIES:
+        if device.type == "cuda":
+            budget = int(torch.cuda.get_device_properties(device).total_memory * 0.8)
+            _RESIDENCIES[key] = DeviceResidency(device, budget)
+        else:
+            _RESIDENCIES[key] = DeviceResidency(device, 0, offload_device=device)
+    return _RESIDENCIES[key]

@@ -152,3 +152,49 @@ def test_lora_node_patches_a_copy(registry, root):
     assert not torch.equal(base_w, new_w)
     assert base_w.dtype == pick_dtype(torch.device("cpu"))  # auto: bf16 where the CPU runs it
     assert torch.equal(base_w, conv.to(base_w.dtype))  # the cached base model is untouched
+
+
+def test_nodes_place_models_on_the_device_offloading_idle_ones(registry, monkeypatch):
+    """With a fake 'GPU' that holds one model at a time, text encoding, sampling and decoding
+    each bring their model onto it and push the previous one back to host memory."""
+    from core.diffusion.cache import DeviceResidency
+    from nodes import placement
+
+    moves: list[tuple[str, str]] = []
+    names: dict[int, str] = {}
+
+    def fake_move(module, device):
+        moves.append((names.get(id(module), type(module).__name__), device.type))
+
+    gpu = DeviceResidency(
+        torch.device("cuda"),
+        budget_bytes=1,
+        offload_device=torch.device("cpu"),
+        move=fake_move,
+        size_of=lambda module: 1,
+    )
+    monkeypatch.setattr("core.diffusion.cache.residency_for", lambda device: gpu)
+    monkeypatch.setattr(placement, "compute_device", lambda ctx: torch.device("cpu"))
+    g, load, enc = _encode_graph(registry)
+    empty = g.add_node("EmptyLatentImage", params={"width": 32, "height": 32}).id
+    g.connect(load, "VAE", empty, "vae")
+    sampler = g.add_node("KSampler", params={"steps": 1, "cfg": 1.0}).id
+    decode = g.add_node("VAEDecode").id
+    g.connect(load, "MODEL", sampler, "model")
+    g.connect(enc, "CONDITIONING", sampler, "positive")
+    g.connect(enc, "CONDITIONING", sampler, "negative")
+    g.connect(empty, "LATENT", sampler, "latent_image")
+    g.connect(sampler, "LATENT", decode, "samples")
+    g.connect(load, "VAE", decode, "vae")
+    executor = Executor(registry)
+    model, clip, vae = executor.run(g, outputs=[load], device="cpu").outputs[load]
+    names.update({id(model.unet): "unet", id(vae.vae): "vae", id(clip.encoders[0].model): "clip"})
+    report = executor.run(g, outputs=[decode], device="cpu")
+    assert report.status == "ok", {n: e.message for n, e in report.entries.items()}
+    assert moves == [
+        ("clip", "cuda"),
+        ("clip", "cpu"),
+        ("unet", "cuda"),
+        ("unet", "cpu"),
+        ("vae", "cuda"),
+    ]
