@@ -1,0 +1,74 @@
+"""The group frame: a titled, coloured rectangle behind its member nodes."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QRectF, Qt
+from PySide6.QtGui import QColor, QPainter
+from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem, QWidget
+
+from core.graph.model import Graph
+from nodeui.canvas import style as s
+
+GROUP_TYPE = QGraphicsItem.UserType + 3
+_LEFT = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter
+
+
+class GroupItem(QGraphicsItem):
+    """Draws one model group. A group without a saved rect frames its members."""
+
+    def __init__(self, graph: Graph, group_id: int) -> None:
+        super().__init__()
+        self.graph = graph
+        self.group_id = group_id
+        self._rect = QRectF()
+        self._fill = QColor()
+        self._title_fill = QColor()
+        self.title = ""
+        self.setZValue(-1.0)
+        self.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+
+    def type(self) -> int:
+        return GROUP_TYPE
+
+    def refresh(self, member_rect: QRectF | None = None) -> None:
+        """Re-reads the group; ``member_rect`` (its members' bounds) frames a rect-less group."""
+        group = self.graph.groups[self.group_id]
+        if group.rect is not None:
+            x, y, w, h = group.rect
+            rect = QRectF(x, y, w, h)
+        else:
+            rect = (member_rect or QRectF(0, 0, 200, 120)).adjusted(
+                -12, -s.GROUP_TITLE_HEIGHT - 8, 12, 12
+            )
+        self.prepareGeometryChange()
+        self.setPos(rect.topLeft())
+        self._rect = QRectF(0, 0, rect.width(), rect.height())
+        base = QColor(group.color)
+        self._fill = QColor(base.red(), base.green(), base.blue(), 48)
+        self._title_fill = QColor(base.red(), base.green(), base.blue(), 150)
+        self.title = group.title
+        self.update()
+
+    def scene_rect(self) -> QRectF:
+        return self._rect.translated(self.pos())
+
+    def title_rect(self) -> QRectF:
+        return QRectF(0, 0, self._rect.width(), s.GROUP_TITLE_HEIGHT)
+
+    def boundingRect(self) -> QRectF:
+        return self._rect.adjusted(-1, -1, 1, 1)
+
+    def paint(
+        self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None
+    ) -> None:
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        painter.setPen(s.pen(self._title_fill.name(), 1.0))
+        painter.setBrush(self._fill)
+        painter.drawRoundedRect(self._rect, 6, 6)
+        painter.setPen(s.NO_PEN)
+        painter.setBrush(self._title_fill)
+        painter.drawRoundedRect(self.title_rect(), 6, 6)
+        if option.levelOfDetailFromTransform(painter.worldTransform()) >= s.LOD_SIMPLE:
+            painter.setPen(s.TEXT)
+            painter.setFont(s.font(11.0, True))
+            painter.drawText(self.title_rect().adjusted(10, 0, -10, 0), _LEFT, self.title)

@@ -1,0 +1,356 @@
+"""The node item: title, type-coloured sockets and painted inline editors.
+
+The body is static between edits, so it is cached (``DeviceCoordinateCache``) and only
+re-rendered when the node changes; run states and live previews live in child items that
+repaint on their own without invalidating this cache.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import QPointF, QRectF, Qt
+from PySide6.QtGui import QImage, QPainter, QPainterPath, QPolygonF
+from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem, QWidget
+
+from core.graph.model import Graph, NodeId
+from core.graph.spec import NodeSpec
+from nodeui.canvas import style as s
+from nodeui.canvas.items.editors import EditorTexts, make_texts, paint_editor
+from nodeui.canvas.items.preview import ImagesItem, PreviewItem
+from nodeui.canvas.items.runstate import RunStateItem
+from nodeui.canvas.layout import NodeLayout, SocketSlot, compute_layout
+from nodeui.runstate import NodeRunState, control_mode
+
+if TYPE_CHECKING:
+    from nodeui.canvas.items.link import LinkItem
+
+NODE_TYPE = QGraphicsItem.UserType + 1
+SOCKET_HIT = 9.0
+_CENTER = Qt.AlignmentFlag.AlignCenter
+_LEFT = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter
+_RIGHT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
+
+
+@dataclass(frozen=True)
+class Hit:
+    """What a point on a node is: ``title``, ``collapse``, ``input``, ``output``, ``editor``,
+    ``mode`` (a seed's after-run chip) or ``body``; ``name`` is the socket or param."""
+
+    kind: str
+    name: str = ""
+    socket_type: str = ""
+
+
+class NodeItem(QGraphicsItem):
+    """Draws one graph node; reads the model, never writes it."""
+
+    def __init__(self, graph: Graph, node_id: NodeId) -> None:
+        super().__init__()
+        self.graph = graph
+        self.node_id = node_id
+        self.links: set[LinkItem] = set()
+        self.connected_inputs: set[str] = set()
+        self.connected_outputs: set[str] = set()
+        self.highlight: frozenset[str] = frozenset()
+        self.marked_field: str | None = None
+        self._images: ImagesItem | None = None
+        self._preview: PreviewItem | None = None
+        self.state_item = RunStateItem(self)
+        self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIsSelectable)
+        self.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+        self.setZValue(1.0)
+        self.layout: NodeLayout
+        self._texts: list[EditorTexts] = []
+        self.refresh()
+
+    # --- model → item ------------------------------------------------------------------------
+
+    @property
+    def spec(self) -> NodeSpec:
+        return self.graph.spec(self.node_id)
+
+    def type(self) -> int:
+        return NODE_TYPE
+
+    def refresh(self) -> None:
+        """Re-reads the node (after any change but a move) and repaints the body."""
+        node = self.graph.node(self.node_id)
+        spec = self.spec
+        linked = frozenset(
+            lk.dst_input for lk in self.graph.inputs_of(self.node_id) if spec.input(lk.dst_input)
+        )
+        media = self._images is not None or self._preview is not None
+        self.prepareGeometryChange()
+        self.layout = compute_layout(spec, node, linked, media)
+        self._texts = [
+            make_texts(
+                row,
+                node.params.get(row.widget.name, row.widget.default),
+                control_mode(self.graph, self.node_id, row.widget.name)
+                if row.widget.control_after_run
+                else "",
+            )
+            for row in self.layout.editors
+        ]
+        self._build_paths()
+        self.title_text = s.metrics(9.5, True).elidedText(
+            node.title or spec.title, Qt.TextElideMode.ElideRight, self.layout.width - 40
+        )
+        self.setPos(QPointF(*node.pos))
+        self._place_media()
+        self.state_item.relayout()
+        self.update()
+        self.update_links()
+
+    def refresh_position(self) -> None:
+        self.setPos(QPointF(*self.graph.node(self.node_id).pos))
+        self.update_links()
+
+    def update_links(self) -> None:
+        for link in self.links:
+            link.update_path()
+
+    def set_highlight(self, names: frozenset[str]) -> None:
+        """Marks the sockets a dragged link may connect to (empty: none)."""
+        if names != self.highlight:
+            self.highlight = names
+            self.update()
+
+    def set_run_state(self, state: NodeRunState) -> None:
+        self.state_item.set_state(state)
+        field = state.field if state.message else None
+        if field != self.marked_field:
+            self.marked_field = field
+            self.update()
+
+    def set_images(self, images: list[QImage]) -> None:
+        if not images:
+            if self._images is not None:
+                self._images.setParentItem(None)
+                if self.scene() is not None:
+                    self.scene().removeItem(self._images)
+                self._images = None
+                self.refresh()
+            return
+        if self._images is None:
+            self._images = ImagesItem(self)
+            self._images.set_images(images)
+            self.refresh()
+        else:
+            self._images.set_images(images)
+
+    def set_preview(self, image: QImage | None) -> None:
+        if image is None:
+            if self._preview is not None:
+                self._preview.setParentItem(None)
+                if self.scene():
+                    self.scene().removeItem(self._preview)
+                self._preview = None
+                self.refresh()
+            return
+        if self._preview is None:
+            self._preview = PreviewItem(self)
+            self.refresh()
+        self._preview.set_image(image)
+
+    def _place_media(self) -> None:
+        rect = self.layout.media_rect
+        for item in (self._images, self._preview):
+            if item is not None and rect is not None:
+                item.set_rect(rect)
+                item.setVisible(not self.layout.collapsed)
+
+    # --- geometry ----------------------------------------------------------------------------
+
+    def _build_paths(self) -> None:
+        lay = self.layout
+        r = s.NODE_RADIUS
+        body = QPainterPath()
+        body.addRoundedRect(QRectF(0, 0, lay.width, lay.height), r, r)
+        title = QPainterPath()
+        title.addRoundedRect(lay.title_rect, r, r)
+        if not lay.collapsed:
+            square = QPainterPath()
+            square.addRect(QRectF(0, r, lay.width, s.TITLE_HEIGHT - r))
+            title = title.united(square)
+        self._body_path, self._title_path = body, title
+        self._hit_path = QPainterPath()
+        self._hit_path.addRect(QRectF(-SOCKET_HIT, 0, lay.width + 2 * SOCKET_HIT, lay.height))
+        c = lay.collapse_rect.center()
+        if lay.collapsed:
+            points = [
+                QPointF(c.x() - 3, c.y() - 4),
+                QPointF(c.x() + 4, c.y()),
+                QPointF(c.x() - 3, c.y() + 4),
+            ]
+        else:
+            points = [
+                QPointF(c.x() - 4, c.y() - 3),
+                QPointF(c.x() + 4, c.y() - 3),
+                QPointF(c.x(), c.y() + 4),
+            ]
+        self._arrow = QPolygonF(points)
+
+    def boundingRect(self) -> QRectF:
+        margin = SOCKET_HIT + 1
+        return QRectF(-margin, -2, self.layout.width + 2 * margin, self.layout.height + 4)
+
+    def shape(self) -> QPainterPath:
+        """The body plus a margin left and right, so sockets on the edge can be grabbed."""
+        return self._hit_path
+
+    def input_scene_pos(self, name: str) -> QPointF:
+        local = self.layout.input_center(name) or QPointF(0.0, s.TITLE_HEIGHT / 2)
+        return self.mapToScene(local)
+
+    def output_scene_pos(self, name: str) -> QPointF:
+        local = self.layout.output_center(name) or QPointF(self.layout.width, s.TITLE_HEIGHT / 2)
+        return self.mapToScene(local)
+
+    def hit(self, local: QPointF) -> Hit:
+        """What lies under ``local`` (node coordinates)."""
+        lay = self.layout
+        for slot in lay.outputs:
+            if _near(local, slot.center):
+                return Hit("output", slot.name, slot.type)
+        for slot in lay.inputs:
+            if _near(local, slot.center):
+                return Hit("input", slot.name, slot.type)
+        if lay.collapsed:
+            return (
+                Hit("collapse")
+                if lay.collapse_rect.adjusted(-4, -4, 4, 4).contains(local)
+                else Hit("title")
+            )
+        for row in lay.editors:
+            if _near(local, row.socket) or (row.linked and row.rect.contains(local)):
+                return Hit("input", row.widget.name, row.widget.link_type)
+            if row.rect.contains(local):
+                return Hit("editor", row.widget.name)
+            if row.mode_rect is not None and row.mode_rect.contains(local):
+                return Hit("mode", row.widget.name)
+        if lay.collapse_rect.adjusted(-4, -4, 4, 4).contains(local):
+            return Hit("collapse")
+        if lay.title_rect.contains(local):
+            return Hit("title")
+        return Hit("body")
+
+    # --- painting ----------------------------------------------------------------------------
+
+    def paint(
+        self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None
+    ) -> None:
+        lay = self.layout
+        node = self.graph.node(self.node_id)
+        spec = self.spec
+        lod = option.levelOfDetailFromTransform(painter.worldTransform())
+        selected = self.isSelected()
+        missing = spec.placeholder
+        title_color = s.ERROR if missing else s.category_color(spec.category)
+        painter.setPen(s.pen(s.SELECTED, 2.0) if selected else s.pen("#3a3d43"))
+        painter.setBrush(s.NODE_BODY)
+        painter.drawPath(self._body_path)
+        painter.setPen(s.NO_PEN)
+        painter.setBrush(title_color)
+        painter.drawPath(self._title_path)
+        if lod < s.LOD_SIMPLE:
+            if node.bypassed or node.muted:
+                painter.setBrush(s.BYPASS_TINT if node.bypassed else s.MUTE_TINT)
+                painter.drawPath(self._body_path)
+            return
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        painter.setBrush(s.TEXT)
+        painter.drawPolygon(self._arrow)
+        painter.setFont(s.font(9.5, True))
+        painter.setPen(s.TEXT)
+        painter.drawText(lay.title_rect.adjusted(24, 0, -8, 0), _LEFT, self.title_text)
+        if not lay.collapsed:
+            self._paint_rows(painter)
+        self._paint_sockets(painter, lay.inputs, lay.outputs)
+        if node.bypassed or node.muted:
+            painter.setPen(s.NO_PEN)
+            painter.setBrush(s.BYPASS_TINT if node.bypassed else s.MUTE_TINT)
+            painter.drawPath(self._body_path)
+        if missing:
+            painter.setPen(s.pen("#e05252", 1.5))
+            painter.setBrush(Qt.BrushStyle.NoBrush)
+            painter.drawPath(self._body_path)
+
+    def _paint_rows(self, painter: QPainter) -> None:
+        painter.setFont(s.font())
+        painter.setPen(s.TEXT_DIM)
+        for slot in self.layout.inputs:
+            painter.drawText(slot.label_rect, _LEFT, slot.name.replace("_", " "))
+        for slot in self.layout.outputs:
+            painter.drawText(slot.label_rect, _RIGHT, slot.name.replace("_", " "))
+        for row, texts in zip(self.layout.editors, self._texts, strict=True):
+            paint_editor(painter, row, texts)
+            if row.widget.name == self.marked_field:
+                painter.setPen(s.pen("#e05252", 1.5))
+                painter.setBrush(Qt.BrushStyle.NoBrush)
+                painter.drawRoundedRect(row.rect.adjusted(-2, -1, 2, 1), 8, 8)
+        if self.marked_field and not self.layout.editor(self.marked_field):
+            for slot in self.layout.inputs:
+                if slot.name == self.marked_field:
+                    painter.setPen(s.pen("#e05252", 1.5))
+                    painter.setBrush(Qt.BrushStyle.NoBrush)
+                    painter.drawRoundedRect(slot.label_rect.adjusted(-6, 1, 0, -1), 6, 6)
+
+    def _paint_sockets(
+        self, painter: QPainter, inputs: list[SocketSlot], outputs: list[SocketSlot]
+    ) -> None:
+        r = s.SOCKET_RADIUS
+        collapsed = self.layout.collapsed
+        for slot in inputs:
+            if collapsed and slot.name not in self.connected_inputs:
+                continue
+            self._socket(
+                painter,
+                slot.center,
+                slot.type,
+                slot.name in self.connected_inputs,
+                slot.name in self.highlight,
+                r,
+            )
+        for row in self.layout.editors:
+            if row.linked or row.widget.name in self.highlight:
+                if collapsed and not row.linked:
+                    continue
+                kind = row.widget.link_type
+                self._socket(
+                    painter, row.socket, kind, row.linked, row.widget.name in self.highlight, r
+                )
+        for slot in outputs:
+            if collapsed and slot.name not in self.connected_outputs:
+                continue
+            self._socket(
+                painter,
+                slot.center,
+                slot.type,
+                slot.name in self.connected_outputs,
+                slot.name in self.highlight,
+                r,
+            )
+
+    @staticmethod
+    def _socket(
+        painter: QPainter, center: QPointF, kind: str, connected: bool, lit: bool, r: float
+    ) -> None:
+        painter.setPen(s.pen("#ffffff", 2.0) if lit else s.pen("#1e1f22", 1.0))
+        painter.setBrush(s.socket_color(kind))
+        painter.drawEllipse(center, r + (1.5 if lit else 0.0), r + (1.5 if lit else 0.0))
+        if not connected:
+            painter.setPen(s.NO_PEN)
+            painter.setBrush(s.NODE_BODY)
+            painter.drawEllipse(center, r / 2.4, r / 2.4)
+
+    def itemChange(self, change: QGraphicsItem.GraphicsItemChange, value: Any) -> Any:
+        if change == QGraphicsItem.GraphicsItemChange.ItemSelectedHasChanged:
+            self.update()
+        return super().itemChange(change, value)
+
+
+def _near(a: QPointF, b: QPointF) -> bool:
+    return abs(a.x() - b.x()) <= SOCKET_HIT and abs(a.y() - b.y()) <= SOCKET_HIT

@@ -1,0 +1,138 @@
+"""Pictures shown on a node: the finished images of an output node, and the live sampler
+preview. The live preview is its own uncached child item, repainted at most ~15 times a second
+so a fast sampler never floods the event loop or invalidates the node's cached body.
+"""
+
+from __future__ import annotations
+
+import time
+
+from PySide6.QtCore import QRectF, Qt, QTimer
+from PySide6.QtGui import QImage, QPainter
+from PySide6.QtWidgets import (
+    QGraphicsItem,
+    QGraphicsObject,
+    QStyleOptionGraphicsItem,
+    QWidget,
+)
+
+from nodeui.canvas import style as s
+
+#: The fastest the live preview repaints.
+PREVIEW_INTERVAL_S = 1 / 15
+
+
+def fit_rect(image_size: tuple[int, int], area: QRectF) -> QRectF:
+    """The largest rectangle of the image's aspect ratio centred in ``area``."""
+    w, h = image_size
+    if w <= 0 or h <= 0:
+        return QRectF()
+    scale = min(area.width() / w, area.height() / h)
+    fw, fh = w * scale, h * scale
+    return QRectF(
+        area.left() + (area.width() - fw) / 2, area.top() + (area.height() - fh) / 2, fw, fh
+    )
+
+
+class ImagesItem(QGraphicsItem):
+    """The images an output node produced, scaled to fit its image area (a grid when many)."""
+
+    def __init__(self, parent: QGraphicsItem) -> None:
+        super().__init__(parent)
+        self._rect = QRectF()
+        self._images: list[QImage] = []
+        self._targets: list[QRectF] = []
+        self.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+        self.setAcceptedMouseButtons(Qt.MouseButton.NoButton)
+
+    def set_rect(self, rect: QRectF) -> None:
+        self.prepareGeometryChange()
+        self._rect = QRectF(rect)
+        self._relayout()
+
+    def set_images(self, images: list[QImage]) -> None:
+        self._images = list(images)
+        self._relayout()
+
+    def _relayout(self) -> None:
+        count = len(self._images)
+        self._targets = []
+        if not count or self._rect.isEmpty():
+            self.update()
+            return
+        cols = max(1, round(count**0.5 + 0.49))
+        rows = (count + cols - 1) // cols
+        cw, ch = self._rect.width() / cols, self._rect.height() / rows
+        for i, image in enumerate(self._images):
+            cell = QRectF(
+                self._rect.left() + (i % cols) * cw, self._rect.top() + (i // cols) * ch, cw, ch
+            )
+            self._targets.append(
+                fit_rect((image.width(), image.height()), cell.adjusted(1, 1, -1, -1))
+            )
+        self.update()
+
+    def boundingRect(self) -> QRectF:
+        return self._rect
+
+    def paint(
+        self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None
+    ) -> None:
+        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
+        for image, target in zip(self._images, self._targets, strict=False):
+            painter.drawImage(target, image)
+
+
+class PreviewItem(QGraphicsObject):
+    """The live sampler preview: stores the newest frame, repaints at a throttled rate."""
+
+    def __init__(self, parent: QGraphicsItem) -> None:
+        super().__init__(parent)
+        self._rect = QRectF()
+        self._image: QImage | None = None
+        self._target = QRectF()
+        self._last_paint = 0.0
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.timeout.connect(self._flush)
+        self.setCacheMode(QGraphicsItem.CacheMode.NoCache)
+        self.setZValue(1.0)
+        self.setAcceptedMouseButtons(Qt.MouseButton.NoButton)
+
+    @property
+    def image(self) -> QImage | None:
+        return self._image
+
+    def set_rect(self, rect: QRectF) -> None:
+        self.prepareGeometryChange()
+        self._rect = QRectF(rect)
+        self._refit()
+
+    def set_image(self, image: QImage) -> None:
+        """Takes the newest frame; repaints now or when the throttle interval has passed."""
+        self._image = image
+        self._refit()
+        wait = PREVIEW_INTERVAL_S - (time.monotonic() - self._last_paint)
+        if wait <= 0:
+            self._flush()
+        elif not self._timer.isActive():
+            self._timer.start(int(wait * 1000) + 1)
+
+    def _refit(self) -> None:
+        if self._image is not None:
+            self._target = fit_rect((self._image.width(), self._image.height()), self._rect)
+
+    def _flush(self) -> None:
+        self._last_paint = time.monotonic()
+        self.update()
+
+    def boundingRect(self) -> QRectF:
+        return self._rect
+
+    def paint(
+        self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None
+    ) -> None:
+        if self._image is None:
+            return
+        painter.fillRect(self._rect, s.EDITOR_BG)
+        painter.drawImage(self._target, self._image)

@@ -1,0 +1,60 @@
+"""Right-click menus: on a node (bypass, mute, collapse, duplicate, delete), on a group
+(rename, colour, ungroup), on empty canvas (add a node). Each entry is one undo step."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import QPoint, QPointF
+from PySide6.QtGui import QColor, QIcon, QPixmap
+from PySide6.QtWidgets import QMenu
+
+from core.graph.commands import EditGroup, Ungroup
+from nodeui.canvas import edits, inline_edit
+from nodeui.canvas.items.group import GroupItem
+from nodeui.canvas.items.node import NodeItem
+
+if TYPE_CHECKING:
+    from nodeui.canvas.scene import GraphScene
+
+
+def _swatch(color: str) -> QIcon:
+    pixmap = QPixmap(12, 12)
+    pixmap.fill(QColor(color))
+    return QIcon(pixmap)
+
+
+def build_menu(scene: GraphScene, pos: QPointF) -> QMenu:
+    """The menu for whatever lies at scene point ``pos``."""
+    menu = QMenu(scene.views()[0] if scene.views() else None)
+    item = scene.item_at(pos)
+    if isinstance(item, NodeItem):
+        if item.node_id not in scene.selected_node_ids():
+            scene.select_nodes([item.node_id])
+        ids = scene.selected_node_ids()
+        menu.addAction("Bypass\tCtrl+B", lambda: edits.toggle(scene, ids, "bypassed"))
+        menu.addAction("Mute\tCtrl+M", lambda: edits.toggle(scene, ids, "muted"))
+        menu.addAction("Collapse", lambda: edits.toggle(scene, ids, "collapsed"))
+        menu.addSeparator()
+        menu.addAction("Duplicate\tCtrl+D", lambda: edits.duplicate(scene, ids))
+        menu.addAction("Group\tCtrl+G", lambda: edits.group(scene, ids))
+        menu.addAction("Delete\tDel", lambda: edits.delete(scene, ids))
+    elif isinstance(item, GroupItem):
+        gid = item.group_id
+        menu.addAction("Rename…", lambda: inline_edit.rename_group(scene, item))
+        colours = menu.addMenu("Colour")
+        for colour in edits.GROUP_COLORS:
+            colours.addAction(
+                _swatch(colour), colour, lambda c=colour: scene.push(EditGroup(gid, color=c))
+            )
+        menu.addAction("Ungroup", lambda: scene.push(Ungroup(gid)))
+    else:
+        menu.addAction("Add Node…\tTab", lambda: scene.paletteRequested.emit(pos, None))
+    return menu
+
+
+def show_menu(scene: GraphScene, pos: QPointF, screen_pos: QPoint) -> QMenu:
+    menu = build_menu(scene, pos)
+    scene.open_menu = menu
+    menu.popup(screen_pos)
+    return menu
