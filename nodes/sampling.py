@@ -81,6 +81,8 @@ def _run(
         raise NodeError(str(exc), field="scheduler") from None
     except ValueError as exc:
         raise NodeError(str(exc)) from None
+    # Recorded too, so the editor (which sees records, cached runs included) can scrub it.
+    ctx.record("history", history)
     return latents.with_samples(latent, samples), history
 
 

@@ -83,6 +83,7 @@ def test_one_preview_per_step_in_order_each_the_projection_of_that_steps_estimat
     assert [p.step for p in shown] == list(range(1, STEPS + 1)) == progress
     assert all(p.total == STEPS for p in shown)
     latent, history = report.outputs[ids["sampler"]]
+    assert [r.value for r in report.entries[ids["sampler"]].records] == [history]
     projection = report.outputs[ids["load"]][0].preview
     for preview in shown:
         expected = projection.project(history.at(preview.step, "denoised"))
