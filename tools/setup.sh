@@ -40,6 +40,14 @@ if command -v dpkg-query >/dev/null; then
             || missing+=("$pkg")
     done
 fi
+# On a desktop, Qt's X11 platform plugin needs the xcb libraries too.
+if [ -n "${DISPLAY:-}" ] && command -v dpkg-query >/dev/null; then
+    for pkg in libxcb-cursor0 libxkbcommon-x11-0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 \
+        libxcb-randr0 libxcb-render-util0 libxcb-shape0 libxcb-xfixes0 libxcb-xkb1; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" \
+            || missing+=("$pkg")
+    done
+fi
 if ! "$python" -c "import ensurepip, venv" 2>/dev/null; then
     missing+=("python3-venv")
 fi

@@ -1,0 +1,115 @@
+"""The node library: every node type by category, with a search box.
+
+Double-click (or Enter) asks to add the node at the view centre; dragging carries the type id
+as ``NODE_MIME`` so the canvas drop handler can add it where it is dropped.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QMimeData, Qt, Signal
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QLineEdit,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from core.graph.spec import NodeRegistry, NodeSpec
+
+NODE_MIME = "application/x-latentloom-node-type"
+_TYPE_ROLE = Qt.ItemDataRole.UserRole
+
+
+class _NodeTree(QTreeWidget):
+    """A tree whose node items drag their type id."""
+
+    def mimeData(self, items: list[QTreeWidgetItem]) -> QMimeData:
+        mime = QMimeData()
+        type_ids = [item.data(0, _TYPE_ROLE) for item in items if item.data(0, _TYPE_ROLE)]
+        if type_ids:
+            mime.setData(NODE_MIME, type_ids[0].encode("utf-8"))
+            mime.setText(type_ids[0])
+        return mime
+
+    def mimeTypes(self) -> list[str]:
+        return [NODE_MIME]
+
+
+class NodeLibrary(QWidget):
+    """Categories and search over a registry; emits ``addNodeRequested(type_id)``."""
+
+    addNodeRequested = Signal(str)
+
+    def __init__(self, registry: NodeRegistry, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.search = QLineEdit()
+        self.search.setPlaceholderText("Search nodes…")
+        self.search.setClearButtonEnabled(True)
+        self.tree = _NodeTree()
+        self.tree.setHeaderHidden(True)
+        self.tree.setDragEnabled(True)
+        self.tree.setDragDropMode(QAbstractItemView.DragDropMode.DragOnly)
+        self.tree.itemActivated.connect(self._activated)
+        self.search.textChanged.connect(self._filter)
+        self.search.returnPressed.connect(self._add_first_match)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.search)
+        layout.addWidget(self.tree)
+        self.set_registry(registry)
+
+    def set_registry(self, registry: NodeRegistry) -> None:
+        self.tree.clear()
+        for category, specs in registry.categories().items():
+            parent = QTreeWidgetItem([category])
+            parent.setFlags(parent.flags() & ~Qt.ItemFlag.ItemIsDragEnabled)
+            self.tree.addTopLevelItem(parent)
+            for spec in specs:
+                parent.addChild(_spec_item(spec))
+        self.tree.expandAll()
+        self._filter(self.search.text())
+
+    def node_items(self) -> list[QTreeWidgetItem]:
+        out = []
+        for i in range(self.tree.topLevelItemCount()):
+            parent = self.tree.topLevelItem(i)
+            out.extend(parent.child(j) for j in range(parent.childCount()))
+        return out
+
+    def visible_type_ids(self) -> list[str]:
+        return [item.data(0, _TYPE_ROLE) for item in self.node_items() if not item.isHidden()]
+
+    def _filter(self, text: str) -> None:
+        words = text.lower().split()
+        for i in range(self.tree.topLevelItemCount()):
+            parent = self.tree.topLevelItem(i)
+            shown = 0
+            for j in range(parent.childCount()):
+                item = parent.child(j)
+                haystack = item.data(0, Qt.ItemDataRole.UserRole + 1)
+                match = all(word in haystack for word in words)
+                item.setHidden(not match)
+                shown += match
+            parent.setHidden(shown == 0)
+
+    def _activated(self, item: QTreeWidgetItem, _column: int = 0) -> None:
+        type_id = item.data(0, _TYPE_ROLE)
+        if type_id:
+            self.addNodeRequested.emit(type_id)
+
+    def _add_first_match(self) -> None:
+        visible = self.visible_type_ids()
+        if visible:
+            self.addNodeRequested.emit(visible[0])
+
+
+def _spec_item(spec: NodeSpec) -> QTreeWidgetItem:
+    item = QTreeWidgetItem([spec.title])
+    item.setData(0, _TYPE_ROLE, spec.type_id)
+    haystack = f"{spec.title} {spec.type_id} {spec.category} {spec.description}".lower()
+    item.setData(0, Qt.ItemDataRole.UserRole + 1, haystack)
+    item.setToolTip(0, spec.description or spec.title)
+    item.setFlags(item.flags() | Qt.ItemFlag.ItemIsDragEnabled)
+    return item

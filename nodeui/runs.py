@@ -1,0 +1,289 @@
+"""The run queue and the controller that feeds it to the worker.
+
+Each queued run is a snapshot of the graph as workflow data (``to_dict``): later edits do not
+change it, it is what the worker rebuilds, and it is what saved PNGs embed. The controller
+keeps each run's node states (``nodeui.runstate.apply_event``) and reports them, with images
+and previews, through signals that name the document the run came from, so the window can
+draw them on that document's scene.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtGui import QImage
+
+from core.engine import CancelToken, Problem, RunFinished, RunReport, RunStarted
+from core.engine.events import Event
+from nodeui.runstate import NodeRunState, RunStatus, apply_event
+from nodeui.worker import RunBridge, RunRequest
+
+#: Statuses of a queued run.
+QUEUED, RUNNING, OK, FAILED, CANCELLED, INVALID = (
+    "queued",
+    "running",
+    "ok",
+    "failed",
+    "cancelled",
+    "invalid",
+)
+
+
+@dataclass(eq=False)
+class QueuedRun:
+    """One entry of the queue or the history."""
+
+    run_id: int
+    label: str
+    workflow: dict[str, Any]
+    #: The document the run came from (states are drawn on its scene while it is open).
+    origin: object
+    cancel: CancelToken = field(default_factory=CancelToken)
+    status: str = QUEUED
+    queued_at: float = field(default_factory=time.time)
+    seconds: float | None = None
+    message: str = ""
+    progress: float | None = None
+    images: list[QImage] = field(default_factory=list)
+    states: dict[int, NodeRunState] = field(default_factory=dict)
+
+
+class RunQueue(QObject):
+    """Pending runs (reorderable, removable), the one running, and the finished ones."""
+
+    changed = Signal()
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.pending: list[QueuedRun] = []
+        self.current: QueuedRun | None = None
+        self.history: list[QueuedRun] = []
+
+    def add(self, run: QueuedRun) -> None:
+        self.pending.append(run)
+        self.changed.emit()
+
+    def move(self, run_id: int, delta: int) -> bool:
+        """Moves a pending run ``delta`` places (negative: earlier); False if it cannot."""
+        index = self._index(run_id)
+        if index is None:
+            return False
+        target = max(0, min(len(self.pending) - 1, index + delta))
+        if target == index:
+            return False
+        self.pending.insert(target, self.pending.pop(index))
+        self.changed.emit()
+        return True
+
+    def remove(self, run_id: int) -> bool:
+        index = self._index(run_id)
+        if index is None:
+            return False
+        del self.pending[index]
+        self.changed.emit()
+        return True
+
+    def take_next(self) -> QueuedRun | None:
+        if self.current is not None or not self.pending:
+            return None
+        self.current = self.pending.pop(0)
+        self.current.status = RUNNING
+        self.changed.emit()
+        return self.current
+
+    def finish_current(self) -> QueuedRun | None:
+        run, self.current = self.current, None
+        if run is not None:
+            self.history.insert(0, run)
+        self.changed.emit()
+        return run
+
+    def _index(self, run_id: int) -> int | None:
+        for index, run in enumerate(self.pending):
+            if run.run_id == run_id:
+                return index
+        return None
+
+
+class RunController(QObject):
+    """Queues snapshots, runs them one at a time on the ``RunBridge``, and reports."""
+
+    #: (origin, node id, NodeRunState)
+    nodeStateChanged = Signal(object, int, object)
+    #: (origin) when a run starts: every node's old state should be cleared first.
+    statesCleared = Signal(object)
+    #: (origin, node id, list[QImage])
+    nodeImages = Signal(object, int, list)
+    #: (origin, node id, QImage)
+    nodePreview = Signal(object, int, object)
+    #: (QueuedRun) once it ended, whatever its status.
+    runEnded = Signal(object)
+    #: (QueuedRun, tuple[Problem]) when validation refused it.
+    runInvalid = Signal(object, object)
+    #: (QueuedRun, progress 0..1 of the whole run)
+    runProgress = Signal(object, float)
+    #: Nothing is running and nothing is pending.
+    idle = Signal()
+
+    def __init__(self, bridge: RunBridge, output_dir: Path, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.bridge = bridge
+        self.output_dir = Path(output_dir)
+        self.queue = RunQueue(self)
+        self.device = "auto"
+        self.dtype = "auto"
+        self.previews = True
+        self._ids = itertools.count(1)
+        self._finished: set[int] = set()
+        self._running: dict[int, float] = {}
+        self.set_bridge(bridge)
+
+    def set_bridge(self, bridge: RunBridge) -> None:
+        """Runs later requests on ``bridge`` (a new executor after the Settings changed)."""
+        self.bridge = bridge
+        worker = bridge.worker
+        worker.event.connect(self._on_event)
+        worker.preview.connect(self._on_preview)
+        worker.images.connect(self._on_images)
+        worker.finished.connect(self._on_finished)
+        worker.invalid.connect(self._on_invalid)
+        worker.crashed.connect(self._on_crashed)
+
+    @property
+    def busy(self) -> bool:
+        return self.queue.current is not None or bool(self.queue.pending)
+
+    def enqueue(self, workflow: dict[str, Any], origin: object, label: str = "") -> QueuedRun:
+        """Queues a snapshot (``to_dict`` data) and starts it when the worker is free."""
+        run_id = next(self._ids)
+        run = QueuedRun(run_id, label or f"Run {run_id}", workflow, origin)
+        self.queue.add(run)
+        self._start_next()
+        return run
+
+    def cancel_current(self) -> None:
+        """Cancels the running run; the engine stops within one sampler step."""
+        if self.queue.current is not None:
+            self.queue.current.cancel.cancel()
+
+    def cancel_all(self) -> None:
+        for run in list(self.queue.pending):
+            self.queue.remove(run.run_id)
+        self.cancel_current()
+
+    def _start_next(self) -> None:
+        run = self.queue.take_next()
+        if run is None:
+            return
+        self.statesCleared.emit(run.origin)
+        self.bridge.submit(
+            RunRequest(
+                run.run_id,
+                run.workflow,
+                self.output_dir,
+                run.cancel,
+                self.device,
+                self.dtype,
+                self.previews,
+            )
+        )
+
+    def _current(self, run_id: int) -> QueuedRun | None:
+        run = self.queue.current
+        return run if run is not None and run.run_id == run_id else None
+
+    # --- worker signals ------------------------------------------------------------------------
+
+    def _on_event(self, run_id: int, event: Event) -> None:
+        """One engine event: only the node it is about changes (O(1) per event, so a cached
+        re-run of thousands of nodes stays cheap on the GUI thread)."""
+        run = self._current(run_id)
+        if run is None or isinstance(event, RunFinished):
+            return
+        if isinstance(event, RunStarted):
+            run.states = apply_event({}, event)
+            self._finished.clear()
+            self._running.clear()
+            for node_id, state in run.states.items():
+                self.nodeStateChanged.emit(run.origin, node_id, state)
+            return
+        node_id = getattr(event, "node_id", None)
+        if node_id is None:
+            return
+        old = run.states.get(node_id)
+        new = apply_event({node_id: old} if old is not None else {}, event).get(node_id)
+        if new is None or new == old:
+            return
+        run.states[node_id] = new
+        self.nodeStateChanged.emit(run.origin, node_id, new)
+        self._running.pop(node_id, None)
+        if new.status is RunStatus.RUNNING:
+            self._running[node_id] = new.progress or 0.0
+        elif new.status not in (RunStatus.QUEUED, RunStatus.IDLE):
+            self._finished.add(node_id)
+        if run.states:
+            run.progress = (len(self._finished) + sum(self._running.values())) / len(run.states)
+            self.runProgress.emit(run, run.progress)
+
+    def _on_preview(self, run_id: int, node_id: int, image: QImage) -> None:
+        run = self._current(run_id)
+        if run is not None:
+            self.nodePreview.emit(run.origin, node_id, image)
+
+    def _on_images(self, run_id: int, node_id: int, images: list[QImage]) -> None:
+        run = self._current(run_id)
+        if run is not None:
+            run.images.extend(images)
+            self.nodeImages.emit(run.origin, node_id, images)
+
+    def _on_finished(self, run_id: int, report: RunReport) -> None:
+        run = self._current(run_id)
+        if run is None:
+            return
+        run.status = {"ok": OK, "failed": FAILED}.get(report.status, CANCELLED)
+        run.seconds = report.seconds
+        failures = [e for e in report.entries.values() if e.status == "failed"]
+        if failures:
+            run.message = "; ".join(f"{e.label}: {e.message}" for e in failures)
+        self._end(run)
+
+    def _on_invalid(self, run_id: int, problems: tuple[Problem, ...]) -> None:
+        run = self._current(run_id)
+        if run is None:
+            return
+        run.status = INVALID
+        run.message = f"{len(problems)} problem(s): " + "; ".join(p.message for p in problems)
+        for problem in problems:
+            state = NodeRunState(RunStatus.FAILED, message=problem.message, field=problem.field)
+            previous = run.states.get(problem.node_id)
+            if previous is not None and previous.message:  # several problems on one node
+                state = NodeRunState(
+                    RunStatus.FAILED,
+                    message=f"{previous.message}\n{problem.message}",
+                    field=previous.field or problem.field,
+                )
+            run.states[problem.node_id] = state
+            self.nodeStateChanged.emit(run.origin, problem.node_id, state)
+        self.runInvalid.emit(run, problems)
+        self._end(run)
+
+    def _on_crashed(self, run_id: int, message: str) -> None:
+        run = self._current(run_id)
+        if run is None:
+            return
+        run.status, run.message = FAILED, message
+        self._end(run)
+
+    def _end(self, run: QueuedRun) -> None:
+        if run.cancel.cancelled and run.status not in (INVALID,):
+            run.status = CANCELLED
+        self.queue.finish_current()
+        self.runEnded.emit(run)
+        self._start_next()
+        if not self.busy:
+            self.idle.emit()

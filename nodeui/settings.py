@@ -1,0 +1,211 @@
+"""Editor settings: what they are (``EditorSettings``), where they live (``QSettings``), the
+dialog that edits them, and the recent-files list.
+
+Tests and scripted runs point everything at a temporary place: pass an ini path to
+``open_settings`` or set ``$LATENTLOOM_SETTINGS``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from PySide6.QtCore import QSettings, Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QListWidget,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from core.engine import CacheBudgets
+
+ORGANIZATION = "LatentLoom"
+APPLICATION = "LatentLoom"
+#: An ini file to use instead of the per-user settings (scripted runs, tests).
+SETTINGS_ENVIRONMENT = "LATENTLOOM_SETTINGS"
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+#: "latent": a fast latent→RGB picture on the sampler each step; "off": progress only.
+PREVIEW_MODES = ("latent", "off")
+GIB = 1024**3
+MAX_RECENT = 10
+
+
+def open_settings(path: str | os.PathLike[str] | None = None) -> QSettings:
+    """The settings store: ``path`` (an ini file), else ``$LATENTLOOM_SETTINGS``, else the
+    per-user location of this platform."""
+    chosen = path or os.environ.get(SETTINGS_ENVIRONMENT)
+    if chosen:
+        return QSettings(str(chosen), QSettings.Format.IniFormat)
+    return QSettings(
+        QSettings.Format.IniFormat, QSettings.Scope.UserScope, ORGANIZATION, APPLICATION
+    )
+
+
+@dataclass(frozen=True)
+class EditorSettings:
+    """What the Settings dialog edits. Model folders are searched before the default roots."""
+
+    model_folders: tuple[str, ...] = ()
+    device: str = "auto"
+    dtype: str = "auto"
+    tensor_cache_gib: float = 4.0
+    model_cache_gib: float = 8.0
+    preview_mode: str = "latent"
+    extra: dict[str, str] = field(default_factory=dict, compare=False)
+
+    def cache_budgets(self) -> CacheBudgets:
+        return CacheBudgets(
+            tensor_bytes=int(self.tensor_cache_gib * GIB),
+            model_bytes=int(self.model_cache_gib * GIB),
+        )
+
+    @classmethod
+    def load(cls, store: QSettings) -> EditorSettings:
+        defaults = cls()
+        folders = store.value("models/folders", [])
+        if isinstance(folders, str):  # QSettings gives a lone string for a one-item list
+            folders = [folders] if folders else []
+        return cls(
+            model_folders=tuple(str(f) for f in folders or ()),
+            device=_choice(store.value("run/device"), DEVICES, defaults.device),
+            dtype=_choice(store.value("run/dtype"), DTYPES, defaults.dtype),
+            tensor_cache_gib=_number(store.value("cache/tensor_gib"), defaults.tensor_cache_gib),
+            model_cache_gib=_number(store.value("cache/model_gib"), defaults.model_cache_gib),
+            preview_mode=_choice(store.value("run/preview"), PREVIEW_MODES, defaults.preview_mode),
+        )
+
+    def save(self, store: QSettings) -> None:
+        store.setValue("models/folders", list(self.model_folders))
+        store.setValue("run/device", self.device)
+        store.setValue("run/dtype", self.dtype)
+        store.setValue("cache/tensor_gib", self.tensor_cache_gib)
+        store.setValue("cache/model_gib", self.model_cache_gib)
+        store.setValue("run/preview", self.preview_mode)
+        store.sync()
+
+
+def _choice(value: object, choices: tuple[str, ...], default: str) -> str:
+    return str(value) if value in choices else default
+
+
+def _number(value: object, default: float) -> float:
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return default
+    return number if number > 0 else default
+
+
+class RecentFiles:
+    """The Open Recent list, newest first, kept in the settings store."""
+
+    KEY = "files/recent"
+
+    def __init__(self, store: QSettings) -> None:
+        self._store = store
+
+    def paths(self) -> list[Path]:
+        raw = self._store.value(self.KEY, [])
+        if isinstance(raw, str):
+            raw = [raw] if raw else []
+        return [Path(p) for p in raw or ()]
+
+    def add(self, path: Path) -> None:
+        path = Path(path).resolve()
+        entries = [path, *(p for p in self.paths() if p != path)][:MAX_RECENT]
+        self._store.setValue(self.KEY, [str(p) for p in entries])
+        self._store.sync()
+
+    def clear(self) -> None:
+        self._store.setValue(self.KEY, [])
+        self._store.sync()
+
+
+class SettingsDialog(QDialog):
+    """Edits ``EditorSettings``; ``result_settings()`` gives what the user chose."""
+
+    settingsChanged = Signal(object)
+
+    def __init__(self, settings: EditorSettings, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Settings")
+        self._initial = settings
+        self.folders = QListWidget()
+        self.folders.addItems(list(settings.model_folders))
+        add, remove = QPushButton("Add…"), QPushButton("Remove")
+        add.clicked.connect(self._add_folder)
+        remove.clicked.connect(lambda: self.folders.takeItem(self.folders.currentRow()))
+        buttons_row = QHBoxLayout()
+        buttons_row.addWidget(add)
+        buttons_row.addWidget(remove)
+        buttons_row.addStretch(1)
+        folder_box = QVBoxLayout()
+        folder_box.addWidget(self.folders)
+        folder_box.addLayout(buttons_row)
+
+        self.device = _combo(DEVICES, settings.device)
+        self.dtype = _combo(DTYPES, settings.dtype)
+        self.preview = _combo(PREVIEW_MODES, settings.preview_mode)
+        self.tensor_cache = _gib_box(settings.tensor_cache_gib)
+        self.model_cache = _gib_box(settings.model_cache_gib)
+
+        form = QFormLayout()
+        form.addRow("Model folders", folder_box)
+        form.addRow("Device", self.device)
+        form.addRow("Precision", self.dtype)
+        form.addRow("Result cache", self.tensor_cache)
+        form.addRow("Model cache", self.model_cache)
+        form.addRow("Sampler preview", self.preview)
+        box = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+        )
+        box.accepted.connect(self.accept)
+        box.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(box)
+
+    def _add_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Add a model folder")
+        if folder:
+            self.folders.addItem(folder)
+
+    def result_settings(self) -> EditorSettings:
+        folders = tuple(self.folders.item(i).text() for i in range(self.folders.count()))
+        return replace(
+            self._initial,
+            model_folders=folders,
+            device=self.device.currentText(),
+            dtype=self.dtype.currentText(),
+            tensor_cache_gib=self.tensor_cache.value(),
+            model_cache_gib=self.model_cache.value(),
+            preview_mode=self.preview.currentText(),
+        )
+
+
+def _combo(choices: tuple[str, ...], current: str) -> QComboBox:
+    combo = QComboBox()
+    combo.addItems(list(choices))
+    combo.setCurrentText(current)
+    return combo
+
+
+def _gib_box(value: float) -> QDoubleSpinBox:
+    box = QDoubleSpinBox()
+    box.setRange(0.25, 1024.0)
+    box.setSingleStep(0.5)
+    box.setDecimals(2)
+    box.setSuffix(" GiB")
+    box.setValue(value)
+    return box

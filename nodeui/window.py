@@ -1,0 +1,425 @@
+"""The main window: the canvas in the centre, docks around it, and the wiring between them.
+
+The window composes small parts and owns little logic itself: ``EditorActions`` (menus and
+toolbar), ``FileController`` (files, prompts, recovery), ``RunController`` (queue and worker),
+``DropHandler`` (drag and drop), the panels, and one ``Document`` at a time with its
+``GraphScene``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import shiboken6
+from PySide6.QtCore import QObject, QPointF, QSettings, Qt, QTimer
+from PySide6.QtGui import QCloseEvent, QDropEvent, QImage
+from PySide6.QtWidgets import QDockWidget, QMainWindow, QMessageBox, QWidget
+
+from core.diffusion.model_paths import ModelPaths
+from core.graph.commands import AddNode
+from core.graph.model import Graph
+from core.graph.spec import NodeRegistry
+from nodeui.actions import EditorActions, EditorHandlers
+from nodeui.documents import AUTOSAVE_INTERVAL_MS, Autosaver, Document, RecoveryStore, snapshot
+from nodeui.drops import DropHandler
+from nodeui.files import FileController
+from nodeui.panels.inspector import Inspector, push_command
+from nodeui.panels.library import NodeLibrary
+from nodeui.panels.queue import QueuePanel
+from nodeui.panels.viewer import ImageViewer
+from nodeui.runs import INVALID, QueuedRun, RunController
+from nodeui.runstate import NodeRunState, controls_after_run
+from nodeui.settings import EditorSettings, RecentFiles, SettingsDialog
+from nodeui.worker import RunBridge
+
+APP_TITLE = "LatentLoom"
+#: How a finished run's status reads in the status bar.
+STATUS_WORDS = {
+    "ok": "done",
+    "failed": "a node failed",
+    "cancelled": "cancelled",
+    "invalid": "not run, the graph has problems",
+}
+
+
+def build_registry(settings: EditorSettings) -> NodeRegistry:
+    """The node registry, its loaders searching the Settings' model folders first."""
+    import nodes
+
+    roots = nodes.default_model_roots(settings.model_folders)
+    return nodes.build_registry(ModelPaths.of(*roots))
+
+
+def canvas_classes() -> tuple[type, type]:
+    """The canvas engineer's scene and view (``nodeui.canvas``)."""
+    from nodeui.canvas import GraphScene, GraphView
+
+    return GraphScene, GraphView
+
+
+class MainWindow(QMainWindow):
+    """One editor window: one document, one executor (its cache lives across runs)."""
+
+    def __init__(
+        self,
+        store: QSettings,
+        *,
+        recovery: RecoveryStore | None = None,
+        output_dir: Path | None = None,
+        autosave_ms: int | None = None,
+        registry: NodeRegistry | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
+        """``registry`` replaces the one the Settings' model folders would build (tests,
+        embedding); ``recovery`` and ``output_dir`` default to the per-user ones."""
+        super().__init__(parent)
+        self.store = store
+        self.settings = EditorSettings.load(store)
+        self.registry = registry or build_registry(self.settings)
+        self.recent = RecentFiles(store)
+        self.recovery = recovery or RecoveryStore()
+        self.bridge = RunBridge(self.registry, self.settings.cache_budgets(), self)
+        self.runs = RunController(self.bridge, output_dir or Path.cwd() / "output", self)
+        self._apply_run_settings()
+        self.setWindowTitle(APP_TITLE)
+        self.setAcceptDrops(True)
+        self.setDockNestingEnabled(True)
+
+        scene_class, view_class = canvas_classes()
+        self._scene_class = scene_class
+        self.document = Document(Graph(self.registry))
+        self.scene = scene_class(self.document.graph, self.registry, self.document.undo_stack)
+        self.view = view_class(self.scene)
+        self.setCentralWidget(self.view)
+
+        self.library = NodeLibrary(self.registry)
+        self.inspector = Inspector()
+        self.queue_panel = QueuePanel(self.runs.queue)
+        self.viewer = ImageViewer()
+        self.files = FileController(self, self, self.recent, self.recovery)
+        self.actions = EditorActions(self, self._handlers())
+        self._build_docks()
+        self.autosaver = Autosaver(
+            self.recovery, lambda: self.document, autosave_ms or AUTOSAVE_INTERVAL_MS, self
+        )
+
+        self.drops = DropHandler(self.files.open, self.add_image_node, self._drop_scene_pos, self)
+        self.installEventFilter(self.drops)
+        self.view.viewport().setAcceptDrops(True)
+        self.view.viewport().installEventFilter(self.drops)
+
+        self.library.addNodeRequested.connect(lambda type_id: self.add_node(type_id, None))
+        self.inspector.statusMessage.connect(self.show_status)
+        self.files.statusMessage.connect(self.show_status)
+        self.autosaver.failed.connect(self.show_status)
+        self.queue_panel.cancelRequested.connect(self.runs.cancel_current)
+        self.queue_panel.historyActivated.connect(self._show_run_images)
+        self.runs.statesCleared.connect(self._on_states_cleared)
+        self.runs.nodeStateChanged.connect(self._on_node_state)
+        self.runs.nodeImages.connect(self._on_node_images)
+        self.runs.nodePreview.connect(self._on_node_preview)
+        self.runs.runProgress.connect(self.queue_panel.set_progress)
+        self.runs.runEnded.connect(self._on_run_ended)
+        self.runs.runInvalid.connect(self._on_run_invalid)
+        self.runs.queue.changed.connect(self._update_actions)
+        self.last_problems: tuple[Any, ...] = ()
+        self.problem_box: QMessageBox | None = None
+        self.set_document(self.document)
+        self._restore_layout()
+
+    # --- composition -----------------------------------------------------------------------
+
+    def _handlers(self) -> EditorHandlers:
+        view = self.view
+        return EditorHandlers(
+            new=self.files.new,
+            open=lambda: self.files.open(),
+            open_path=lambda path: self.files.open(path),
+            recent_paths=self.recent.paths,
+            save=self.files.save,
+            save_as=lambda: self.files.save_as(),
+            export_png=self.export_png,
+            settings=self.edit_settings,
+            quit=self.close,
+            undo=lambda: self.document.undo_stack.undo(),
+            redo=lambda: self.document.undo_stack.redo(),
+            cut=lambda: view.cut_selection(),
+            copy=lambda: view.copy_selection(),
+            paste=lambda: view.paste(),
+            paste_links=lambda: view.paste(keep_input_links=True),
+            duplicate=lambda: view.duplicate_selection(),
+            delete=lambda: view.delete_selection(),
+            select_all=lambda: view.select_all(),
+            bypass=lambda: view.toggle_bypass_selection(),
+            mute=lambda: view.toggle_mute_selection(),
+            group=lambda: view.group_selection(),
+            add_node=lambda: view.open_palette(),
+            frame_all=lambda: view.frame_all(),
+            frame_selected=lambda: view.frame_selected(),
+            run=self.run_graph,
+            cancel=self.runs.cancel_current,
+            cancel_all=self.runs.cancel_all,
+        )
+
+    def _build_docks(self) -> None:
+        left = Qt.DockWidgetArea.LeftDockWidgetArea
+        right = Qt.DockWidgetArea.RightDockWidgetArea
+        self.docks: dict[str, QDockWidget] = {}
+        for name, title, widget, area in (
+            ("library", "Node Library", self.library, left),
+            ("queue", "Queue", self.queue_panel, left),
+            ("inspector", "Inspector", self.inspector, right),
+            ("viewer", "Image Viewer", self.viewer, right),
+        ):
+            dock = QDockWidget(title, self)
+            dock.setObjectName(f"{name}Dock")
+            dock.setWidget(widget)
+            self.addDockWidget(area, dock)
+            self.actions.panels_menu.addAction(dock.toggleViewAction())
+            self.docks[name] = dock
+        em = self.fontMetrics().averageCharWidth()
+        self.resizeDocks(
+            [self.docks["library"], self.docks["inspector"]],
+            [28 * em, 40 * em],
+            Qt.Orientation.Horizontal,
+        )
+        line = self.fontMetrics().height()
+        self.resizeDocks(
+            [self.docks["library"], self.docks["queue"]],
+            [30 * line, 18 * line],
+            Qt.Orientation.Vertical,
+        )
+
+    def _restore_layout(self) -> None:
+        geometry = self.store.value("window/geometry")
+        state = self.store.value("window/state")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        else:
+            em = self.fontMetrics().averageCharWidth()
+            self.resize(200 * em, 60 * self.fontMetrics().height())
+        if state is not None:
+            self.restoreState(state)
+
+    def save_layout(self) -> None:
+        self.store.setValue("window/geometry", self.saveGeometry())
+        self.store.setValue("window/state", self.saveState())
+        self.store.sync()
+
+    # --- documents -------------------------------------------------------------------------
+
+    def set_document(self, document: Document) -> None:
+        """Shows ``document``: a fresh scene on the view, the inspector following its graph."""
+        old_document, old_scene = self.document, self.scene
+        if document is not old_document:
+            old_document.changed.disconnect(self._update_title)
+            old_document.undo_stack.canUndoChanged.disconnect(self._update_actions)
+            old_document.undo_stack.canRedoChanged.disconnect(self._update_actions)
+            detach = getattr(old_scene, "detach", None)
+            if callable(detach):
+                detach()
+            self.scene = self._scene_class(document.graph, self.registry, document.undo_stack)
+            self.view.setScene(self.scene)
+            old_scene.deleteLater()
+            self.document = document
+        document.changed.connect(self._update_title)
+        document.undo_stack.canUndoChanged.connect(self._update_actions)
+        document.undo_stack.canRedoChanged.connect(self._update_actions)
+        self.scene.selectionNodesChanged.connect(self.inspector.show_selection)
+        self.scene.statusMessage.connect(self.show_status)
+        self.inspector.set_document(document.graph, document.undo_stack, self.registry)
+        if document.view:
+            self.view.set_view_state(document.view)
+        else:
+            QTimer.singleShot(0, self.view.frame_all)
+        self._update_title()
+        self._update_actions()
+
+    def view_state(self) -> dict[str, Any]:
+        return dict(self.view.view_state())
+
+    def _update_title(self) -> None:
+        mark = "*" if self.document.dirty else ""
+        self.setWindowTitle(f"{self.document.title}{mark} — {APP_TITLE}")
+
+    def _update_actions(self) -> None:
+        stack = self.document.undo_stack
+        if not shiboken6.isValid(stack):  # the window is being torn down
+            return
+        self.actions.by_name["undo"].setEnabled(stack.canUndo())
+        self.actions.by_name["redo"].setEnabled(stack.canRedo())
+        self.actions.by_name["cancel"].setEnabled(self.runs.queue.current is not None)
+
+    def open_path(self, path: Path, *, ask: bool = True) -> bool:
+        return self.files.open(path, ask=ask)
+
+    # --- adding nodes ----------------------------------------------------------------------
+
+    def _centre(self) -> QPointF:
+        return self.view.mapToScene(self.view.viewport().rect().center())
+
+    def _drop_scene_pos(self, watched: QObject, event: QDropEvent) -> QPointF | None:
+        if watched is self.view.viewport():
+            return self.view.mapToScene(event.position().toPoint())
+        return None
+
+    def add_node(
+        self, type_id: str, at: QPointF | None, params: dict[str, Any] | None = None
+    ) -> int | None:
+        """Adds a node (undoably) at ``at`` in scene coordinates, else at the view centre."""
+        pos = at if at is not None else self._centre()
+        command = AddNode(type_id, (pos.x(), pos.y()), params)
+        error = push_command(self.document.undo_stack, self.document.graph, command)
+        if error:
+            self.show_status(error)
+            return None
+        return command.node_id
+
+    def add_image_node(self, path: Path, at: QPointF | None) -> int | None:
+        return self.add_node("LoadImage", at, {"image": str(path)})
+
+    # --- running ---------------------------------------------------------------------------
+
+    def run_graph(self) -> QueuedRun:
+        """Queues a snapshot of the graph, then applies the seeds' after-run modes."""
+        document = self.document
+        data = snapshot(document, self.view_state())
+        run = self.runs.enqueue(data, document, label=f"{document.title}")
+        command = controls_after_run(document.graph)
+        if command is not None:
+            push_command(document.undo_stack, document.graph, command)
+        self.show_status(f"Queued {run.label}")
+        return run
+
+    def _on_states_cleared(self, origin: object) -> None:
+        """A run of ``origin`` starts: the last run's states and previews go."""
+        if origin is self.document:
+            self.scene.clear_run_states()
+            for node_id in self.document.graph.nodes:
+                self.scene.set_node_preview(node_id, None)
+
+    def _on_node_state(self, origin: object, node_id: int, state: NodeRunState) -> None:
+        if origin is self.document and node_id in self.document.graph:
+            self.scene.set_node_state(node_id, state)
+
+    def _on_node_images(self, origin: object, node_id: int, images: list[QImage]) -> None:
+        if origin is self.document and node_id in self.document.graph:
+            self.scene.set_node_images(node_id, images)
+
+    def _on_node_preview(self, origin: object, node_id: int, image: QImage) -> None:
+        if origin is self.document and node_id in self.document.graph:
+            self.scene.set_node_preview(node_id, image)
+
+    def _on_run_ended(self, run: QueuedRun) -> None:
+        if run.images:
+            self.viewer.set_images(run.images, run.workflow)
+        seconds = f" in {run.seconds:.2f} s" if run.seconds is not None else ""
+        message = f" ({run.message})" if run.message else ""
+        status = STATUS_WORDS.get(run.status, run.status)
+        self.show_status(f"{run.label}: {status}{seconds}{message}", 10_000)
+        self._update_actions()
+
+    def _on_run_invalid(self, run: QueuedRun, problems: tuple[Any, ...]) -> None:
+        self.last_problems = tuple(problems)
+        lines = "\n".join(f"• {p.message}" for p in problems)
+        box = QMessageBox(
+            QMessageBox.Icon.Warning,
+            "The graph cannot run",
+            f"{len(problems)} problem(s) are marked on their nodes; nothing was run.",
+            QMessageBox.StandardButton.Ok,
+            self,
+        )
+        box.setDetailedText(lines)
+        box.setInformativeText(lines if len(problems) <= 6 else "")
+        box.setWindowModality(Qt.WindowModality.NonModal)
+        self.problem_box = box
+        if run.status == INVALID:
+            box.show()
+
+    def _show_run_images(self, run: QueuedRun) -> None:
+        if isinstance(run, QueuedRun) and run.images:
+            self.viewer.set_images(run.images, run.workflow)
+
+    def export_png(self, path: Path | None = None) -> Path | None:
+        """Saves the image in the viewer with the workflow that made it embedded (the current
+        graph when the image's run is unknown)."""
+        if self.viewer.current_image() is None:
+            QMessageBox.information(self, "Export PNG", "Run the graph first: no image yet.")
+            return None
+        if self.viewer.workflow is None:
+            self.viewer.workflow = snapshot(self.document, self.view_state())
+        return self.viewer.save_as(path)
+
+    # --- settings --------------------------------------------------------------------------
+
+    def _apply_run_settings(self) -> None:
+        self.runs.device = self.settings.device
+        self.runs.dtype = self.settings.dtype
+        self.runs.previews = self.settings.preview_mode != "off"
+
+    def edit_settings(self) -> None:
+        dialog = SettingsDialog(self.settings, self)
+        if dialog.exec() == SettingsDialog.DialogCode.Accepted:
+            self.apply_settings(dialog.result_settings())
+
+    def apply_settings(self, settings: EditorSettings) -> None:
+        """Stores new settings; model folders or cache budgets rebuild the registry and the
+        executor (when no run is in progress; otherwise once the queue is empty)."""
+        old, self.settings = self.settings, settings
+        settings.save(self.store)
+        self._apply_run_settings()
+        if (old.model_folders, old.cache_budgets()) == (
+            settings.model_folders,
+            settings.cache_budgets(),
+        ):
+            return
+        if self.runs.busy:
+            self.show_status("The new model folders and cache sizes apply when the queue is empty")
+            self.runs.idle.connect(self._rebuild_engine, Qt.ConnectionType.SingleShotConnection)
+        else:
+            self._rebuild_engine()
+
+    def _rebuild_engine(self) -> None:
+        """A new registry and executor; the document is rebuilt on it (its undo history
+        cannot follow, since the graph object changes)."""
+        from core.graph.workflow import from_dict
+
+        self.registry = build_registry(self.settings)
+        self.bridge.shutdown()
+        self.bridge = RunBridge(self.registry, self.settings.cache_budgets(), self)
+        self.runs.set_bridge(self.bridge)
+        self.library.set_registry(self.registry)
+        old = self.document
+        workflow = from_dict(snapshot(old, self.view_state()), self.registry)
+        document = Document.from_workflow(workflow, old.path)
+        document.recovered = old.dirty
+        self.set_document(document)
+
+    # --- status and closing ----------------------------------------------------------------
+
+    _shut_down = False
+
+    def show_status(self, message: str, timeout_ms: int = 6000) -> None:
+        self.statusBar().showMessage(message, timeout_ms)
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        if self._shut_down:
+            event.accept()
+            return
+        if not self.files.maybe_save():
+            event.ignore()
+            return
+        self.shutdown()
+        event.accept()
+
+    def shutdown(self, *, persist: bool = True) -> None:
+        """Stops runs and the worker; with ``persist`` (a user's session, not a scripted
+        one) saves the layout and deletes the recovery file: a clean exit leaves none."""
+        self._shut_down = True
+        self.autosaver.timer.stop()
+        self.runs.cancel_all()
+        self.bridge.shutdown()
+        if persist:
+            self.save_layout()
+            self.recovery.discard()

@@ -1,0 +1,325 @@
+"""The main window: running from the UI, files, recovery, drops, seeds, persistence."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import QMimeData, QPointF, Qt, QTimer, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDropEvent
+from PySide6.QtWidgets import QApplication, QMessageBox
+
+from core.graph.commands import SetNodeAttribute, SetParam
+from core.graph.workflow import load_workflow, save_workflow
+from nodeui.documents import RecoveryStore
+from nodeui.runs import OK
+from nodeui.settings import open_settings
+from nodeui.undo import push
+from nodeui.window import MainWindow
+from tests.nodeui import shell_fakes
+
+ROOT = Path(__file__).resolve().parents[2]
+DEFAULT = ROOT / "resources" / "workflows" / "default.json"
+NO_MODIFIER = Qt.KeyboardModifier.NoModifier
+
+
+@pytest.fixture
+def make_window(qtbot, tmp_path):
+    made = []
+
+    def make(**kwargs) -> MainWindow:
+        window = MainWindow(
+            open_settings(tmp_path / "settings.ini"),
+            recovery=RecoveryStore(tmp_path / "data"),
+            output_dir=tmp_path / "out",
+            **kwargs,
+        )
+        made.append(window)
+        return window
+
+    yield make
+    for window in made:
+        window.shutdown(persist=False)
+        window.close()
+        window.deleteLater()
+
+
+def _wait_idle(qtbot, window, timeout=60_000):
+    qtbot.waitUntil(lambda: not window.runs.busy, timeout=timeout)
+
+
+def _spy(monkeypatch, obj, name):
+    calls = []
+    original = getattr(obj, name)
+
+    def record(*args):
+        calls.append(args)
+        return original(*args)
+
+    monkeypatch.setattr(obj, name, record)
+    return calls
+
+
+def test_running_the_default_workflow_shows_the_image_on_the_node_and_in_the_viewer(
+    qtbot, make_window, monkeypatch
+):
+    window = make_window()
+    assert window.open_path(DEFAULT, ask=False)
+    images = _spy(monkeypatch, window.scene, "set_node_images")
+    states = _spy(monkeypatch, window.scene, "set_node_state")
+    window.actions.by_name["run"].trigger()
+    _wait_idle(qtbot, window)
+    run = window.runs.queue.history[0]
+    assert run.status == OK, run.message
+    save_id = next(n.id for n in window.document.graph if n.type_id == "SaveImage")
+    assert [args[0] for args in images] == [save_id]
+    assert images[0][1][0].width() == 256
+    assert window.viewer.current_image() is not None
+    assert window.viewer.current_image().size() == images[0][1][0].size()
+    assert {args[1].status.value for args in states} >= {"queued", "running", "done"}
+    assert list((window.runs.output_dir).glob("*.png"))
+
+
+def test_save_and_reopen_round_trips(qtbot, make_window, tmp_path):
+    window = make_window()
+    window.open_path(DEFAULT, ask=False)
+    graph = window.document.graph
+    push(window.document.undo_stack, graph, SetParam(1, "width", 128))
+    assert window.document.dirty and window.windowTitle().startswith("default.json*")
+    target = tmp_path / "copy.json"
+    assert window.files.save_as(target)
+    assert not window.document.dirty
+    before = graph.state()
+    assert window.open_path(target)
+    assert window.document.graph is not graph
+    assert window.document.graph.state() == before
+    assert window.recent.paths()[0] == target.resolve()
+
+
+def test_unsaved_changes_prompt(qtbot, make_window, monkeypatch):
+    window = make_window()
+    window.open_path(DEFAULT, ask=False)
+    push(window.document.undo_stack, window.document.graph, SetParam(1, "width", 64))
+    answers = [QMessageBox.StandardButton.Cancel, QMessageBox.StandardButton.Discard]
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: answers.pop(0))
+    graph = window.document.graph
+    assert not window.files.new()
+    assert window.document.graph is graph
+    assert window.files.new()
+    assert len(window.document.graph) == 0 and not window.document.dirty
+
+
+def test_a_bad_file_shows_one_error_and_keeps_the_graph(qtbot, make_window, monkeypatch, tmp_path):
+    window = make_window()
+    window.open_path(DEFAULT, ask=False)
+    before = window.document.graph.state()
+    errors = []
+    monkeypatch.setattr(QMessageBox, "critical", lambda *args: errors.append(args[2]))
+    bad = tmp_path / "broken.json"
+    bad.write_text('{"format": "latentloom", "version": 2, "nodes": [{"id": "x"}]}')
+    assert not window.open_path(bad)
+    assert len(errors) == 1 and "broken.json" in errors[0] and "node id" in errors[0]
+    assert window.document.graph.state() == before
+
+
+def test_autosave_recovery_after_a_crash(qtbot, make_window, monkeypatch, tmp_path):
+    path = tmp_path / "flow.json"
+    reg = shell_fakes.registry()
+    save_workflow(shell_fakes.slow_graph(reg), path)
+    os.utime(path, (time.time() - 60, time.time() - 60))
+    first = make_window(registry=reg)
+    first.open_path(path, ask=False)
+    push(first.document.undo_stack, first.document.graph, SetParam(1, "steps", 77))
+    assert first.autosaver.save_now()
+    edited = first.document.graph.state()
+    first.autosaver.timer.stop()  # the "crash": no clean shutdown, the recovery file stays
+
+    asked = []
+    monkeypatch.setattr(
+        QMessageBox, "question", lambda *a, **k: asked.append(a) or QMessageBox.StandardButton.Yes
+    )
+    second = make_window(registry=reg)
+    assert second.files.offer_recovery()
+    assert len(asked) == 1
+    assert second.document.graph.state() == edited
+    assert second.document.path == path and second.document.dirty
+    second.shutdown()  # a clean exit deletes the recovery file
+    assert not second.recovery.path.exists()
+
+
+def _drop(window, paths):
+    """A drag enters the canvas (a real event through Qt), then drops. Qt delivers a Drop only
+    to the target its drag manager tracks during a real drag, so the drop itself goes to the
+    window's drop handler the way Qt would hand it over."""
+    viewport = window.view.viewport()
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+    centre = viewport.rect().center()
+    enter = QDragEnterEvent(
+        centre, Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, NO_MODIFIER
+    )
+    QApplication.sendEvent(viewport, enter)
+    assert enter.isAccepted()
+    drop = QDropEvent(
+        QPointF(centre), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, NO_MODIFIER
+    )
+    assert window.drops.eventFilter(viewport, drop)
+
+
+@pytest.mark.filterwarnings("ignore:Function.*QDragEnterEvent:DeprecationWarning")
+def test_dropping_a_workflow_opens_it_and_an_image_adds_a_load_image_node(
+    qtbot, make_window, tmp_path
+):
+    from core.diffusion import images
+
+    window = make_window()
+    window.resize(800, 600)
+    flow = tmp_path / "dropped.json"
+    graph = load_workflow(DEFAULT, window.registry).graph
+    graph.remove_node(2)
+    save_workflow(graph, flow)
+    _drop(window, [flow])
+    assert window.document.path == flow and len(window.document.graph) == 1
+
+    picture = tmp_path / "photo.png"
+    picture.write_bytes(
+        images.png_bytes(images.gradient(8, 8, (0, 0, 0), (1, 1, 1), "diagonal")[0])
+    )
+    _drop(window, [picture])
+    loaders = [n for n in window.document.graph if n.type_id == "LoadImage"]
+    assert len(loaders) == 1 and loaders[0].params["image"] == str(picture)
+    window.document.undo_stack.undo()
+    assert not [n for n in window.document.graph if n.type_id == "LoadImage"]
+
+
+def test_seed_modes_apply_after_each_queued_run(qtbot, make_window):
+    reg = shell_fakes.registry()
+    window = make_window(registry=reg)
+    document = window.document
+    window.set_document(type(document)(shell_fakes.slow_graph(reg, steps=1, seed=10)))
+    graph, stack = window.document.graph, window.document.undo_stack
+    push(stack, graph, SetNodeAttribute([1], "ui", {"control_after_run": {"seed": "increment"}}))
+    first = window.run_graph()
+    second = window.run_graph()
+    assert graph.node(1).params["seed"] == 12
+    assert first.workflow["nodes"][0]["params"]["seed"] == 10
+    assert second.workflow["nodes"][0]["params"]["seed"] == 11
+    _wait_idle(qtbot, window)
+    stack.undo()
+    assert graph.node(1).params["seed"] == 11
+
+
+def test_an_invalid_graph_is_marked_and_summarised_without_crashing(
+    qtbot, make_window, monkeypatch
+):
+    reg = shell_fakes.registry()
+    window = make_window(registry=reg)
+    graph = shell_fakes.slow_graph(reg)
+    graph.add_node("ShowNumber")
+    window.set_document(type(window.document)(graph))
+    states = _spy(monkeypatch, window.scene, "set_node_state")
+    window.run_graph()
+    _wait_idle(qtbot, window)
+    assert window.problem_box is not None and window.problem_box.isVisible()
+    failed = {args[0]: args[1] for args in states if args[1].status.value == "failed"}
+    assert failed[3].field == "value"
+    window.problem_box.close()
+
+
+def test_layout_and_recent_files_persist(qtbot, make_window, tmp_path):
+    window = make_window()
+    window.open_path(DEFAULT, ask=False)
+    window.docks["queue"].hide()
+    window.save_layout()
+    again = make_window()
+    again.show()
+    assert not again.docks["queue"].isVisible()
+    assert again.recent.paths()[0] == DEFAULT.resolve()
+
+
+def test_the_window_stays_responsive_and_cancels_a_slow_run(qtbot, make_window):
+    reg = shell_fakes.registry()
+    window = make_window(registry=reg)
+    window.show()
+    window.set_document(type(window.document)(shell_fakes.slow_graph(reg, steps=400, delay=0.01)))
+    gaps, last = [], [time.perf_counter()]
+
+    def tick():
+        now = time.perf_counter()
+        gaps.append(now - last[0])
+        last[0] = now
+
+    run = window.run_graph()
+    qtbot.waitUntil(lambda: (run.progress or 0) > 0.02, timeout=20_000)  # sampling now
+    timer = QTimer()
+    timer.setInterval(5)
+    timer.timeout.connect(tick)
+    last[0] = time.perf_counter()
+    timer.start()
+    qtbot.waitUntil(lambda: (run.progress or 0) > 0.25, timeout=20_000)
+    timer.stop()
+    window.actions.by_name["cancel"].trigger()
+    _wait_idle(qtbot, window, timeout=5000)
+    assert run.status == "cancelled"
+    worst = max(gaps)
+    print(f"window event-loop latency while sampling: max {worst * 1000:.1f} ms, {len(gaps)} ticks")
+    assert worst < 0.050, sorted(gaps)[-5:]
+
+
+def test_library_adds_at_the_view_centre_and_selection_drives_the_inspector(qtbot, make_window):
+    window = make_window()
+    window.resize(900, 600)
+    window.library.addNodeRequested.emit("GradientImage")
+    (node,) = list(window.document.graph)
+    centre = window.view.mapToScene(window.view.viewport().rect().center())
+    assert abs(node.pos[0] - centre.x()) < 1 and abs(node.pos[1] - centre.y()) < 1
+    window.scene.select_nodes([node.id])
+    assert window.inspector.node_id == node.id
+    window.inspector.editors["width"].widget.setValue(64)
+    assert node.params["width"] == 64
+    window.actions.by_name["undo"].trigger()
+    assert node.params["width"] == 512
+
+
+def test_settings_rebuild_the_registry_and_keep_the_graph(qtbot, make_window, tmp_path):
+    from dataclasses import replace
+
+    window = make_window()
+    window.open_path(DEFAULT, ask=False)
+    before = window.document.graph.state()
+    folder = tmp_path / "models"
+    (folder / "checkpoints").mkdir(parents=True)
+    (folder / "checkpoints" / "mine.safetensors").write_bytes(b"")
+    window.apply_settings(replace(window.settings, model_folders=(str(folder),), device="cpu"))
+    assert window.runs.device == "cpu"
+    assert "mine.safetensors" in window.registry.choices(
+        window.registry.get("LoadCheckpoint").input("ckpt_name")
+    )
+    assert window.document.graph.registry is window.registry
+    assert window.document.graph.state() == before
+    again = make_window()
+    assert again.settings.model_folders == (str(folder),)
+
+
+def test_export_png_embeds_the_workflow(qtbot, make_window, tmp_path):
+    window = make_window()
+    window.open_path(DEFAULT, ask=False)
+    window.run_graph()
+    _wait_idle(qtbot, window)
+    path = window.export_png(tmp_path / "export.png")
+    reopened = load_workflow(path, window.registry)
+    assert reopened.graph.state() == window.document.graph.state()
+
+
+def test_open_imports_a_comfyui_workflow_as_a_new_untitled_document(qtbot, make_window):
+    source = ROOT / "tests" / "interop" / "fixtures" / "txt2img_ui1.json"
+    window = make_window()
+    assert window.open_path(source, ask=False)
+    assert len(window.document.graph) > 3
+    assert window.document.path is None  # Save writes a LatentLoom file, never the source
+    assert window.document.import_report.source_format == "comfyui-ui"
+    assert "ComfyUI" in window.statusBar().currentMessage()
+    if window.files.import_box is not None:
+        window.files.import_box.close()
