@@ -55,8 +55,8 @@ def _run(
     from core.engine import NodeError
 
     place(ctx, model.unet)
-    history = StepHistory(total=settings.steps, downscale=latents.downscale_of(latent))
     projection = model.preview
+    history = StepHistory(settings.steps, latents.downscale_of(latent), projection)
 
     def report(step: sampling.SamplerStep) -> None:
         at = settings.start_step + step.step  # the step's index in the whole schedule

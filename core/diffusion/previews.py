@@ -120,6 +120,8 @@ class StepHistory:
 
     total: int
     downscale: int
+    #: The model's latent→RGB projection, so a viewer can picture any step without the model.
+    projection: LatentRgb = SD1_LATENT_RGB
     steps: list[int] = field(default_factory=list)
     latents: list[torch.Tensor] = field(default_factory=list)
     denoised: list[torch.Tensor] = field(default_factory=list)
@@ -141,3 +143,7 @@ class StepHistory:
         index = self.steps.index(step)
         source = {"latent": self.latents, "denoised": self.denoised}[which]
         return source[index].float()
+
+    def picture(self, step: int, which: str = "denoised") -> torch.Tensor:
+        """IMAGE ``[B, h, w, 3]`` of step ``step`` through the model's projection."""
+        return self.projection.project(self.at(step, which))

@@ -85,8 +85,9 @@ def test_one_preview_per_step_in_order_each_the_projection_of_that_steps_estimat
     latent, history = report.outputs[ids["sampler"]]
     assert [r.value for r in report.entries[ids["sampler"]].records] == [history]
     projection = report.outputs[ids["load"]][0].preview
+    assert history.projection == projection
     for preview in shown:
-        expected = projection.project(history.at(preview.step, "denoised"))
+        expected = history.picture(preview.step)
         # The history keeps float16 (relative rounding 2^-11 on latents of a few units); the
         # preview was made from the float32 estimate. A wrong step would be off by ~0.1.
         torch.testing.assert_close(preview.image, expected, atol=1e-2, rtol=0)
