@@ -1,29 +1,20 @@
-"""Tensors and arrays to ``QImage``: IMAGE batches for output nodes, latents for live previews.
+"""Tensors and arrays to ``QImage``: IMAGE batches for output nodes, sampler previews and
+step-history pictures.
 
 Conversions accept torch tensors or numpy arrays (anything with ``numpy()`` or the array
 protocol) and always return images that own their pixels, so they may be made on the worker
-thread and shown on the GUI thread.
+thread and shown on the GUI thread. Latents are never projected here: the latent→RGB
+projection belongs to ``core.diffusion.previews`` (per model family), and what reaches the
+editor is already an IMAGE.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from PySide6.QtGui import QImage
-
-#: An approximate latent→RGB projection for 4-channel SD-style latents (rows: channels).
-#: Good enough to see composition while sampling; the exact per-family one belongs to
-#: core.diffusion and replaces this when a node sends RGB previews.
-_LATENT_RGB = np.array(
-    [
-        [0.298, 0.207, 0.208],
-        [0.187, 0.286, 0.173],
-        [-0.158, 0.189, 0.264],
-        [-0.184, -0.271, -0.473],
-    ],
-    dtype=np.float32,
-)
 
 
 def _to_numpy(value: Any) -> np.ndarray:
@@ -51,26 +42,47 @@ def image_batch_to_qimages(images: Any) -> list[QImage]:
     return [rgb_to_qimage(picture) for picture in array]
 
 
-def latent_to_qimage(latent: Any) -> QImage | None:
-    """A preview of a latent ``[B, C, h, w]`` (first item) or an RGB image; None when the
-    payload is not something we can picture."""
-    array = _to_numpy(latent)
-    if array.ndim == 4 and array.shape[-1] in (3, 4) and array.shape[1] not in (3, 4):
-        return image_batch_to_qimages(array)[0]
-    if array.ndim == 4:
-        array = array[0]
-    if array.ndim != 3:
+def first_image(images: Any) -> QImage | None:
+    """The first picture of an IMAGE batch ``[B, H, W, 3]`` (or one ``[H, W, 3]``); None for
+    anything else (a latent, a string): the editor shows only what is already RGB."""
+    array = _to_numpy(images)
+    if array.ndim == 3:
+        array = array[None]
+    if array.ndim != 4 or array.shape[-1] != 3 or array.shape[0] < 1:
         return None
-    channels = array.shape[0]
-    if channels == 3:
-        rgb = np.moveaxis(array, 0, -1)
-    elif channels == 4:
-        rgb = np.einsum("chw,cr->hwr", array, _LATENT_RGB) * 0.5 + 0.5
-    else:
-        grey = array.mean(axis=0)
-        span = float(grey.max() - grey.min()) or 1.0
-        rgb = (grey - grey.min()) / span
-    return rgb_to_qimage(rgb)
+    return rgb_to_qimage(array[0])
+
+
+@dataclass(frozen=True)
+class PreviewFrame:
+    """One live sampler preview as the GUI gets it: the picture and which step it shows."""
+
+    image: QImage
+    step: int | None = None
+    total: int | None = None
+
+
+def preview_to_qimage(payload: Any) -> PreviewFrame | None:
+    """A ``Preview`` event's payload as a frame: a ``StepPreview`` (duck-typed: ``.image``,
+    ``.step``, ``.total``) or a bare IMAGE batch; None when it is not a picture."""
+    image = getattr(payload, "image", None)
+    if image is None:
+        picture = first_image(payload) if not isinstance(payload, str) else None
+        return None if picture is None else PreviewFrame(picture)
+    picture = first_image(image)
+    if picture is None:
+        return None
+    step, total = getattr(payload, "step", None), getattr(payload, "total", None)
+    return PreviewFrame(picture, step, total)
+
+
+def history_picture(history: Any, step: int, which: str) -> QImage | None:
+    """Step ``step`` of a ``StepHistory`` (``which``: "latent" for x_t, "denoised" for x̂₀)
+    through the history's own projection; None when the step is not in it."""
+    try:
+        return first_image(history.picture(step, which))
+    except (KeyError, ValueError):
+        return None
 
 
 def images_from_records(records: Any) -> list[QImage]:
@@ -80,3 +92,12 @@ def images_from_records(records: Any) -> list[QImage]:
         if getattr(record, "kind", None) == "images":
             out.extend(image_batch_to_qimages(record.value))
     return out
+
+
+def history_from_records(records: Any) -> Any | None:
+    """The last ``"history"`` record's value (a sampler's ``StepHistory``), if any."""
+    found = None
+    for record in records:
+        if getattr(record, "kind", None) == "history":
+            found = record.value
+    return found

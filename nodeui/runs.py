@@ -2,15 +2,17 @@
 
 Each queued run is a snapshot of the graph as workflow data (``to_dict``): later edits do not
 change it, it is what the worker rebuilds, and it is what saved PNGs embed. The controller
-keeps each run's node states (``nodeui.runstate.apply_event``) and reports them, with images
-and previews, through signals that name the document the run came from, so the window can
-draw them on that document's scene.
+keeps each run's node states (``nodeui.runstate.apply_event``) and reports them, with images,
+previews and sampler step histories, through signals that name the document the run came from,
+so the window can draw them on that document's scene. The latest step history of each node is
+kept per document (``histories``), so scrubbing and branching outlive the run.
 """
 
 from __future__ import annotations
 
 import itertools
 import time
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,8 +20,9 @@ from typing import Any
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QImage
 
-from core.engine import CancelToken, Problem, RunFinished, RunReport, RunStarted
+from core.engine import CancelToken, NodeFinished, Problem, RunFinished, RunReport, RunStarted
 from core.engine.events import Event
+from nodeui.images import PreviewFrame, history_from_records
 from nodeui.runstate import NodeRunState, RunStatus, apply_event
 from nodeui.worker import RunBridge, RunRequest
 
@@ -119,8 +122,10 @@ class RunController(QObject):
     statesCleared = Signal(object)
     #: (origin, node id, list[QImage])
     nodeImages = Signal(object, int, list)
-    #: (origin, node id, QImage)
+    #: (origin, node id, PreviewFrame): a live sampler preview with its step
     nodePreview = Signal(object, int, object)
+    #: (origin, node id, StepHistory): a sampler finished (or replayed its cached run)
+    nodeHistory = Signal(object, int, object)
     #: (QueuedRun) once it ended, whatever its status.
     runEnded = Signal(object)
     #: (QueuedRun, tuple[Problem]) when validation refused it.
@@ -141,6 +146,9 @@ class RunController(QObject):
         self._ids = itertools.count(1)
         self._finished: set[int] = set()
         self._running: dict[int, float] = {}
+        self._histories: weakref.WeakKeyDictionary[object, dict[int, Any]] = (
+            weakref.WeakKeyDictionary()
+        )
         self.set_bridge(bridge)
 
     def set_bridge(self, bridge: RunBridge) -> None:
@@ -193,6 +201,13 @@ class RunController(QObject):
             )
         )
 
+    def histories(self, origin: object) -> dict[int, Any]:
+        """The latest ``StepHistory`` of each sampler node of document ``origin``."""
+        try:
+            return self._histories.setdefault(origin, {})
+        except TypeError:  # an origin that cannot be weakly referenced keeps none
+            return {}
+
     def _current(self, run_id: int) -> QueuedRun | None:
         run = self.queue.current
         return run if run is not None and run.run_id == run_id else None
@@ -215,6 +230,8 @@ class RunController(QObject):
         node_id = getattr(event, "node_id", None)
         if node_id is None:
             return
+        if isinstance(event, NodeFinished):
+            self._take_history(run, node_id, event)
         old = run.states.get(node_id)
         new = apply_event({node_id: old} if old is not None else {}, event).get(node_id)
         if new is None or new == old:
@@ -230,10 +247,17 @@ class RunController(QObject):
             run.progress = (len(self._finished) + sum(self._running.values())) / len(run.states)
             self.runProgress.emit(run, run.progress)
 
-    def _on_preview(self, run_id: int, node_id: int, image: QImage) -> None:
+    def _take_history(self, run: QueuedRun, node_id: int, event: NodeFinished) -> None:
+        history = history_from_records(event.records)
+        if history is None or not len(history.steps):
+            return
+        self.histories(run.origin)[node_id] = history
+        self.nodeHistory.emit(run.origin, node_id, history)
+
+    def _on_preview(self, run_id: int, node_id: int, frame: PreviewFrame) -> None:
         run = self._current(run_id)
         if run is not None:
-            self.nodePreview.emit(run.origin, node_id, image)
+            self.nodePreview.emit(run.origin, node_id, frame)
 
     def _on_images(self, run_id: int, node_id: int, images: list[QImage]) -> None:
         run = self._current(run_id)

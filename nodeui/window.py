@@ -24,6 +24,7 @@ from nodeui.actions import EditorActions, EditorHandlers
 from nodeui.documents import AUTOSAVE_INTERVAL_MS, Autosaver, Document, RecoveryStore, snapshot
 from nodeui.drops import DropHandler
 from nodeui.files import FileController
+from nodeui.images import PreviewFrame
 from nodeui.panels.inspector import Inspector, push_command
 from nodeui.panels.library import NodeLibrary
 from nodeui.panels.queue import QueuePanel
@@ -119,6 +120,8 @@ class MainWindow(QMainWindow):
         self.runs.nodeStateChanged.connect(self._on_node_state)
         self.runs.nodeImages.connect(self._on_node_images)
         self.runs.nodePreview.connect(self._on_node_preview)
+        self.runs.nodeHistory.connect(self._on_node_history)
+        self.viewer.continueRequested.connect(self.continue_from_step)
         self.runs.runProgress.connect(self.queue_panel.set_progress)
         self.runs.runEnded.connect(self._on_run_ended)
         self.runs.runInvalid.connect(self._on_run_invalid)
@@ -227,6 +230,11 @@ class MainWindow(QMainWindow):
         document.undo_stack.canUndoChanged.connect(self._update_actions)
         document.undo_stack.canRedoChanged.connect(self._update_actions)
         self.scene.selectionNodesChanged.connect(self.inspector.show_selection)
+        self.scene.selectionNodesChanged.connect(self._offer_history)
+        for node_id, history in self.runs.histories(document).items():
+            if node_id in document.graph:
+                self.scene.set_node_history(node_id, history)
+        self._offer_history(self.scene.selected_node_ids())
         self.scene.statusMessage.connect(self.show_status)
         self.inspector.set_document(document.graph, document.undo_stack, self.registry)
         if document.view:
@@ -307,11 +315,44 @@ class MainWindow(QMainWindow):
         if origin is self.document and node_id in self.document.graph:
             self.scene.set_node_images(node_id, images)
 
-    def _on_node_preview(self, origin: object, node_id: int, image: QImage) -> None:
+    def _on_node_preview(self, origin: object, node_id: int, frame: PreviewFrame) -> None:
         if origin is self.document and node_id in self.document.graph:
-            self.scene.set_node_preview(node_id, image)
+            caption = f"step {frame.step}/{frame.total}" if frame.step is not None else ""
+            self.scene.set_node_preview(node_id, frame.image, caption)
+            self.viewer.show_live(frame, self._node_title(node_id))
+
+    def _on_node_history(self, origin: object, node_id: int, history: object) -> None:
+        """A sampler finished: its live preview gives way to its scrubbable step history."""
+        if origin is self.document and node_id in self.document.graph:
+            self.scene.set_node_preview(node_id, None)
+            self.scene.set_node_history(node_id, history)
+            self._offer_history(self.scene.selected_node_ids())
+
+    def _node_title(self, node_id: int) -> str:
+        node = self.document.graph.node(node_id)
+        return node.title or self.document.graph.spec(node_id).title
+
+    def _offer_history(self, node_ids: list[int]) -> None:
+        """The viewer's history controls follow the selected sampler (the first with one)."""
+        for node_id in node_ids:
+            cursor = self.scene.history_cursor(node_id)
+            if cursor is not None:
+                self.viewer.set_history(cursor, node_id, self._node_title(node_id))
+                return
+        self.viewer.set_history(None)
+
+    def continue_from_step(self, sampler_id: int, step: int) -> int | None:
+        """ "Continue from step k": a new KSampler (Advanced) fed by the sampler's step-k
+        latent, as one undo step; returns its id (None when refused)."""
+        from nodeui.canvas.edits import continue_from_step
+
+        node_id = continue_from_step(self.scene, sampler_id, step)
+        if node_id is not None:
+            self.show_status(f"Added a sampler that continues from step {step}")
+        return node_id
 
     def _on_run_ended(self, run: QueuedRun) -> None:
+        self.viewer.live_ended()
         if run.images:
             self.viewer.set_images(run.images, run.workflow)
         seconds = f" in {run.seconds:.2f} s" if run.seconds is not None else ""

@@ -28,9 +28,9 @@ from core.engine import (
 from core.engine.events import Event
 from core.graph.spec import NodeRegistry, WidgetInput
 from core.graph.workflow import WorkflowError, from_dict
-from nodeui.images import images_from_records, latent_to_qimage
+from nodeui.images import images_from_records, preview_to_qimage
 
-#: At most this many live previews per second per node reach the GUI.
+#: At most this many live previews per second per node reach the GUI (the issue allows 15).
 PREVIEW_RATE_HZ = 8.0
 
 
@@ -53,7 +53,7 @@ class ExecutorWorker(QObject):
 
     #: (run id, engine event) for every event except previews.
     event = Signal(int, object)
-    #: (run id, node id, QImage) for a throttled live preview.
+    #: (run id, node id, PreviewFrame) for a throttled live preview (picture, step, total).
     preview = Signal(int, int, object)
     #: (run id, node id, list[QImage]) for a node's "images" records.
     images = Signal(int, int, list)
@@ -89,9 +89,9 @@ class ExecutorWorker(QObject):
                 if now - last_preview.get(event.node_id, 0.0) < 1.0 / PREVIEW_RATE_HZ:
                     return
                 last_preview[event.node_id] = now
-                picture = latent_to_qimage(event.image)
-                if picture is not None:
-                    self.preview.emit(request.run_id, event.node_id, picture)
+                frame = preview_to_qimage(event.image)
+                if frame is not None:
+                    self.preview.emit(request.run_id, event.node_id, frame)
                 return
             if isinstance(event, NodeFinished):
                 pictures = images_from_records(event.records)

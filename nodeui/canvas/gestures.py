@@ -3,7 +3,8 @@
 The scene asks ``for_press`` which gesture a press starts and forwards the following moves
 and the release to it; no gesture logic lives in the scene's mouse handlers. Drags that edit
 (moving nodes, a number or slider drag) push one command per move with one gesture token, so
-the whole drag merges into one undo step.
+the whole drag merges into one undo step. Scrubbing a sampler's step history is view state:
+its gestures move a ``HistoryCursor`` and never touch the graph or the undo stack.
 """
 
 from __future__ import annotations
@@ -472,6 +473,44 @@ class ClickControl(Gesture):
                 inline_edit.open_text(scene, target, row)
 
 
+class ScrubHistory(Gesture):
+    """Press or drag on a finished sampler's history slider: shows the step under the cursor
+    (on the node and in the viewer following it). View state only: nothing is pushed."""
+
+    def __init__(self, scene: GraphScene, item: NodeItem) -> None:
+        super().__init__(scene)
+        self.item = item
+
+    def press(self, event: QGraphicsSceneMouseEvent) -> None:
+        super().press(event)
+        self._set(event.scenePos())
+
+    def move(self, event: QGraphicsSceneMouseEvent) -> None:
+        super().move(event)
+        self._set(event.scenePos())
+
+    def _set(self, pos: QPointF) -> None:
+        cursor, rect = self.item.history_cursor, self.item.layout.scrub_rect
+        if cursor is None or rect is None or cursor.count == 0:
+            return
+        x = self.item.mapFromScene(pos).x()
+        fraction = min(1.0, max(0.0, (x - rect.left()) / max(rect.width(), 1.0)))
+        cursor.set_index(round(fraction * (cursor.count - 1)))
+
+
+class ToggleHistoryPicture(Gesture):
+    """A click on a history row's chip switches its picture between x̂₀ and x_t (view state)."""
+
+    def __init__(self, scene: GraphScene, item: NodeItem) -> None:
+        super().__init__(scene)
+        self.item = item
+
+    def release(self, event: QGraphicsSceneMouseEvent) -> None:
+        cursor = self.item.history_cursor
+        if not self.moved and cursor is not None:
+            cursor.toggle_which()
+
+
 def for_press(scene: GraphScene, event: QGraphicsSceneMouseEvent) -> Gesture | None:
     """The gesture a press starts, or None to let Qt handle it (an inline editor)."""
     if event.button() != Qt.MouseButton.LeftButton:
@@ -508,6 +547,10 @@ def _node_gesture(scene: GraphScene, item: NodeItem, hit: Hit) -> Gesture:
         return ClickControl(scene, item, hit)
     if hit.kind in ("mode", "collapse"):
         return ClickControl(scene, item, hit)
+    if hit.kind == "scrub":
+        return ScrubHistory(scene, item)
+    if hit.kind == "which":
+        return ToggleHistoryPicture(scene, item)
     return MoveSelection(scene, item)
 
 

@@ -73,6 +73,9 @@ class NodeLayout:
     outputs: list[SocketSlot] = field(default_factory=list)
     editors: list[EditorRow] = field(default_factory=list)
     media_rect: QRectF | None = None
+    #: The step-history scrub row under the picture: the step slider and the x_t/x̂₀ chip.
+    scrub_rect: QRectF | None = None
+    which_rect: QRectF | None = None
     collapsed: bool = False
 
     def input_center(self, name: str) -> QPointF | None:
@@ -103,8 +106,10 @@ def compute_layout(
     linked_widgets: frozenset[str],
     media: bool,
     output_types: dict[str, str] | None = None,
+    scrub: bool = False,
 ) -> NodeLayout:
-    """The layout of ``node``; ``media`` reserves room for images or a live preview."""
+    """The layout of ``node``; ``media`` reserves room for images or a live preview, and
+    ``scrub`` a step-history row under it."""
     width = node.size[0] if node.size else s.NODE_WIDTH
     title_rect = QRectF(0.0, 0.0, width, s.TITLE_HEIGHT)
     collapse_rect = QRectF(6.0, (s.TITLE_HEIGHT - 12.0) / 2, 12.0, 12.0)
@@ -165,11 +170,26 @@ def compute_layout(
         socket = QPointF(0.0, rect.center().y())
         editors.append(EditorRow(widget, kind, rect, socket, linked, mode_rect))
         y += height + s.ROW_GAP
-    media_rect = None
-    if media:
+    media_rect = scrub_rect = which_rect = None
+    if media or scrub:
         media_rect = QRectF(s.PADDING, y + 2, width - 2 * s.PADDING, s.IMAGE_AREA)
         y += s.IMAGE_AREA + 4
+    if scrub:
+        left, right = s.PADDING + 4, width - s.PADDING - 4
+        chip = s.WHICH_CHIP_WIDTH
+        scrub_rect = QRectF(left, y + 3, right - left - chip - 4, s.ROW_HEIGHT - 2)
+        which_rect = QRectF(right - chip, y + 3, chip, s.ROW_HEIGHT - 2)
+        y += s.ROW_HEIGHT + 4
     height = max(y + 6.0, node.size[1] if node.size else 0.0)
     return NodeLayout(
-        width, height, title_rect, collapse_rect, inputs, outputs, editors, media_rect
+        width,
+        height,
+        title_rect,
+        collapse_rect,
+        inputs,
+        outputs,
+        editors,
+        media_rect,
+        scrub_rect,
+        which_rect,
     )

@@ -1,5 +1,6 @@
-"""Right-click menus: on a node (bypass, mute, collapse, duplicate, delete), on a group
-(rename, colour, ungroup), on empty canvas (add a node). Each entry is one undo step."""
+"""Right-click menus: on a node (bypass, mute, collapse, duplicate, delete; on a sampler with
+a step history, continue from the shown step), on a group (rename, colour, ungroup), on empty
+canvas (add a node). Each entry is one undo step."""
 
 from __future__ import annotations
 
@@ -32,6 +33,14 @@ def build_menu(scene: GraphScene, pos: QPointF) -> QMenu:
         if item.node_id not in scene.selected_node_ids():
             scene.select_nodes([item.node_id])
         ids = scene.selected_node_ids()
+        cursor = item.history_cursor
+        if cursor is not None:
+            nid, step = item.node_id, cursor.step
+            menu.addAction(
+                f"Continue from step {step}",
+                lambda: edits.continue_from_step(scene, nid, step),
+            )
+            menu.addSeparator()
         menu.addAction("Bypass\tCtrl+B", lambda: edits.toggle(scene, ids, "bypassed"))
         menu.addAction("Mute\tCtrl+M", lambda: edits.toggle(scene, ids, "muted"))
         menu.addAction("Collapse", lambda: edits.toggle(scene, ids, "collapsed"))

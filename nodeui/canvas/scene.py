@@ -30,6 +30,7 @@ from nodeui.canvas.items.group import GroupItem
 from nodeui.canvas.items.link import LinkItem
 from nodeui.canvas.items.node import NodeItem
 from nodeui.canvas.items.reroute import RerouteItem
+from nodeui.history import HistoryCursor
 from nodeui.runstate import IDLE, NodeRunState
 
 #: Half the side of the square scene the view can scroll over.
@@ -61,6 +62,7 @@ class GraphScene(QGraphicsScene):
         self.links: dict[tuple[NodeId, str], LinkItem] = {}
         self.groups: dict[int, GroupItem] = {}
         self.states: dict[NodeId, NodeRunState] = {}
+        self.histories: dict[NodeId, HistoryCursor] = {}
         self.gesture: gestures.Gesture | None = None
         self.last_scene_pos: QPointF | None = None
         self.inline_editor: InlineEditor | None = None
@@ -118,6 +120,7 @@ class GraphScene(QGraphicsScene):
         if isinstance(change, m.NodeAdded):
             self._add_node_item(change.node_id)
         elif isinstance(change, m.NodeRemoved):
+            self.histories.pop(change.node_id, None)
             item = self.nodes.pop(change.node_id)
             self.removeItem(item)
             self._refresh_frames()
@@ -232,11 +235,35 @@ class GraphScene(QGraphicsScene):
         if item is not None:
             item.set_images(list(images))
 
-    def set_node_preview(self, node_id: int, image: QImage | None) -> None:
-        """Shows (None: hides) the live sampler preview inside the node, throttled."""
+    def set_node_preview(self, node_id: int, image: QImage | None, caption: str = "") -> None:
+        """Shows (None: hides) the live sampler preview inside the node, throttled, with a
+        caption such as "step 7/20"."""
         item = self.nodes.get(node_id)
         if item is not None:
-            item.set_preview(image)
+            item.set_preview(image, caption)
+
+    def set_node_history(self, node_id: int, history: object | None) -> HistoryCursor | None:
+        """Gives a sampler node the step history of its finished run (a ``StepHistory``;
+        None removes it): a scrub row and the step's picture. Returns the node's cursor,
+        which the image viewer may share."""
+        item = self.nodes.get(node_id)
+        old = self.histories.pop(node_id, None)
+        cursor = None
+        if item is not None and history is not None and len(getattr(history, "steps", ())):
+            if old is not None and old.history is history:  # a cached re-run: keep the place
+                cursor = old
+            else:
+                cursor = HistoryCursor(history)
+                if old is not None:
+                    cursor.set_which(old.which)  # a new run keeps the user's x_t / x̂₀ choice
+            self.histories[node_id] = cursor
+        if item is not None and (cursor is not old or item.history_cursor is not cursor):
+            item.set_history(cursor)
+        return cursor
+
+    def history_cursor(self, node_id: int) -> HistoryCursor | None:
+        """Where the user is in a sampler node's step history, if it has one."""
+        return self.histories.get(node_id)
 
     def nodes_rect(self, node_ids: list[int] | None = None) -> QRectF:
         """The bounds of the given nodes (all when None) in scene coordinates."""

@@ -78,6 +78,7 @@ SOCKET_RADIUS = 5.0
 PADDING = 8.0
 EDITOR_RADIUS = 8.0
 IMAGE_AREA = 200.0
+WHICH_CHIP_WIDTH = 64.0  # the x_t / x̂₀ chip of a sampler's history row
 REROUTE_RADIUS = 7.0
 GROUP_TITLE_HEIGHT = 30.0
 LOD_SIMPLE = 0.4  # below this zoom nodes draw as coloured boxes only

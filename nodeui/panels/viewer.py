@@ -1,16 +1,17 @@
-"""The image viewer: the latest outputs, with zoom, 1:1, fit and Save As.
+"""The image viewer: the latest outputs, with zoom, 1:1, fit and Save As; the running
+sampler's live previews when following them; and a finished sampler's step history.
 
 Saved PNGs carry the workflow of the run that made them (when known), so opening the picture
-reopens its graph.
+reopens its graph. Small pictures (previews are at latent resolution) are scaled smoothly.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QBuffer, QIODevice, QSize, Qt, Signal
+from PySide6.QtCore import QBuffer, QIODevice, QSignalBlocker, QSize, Qt, Signal
 from PySide6.QtGui import QImage, QPainter, QPixmap, QWheelEvent
 from PySide6.QtWidgets import (
     QFileDialog,
@@ -22,6 +23,7 @@ from PySide6.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QMessageBox,
+    QSlider,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -29,6 +31,13 @@ from PySide6.QtWidgets import (
 
 from core.graph import png
 from core.graph.workflow import PNG_KEY, atomic_write
+
+if TYPE_CHECKING:
+    from nodeui.history import HistoryCursor
+    from nodeui.images import PreviewFrame
+
+#: What the viewer shows: the run's outputs, a sampler's live previews, or a step history.
+IMAGES, LIVE, HISTORY = "images", "live", "history"
 
 
 def png_with_workflow(image: QImage, workflow: dict[str, Any] | None) -> bytes:
@@ -90,13 +99,96 @@ class _ZoomView(QGraphicsView):
             self.fit()
 
 
+class HistoryBar(QWidget):
+    """The viewer's step-history controls for one sampler: show it, a step slider, x_t/x̂₀,
+    and "Continue from step k". They move the node's own ``HistoryCursor``, so the node's
+    scrub row and this bar always agree."""
+
+    #: The user asked to see the history (True) or the outputs again (False).
+    showRequested = Signal(bool)
+    #: (sampler node id, step): branch a new sampler from that step.
+    continueRequested = Signal(int, int)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.cursor: HistoryCursor | None = None
+        self.node_id = -1
+        self.show_button = QToolButton()
+        self.show_button.setText("History")
+        self.show_button.setCheckable(True)
+        self.show_button.setToolTip("Show the sampler's steps instead of the outputs")
+        self.show_button.toggled.connect(self.showRequested)
+        self.slider = QSlider(Qt.Orientation.Horizontal)
+        self.slider.setToolTip("Scrub through the sampler's steps")
+        self.slider.valueChanged.connect(self._slider_moved)
+        self.step_label = QLabel()
+        self.which_button = QToolButton()
+        self.which_button.setToolTip(
+            "Show x_t (the latent after the step) or x̂₀ (the clean "
+            "estimate the model made at that step)"
+        )
+        self.which_button.clicked.connect(self._toggle_which)
+        self.continue_button = QToolButton()
+        self.continue_button.setToolTip(
+            "Add a KSampler (Advanced) that starts from this step's latent, to try another "
+            "prompt, CFG or sampler for the remaining steps"
+        )
+        self.continue_button.clicked.connect(self._continue)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, self.fontMetrics().averageCharWidth(), 0)
+        layout.addWidget(self.show_button)
+        layout.addWidget(self.slider, 1)
+        layout.addWidget(self.step_label)
+        layout.addWidget(self.which_button)
+        layout.addWidget(self.continue_button)
+
+    def bind(self, cursor: HistoryCursor | None, node_id: int = -1) -> None:
+        """Follows ``cursor`` (a sampler node's; None hides the bar)."""
+        if self.cursor is not None:
+            self.cursor.changed.disconnect(self.sync)
+        self.cursor, self.node_id = cursor, node_id
+        if cursor is not None:
+            cursor.changed.connect(self.sync)
+        self.setVisible(cursor is not None)
+        self.sync()
+
+    def sync(self) -> None:
+        """Reads the cursor into the controls (without echoing back into it)."""
+        cursor = self.cursor
+        if cursor is None:
+            return
+        with QSignalBlocker(self.slider):
+            self.slider.setRange(0, max(0, cursor.count - 1))
+            self.slider.setValue(cursor.index)
+        self.step_label.setText(cursor.label())
+        self.which_button.setText(f"showing {cursor.which_label} ⇄")
+        self.continue_button.setText(f"Continue from step {cursor.step}")
+
+    def _slider_moved(self, index: int) -> None:
+        if self.cursor is not None:
+            self.cursor.set_index(index)
+
+    def _toggle_which(self) -> None:
+        if self.cursor is not None:
+            self.cursor.toggle_which()
+
+    def _continue(self) -> None:
+        if self.cursor is not None:
+            self.continueRequested.emit(self.node_id, self.cursor.step)
+
+
 class ImageViewer(QWidget):
-    """Shows a batch of images (thumbnails when more than one) and saves the selected one."""
+    """Shows a batch of images (thumbnails when more than one) and saves the selected one;
+    follows live sampler previews when asked; scrubs a sampler's step history."""
+
+    #: (sampler node id, step): "Continue from step k" was pressed.
+    continueRequested = Signal(int, int)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.images: list[QImage] = []
         self.workflow: dict[str, Any] | None = None
+        self.mode = IMAGES
         self.view = _ZoomView()
         self.thumbs = QListWidget()
         self.thumbs.setViewMode(QListWidget.ViewMode.IconMode)
@@ -109,6 +201,15 @@ class ImageViewer(QWidget):
         self.thumbs.hide()
         self.info = QLabel("No image yet: run the graph (Ctrl+Enter).")
         self.info.setObjectName("emptyHint")
+        self.follow = QToolButton()
+        self.follow.setText("Follow live preview")
+        self.follow.setCheckable(True)
+        self.follow.setChecked(True)
+        self.follow.setToolTip("While a sampler runs, show its step previews here")
+        self.history = HistoryBar()
+        self.history.hide()
+        self.history.showRequested.connect(self._history_requested)
+        self.history.continueRequested.connect(self.continueRequested)
 
         bar = QHBoxLayout()
         for text, tip, slot in (
@@ -123,19 +224,90 @@ class ImageViewer(QWidget):
             button.setToolTip(tip)
             button.clicked.connect(slot)
             bar.addWidget(button)
+        bar.addWidget(self.follow)
         bar.addStretch(1)
         bar.addWidget(self.info)
         bar.setContentsMargins(0, 0, self.fontMetrics().averageCharWidth(), 0)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(bar)
+        layout.addWidget(self.history)
         layout.addWidget(self.view, 1)
         layout.addWidget(self.thumbs)
+
+    @property
+    def following(self) -> bool:
+        return self.follow.isChecked()
+
+    def shown_image(self) -> QImage | None:
+        """The picture on screen, whatever the mode."""
+        pixmap = self.view.item.pixmap()
+        return None if pixmap.isNull() else pixmap.toImage()
+
+    def show_live(self, frame: PreviewFrame, title: str = "") -> bool:
+        """Shows a running sampler's preview when following; True when shown."""
+        if not self.following:
+            return False
+        self._set_mode(LIVE)
+        self.view.show_image(frame.image)
+        step = f" · step {frame.step}/{frame.total}" if frame.step is not None else ""
+        self.info.setText(f"Live{f' · {title}' if title else ''}{step}")
+        return True
+
+    def live_ended(self) -> None:
+        """The run is over: live mode falls back to the outputs (set next by the window)."""
+        if self.mode == LIVE:
+            self._set_mode(IMAGES)
+
+    def set_history(self, cursor: HistoryCursor | None, node_id: int = -1, title: str = "") -> None:
+        """Offers the step history of the selected sampler (None: no sampler with one)."""
+        old = self.history.cursor
+        if old is not None:
+            old.changed.disconnect(self._cursor_changed)
+        self.history.bind(cursor, node_id)
+        self._history_title = title
+        if cursor is not None:
+            cursor.changed.connect(self._cursor_changed)
+            if self.mode == HISTORY:
+                self._show_history()
+        elif self.mode == HISTORY:
+            self._set_mode(IMAGES)
+            self._show_index(max(0, self.thumbs.currentRow()))
+
+    def _cursor_changed(self) -> None:
+        """The node's slider or this one moved: the viewer goes to the history."""
+        if self.mode != LIVE:
+            self._set_mode(HISTORY)
+            self._show_history()
+
+    def _history_requested(self, wanted: bool) -> None:
+        if wanted and self.history.cursor is not None:
+            self._set_mode(HISTORY)
+            self._show_history()
+        elif not wanted and self.mode == HISTORY:
+            self._set_mode(IMAGES)
+            self._show_index(max(0, self.thumbs.currentRow()))
+
+    def _show_history(self) -> None:
+        cursor = self.history.cursor
+        if cursor is None:
+            return
+        self.view.show_image(cursor.picture())
+        title = getattr(self, "_history_title", "")
+        name = f"{title} · " if title else ""
+        self.info.setText(f"{name}{cursor.which_label} · {cursor.label()}")
+
+    def _set_mode(self, mode: str) -> None:
+        self.mode = mode
+        with QSignalBlocker(self.history.show_button):
+            self.history.show_button.setChecked(mode == HISTORY)
+        self.thumbs.setVisible(mode == IMAGES and len(self.images) > 1)
 
     def set_images(self, images: list[QImage], workflow: dict[str, Any] | None = None) -> None:
         """Shows ``images`` (the latest outputs); ``workflow`` is embedded when saving."""
         self.images = list(images)
         self.workflow = workflow
+        self._set_mode(IMAGES)
         self.thumbs.blockSignals(True)
         self.thumbs.clear()
         for image in self.images:

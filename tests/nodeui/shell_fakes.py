@@ -1,4 +1,5 @@
-"""Node types for the shell's tests: a slow, cancellable counter and an image output."""
+"""Node types for the shell's tests: a slow, cancellable counter, an image output, and a fake
+sampler that previews every step and records a small hand-built step history."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ import time
 from typing import Any
 
 import numpy as np
+import torch
 
+from core.diffusion.previews import StepHistory, StepPreview
 from core.engine import NodeError
 from core.graph import types as t
 from core.graph.model import Graph
@@ -17,9 +20,33 @@ def _slow_count(ctx: Any, steps: int, delay: float, seed: int) -> int:
     """Sleeps ``steps`` times ``delay`` seconds, reporting progress (and checking cancel)."""
     for step in range(1, steps + 1):
         time.sleep(delay)
-        ctx.preview(np.full((1, 4, 8, 8), step / steps, dtype=np.float32))
+        ctx.preview(StepPreview(step, steps, np.full((1, 8, 8, 3), step / steps, np.float32)))
         ctx.progress(step, steps)
     return steps + seed
+
+
+def fake_history(steps: int, first: int = 1) -> StepHistory:
+    """A ``StepHistory`` of ``steps`` steps of 1×4×6×8 latents: x_t brightens step by step in
+    channel 0, x̂₀ in channel 1, so every (step, which) has its own picture."""
+    history = StepHistory(total=first - 1 + steps, downscale=8)
+    for step in range(first, first + steps):
+        latent, denoised = torch.zeros(1, 4, 6, 8), torch.zeros(1, 4, 6, 8)
+        latent[:, 0] = step / steps
+        denoised[:, 1] = step / steps
+        history.append(step, latent, denoised)
+    return history
+
+
+def _fake_sampler(ctx: Any, steps: int, delay: float, seed: int) -> int:
+    """Previews a ``StepPreview`` after every step (a grey rising with the step) and records
+    the run's step history, as KSampler does."""
+    for step in range(1, steps + 1):
+        time.sleep(delay)
+        image = torch.full((1, 6, 8, 3), step / steps)
+        ctx.preview(StepPreview(step, steps, image))
+        ctx.progress(step, steps)
+    ctx.record("history", fake_history(steps))
+    return seed
 
 
 def _show(ctx: Any, value: int) -> tuple[()]:
@@ -42,6 +69,18 @@ SPECS = (
             WidgetInput("steps", t.INT, 5, min=1, max=100_000),
             WidgetInput("delay", t.FLOAT, 0.01, min=0.0, max=10.0, step=0.01),
             WidgetInput("seed", t.INT, 0, min=0, max=2**64 - 1, control_after_run=True),
+        ),
+        outputs=(Output("INT", t.INT),),
+    ),
+    NodeSpec(
+        "FakeSampler",
+        "Fake Sampler",
+        "sampling",
+        _fake_sampler,
+        inputs=(
+            WidgetInput("steps", t.INT, 6, min=1, max=1000),
+            WidgetInput("delay", t.FLOAT, 0.05, min=0.0, max=10.0, step=0.01),
+            WidgetInput("seed", t.INT, 0, min=0, max=2**64 - 1),
         ),
         outputs=(Output("INT", t.INT),),
     ),

@@ -46,7 +46,7 @@ def test_a_run_reports_states_images_and_previews(qtbot, controller):
     assert states[1][-1].status is RunStatus.DONE and states[1][-1].seconds > 0
     assert any(s.status is RunStatus.RUNNING and s.progress for s in states[1])
     assert images[2][0].width() == 24 and len(run.images) == 1
-    assert previews and not previews[0].isNull()
+    assert previews and not previews[0].image.isNull() and previews[0].total == 3
     # The same executor serves the next run: everything is cached now.
     states.clear()
     controller.enqueue(to_dict(graph), origin="doc")

@@ -18,13 +18,14 @@ from core.graph.model import Graph, NodeId
 from core.graph.spec import NodeSpec
 from nodeui.canvas import style as s
 from nodeui.canvas.items.editors import EditorTexts, make_texts, paint_editor
-from nodeui.canvas.items.preview import ImagesItem, PreviewItem
+from nodeui.canvas.items.preview import HistoryScrubItem, ImagesItem, PreviewItem
 from nodeui.canvas.items.runstate import RunStateItem
 from nodeui.canvas.layout import NodeLayout, SocketSlot, compute_layout
 from nodeui.runstate import NodeRunState, control_mode
 
 if TYPE_CHECKING:
     from nodeui.canvas.items.link import LinkItem
+    from nodeui.history import HistoryCursor
 
 NODE_TYPE = QGraphicsItem.UserType + 1
 SOCKET_HIT = 9.0
@@ -36,7 +37,8 @@ _RIGHT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
 @dataclass(frozen=True)
 class Hit:
     """What a point on a node is: ``title``, ``collapse``, ``input``, ``output``, ``editor``,
-    ``mode`` (a seed's after-run chip) or ``body``; ``name`` is the socket or param."""
+    ``mode`` (a seed's after-run chip), ``scrub`` (the step-history slider), ``which`` (its
+    x_t/x̂₀ chip) or ``body``; ``name`` is the socket or param."""
 
     kind: str
     name: str = ""
@@ -57,6 +59,8 @@ class NodeItem(QGraphicsItem):
         self.marked_field: str | None = None
         self._images: ImagesItem | None = None
         self._preview: PreviewItem | None = None
+        self._scrub: HistoryScrubItem | None = None
+        self._live = False
         self.state_item = RunStateItem(self)
         self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIsSelectable)
         self.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
@@ -83,7 +87,7 @@ class NodeItem(QGraphicsItem):
         )
         media = self._images is not None or self._preview is not None
         self.prepareGeometryChange()
-        self.layout = compute_layout(spec, node, linked, media)
+        self.layout = compute_layout(spec, node, linked, media, scrub=self._scrub is not None)
         self._texts = [
             make_texts(
                 row,
@@ -141,19 +145,69 @@ class NodeItem(QGraphicsItem):
         else:
             self._images.set_images(images)
 
-    def set_preview(self, image: QImage | None) -> None:
+    @property
+    def history_cursor(self) -> HistoryCursor | None:
+        """The step-history cursor of a finished sampler run shown on this node, if any."""
+        return self._scrub.cursor if self._scrub is not None else None
+
+    @property
+    def preview_image(self) -> QImage | None:
+        return self._preview.image if self._preview is not None else None
+
+    def set_preview(self, image: QImage | None, caption: str = "") -> None:
+        """A live sampler frame (None: the run's frames are over); while frames come the
+        history row hides, and without them the history's picture shows again."""
         if image is None:
-            if self._preview is not None:
-                self._preview.setParentItem(None)
-                if self.scene():
-                    self.scene().removeItem(self._preview)
+            self._live = False
+            if self._scrub is not None:
+                self._scrub.setVisible(not self.layout.collapsed)
+                self._show_history()
+            elif self._preview is not None:
+                self._drop_child(self._preview)
                 self._preview = None
                 self.refresh()
             return
+        self._live = True
+        if self._scrub is not None:
+            self._scrub.setVisible(False)
         if self._preview is None:
             self._preview = PreviewItem(self)
             self.refresh()
-        self._preview.set_image(image)
+        self._preview.set_image(image, caption)
+
+    def set_history(self, cursor: HistoryCursor | None) -> None:
+        """Shows a finished run's step history (None: removes it): its picture in the image
+        area and the scrub row under it."""
+        if self._scrub is not None:
+            self._scrub.cursor.changed.disconnect(self._show_history)
+            self._drop_child(self._scrub)
+            self._scrub = None
+        if cursor is None:
+            if self._preview is not None and not self._live:
+                self._drop_child(self._preview)
+                self._preview = None
+            self.refresh()
+            return
+        self._live = False
+        self._scrub = HistoryScrubItem(self, cursor)
+        cursor.changed.connect(self._show_history)
+        if self._preview is None:
+            self._preview = PreviewItem(self)
+        self.refresh()
+        self._show_history()
+
+    def _show_history(self) -> None:
+        cursor = self.history_cursor
+        if cursor is None or self._live or self._preview is None:
+            return
+        picture = cursor.picture()
+        if picture is not None:
+            self._preview.set_image(picture)
+
+    def _drop_child(self, child: QGraphicsItem) -> None:
+        child.setParentItem(None)
+        if self.scene() is not None:
+            self.scene().removeItem(child)
 
     def _place_media(self) -> None:
         rect = self.layout.media_rect
@@ -161,6 +215,10 @@ class NodeItem(QGraphicsItem):
             if item is not None and rect is not None:
                 item.set_rect(rect)
                 item.setVisible(not self.layout.collapsed)
+        lay = self.layout
+        if self._scrub is not None and lay.scrub_rect is not None and lay.which_rect is not None:
+            self._scrub.set_rects(lay.scrub_rect, lay.which_rect)
+            self._scrub.setVisible(not lay.collapsed and not self._live)
 
     # --- geometry ----------------------------------------------------------------------------
 
@@ -224,6 +282,11 @@ class NodeItem(QGraphicsItem):
                 if lay.collapse_rect.adjusted(-4, -4, 4, 4).contains(local)
                 else Hit("title")
             )
+        if self._scrub is not None and self._scrub.isVisible():
+            if lay.scrub_rect is not None and lay.scrub_rect.contains(local):
+                return Hit("scrub")
+            if lay.which_rect is not None and lay.which_rect.contains(local):
+                return Hit("which")
         for row in lay.editors:
             if _near(local, row.socket) or (row.linked and row.rect.contains(local)):
                 return Hit("input", row.widget.name, row.widget.link_type)
