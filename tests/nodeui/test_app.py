@@ -22,6 +22,13 @@ from tests.nodeui import shell_fakes
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT = ROOT / "resources" / "workflows" / "default.json"
+
+
+def _first(graph, type_id: str) -> int:
+    """The id of the default workflow's first node of ``type_id``."""
+    return next(n.id for n in graph if n.type_id == type_id)
+
+
 NO_MODIFIER = Qt.KeyboardModifier.NoModifier
 
 
@@ -75,7 +82,8 @@ def test_running_the_default_workflow_shows_the_image_on_the_node_and_in_the_vie
     assert run.status == OK, run.message
     save_id = next(n.id for n in window.document.graph if n.type_id == "SaveImage")
     assert [args[0] for args in images] == [save_id]
-    assert images[0][1][0].width() == 256
+    empty = next(n for n in window.document.graph if n.type_id == "EmptyLatentImage")
+    assert images[0][1][0].width() == empty.params["width"]
     assert window.viewer.current_image() is not None
     assert window.viewer.current_image().size() == images[0][1][0].size()
     assert {args[1].status.value for args in states} >= {"queued", "running", "done"}
@@ -86,7 +94,8 @@ def test_save_and_reopen_round_trips(qtbot, make_window, tmp_path):
     window = make_window()
     window.open_path(DEFAULT, ask=False)
     graph = window.document.graph
-    push(window.document.undo_stack, graph, SetParam(1, "width", 128))
+    empty = _first(graph, "EmptyLatentImage")
+    assert push(window.document.undo_stack, graph, SetParam(empty, "width", 128)) is None
     assert window.document.dirty and window.windowTitle().startswith("default.json*")
     target = tmp_path / "copy.json"
     assert window.files.save_as(target)
@@ -101,7 +110,9 @@ def test_save_and_reopen_round_trips(qtbot, make_window, tmp_path):
 def test_unsaved_changes_prompt(qtbot, make_window, monkeypatch):
     window = make_window()
     window.open_path(DEFAULT, ask=False)
-    push(window.document.undo_stack, window.document.graph, SetParam(1, "width", 64))
+    graph = window.document.graph
+    empty = _first(graph, "EmptyLatentImage")
+    assert push(window.document.undo_stack, graph, SetParam(empty, "width", 32)) is None
     answers = [QMessageBox.StandardButton.Cancel, QMessageBox.StandardButton.Discard]
     monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: answers.pop(0))
     graph = window.document.graph
@@ -178,10 +189,10 @@ def test_dropping_a_workflow_opens_it_and_an_image_adds_a_load_image_node(
     window.resize(800, 600)
     flow = tmp_path / "dropped.json"
     graph = load_workflow(DEFAULT, window.registry).graph
-    graph.remove_node(2)
+    graph.remove_node(_first(graph, "SaveImage"))
     save_workflow(graph, flow)
     _drop(window, [flow])
-    assert window.document.path == flow and len(window.document.graph) == 1
+    assert window.document.path == flow and len(window.document.graph) == len(graph)
 
     picture = tmp_path / "photo.png"
     picture.write_bytes(

@@ -1,0 +1,113 @@
+"""The shipped demo model: a standard diffusers folder within the size budget that loads from
+local files and draws what held-out prompts ask for, judged by measurement."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+from diffusers import StableDiffusionPipeline
+from safetensors import safe_open
+
+from tools.demo_model import components
+from tools.demo_model.evaluate import TARGETS, evaluate, generate, load_pipeline
+from tools.demo_model.judge import ATTRIBUTES, judge
+from tools.demo_model.scenes import evaluation_scenes
+
+MODEL = components.MODEL_DIR
+WEIGHTS = {
+    "unet": "diffusion_pytorch_model.safetensors",
+    "vae": "diffusion_pytorch_model.safetensors",
+    "text_encoder": "model.safetensors",
+}
+
+#: Issue 5 is open: the shipped interim model does not follow held-out prompts yet. These
+#: tests keep the targets as written and must start passing (strict) when it does.
+TARGETS_NOT_MET = pytest.mark.xfail(
+    strict=True,
+    reason="issue 5 open: interim model (session 1) measured background 0.25 on this sample "
+    "and drew the default prompt as a blue-background orange object on the right",
+)
+
+
+@pytest.fixture(scope="module")
+def pipeline() -> StableDiffusionPipeline:
+    torch.set_num_threads(2)
+    return load_pipeline(MODEL)
+
+
+def test_folder_is_a_standard_float16_diffusers_layout_within_40_mb() -> None:
+    index = json.loads((MODEL / "model_index.json").read_text())
+    assert index["_class_name"] == "StableDiffusionPipeline"
+    for name, weights in WEIGHTS.items():
+        assert (MODEL / name / "config.json").is_file()
+        with safe_open(MODEL / name / weights, framework="pt") as handle:
+            dtypes = {handle.get_slice(key).get_dtype() for key in handle.keys()}  # noqa: SIM118
+        assert dtypes == {"F16"}, (name, dtypes)
+    assert (MODEL / "scheduler" / "scheduler_config.json").is_file()
+    assert not (MODEL / "tokenizer").exists()
+    size = sum(path.stat().st_size for path in MODEL.rglob("*") if path.is_file())
+    assert size <= 40 * 1024 * 1024, f"{size / 2**20:.1f} MiB"
+
+
+def test_scheduler_is_stable_diffusions_scaled_linear_epsilon_schedule() -> None:
+    config = json.loads((MODEL / "scheduler" / "scheduler_config.json").read_text())
+    assert config["beta_schedule"] == "scaled_linear"
+    assert (config["beta_start"], config["beta_end"]) == (0.00085, 0.012)
+    assert config["num_train_timesteps"] == 1000
+    assert config["prediction_type"] == "epsilon"
+
+
+def test_latent_rgb_factors_are_a_4x3_matrix_and_a_bias() -> None:
+    factors = json.loads((MODEL / "latent_rgb.json").read_text())
+    assert len(factors["factors"]) == 4 and all(len(row) == 3 for row in factors["factors"])
+    assert len(factors["bias"]) == 3
+    assert all(math.isfinite(v) for row in factors["factors"] for v in row)
+
+
+def test_scaling_factor_gives_unit_variance_latents(pipeline: StableDiffusionPipeline) -> None:
+    from tools.demo_model.scenes import render_batch, training_scenes
+    from tools.demo_model.train import to_model_range
+
+    images = to_model_range(render_batch(training_scenes(64, seed=99)))
+    with torch.no_grad():
+        latents = pipeline.vae.encode(images).latent_dist.mean
+    std = (latents * pipeline.vae.config.scaling_factor).std().item()
+    assert 0.8 < std < 1.25
+
+
+@TARGETS_NOT_MET
+def test_default_workflow_prompt_is_drawn_as_asked(pipeline: StableDiffusionPipeline) -> None:
+    image = generate(pipeline, ["a red circle on the left, blue background"], seed=0)[0]
+    result = judge(image)
+    assert (result.background, result.colour, result.position) == ("blue", "red", "left")
+
+
+@TARGETS_NOT_MET
+@pytest.mark.slow
+def test_held_out_prompts_meet_the_accuracy_targets(pipeline: StableDiffusionPipeline) -> None:
+    """Eight held-out combinations (every other one, both sizes) with the default workflow's
+    settings. With eight images a target becomes a whole number of images: at least
+    floor(target × 8) correct, i.e. one miss allowed for background, colour and position and
+    two for shape."""
+    candidates = evaluation_scenes(per_triple=2)
+    sample = [candidates[4 * i + (i % 2)] for i in range(8)]
+    totals, prompts, _, results = evaluate(pipeline, sample)
+    for name in ATTRIBUTES:
+        needed = math.floor(TARGETS[name] * len(sample)) / len(sample)
+        wrong = [p for p, r in zip(prompts, results, strict=True) if not r[name]]
+        assert totals[name] >= needed, (name, totals[name], wrong)
+
+
+def test_loads_through_the_latentloom_checkpoint_loader() -> None:
+    from core.diffusion.families import ModelFamily
+    from core.diffusion.loading import load_checkpoint
+
+    loaded = load_checkpoint(MODEL)
+    assert loaded.family is ModelFamily.SD1
+    assert loaded.model.latent_rgb is not None
+    assert loaded.vae.scaling_factor == pytest.approx(
+        json.loads((MODEL / "vae" / "config.json").read_text())["scaling_factor"]
+    )

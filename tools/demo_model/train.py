@@ -1,0 +1,554 @@
+"""Train the shipped demo model from scratch: autoencoder, then UNet with a joint text encoder.
+
+    python -m tools.demo_model.train
+
+runs every stage with fixed seeds and writes the model to
+``resources/models/checkpoints/latentloom-shapes`` (where the app looks for it by name):
+
+1. draw a fixed set of captioned scenes (``tools.demo_model.scenes``);
+2. train a KL-regularised autoencoder (LDM paper, section 3.1: f = 4, KL weight 1e-6), then
+   fine-tune its decoder alone with object pixels weighted up (the encoder, hence the latent
+   space, stays fixed);
+3. encode every scene once and set the latent scaling factor to 1 / std of the latents
+   (LDM paper, appendix G, "rescale the latent space to unit standard deviation");
+4. train the UNet and the CLIP text encoder jointly on the cached latents with ε-prediction
+   (LDM paper, eq. 2) and Stable Diffusion's scaled-linear schedule, dropping 10 % of captions
+   so classifier-free guidance has an unconditional model to subtract;
+5. export a float16 diffusers folder with its latent→RGB preview factors and the loss log;
+6. evaluate on held-out prompts (``tools.demo_model.evaluate``) and draw the sample grid.
+
+Checkpoints of the exported folder are written to the work directory every few hundred steps,
+so a run that has to be cut short still leaves a usable model behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from diffusers import AutoencoderKL, UNet2DConditionModel
+from safetensors.torch import load_file, save_file
+from transformers import CLIPTextModel, CLIPTokenizer
+
+from tools.demo_model import components
+from tools.demo_model.scenes import COLOURS, caption, render_batch, training_scenes
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every number that decides the result; saved next to the model in ``train_log.json``."""
+
+    seed: int = 0
+    scenes: int = 20_000
+    threads: int = 2
+    # Autoencoder.
+    ae_steps: int = 500
+    ae_batch: int = 32
+    ae_lr: float = 1e-3
+    ae_kl_weight: float = 1e-6  # LDM paper, appendix G: "KL-reg" models use a weight of ~1e-6
+    # Decoder fine-tuning with the encoder frozen (as Stability's ft-MSE VAE decoders): objects
+    # cover a few percent of a scene, so their pixels weigh object_weight times more.
+    decoder_steps: int = 500
+    decoder_lr: float = 5e-4
+    object_weight: float = 10.0
+    # UNet and text encoder.
+    unet_steps: int = 2400
+    unet_batch: int = 64
+    unet_lr: float = 6e-4
+    text_lr_scale: float = 5.0
+    warmup_steps: int = 150
+    final_lr_fraction: float = 0.05
+    weight_decay: float = 0.01
+    empty_caption_fraction: float = 0.1  # classifier-free guidance (Ho & Salimans 2022)
+    # Min-SNR-γ loss weighting (Hang et al. 2023), γ = 5 as in the paper.
+    min_snr_gamma: float = 5.0
+    # Offset noise (Guttenberg 2023): a per-channel constant added to the noise, so the mean
+    # colour of x_T leaks nothing and the background must come from the prompt.
+    offset_noise: float = 0.1
+    ema_decay: float = 0.999
+    bf16: bool = True  # bf16 autocast for the UNet and text encoder
+    checkpoint_every: int = 500
+    log_every: int = 25
+
+
+class LossLog:
+    """Losses by stage and step, printed as they come and kept for ``train_log.json``."""
+
+    def __init__(self) -> None:
+        self.records: dict[str, list[list[float]]] = {}
+        self.start = time.time()
+
+    def add(self, stage: str, step: int, loss: float, **extra: float) -> None:
+        self.records.setdefault(stage, []).append([step, round(loss, 5)])
+        elapsed = time.time() - self.start
+        details = " ".join(f"{k}={v:.3g}" for k, v in extra.items())
+        print(
+            f"[{elapsed / 60:6.1f} min] {stage} step {step:5d} loss {loss:.5f} {details}",
+            flush=True,
+        )
+
+
+def cosine_lr(step: int, total: int, peak: float, warmup: int, final_fraction: float) -> float:
+    """Linear warm-up, then cosine decay to ``final_fraction`` of the peak."""
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return peak * (final_fraction + (1 - final_fraction) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def to_model_range(images: np.ndarray) -> torch.Tensor:
+    """uint8 ``[N, H, W, 3]`` images as float ``[N, 3, H, W]`` in -1..1, the VAE's range."""
+    return torch.from_numpy(images).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+
+
+def psnr(reference: torch.Tensor, estimate: torch.Tensor) -> float:
+    """Peak signal-to-noise ratio in dB of images in -1..1 (peak-to-peak 2)."""
+    mse = F.mse_loss(estimate.clamp(-1, 1), reference).item()
+    return 10 * math.log10(4.0 / max(mse, 1e-12))
+
+
+def train_autoencoder(
+    images: np.ndarray, config: TrainConfig, log: LossLog
+) -> tuple[AutoencoderKL, float]:
+    """Stage 1: fit the autoencoder; returns it and its PSNR on 512 unseen scenes."""
+    torch.manual_seed(config.seed)
+    vae = components.new_vae()
+    optimizer = torch.optim.AdamW(vae.parameters(), lr=config.ae_lr, weight_decay=0.0)
+    generator = torch.Generator().manual_seed(config.seed)
+    train_count = len(images) - 512
+    vae.train()
+    for step in range(config.ae_steps):
+        lr = cosine_lr(step, config.ae_steps, config.ae_lr, 50, config.final_lr_fraction)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        index = torch.randint(0, train_count, (config.ae_batch,), generator=generator)
+        x = to_model_range(images[index.numpy()])
+        # float32: on this CPU bf16 autocast makes the autoencoder slower (~4 s vs ~1.2 s a
+        # step), unlike the UNet.
+        posterior = vae.encode(x).latent_dist
+        z = posterior.mean + posterior.std * torch.randn(posterior.mean.shape, generator=generator)
+        reconstruction = vae.decode(z).sample
+        # L1 reconstruction as in the LDM autoencoders, plus a little L2 for flat colours.
+        rec = (reconstruction.float() - x).abs().mean() + F.mse_loss(reconstruction.float(), x)
+        # LDM weighs the KL of each image against its summed reconstruction error; per pixel,
+        # that is the KL weight divided by the number of values in an image.
+        kl = posterior.kl().float().mean()
+        loss = rec + config.ae_kl_weight * kl / x[0].numel()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
+        optimizer.step()
+        if step % config.log_every == 0 or step == config.ae_steps - 1:
+            log.add("autoencoder", step, loss.item(), rec=rec.item(), lr=lr)
+    vae.eval()
+    return vae, autoencoder_psnr(vae, images[train_count:])
+
+
+def object_mask(images: np.ndarray, backgrounds: list[str]) -> torch.Tensor:
+    """``[N, 1, H, W]`` 1 where a pixel differs from its scene's background colour, else 0."""
+    colours = np.array([COLOURS[name] for name in backgrounds], dtype=np.float32)[:, None, None]
+    distance = np.linalg.norm(images.astype(np.float32) - colours, axis=-1)
+    return torch.from_numpy(distance > 30).float().unsqueeze(1)
+
+
+def finetune_decoder(
+    vae: AutoencoderKL,
+    images: np.ndarray,
+    backgrounds: list[str],
+    config: TrainConfig,
+    log: LossLog,
+) -> None:
+    """Stage 2: train the decoder alone on latents of the frozen encoder, objects weighted up.
+
+    The encoder does not change, so neither do the latents the UNet learns; only the pictures
+    they decode to get sharper and truer in colour.
+    """
+    generator = torch.Generator().manual_seed(config.seed + 4)
+    train_count = len(images) - 512
+    for module in (vae.encoder, vae.quant_conv):
+        module.requires_grad_(False)
+    params = [p for p in vae.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=config.decoder_lr, weight_decay=0.0)
+    vae.train()
+    for step in range(config.decoder_steps):
+        lr = cosine_lr(step, config.decoder_steps, config.decoder_lr, 20, config.final_lr_fraction)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        index = torch.randint(0, train_count, (config.ae_batch,), generator=generator).numpy()
+        x = to_model_range(images[index])
+        weight = 1 + (config.object_weight - 1) * object_mask(
+            images[index], [backgrounds[i] for i in index]
+        )
+        with torch.no_grad():
+            posterior = vae.encode(x).latent_dist
+            z = posterior.mean + posterior.std * torch.randn(
+                posterior.mean.shape, generator=generator
+            )
+        reconstruction = vae.decode(z).sample
+        error = reconstruction - x
+        loss = (weight * (error.abs() + error.pow(2))).mean() / weight.mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        if step % config.log_every == 0 or step == config.decoder_steps - 1:
+            log.add("decoder", step, loss.item(), lr=lr)
+    vae.requires_grad_(True)
+    vae.eval()
+
+
+@torch.no_grad()
+def autoencoder_psnr(vae: AutoencoderKL, images: np.ndarray) -> float:
+    """PSNR of the autoencoder's reconstructions (posterior mode) of ``images``."""
+    x = to_model_range(images)
+    return psnr(x, vae.decode(vae.encode(x).latent_dist.mode()).sample)
+
+
+@torch.no_grad()
+def encode_all(vae: AutoencoderKL, images: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stage 3: posterior mean and std of every scene, computed once (float32)."""
+    means, stds = [], []
+    for start in range(0, len(images), 256):
+        posterior = vae.encode(to_model_range(images[start : start + 256])).latent_dist
+        means.append(posterior.mean.float())
+        stds.append(posterior.std.float())
+    return torch.cat(means), torch.cat(stds)
+
+
+class TokenCache:
+    """Tokenizes captions once each; the grammar repeats, so a cache saves most of the work."""
+
+    def __init__(self, tokenizer: CLIPTokenizer) -> None:
+        self.tokenizer = tokenizer
+        self.cache: dict[str, torch.Tensor] = {}
+
+    def __call__(self, captions: list[str]) -> torch.Tensor:
+        missing = [c for c in dict.fromkeys(captions) if c not in self.cache]
+        if missing:
+            ids = self.tokenizer(
+                missing,
+                padding="max_length",
+                max_length=components.MAX_TOKENS,
+                truncation=True,
+                return_tensors="pt",
+            ).input_ids
+            self.cache.update(zip(missing, ids, strict=True))
+        return torch.stack([self.cache[c] for c in captions])
+
+
+class ExponentialAverage:
+    """EMA of a set of parameters, with the usual warm-up of the decay ((1 + n) / (10 + n))."""
+
+    def __init__(self, modules: list[torch.nn.Module], decay: float) -> None:
+        self.decay = decay
+        self.params = [p for m in modules for p in m.parameters()]
+        self.shadow = [p.detach().clone().float() for p in self.params]
+        self.updates = 0
+
+    @torch.no_grad()
+    def update(self) -> None:
+        self.updates += 1
+        decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        torch._foreach_lerp_(self.shadow, [p.detach().float() for p in self.params], 1 - decay)
+
+    @torch.no_grad()
+    def copy_to(self, modules: list[torch.nn.Module]) -> None:
+        targets = [p for m in modules for p in m.parameters()]
+        for target, value in zip(targets, self.shadow, strict=True):
+            target.copy_(value)
+
+
+def train_unet(
+    means: torch.Tensor,
+    stds: torch.Tensor,
+    scale: float,
+    scenes_captions: list,
+    config: TrainConfig,
+    log: LossLog,
+    checkpoint: callable,
+    time_limit_s: float | None,
+    init_from: Path | None = None,
+) -> tuple[UNet2DConditionModel, CLIPTextModel, int]:
+    """Stage 4: ε-prediction training of UNet and text encoder; returns the EMA weights.
+
+    ``init_from`` (an exported folder) continues from earlier weights instead of from scratch.
+    """
+    torch.manual_seed(config.seed + 1)
+    unet, text_encoder = components.new_unet(), components.new_text_encoder()
+    if init_from is not None:
+        unet.load_state_dict(load_file(init_from / "unet" / "diffusion_pytorch_model.safetensors"))
+        text_encoder.load_state_dict(
+            load_file(init_from / "text_encoder" / "model.safetensors"), strict=False
+        )
+    scheduler = components.new_scheduler()
+    alphas_cumprod = scheduler.alphas_cumprod.float()
+    tokens = TokenCache(components.load_tokenizer())
+    modules = [unet, text_encoder]
+    params = [p for m in modules for p in m.parameters()]
+    # The text encoder starts from embeddings of std 0.02, so different prompts give nearly
+    # the same context; a larger step for it lets the prompt matter sooner.
+    optimizer = torch.optim.AdamW(
+        [
+            {"params": list(unet.parameters()), "lr_scale": 1.0},
+            {"params": list(text_encoder.parameters()), "lr_scale": config.text_lr_scale},
+        ],
+        lr=config.unet_lr,
+        betas=(0.9, 0.999),
+        weight_decay=config.weight_decay,
+    )
+    ema = ExponentialAverage(modules, config.ema_decay)
+    generator = torch.Generator().manual_seed(config.seed + 2)
+    rng = random.Random(config.seed + 3)
+    for module in modules:
+        module.train()
+    started, steps_done = time.time(), 0
+    for step in range(config.unet_steps):
+        lr = cosine_lr(
+            step, config.unet_steps, config.unet_lr, config.warmup_steps, config.final_lr_fraction
+        )
+        for group in optimizer.param_groups:
+            group["lr"] = lr * group["lr_scale"]
+        index = torch.randint(0, len(means), (config.unet_batch,), generator=generator)
+        texts = [
+            "" if rng.random() < config.empty_caption_fraction else caption(scenes_captions[i], rng)
+            for i in index.tolist()
+        ]
+        ids = tokens(texts)
+        # z ~ q(z|x), rescaled to unit variance (LDM appendix G).
+        z = means[index] + stds[index] * torch.randn(means[index].shape, generator=generator)
+        z = z * scale
+        noise = torch.randn(z.shape, generator=generator)
+        noise = noise + config.offset_noise * torch.randn(
+            (z.shape[0], z.shape[1], 1, 1), generator=generator
+        )
+        t = torch.randint(0, len(alphas_cumprod), (z.shape[0],), generator=generator)
+        a = alphas_cumprod[t].view(-1, 1, 1, 1)
+        noisy = a.sqrt() * z + (1 - a).sqrt() * noise  # q(z_t | z_0), DDPM eq. 4
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
+            context = text_encoder(ids).last_hidden_state
+            prediction = unet(noisy, t, context).sample
+        per_sample = (prediction.float() - noise).pow(2).mean(dim=(1, 2, 3))  # LDM eq. 2
+        snr = a.flatten() / (1 - a.flatten())
+        weight = snr.clamp(max=config.min_snr_gamma) / snr  # Min-SNR-γ for ε-prediction
+        loss = (weight * per_sample).mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        ema.update()
+        steps_done = step + 1
+        if step % config.log_every == 0 or steps_done == config.unet_steps:
+            seconds_per_step = (time.time() - started) / steps_done
+            log.add(
+                "unet",
+                step,
+                loss.item(),
+                mse=per_sample.mean().item(),
+                lr=lr,
+                s_per_step=seconds_per_step,
+            )
+        if steps_done % config.checkpoint_every == 0 and steps_done < config.unet_steps:
+            checkpoint(ema, steps_done)
+        if time_limit_s is not None and time.time() - log.start > time_limit_s:
+            print(f"time limit reached after {steps_done} UNet steps; exporting", flush=True)
+            break
+    ema.copy_to(modules)
+    for module in modules:
+        module.eval()
+    return unet, text_encoder, steps_done
+
+
+@torch.no_grad()
+def fit_latent_rgb(vae: AutoencoderKL, latents: torch.Tensor, scale: float) -> dict:
+    """Least-squares 4×3 matrix and bias from scaled latents to the VAE's decoded RGB (0..1),
+    both at latent resolution: the factors a sampler's live preview multiplies latents by."""
+    decoded = vae.decode(latents / scale).sample.float().clamp(-1, 1).add(1).div(2)
+    factor = decoded.shape[-1] // latents.shape[-1]
+    target = F.avg_pool2d(decoded, factor).permute(0, 2, 3, 1).reshape(-1, 3)
+    inputs = latents.permute(0, 2, 3, 1).reshape(-1, latents.shape[1])
+    design = torch.cat([inputs, torch.ones(len(inputs), 1)], dim=1).double()
+    solution = torch.linalg.lstsq(design, target.double()).solution
+    fitted = design @ solution
+    rmse = (fitted - target.double()).pow(2).mean().sqrt().item()
+    return {
+        "input": "scaled latents (VAE latents × scaling_factor), [4, h, w]",
+        "output": "RGB in 0..1 at latent resolution: rgb = latent · factors + bias",
+        "factors": [[round(v, 6) for v in row] for row in solution[:-1].tolist()],
+        "bias": [round(v, 6) for v in solution[-1].tolist()],
+        "fit_rmse": round(rmse, 5),
+    }
+
+
+def write_model_folder(
+    folder: Path,
+    vae: AutoencoderKL,
+    unet: UNet2DConditionModel,
+    text_encoder: CLIPTextModel,
+    latent_rgb: dict,
+) -> None:
+    """A standard diffusers Stable Diffusion folder, float16 weights, no tokenizer copy (the
+    loader uses ``resources/tokenizers/clip``)."""
+    import diffusers
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, module in (("vae", vae), ("unet", unet), ("text_encoder", text_encoder)):
+        target = folder / name
+        if target.exists():
+            shutil.rmtree(target)
+        half = module.to(torch.float16)
+        half.save_pretrained(target, safe_serialization=True)
+        module.to(torch.float32)
+    components.new_scheduler().save_pretrained(folder / "scheduler")
+    model_index = {
+        "_class_name": "StableDiffusionPipeline",
+        "_diffusers_version": diffusers.__version__,
+        "feature_extractor": [None, None],
+        "requires_safety_checker": False,
+        "safety_checker": [None, None],
+        "scheduler": ["diffusers", "DDIMScheduler"],
+        "text_encoder": ["transformers", "CLIPTextModel"],
+        "tokenizer": [None, None],
+        "unet": ["diffusers", "UNet2DConditionModel"],
+        "vae": ["diffusers", "AutoencoderKL"],
+    }
+    (folder / "model_index.json").write_text(json.dumps(model_index, indent=2) + "\n")
+    (folder / "latent_rgb.json").write_text(json.dumps(latent_rgb, indent=2) + "\n")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=components.MODEL_DIR)
+    parser.add_argument(
+        "--work", type=Path, default=Path(tempfile.gettempdir()) / "latentloom_demo_model"
+    )
+    parser.add_argument("--scenes", type=int, default=TrainConfig.scenes)
+    parser.add_argument("--ae-steps", type=int, default=TrainConfig.ae_steps)
+    parser.add_argument("--unet-steps", type=int, default=TrainConfig.unet_steps)
+    parser.add_argument("--threads", type=int, default=TrainConfig.threads)
+    parser.add_argument(
+        "--time-limit-min",
+        type=float,
+        default=None,
+        help="stop UNet training after this many minutes in all and export (breaks exact "
+        "reproducibility, which then depends on machine speed)",
+    )
+    parser.add_argument("--skip-eval", action="store_true")
+    parser.add_argument(
+        "--resume",
+        type=Path,
+        nargs=2,
+        metavar=("AUTOENCODER", "MODEL_FOLDER"),
+        help="skip stages 1-2: take the autoencoder from a run's vae_decoder_tuned.safetensors "
+        "(or vae.safetensors) and continue UNet and text encoder from an exported folder",
+    )
+    parser.add_argument("--unet-lr", type=float, default=TrainConfig.unet_lr)
+    parser.add_argument("--text-lr-scale", type=float, default=TrainConfig.text_lr_scale)
+    parser.add_argument("--warmup-steps", type=int, default=TrainConfig.warmup_steps)
+    parser.add_argument("--ema-decay", type=float, default=TrainConfig.ema_decay)
+    args = parser.parse_args(argv)
+
+    components.offline()
+    config = TrainConfig(
+        scenes=args.scenes,
+        ae_steps=args.ae_steps,
+        unet_steps=args.unet_steps,
+        threads=args.threads,
+        unet_lr=args.unet_lr,
+        text_lr_scale=args.text_lr_scale,
+        warmup_steps=args.warmup_steps,
+        ema_decay=args.ema_decay,
+    )
+    torch.set_num_threads(config.threads)
+    random.seed(config.seed)
+    np.random.seed(config.seed)
+    args.work.mkdir(parents=True, exist_ok=True)
+    log = LossLog()
+    print(f"config: {asdict(config)}", flush=True)
+
+    scenes = training_scenes(config.scenes, config.seed)
+    images = render_batch(scenes)
+    print(f"rendered {len(scenes)} scenes in {time.time() - log.start:.0f} s", flush=True)
+
+    if args.resume is None:
+        vae, first_psnr = train_autoencoder(images, config, log)
+        save_file(vae.state_dict(), args.work / "vae.safetensors")
+        print(f"autoencoder PSNR {first_psnr:.2f} dB", flush=True)
+        finetune_decoder(vae, images, [scene.background for scene in scenes], config, log)
+        save_file(vae.state_dict(), args.work / "vae_decoder_tuned.safetensors")
+    else:
+        vae = components.new_vae()
+        vae.load_state_dict(load_file(args.resume[0]))
+        vae.eval()
+        first_psnr = float("nan")
+    ae_psnr = autoencoder_psnr(vae, images[-512:])
+    ae_minutes = (time.time() - log.start) / 60
+    print(f"autoencoder PSNR after decoder fine-tuning {ae_psnr:.2f} dB", flush=True)
+
+    means, stds = encode_all(vae, images)
+    sample = means + stds * torch.randn(means.shape, generator=torch.Generator().manual_seed(0))
+    scale = 1.0 / sample.std().item()  # LDM appendix G: unit-variance latents
+    vae.register_to_config(scaling_factor=scale)
+    print(f"latent std {sample.std().item():.4f} -> scaling factor {scale:.4f}", flush=True)
+    latent_rgb = fit_latent_rgb(vae, (sample[:256] * scale), scale)
+
+    def checkpoint(ema: ExponentialAverage, step: int) -> None:
+        unet, text_encoder = components.new_unet(), components.new_text_encoder()
+        ema.copy_to([unet, text_encoder])
+        write_model_folder(args.work / "checkpoint", vae, unet, text_encoder, latent_rgb)
+        (args.work / "checkpoint" / "step.txt").write_text(f"{step}\n")
+        print(f"checkpoint at step {step} in {args.work / 'checkpoint'}", flush=True)
+
+    time_limit = None if args.time_limit_min is None else args.time_limit_min * 60
+    unet, text_encoder, steps_done = train_unet(
+        means,
+        stds,
+        scale,
+        scenes,
+        config,
+        log,
+        checkpoint,
+        time_limit,
+        None if args.resume is None else args.resume[1],
+    )
+    total_minutes = (time.time() - log.start) / 60
+
+    write_model_folder(args.out, vae, unet, text_encoder, latent_rgb)
+    summary = {
+        "command": "python -m tools.demo_model.train",
+        "resumed_from": None if args.resume is None else [str(p) for p in args.resume],
+        "config": asdict(config),
+        "unet_steps_done": steps_done,
+        "autoencoder_psnr_db": {
+            "before_decoder_tuning": round(first_psnr, 2),
+            "final": round(ae_psnr, 2),
+        },
+        "scaling_factor": scale,
+        "parameters": {
+            "vae": components.parameter_count(vae),
+            "unet": components.parameter_count(unet),
+            "text_encoder": components.parameter_count(text_encoder),
+        },
+        "minutes": {"autoencoder": round(ae_minutes, 1), "total": round(total_minutes, 1)},
+        "losses": log.records,
+    }
+    (args.out / "train_log.json").write_text(json.dumps(summary) + "\n")
+    print(f"exported to {args.out} after {total_minutes:.1f} min", flush=True)
+
+    if not args.skip_eval:
+        from tools.demo_model import evaluate
+
+        evaluate.main(["--model", str(args.out)])
+
+
+if __name__ == "__main__":
+    main()
