@@ -149,6 +149,7 @@ def _run_workflow(
     device: str = "auto",
     model_roots: Sequence[Path] = (),
     previews: PreviewWriter | None = None,
+    preview_vae_every: int = 0,
 ) -> int:
     from tqdm import tqdm
 
@@ -183,6 +184,7 @@ def _run_workflow(
             output_dir=out_dir,
             workflow=to_dict(workflow.graph, workflow.view),
             device=device,
+            preview_vae_every=preview_vae_every,
         )
     except ValidationError as exc:
         if bar is not None:
@@ -300,6 +302,16 @@ def _default(file: str | None, run: bool = False, screenshot: Path | None = None
     return _run_workflow(path, DEFAULT_OUTPUT)
 
 
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is negative; use 0 to switch it off")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="main.py", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command")
@@ -320,6 +332,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--animation", action="store_true", help="with --previews: also an animated GIF"
+    )
+    run.add_argument(
+        "--preview-vae-every",
+        type=_non_negative,
+        default=0,
+        metavar="K",
+        help="decode the sampler preview with the full VAE every K steps instead of the fast "
+        "projection every step (0, the default: never)",
     )
     validate = sub.add_parser("validate", help="check a workflow without running it")
     validate.add_argument("workflow", type=Path)
@@ -366,6 +386,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 args.device,
                 args.models,
                 PreviewWriter(args.previews, args.animation) if args.previews else None,
+                args.preview_vae_every,
             )
         )
     if args.command == "validate":

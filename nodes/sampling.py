@@ -57,11 +57,23 @@ def _run(
     place(ctx, model.unet)
     projection = model.preview
     history = StepHistory(settings.steps, latents.downscale_of(latent), projection)
+    # With a VAE preview every k steps, only those steps (and the last) show a picture: mixing
+    # them with the blurrier projection in between would make the preview flicker.
+    every = max(0, int(getattr(ctx, "preview_vae_every", 0) or 0))
+    preview_vae = model.preview_vae if every else None
+    if preview_vae is not None:
+        place(ctx, preview_vae.vae)
 
     def report(step: sampling.SamplerStep) -> None:
         at = settings.start_step + step.step  # the step's index in the whole schedule
         history.append(at, step.latent, step.denoised)
-        ctx.preview(StepPreview(at, settings.steps, projection.project(step.denoised)))
+        if preview_vae is None:
+            ctx.preview(StepPreview(at, settings.steps, projection.project(step.denoised)))
+        elif step.step % every == 0 or step.step == step.total:
+            from core.diffusion import vae_ops
+
+            picture = vae_ops.decode(preview_vae, step.denoised)
+            ctx.preview(StepPreview(at, settings.steps, picture, source="vae"))
         ctx.progress(step.step, step.total)
 
     try:

@@ -143,6 +143,8 @@ class RunController(QObject):
         self.device = "auto"
         self.dtype = "auto"
         self.previews = True
+        #: Full VAE decode of the sampler preview every this many steps (0: never).
+        self.preview_vae_every = 0
         self._ids = itertools.count(1)
         self._finished: set[int] = set()
         self._running: dict[int, float] = {}
@@ -198,6 +200,7 @@ class RunController(QObject):
                 self.device,
                 self.dtype,
                 self.previews,
+                self.preview_vae_every,
             )
         )
 

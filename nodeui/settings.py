@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QListWidget,
     QPushButton,
+    QSpinBox,
     QVBoxLayout,
     QWidget,
 )
@@ -35,8 +36,9 @@ SETTINGS_ENVIRONMENT = "LATENTLOOM_SETTINGS"
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
-#: "latent": a fast latent→RGB picture on the sampler each step; "off": progress only.
-PREVIEW_MODES = ("latent", "off")
+#: "latent": a fast latent→RGB picture on the sampler each step; "vae": the full VAE's picture
+#: every ``preview_vae_every`` steps (slower, exact); "off": progress only.
+PREVIEW_MODES = ("latent", "vae", "off")
 GIB = 1024**3
 MAX_RECENT = 10
 
@@ -62,6 +64,7 @@ class EditorSettings:
     tensor_cache_gib: float = 4.0
     model_cache_gib: float = 8.0
     preview_mode: str = "latent"
+    preview_vae_every: int = 5
     extra: dict[str, str] = field(default_factory=dict, compare=False)
 
     def cache_budgets(self) -> CacheBudgets:
@@ -83,6 +86,9 @@ class EditorSettings:
             tensor_cache_gib=_number(store.value("cache/tensor_gib"), defaults.tensor_cache_gib),
             model_cache_gib=_number(store.value("cache/model_gib"), defaults.model_cache_gib),
             preview_mode=_choice(store.value("run/preview"), PREVIEW_MODES, defaults.preview_mode),
+            preview_vae_every=int(
+                _number(store.value("run/preview_vae_every"), defaults.preview_vae_every)
+            ),
         )
 
     def save(self, store: QSettings) -> None:
@@ -92,6 +98,7 @@ class EditorSettings:
         store.setValue("cache/tensor_gib", self.tensor_cache_gib)
         store.setValue("cache/model_gib", self.model_cache_gib)
         store.setValue("run/preview", self.preview_mode)
+        store.setValue("run/preview_vae_every", self.preview_vae_every)
         store.sync()
 
 
@@ -157,6 +164,19 @@ class SettingsDialog(QDialog):
         self.device = _combo(DEVICES, settings.device)
         self.dtype = _combo(DTYPES, settings.dtype)
         self.preview = _combo(PREVIEW_MODES, settings.preview_mode)
+        self.preview_every = QSpinBox()
+        self.preview_every.setRange(1, 1000)
+        self.preview_every.setPrefix("every ")
+        self.preview_every.setSuffix(" steps")
+        self.preview_every.setValue(settings.preview_vae_every)
+        self.preview_every.setToolTip(
+            'With the "vae" preview: how often the sampler decodes its estimate with the full '
+            "VAE (each decode costs about as much as a VAE Decode node)"
+        )
+        self.preview_every.setEnabled(settings.preview_mode == "vae")
+        self.preview.currentTextChanged.connect(
+            lambda mode: self.preview_every.setEnabled(mode == "vae")
+        )
         self.tensor_cache = _gib_box(settings.tensor_cache_gib)
         self.model_cache = _gib_box(settings.model_cache_gib)
 
@@ -167,6 +187,7 @@ class SettingsDialog(QDialog):
         form.addRow("Result cache", self.tensor_cache)
         form.addRow("Model cache", self.model_cache)
         form.addRow("Sampler preview", self.preview)
+        form.addRow("VAE preview", self.preview_every)
         box = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
         )
@@ -191,6 +212,7 @@ class SettingsDialog(QDialog):
             tensor_cache_gib=self.tensor_cache.value(),
             model_cache_gib=self.model_cache.value(),
             preview_mode=self.preview.currentText(),
+            preview_vae_every=self.preview_every.value(),
         )
 
 

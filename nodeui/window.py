@@ -398,6 +398,8 @@ class MainWindow(QMainWindow):
         self.runs.device = self.settings.device
         self.runs.dtype = self.settings.dtype
         self.runs.previews = self.settings.preview_mode != "off"
+        vae = self.settings.preview_mode == "vae"
+        self.runs.preview_vae_every = self.settings.preview_vae_every if vae else 0
 
     def edit_settings(self) -> None:
         dialog = SettingsDialog(self.settings, self)

@@ -46,6 +46,8 @@ class RunRequest:
     #: "auto" leaves loader nodes alone; anything else fills their ``dtype`` params left "auto".
     dtype: str = "auto"
     previews: bool = True
+    #: Samplers decode their preview with the full VAE every this many steps (0: never).
+    preview_vae_every: int = 0
 
 
 class ExecutorWorker(QObject):
@@ -86,7 +88,10 @@ class ExecutorWorker(QObject):
                 if not request.previews:
                     return
                 now = time.monotonic()
-                if now - last_preview.get(event.node_id, 0.0) < 1.0 / PREVIEW_RATE_HZ:
+                # Full VAE decodes are rare and dear: never drop one.
+                decoded = getattr(event.image, "source", "latent") == "vae"
+                too_soon = now - last_preview.get(event.node_id, 0.0) < 1.0 / PREVIEW_RATE_HZ
+                if too_soon and not decoded:
                     return
                 last_preview[event.node_id] = now
                 frame = preview_to_qimage(event.image)
@@ -107,6 +112,7 @@ class ExecutorWorker(QObject):
                 output_dir=request.output_dir,
                 workflow=request.workflow,
                 device=request.device,
+                preview_vae_every=request.preview_vae_every,
             )
         except ValidationError as exc:
             self.invalid.emit(request.run_id, exc.problems)

@@ -124,7 +124,7 @@ def load_checkpoint_state_dict(
     return LoadedCheckpoint(
         source=path,
         family=family,
-        model=DiffusionModel(unet, family, prediction, scheduler_config),
+        model=DiffusionModel(unet, family, prediction, scheduler_config, preview_vae=vae),
         clip=ClipModel(family, encoders),
         vae=vae,
     )
@@ -334,14 +334,17 @@ def load_diffusers_folder(folder: Path, overrides: LoadOverrides | None = None) 
                 missing_last_layers=missing,
             )
         )
-    vae = _from_pretrained(AutoencoderKL, folder / "vae", folder, dtype)
+    autoencoder = _from_pretrained(AutoencoderKL, folder / "vae", folder, dtype)
+    vae = VaeModel(autoencoder, float(autoencoder.config.scaling_factor))
     latent_rgb = _read_latent_rgb(folder)
     return LoadedCheckpoint(
         source=folder,
         family=family,
-        model=DiffusionModel(unet, family, prediction, scheduler_config, latent_rgb),
+        model=DiffusionModel(
+            unet, family, prediction, scheduler_config, latent_rgb, preview_vae=vae
+        ),
         clip=ClipModel(family, tuple(encoders)),
-        vae=VaeModel(vae, float(vae.config.scaling_factor)),
+        vae=vae,
     )
 
 

@@ -81,6 +81,9 @@ class DiffusionModel:
     scheduler_config: Mapping[str, Any] = field(default_factory=dict)
     #: The model's own latent→RGB preview factors (a folder's latent_rgb.json), if it has any.
     latent_rgb: LatentRgb | None = None
+    #: The VAE that came with this UNet's checkpoint: samplers decode x̂₀ with it for the
+    #: optional full-quality live preview (``NodeContext.preview_vae_every``).
+    preview_vae: VaeModel | None = None
 
     @property
     def preview(self) -> LatentRgb:

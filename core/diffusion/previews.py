@@ -105,11 +105,13 @@ def channel_grid(latent: torch.Tensor, columns: int = 2) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class StepPreview:
-    """What a sampler shows after one step: the projected x̂₀ (IMAGE at latent resolution)."""
+    """What a sampler shows after one step: its x̂₀ as an IMAGE, either projected to RGB at
+    latent resolution (``source`` "latent") or decoded by the full VAE (``source`` "vae")."""
 
     step: int
     total: int
     image: torch.Tensor
+    source: str = "latent"
 
 
 @dataclass

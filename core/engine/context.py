@@ -46,6 +46,7 @@ class NodeContext:
         "device",
         "node_id",
         "output_dir",
+        "preview_vae_every",
         "records",
         "title",
         "workflow",
@@ -60,6 +61,7 @@ class NodeContext:
         output_dir: Path,
         workflow: dict[str, Any] | None = None,
         device: str = "auto",
+        preview_vae_every: int = 0,
     ) -> None:
         self.node_id = node_id
         self.title = title
@@ -67,6 +69,9 @@ class NodeContext:
         self.output_dir = output_dir
         self.workflow = workflow
         self.device = device
+        #: Samplers decode x̂₀ with the full VAE every this many steps for their live preview
+        #: (0: only the fast latent→RGB projection). A display choice: not part of cache keys.
+        self.preview_vae_every = preview_vae_every
         self.records: list[Record] = []
         self._emit = emit
 

@@ -173,8 +173,12 @@ class Executor:
         output_dir: Path | str = "output",
         workflow: dict[str, Any] | None = None,
         device: str = "auto",
+        preview_vae_every: int = 0,
     ) -> RunReport:
         """Evaluates ``outputs`` (default: every output node that is not muted or bypassed).
+
+        ``preview_vae_every`` > 0 asks samplers for a full VAE decode of their live preview
+        every that many steps; it changes what is shown, never a result or a cache key.
 
         Raises ``ValidationError`` with every problem, before running anything or emitting any
         event, when the graph cannot run. Node failures and cancellation end up in the report.
@@ -194,6 +198,7 @@ class Executor:
                 Path(output_dir),
                 workflow,
                 device,
+                preview_vae_every,
             )
             return run.execute(start)
 
@@ -211,6 +216,7 @@ class _Run:
         output_dir: Path,
         workflow: dict[str, Any] | None,
         device: str,
+        preview_vae_every: int = 0,
     ) -> None:
         self.cache = cache
         self.graph = graph
@@ -220,6 +226,7 @@ class _Run:
         self.output_dir = output_dir
         self.workflow = workflow
         self.device = device
+        self.preview_vae_every = preview_vae_every
         self.entries: dict[NodeId, NodeReport] = {}
         self.values: dict[NodeId, tuple[Any, ...]] = {}
         #: For each node whose value is held, how many nodes still to run will read it.
@@ -369,7 +376,14 @@ class _Run:
 
         spec = pn.spec
         ctx = NodeContext(
-            nid, pn.label, self.cancel, self.emit, self.output_dir, self.workflow, self.device
+            nid,
+            pn.label,
+            self.cancel,
+            self.emit,
+            self.output_dir,
+            self.workflow,
+            self.device,
+            self.preview_vae_every,
         )
         self.emit(NodeStarted(nid))
         started = time.perf_counter()

@@ -40,10 +40,14 @@ def fake_history(steps: int, first: int = 1) -> StepHistory:
 def _fake_sampler(ctx: Any, steps: int, delay: float, seed: int) -> int:
     """Previews a ``StepPreview`` after every step (a grey rising with the step) and records
     the run's step history, as KSampler does."""
+    every = ctx.preview_vae_every
     for step in range(1, steps + 1):
         time.sleep(delay)
         image = torch.full((1, 6, 8, 3), step / steps)
-        ctx.preview(StepPreview(step, steps, image))
+        if not every:
+            ctx.preview(StepPreview(step, steps, image))
+        elif step % every == 0:  # as KSampler: with VAE previews, only every k-th step
+            ctx.preview(StepPreview(step, steps, image, source="vae"))
         ctx.progress(step, steps)
     ctx.record("history", fake_history(steps))
     return seed

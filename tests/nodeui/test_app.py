@@ -314,6 +314,25 @@ def test_settings_rebuild_the_registry_and_keep_the_graph(qtbot, make_window, tm
     assert again.settings.model_folders == (str(folder),)
 
 
+def test_vae_preview_setting_reaches_the_runs_and_persists(qtbot, make_window):
+    from dataclasses import replace
+
+    from nodeui.settings import SettingsDialog
+
+    window = make_window()
+    assert window.runs.preview_vae_every == 0  # default: the fast projection every step
+    window.apply_settings(replace(window.settings, preview_mode="vae", preview_vae_every=3))
+    assert window.runs.preview_vae_every == 3 and window.runs.previews
+    dialog = SettingsDialog(window.settings, window)
+    assert dialog.preview_every.isEnabled() and dialog.preview_every.value() == 3
+    dialog.preview.setCurrentText("latent")
+    assert not dialog.preview_every.isEnabled()
+    window.apply_settings(dialog.result_settings())
+    assert window.runs.preview_vae_every == 0
+    again = make_window()
+    assert again.settings.preview_mode == "latent" and again.settings.preview_vae_every == 3
+
+
 def test_export_png_embeds_the_workflow(qtbot, make_window, tmp_path):
     window = make_window()
     window.open_path(DEFAULT, ask=False)

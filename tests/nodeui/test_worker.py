@@ -8,6 +8,7 @@ import time
 import pytest
 from PySide6.QtCore import QTimer
 
+from core.graph.model import Graph
 from core.graph.workflow import to_dict
 from nodeui.runs import CANCELLED, INVALID, OK, RunController
 from nodeui.runstate import RunStatus
@@ -141,3 +142,21 @@ def test_a_failing_node_is_pinned_with_its_message(qtbot, controller):
     assert run.status == "failed" and "always fails" in run.message
     assert states[fail].status is RunStatus.FAILED and states[fail].field == "value"
     assert states[2].status is RunStatus.SKIPPED
+
+
+def test_throttling_drops_fast_projected_previews_but_never_a_vae_decode(qtbot, tmp_path):
+    from nodeui.worker import ExecutorWorker, RunRequest
+
+    reg = shell_fakes.registry()
+    worker = ExecutorWorker(reg)
+    graph = Graph(reg)
+    sampler = graph.add_node("FakeSampler", params={"steps": 40, "delay": 0.0}).id
+    graph.connect(sampler, "INT", graph.add_node("ShowNumber").id, "value")
+    frames: list = []
+    worker.preview.connect(lambda run_id, nid, frame: frames.append(frame.step))
+    worker.run(RunRequest(1, to_dict(graph), tmp_path))
+    assert 1 <= len(frames) < 10  # 40 previews in a few ms: the GUI gets a handful
+    frames.clear()
+    graph.set_param(sampler, "seed", 1)  # not cached
+    worker.run(RunRequest(2, to_dict(graph), tmp_path, preview_vae_every=4))
+    assert frames == list(range(4, 41, 4))  # the request reached the node; none dropped

@@ -194,3 +194,81 @@ def test_headless_run_writes_step_previews_and_an_animation(registry, tmp_path, 
             gif.seek(index)
             durations.append(gif.info["duration"])
         assert sum(durations) == STEPS * 120
+
+
+def test_vae_preview_every_k_steps_decodes_that_steps_estimate_and_changes_no_result(registry):
+    from core.diffusion import vae_ops
+
+    g, ids = _txt2img(registry)
+    executor = Executor(registry)
+    events = []
+    report = executor.run(
+        g,
+        outputs=[ids["sampler"], ids["load"]],
+        on_event=events.append,
+        device="cpu",
+        preview_vae_every=2,
+    )
+    shown = [e.image for e in events if isinstance(e, Preview) and e.node_id == ids["sampler"]]
+    # every 2nd step of 5, and always the last; no projected previews in between (no flicker)
+    assert [p.step for p in shown] == [2, 4, 5]
+    assert {p.source for p in shown} == {"vae"}
+    assert [e.step for e in events if isinstance(e, Progress)] == list(range(1, STEPS + 1))
+    _, history = report.outputs[ids["sampler"]]
+    vae = report.outputs[ids["load"]][2]
+    for preview in shown:
+        assert preview.image.shape == (1, 32, 32, 3)  # full resolution, not latent resolution
+        expected = vae_ops.decode(vae, history.at(preview.step, "denoised").float())
+        torch.testing.assert_close(preview.image, expected, atol=2e-2, rtol=0)
+    # A display choice only: the same graph without VAE previews is a cache hit.
+    again = executor.run(g, outputs=[ids["sampler"]], device="cpu")
+    assert again.status_of(ids["sampler"]) == "cached"
+
+
+def test_vae_preview_falls_back_to_the_projection_for_a_model_without_its_vae(registry, tmp_path):
+    import dataclasses
+
+    from core.diffusion import latents
+    from core.diffusion.sampling import SamplerSettings
+    from core.diffusion.text_encoding import encode_prompt
+    from core.engine.context import CancelToken, NodeContext
+    from nodes.sampling import _run
+
+    g, ids = _txt2img(registry)
+    model, clip, _ = (
+        Executor(registry).run(g, outputs=[ids["load"]], device="cpu").outputs[ids["load"]]
+    )
+    assert model.preview_vae is not None  # the loader hands the checkpoint's VAE to its MODEL
+    events = []
+    ctx = NodeContext(
+        1, "KSampler", CancelToken(), events.append, tmp_path, device="cpu", preview_vae_every=2
+    )
+    cond = encode_prompt(clip, "a red circle")
+    settings = SamplerSettings("euler", "normal", 3, 2.0, 1)
+    bare = dataclasses.replace(model, preview_vae=None)
+    _run(ctx, bare, cond, cond, latents.empty(32, 32, 1, 2), settings, None)
+    shown = [e.image for e in events if isinstance(e, Preview)]
+    assert [p.step for p in shown] == [1, 2, 3] and {p.source for p in shown} == {"latent"}
+
+
+def test_headless_vae_previews_every_k_steps(registry, tmp_path, monkeypatch):
+    import main
+    from core.graph.workflow import save_workflow
+
+    g, ids = _txt2img(registry)
+    show = g.add_node("PreviewLatent").id  # an output node, so the sampler runs
+    g.connect(ids["sampler"], "LATENT", show, "samples")
+    g.connect(ids["load"], "MODEL", show, "model")
+    path = tmp_path / "flow.json"
+    save_workflow(g, path)
+    monkeypatch.setattr(main, "_registry", lambda roots=(): registry)
+    folder = tmp_path / "steps"
+    args = ["run", str(path), "--out", str(tmp_path / "out"), "--device", "cpu"]
+    code = main.main([*args, "--previews", str(folder), "--preview-vae-every", "2"])
+    assert code == 0
+    sid = ids["sampler"]
+    assert sorted(p.name for p in folder.iterdir()) == [
+        f"node{sid}_step{k:03d}.png" for k in (2, 4, 5)
+    ]
+    with pytest.raises(SystemExit):
+        main.main([*args, "--preview-vae-every", "-1"])
