@@ -8,11 +8,10 @@ import math
 
 import pytest
 import torch
-from diffusers import StableDiffusionPipeline
 from safetensors import safe_open
 
 from tools.demo_model import components
-from tools.demo_model.evaluate import TARGETS, evaluate, generate, load_pipeline
+from tools.demo_model.evaluate import TARGETS, WorkflowGenerator, evaluate
 from tools.demo_model.judge import ATTRIBUTES, judge
 from tools.demo_model.scenes import evaluation_scenes
 
@@ -33,9 +32,10 @@ TARGETS_NOT_MET = pytest.mark.xfail(
 
 
 @pytest.fixture(scope="module")
-def pipeline() -> StableDiffusionPipeline:
+def generator() -> WorkflowGenerator:
+    """The default workflow run by LatentLoom's executor, as a user's run does."""
     torch.set_num_threads(2)
-    return load_pipeline(MODEL)
+    return WorkflowGenerator(MODEL)
 
 
 def test_folder_is_a_standard_float16_diffusers_layout_within_40_mb() -> None:
@@ -67,34 +67,37 @@ def test_latent_rgb_factors_are_a_4x3_matrix_and_a_bias() -> None:
     assert all(math.isfinite(v) for row in factors["factors"] for v in row)
 
 
-def test_scaling_factor_gives_unit_variance_latents(pipeline: StableDiffusionPipeline) -> None:
+def test_scaling_factor_gives_unit_variance_latents() -> None:
+    from diffusers import AutoencoderKL
+
     from tools.demo_model.scenes import render_batch, training_scenes
     from tools.demo_model.train import to_model_range
 
+    vae = AutoencoderKL.from_pretrained(MODEL / "vae", local_files_only=True).float()
     images = to_model_range(render_batch(training_scenes(64, seed=99)))
     with torch.no_grad():
-        latents = pipeline.vae.encode(images).latent_dist.mean
-    std = (latents * pipeline.vae.config.scaling_factor).std().item()
+        latents = vae.encode(images).latent_dist.mean
+    std = (latents * vae.config.scaling_factor).std().item()
     assert 0.8 < std < 1.25
 
 
 @TARGETS_NOT_MET
-def test_default_workflow_prompt_is_drawn_as_asked(pipeline: StableDiffusionPipeline) -> None:
-    image = generate(pipeline, ["a red circle on the left, blue background"], seed=0)[0]
+def test_default_workflow_prompt_is_drawn_as_asked(generator: WorkflowGenerator) -> None:
+    image = generator(["a red circle on the left, blue background"], seed=0)[0]
     result = judge(image)
     assert (result.background, result.colour, result.position) == ("blue", "red", "left")
 
 
 @TARGETS_NOT_MET
 @pytest.mark.slow
-def test_held_out_prompts_meet_the_accuracy_targets(pipeline: StableDiffusionPipeline) -> None:
+def test_held_out_prompts_meet_the_accuracy_targets(generator: WorkflowGenerator) -> None:
     """Eight held-out combinations (every other one, both sizes) with the default workflow's
     settings. With eight images a target becomes a whole number of images: at least
     floor(target × 8) correct, i.e. one miss allowed for background, colour and position and
     two for shape."""
     candidates = evaluation_scenes(per_triple=2)
     sample = [candidates[4 * i + (i % 2)] for i in range(8)]
-    totals, prompts, _, results = evaluate(pipeline, sample)
+    totals, prompts, _, results = evaluate(generator, sample)
     for name in ATTRIBUTES:
         needed = math.floor(TARGETS[name] * len(sample)) / len(sample)
         wrong = [p for p, r in zip(prompts, results, strict=True) if not r[name]]
@@ -111,3 +114,17 @@ def test_loads_through_the_latentloom_checkpoint_loader() -> None:
     assert loaded.vae.scaling_factor == pytest.approx(
         json.loads((MODEL / "vae" / "config.json").read_text())["scaling_factor"]
     )
+
+
+def test_evaluation_runs_the_default_workflow_on_a_model_folder_anywhere(
+    generator: WorkflowGenerator, tmp_path
+) -> None:
+    """A training run's output (not under a ``checkpoints`` folder) is evaluated exactly as the
+    shipped copy: same workflow, same prompt and seed, same picture."""
+    elsewhere = tmp_path / "run-output"
+    elsewhere.symlink_to(MODEL, target_is_directory=True)
+    prompt = ["a small green square at the top, black background"]
+    shipped, copied = generator(prompt, seed=3), WorkflowGenerator(elsewhere)(prompt, seed=3)
+    assert shipped.shape == (1, 64, 64, 3) and shipped.dtype.name == "uint8"
+    assert (shipped == copied).all()
+    assert generator.settings["steps"] == 20 and generator.settings["sampler"] == "ddim"

@@ -4,19 +4,18 @@
 
 Every prompt names a (shape, colour, position) combination that no training scene contains
 (``scenes.held_out_triples``), on varied backgrounds and in both sizes. Each image is generated
-with the default workflow's settings (20 DDIM steps, classifier-free guidance 5) and judged by
-``tools.demo_model.judge``; the accuracy per attribute is printed and saved as
-``evaluation.json`` beside the model, and a grid of samples with their prompts as
+by LatentLoom's own executor running ``resources/workflows/default.json`` (20 DDIM steps,
+classifier-free guidance 5) with only its prompt and seed changed, exactly as a user's run
+would; each is judged by ``tools.demo_model.judge``. The accuracy per attribute is printed and
+saved as ``evaluation.json`` beside the model, and a grid of samples with their prompts as
 ``samples.png``.
-
-Generation goes through ``generate`` only, a thin wrapper over a diffusers pipeline, so it can be
-switched to LatentLoom's own executor once that exists.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 import textwrap
 import time
 from collections.abc import Sequence
@@ -24,83 +23,100 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from diffusers import (
-    AutoencoderKL,
-    DDIMScheduler,
-    StableDiffusionPipeline,
-    UNet2DConditionModel,
-)
 from PIL import Image, ImageDraw, ImageFont
-from transformers import CLIPTextModel
 
 from tools.demo_model import components
 from tools.demo_model.judge import ATTRIBUTES, accuracy, judge
 from tools.demo_model.scenes import IMAGE_SIZE, Scene, canonical_caption, evaluation_scenes
 
-DEFAULT_STEPS = 20
-DEFAULT_GUIDANCE = 5.0
+DEFAULT_WORKFLOW = components.REPO_ROOT / "resources" / "workflows" / "default.json"
 DEFAULT_SEED = 0
 TARGETS: dict[str, float] = {"background": 0.95, "colour": 0.95, "position": 0.90, "shape": 0.85}
 
 
-def load_pipeline(model: Path = components.MODEL_DIR) -> StableDiffusionPipeline:
-    """The exported folder as a float32 Stable Diffusion pipeline, from local files only, with
-    the project's CLIP tokenizer (the folder deliberately carries none)."""
-    components.offline()
-    options = {"local_files_only": True, "torch_dtype": torch.float32}
-    pipeline = StableDiffusionPipeline(
-        vae=AutoencoderKL.from_pretrained(model / "vae", **options),
-        text_encoder=CLIPTextModel.from_pretrained(model / "text_encoder", **options),
-        tokenizer=components.load_tokenizer(),
-        unet=UNet2DConditionModel.from_pretrained(model / "unet", **options),
-        scheduler=DDIMScheduler.from_pretrained(model / "scheduler", local_files_only=True),
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    )
-    pipeline.set_progress_bar_config(disable=True)
-    return pipeline
+class WorkflowGenerator:
+    """Runs a txt2img workflow (the default one unless told otherwise) through LatentLoom's
+    executor with ``model`` as its checkpoint, changing only the positive prompt and the seed.
 
+    The loaded model, the negative prompt and the empty latent stay cached between prompts, as
+    they would in the editor.
+    """
 
-@torch.no_grad()
-def generate(
-    pipeline: StableDiffusionPipeline,
-    prompts: Sequence[str],
-    seed: int = DEFAULT_SEED,
-    steps: int = DEFAULT_STEPS,
-    guidance: float = DEFAULT_GUIDANCE,
-    batch_size: int = 32,
-) -> np.ndarray:
-    """Images for ``prompts`` as uint8 ``[N, 64, 64, 3]``; prompt i always uses seed + i, so an
-    image does not depend on which other prompts share its batch."""
-    images = []
-    for start in range(0, len(prompts), batch_size):
-        batch = list(prompts[start : start + batch_size])
-        generators = [torch.Generator().manual_seed(seed + start + i) for i in range(len(batch))]
-        result = pipeline(
-            batch,
-            height=IMAGE_SIZE,
-            width=IMAGE_SIZE,
-            num_inference_steps=steps,
-            guidance_scale=guidance,
-            generator=generators,
-            output_type="np",
-        )
-        images.append((np.clip(result.images, 0, 1) * 255).round().astype(np.uint8))
-    return np.concatenate(images)
+    def __init__(self, model: Path = components.MODEL_DIR, workflow: Path = DEFAULT_WORKFLOW):
+        from core.diffusion.model_paths import ModelPaths
+        from core.engine import Executor
+        from core.graph.workflow import load_workflow
+        from nodes import build_registry
+
+        components.offline()
+        model = Path(model).resolve()
+        if model.parent.name == "checkpoints":
+            root = model.parent.parent
+        else:  # a folder elsewhere (a training run's output): give it a models root of its own
+            self._root = tempfile.TemporaryDirectory(prefix="latentloom_eval_")
+            root = Path(self._root.name)
+            (root / "checkpoints").mkdir()
+            (root / "checkpoints" / model.name).symlink_to(model, target_is_directory=True)
+        self.registry = build_registry(ModelPaths.of(root))
+        self.graph = load_workflow(workflow, self.registry).graph
+        by_type: dict[str, list[int]] = {}
+        for node in self.graph:
+            by_type.setdefault(node.type_id, []).append(node.id)
+        try:
+            [loader] = by_type["LoadCheckpoint"]
+            [self.sampler] = by_type["KSampler"]
+            [self.decode] = by_type["VAEDecode"]
+        except (KeyError, ValueError):
+            raise ValueError(
+                f"{workflow} is not a plain txt2img workflow: it needs exactly one "
+                "LoadCheckpoint, KSampler and VAEDecode node"
+            ) from None
+        positive = self.graph.link_to(self.sampler, "positive")
+        if positive is None or self.graph.node(positive.src).type_id != "CLIPTextEncode":
+            raise ValueError(f"{workflow}: the KSampler's positive input is not a text prompt")
+        self.positive = positive.src
+        self.graph.set_param(loader, "ckpt_name", model.name)
+        self.executor = Executor(self.registry)
+
+    @property
+    def settings(self) -> dict:
+        """The sampler's settings, for the report."""
+        params = self.graph.node(self.sampler).params
+        return {
+            "workflow": str(DEFAULT_WORKFLOW.relative_to(components.REPO_ROOT)),
+            "sampler": params["sampler_name"],
+            "scheduler": params["scheduler"],
+            "steps": params["steps"],
+            "guidance": params["cfg"],
+        }
+
+    def __call__(self, prompts: Sequence[str], seed: int = DEFAULT_SEED) -> np.ndarray:
+        """Images for ``prompts`` as uint8 ``[N, H, W, 3]``; prompt i uses seed + i."""
+        from core.engine import ValidationError
+
+        images = []
+        for index, prompt in enumerate(prompts):
+            self.graph.set_param(self.positive, "text", prompt)
+            self.graph.set_param(self.sampler, "seed", seed + index)
+            try:
+                report = self.executor.run(self.graph, outputs=[self.decode], device="cpu")
+            except ValidationError as exc:
+                raise RuntimeError(f"the evaluation workflow does not validate: {exc}") from None
+            if report.status_of(self.decode) not in ("ran", "cached"):
+                entry = report.entries[self.decode]
+                raise RuntimeError(f"generating {prompt!r} failed: {entry.message}")
+            [picture] = report.outputs[self.decode]
+            images.append((picture[0].clamp(0, 1) * 255).round().to(torch.uint8).numpy())
+        return np.stack(images)
 
 
 def evaluate(
-    pipeline: StableDiffusionPipeline,
-    scenes: Sequence[Scene],
-    seed: int = DEFAULT_SEED,
-    steps: int = DEFAULT_STEPS,
-    guidance: float = DEFAULT_GUIDANCE,
+    generator: WorkflowGenerator, scenes: Sequence[Scene], seed: int = DEFAULT_SEED
 ) -> tuple[dict[str, float], list[str], np.ndarray, list[dict[str, bool]]]:
     """Generate each single-object scene's canonical prompt and judge it; returns the accuracy
     per attribute, the prompts, the images and the per-image results."""
     prompts = [canonical_caption(scene) for scene in scenes]
-    images = generate(pipeline, prompts, seed=seed, steps=steps, guidance=guidance)
+    images = generator(prompts, seed=seed)
     totals, results = accuracy(scenes, images)
     return totals, prompts, images, results
 
@@ -136,18 +152,15 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--model", type=Path, default=components.MODEL_DIR)
     parser.add_argument("--per-triple", type=int, default=10)
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
-    parser.add_argument("--steps", type=int, default=DEFAULT_STEPS)
-    parser.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE)
+    parser.add_argument("--workflow", type=Path, default=DEFAULT_WORKFLOW)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
-    pipeline = load_pipeline(args.model)
+    generator = WorkflowGenerator(args.model, args.workflow)
     scenes = evaluation_scenes(per_triple=args.per_triple)
     started = time.time()
-    totals, prompts, images, results = evaluate(
-        pipeline, scenes, seed=args.seed, steps=args.steps, guidance=args.guidance
-    )
+    totals, prompts, images, results = evaluate(generator, scenes, seed=args.seed)
     seconds = time.time() - started
     for name in ATTRIBUTES:
         verdict = "meets" if totals[name] >= TARGETS[name] else "BELOW"
@@ -168,12 +181,7 @@ def main(argv: list[str] | None = None) -> dict:
     ]
     report = {
         "prompts": len(scenes),
-        "settings": {
-            "sampler": "DDIM",
-            "steps": args.steps,
-            "guidance": args.guidance,
-            "seed": args.seed,
-        },
+        "settings": {**generator.settings, "seed": args.seed},
         "accuracy": {k: round(v, 4) for k, v in totals.items()},
         "targets": TARGETS,
         "seconds": round(seconds, 1),
