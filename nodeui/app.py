@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 #: Window size for scripted screenshots, in device-independent pixels.
-SCREENSHOT_SIZE = (1400, 850)
+SCREENSHOT_SIZE = (1600, 900)
 #: A scripted run that has not finished after this long gives up (exit code 1).
 SCRIPT_TIMEOUT_MS = 600_000
 

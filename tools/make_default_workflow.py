@@ -25,15 +25,15 @@ STEPS, CFG, SAMPLER, SCHEDULE = 20, 5.0, "ddim", "normal"
 def build() -> Graph:
     """The default graph: checkpoint → prompts → empty latent → KSampler → decode → save."""
     graph = Graph(build_registry())
-    load = graph.add_node("LoadCheckpoint", params={"ckpt_name": DEMO_CHECKPOINT}, pos=(40, 200))
+    load = graph.add_node("LoadCheckpoint", params={"ckpt_name": DEMO_CHECKPOINT}, pos=(0, 200))
     positive = graph.add_node(
-        "CLIPTextEncode", params={"text": PROMPT}, pos=(340, 60), title="Positive prompt"
+        "CLIPTextEncode", params={"text": PROMPT}, pos=(280, 60), title="Positive prompt"
     )
     negative = graph.add_node(
-        "CLIPTextEncode", params={"text": ""}, pos=(340, 290), title="Negative prompt"
+        "CLIPTextEncode", params={"text": ""}, pos=(280, 290), title="Negative prompt"
     )
     empty = graph.add_node(
-        "EmptyLatentImage", params={"width": SIZE, "height": SIZE}, pos=(340, 520)
+        "EmptyLatentImage", params={"width": SIZE, "height": SIZE}, pos=(280, 520)
     )
     sampler = graph.add_node(
         "KSampler",
@@ -44,10 +44,10 @@ def build() -> Graph:
             "sampler_name": SAMPLER,
             "scheduler": SCHEDULE,
         },
-        pos=(660, 160),
+        pos=(600, 160),
     )
-    decode = graph.add_node("VAEDecode", pos=(960, 160))
-    save = graph.add_node("SaveImage", params={"filename_prefix": "LatentLoom"}, pos=(1200, 160))
+    decode = graph.add_node("VAEDecode", pos=(880, 60))
+    save = graph.add_node("SaveImage", params={"filename_prefix": "LatentLoom"}, pos=(880, 180))
     for encoder in (positive, negative):
         graph.connect(load.id, "CLIP", encoder.id, "clip")
     graph.connect(load.id, "MODEL", sampler.id, "model")
@@ -59,13 +59,13 @@ def build() -> Graph:
     graph.connect(sampler.id, "LATENT", decode.id, "samples")
     graph.connect(decode.id, "IMAGE", save.id, "images")
     graph.add_group(
-        Group(1, "Prompts", frozenset({positive.id, negative.id}), "#6b5a2e", (320, 10, 300, 500))
+        Group(1, "Prompts", frozenset({positive.id, negative.id}), "#6b5a2e", (260, 10, 300, 500))
     )
     return graph
 
 
 def main() -> None:
-    save_workflow(build(), OUTPUT, view={"center": [700, 300], "zoom": 0.9})
+    save_workflow(build(), OUTPUT, view={"center": [550, 350], "zoom": 0.8})
     print(f"wrote {OUTPUT}")
 
 

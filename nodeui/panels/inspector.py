@@ -300,7 +300,7 @@ class _SeedRow(QWidget):
         self.mode.setToolTip("What happens to the seed after each queued run")
         self.mode.currentTextChanged.connect(self.modeChosen)
         dice = QToolButton()
-        dice.setText("🎲")
+        dice.setText("Random")
         dice.setToolTip("A new random seed now")
         dice.clicked.connect(self.randomizeNow)
         layout = QVBoxLayout(self)

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QMessageBox,
+    QSizePolicy,
     QSlider,
     QToolButton,
     QVBoxLayout,
@@ -134,13 +135,19 @@ class HistoryBar(QWidget):
             "prompt, CFG or sampler for the remaining steps"
         )
         self.continue_button.clicked.connect(self._continue)
-        layout = QHBoxLayout(self)
+        # Two rows, so the bar does not force a wide dock: the slider row, then the actions.
+        scrub, actions = QHBoxLayout(), QHBoxLayout()
+        scrub.addWidget(self.show_button)
+        scrub.addWidget(self.slider, 1)
+        scrub.addWidget(self.step_label)
+        actions.addWidget(self.which_button)
+        actions.addWidget(self.continue_button)
+        actions.addStretch(1)
+        layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, self.fontMetrics().averageCharWidth(), 0)
-        layout.addWidget(self.show_button)
-        layout.addWidget(self.slider, 1)
-        layout.addWidget(self.step_label)
-        layout.addWidget(self.which_button)
-        layout.addWidget(self.continue_button)
+        layout.setSpacing(2)
+        layout.addLayout(scrub)
+        layout.addLayout(actions)
 
     def bind(self, cursor: HistoryCursor | None, node_id: int = -1) -> None:
         """Follows ``cursor`` (a sampler node's; None hides the bar)."""
@@ -201,6 +208,9 @@ class ImageViewer(QWidget):
         self.thumbs.hide()
         self.info = QLabel("No image yet: run the graph (Ctrl+Enter).")
         self.info.setObjectName("emptyHint")
+        # The hint takes the rest of the row but must not widen the dock (it is cut short there).
+        self.info.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.info.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         self.follow = QToolButton()
         self.follow.setText("Follow live preview")
         self.follow.setCheckable(True)
@@ -225,8 +235,7 @@ class ImageViewer(QWidget):
             button.clicked.connect(slot)
             bar.addWidget(button)
         bar.addWidget(self.follow)
-        bar.addStretch(1)
-        bar.addWidget(self.info)
+        bar.addWidget(self.info, 1)
         bar.setContentsMargins(0, 0, self.fontMetrics().averageCharWidth(), 0)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)

@@ -9,6 +9,8 @@ from pathlib import Path
 
 from PySide6.QtGui import QImage
 
+from nodeui.app import SCREENSHOT_SIZE
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -38,7 +40,7 @@ def test_gui_run_screenshot_writes_a_png_and_quits(tmp_path):
     assert result.returncode == 0, result.stderr
     picture = QImage(str(shot))
     assert not picture.isNull()
-    assert (picture.width(), picture.height()) == (1400, 850)
+    assert (picture.width(), picture.height()) == SCREENSHOT_SIZE
     assert list((tmp_path / "output").glob("*.png")), "the run wrote its output"
     assert not (tmp_path / "data" / "recovery" / "recovery.json").exists()
 

@@ -198,3 +198,19 @@ def test_continue_from_step_adds_a_linked_branch_in_one_undo_step(qtbot):
     assert scene.selected_node_ids() == [branch]
     stack.undo()
     assert set(graph.nodes) == before
+
+
+def test_the_viewer_fits_a_narrow_dock_with_its_history_bar_and_hint(qtbot):
+    """The viewer's controls must not force the right dock wide (the canvas would shrink):
+    its minimum width (the zoom/save/follow buttons) stays within 64 average characters with
+    the history bar shown and a long hint (it was 190 with both in one row each)."""
+    viewer = ImageViewer()
+    qtbot.addWidget(viewer)
+    from nodeui.history import HistoryCursor
+
+    cursor = HistoryCursor(shell_fakes.fake_history(20))
+    viewer.set_history(cursor, node_id=5, title="KSampler")
+    viewer.info.setText("No image yet: run the graph (Ctrl+Enter). " * 3)
+    limit = 64 * viewer.fontMetrics().averageCharWidth()
+    assert viewer.history.isVisibleTo(viewer)
+    assert viewer.minimumSizeHint().width() <= limit, (viewer.minimumSizeHint(), limit)
