@@ -119,6 +119,12 @@ def to_model_range(images: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(images).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
 
 
+def held_back(count: int) -> int:
+    """How many of ``count`` scenes (the last ones) the autoencoder never trains on and is
+    measured on: 512, or a quarter of a small set."""
+    return min(512, count // 4)
+
+
 def psnr(reference: torch.Tensor, estimate: torch.Tensor) -> float:
     """Peak signal-to-noise ratio in dB of images in -1..1 (peak-to-peak 2)."""
     mse = F.mse_loss(estimate.clamp(-1, 1), reference).item()
@@ -128,7 +134,7 @@ def psnr(reference: torch.Tensor, estimate: torch.Tensor) -> float:
 def train_autoencoder(
     images: np.ndarray, backgrounds: list[str], config: TrainConfig, log: LossLog
 ) -> tuple[AutoencoderKL, float]:
-    """Stage 1: fit the autoencoder; returns it and its PSNR on 512 unseen scenes."""
+    """Stage 1: fit the autoencoder; returns it and its PSNR on the held-back scenes."""
     torch.manual_seed(config.seed)
     vae = components.new_vae()
     # Latent → RGB at latent resolution; only shapes the latent space, not exported (the
@@ -138,7 +144,7 @@ def train_autoencoder(
         [*vae.parameters(), *preview.parameters()], lr=config.ae_lr, weight_decay=0.0
     )
     generator = torch.Generator().manual_seed(config.seed)
-    train_count = len(images) - 512
+    train_count = len(images) - held_back(len(images))
     vae.train()
     for step in range(config.ae_steps):
         lr = cosine_lr(step, config.ae_steps, config.ae_lr, 50, config.final_lr_fraction)
@@ -198,7 +204,7 @@ def finetune_decoder(
     they decode to get sharper and truer in colour.
     """
     generator = torch.Generator().manual_seed(config.seed + 4)
-    train_count = len(images) - 512
+    train_count = len(images) - held_back(len(images))
     for module in (vae.encoder, vae.quant_conv):
         module.requires_grad_(False)
     params = [p for p in vae.parameters() if p.requires_grad]
@@ -476,6 +482,7 @@ def main(argv: list[str] | None = None) -> None:
         help="skip stages 1-2: take the autoencoder from a run's vae_decoder_tuned.safetensors "
         "(or vae.safetensors) and continue UNet and text encoder from an exported folder",
     )
+    parser.add_argument("--unet-batch", type=int, default=TrainConfig.unet_batch)
     parser.add_argument("--unet-lr", type=float, default=TrainConfig.unet_lr)
     parser.add_argument("--text-lr-scale", type=float, default=TrainConfig.text_lr_scale)
     parser.add_argument("--warmup-steps", type=int, default=TrainConfig.warmup_steps)
@@ -489,6 +496,7 @@ def main(argv: list[str] | None = None) -> None:
         decoder_steps=args.decoder_steps,
         unet_steps=args.unet_steps,
         threads=args.threads,
+        unet_batch=args.unet_batch,
         unet_lr=args.unet_lr,
         text_lr_scale=args.text_lr_scale,
         warmup_steps=args.warmup_steps,
@@ -518,7 +526,7 @@ def main(argv: list[str] | None = None) -> None:
         vae.load_state_dict(load_file(args.resume[0]))
         vae.eval()
         first_psnr = float("nan")
-    ae_psnr = autoencoder_psnr(vae, images[-512:])
+    ae_psnr = autoencoder_psnr(vae, images[-held_back(len(images)) :])
     ae_minutes = (time.time() - log.start) / 60
     print(f"autoencoder PSNR after decoder fine-tuning {ae_psnr:.2f} dB", flush=True)
 
