@@ -121,6 +121,20 @@ def evaluate(
     return totals, prompts, images, results
 
 
+@torch.no_grad()
+def autoencoder_ceiling(vae: torch.nn.Module, scenes: Sequence[Scene]) -> dict[str, float]:
+    """Accuracy of the judge on the autoencoder's reconstructions of the scenes themselves
+    (posterior mode): what generation could reach at best with this autoencoder."""
+    from tools.demo_model.scenes import render_batch
+    from tools.demo_model.train import to_model_range
+
+    images = to_model_range(render_batch(scenes))
+    decoded = vae.decode(vae.encode(images).latent_dist.mode()).sample.float()
+    pictures = ((decoded.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    totals, _ = accuracy(scenes, pictures.permute(0, 2, 3, 1).numpy())
+    return totals
+
+
 def sample_grid(
     images: np.ndarray,
     prompts: Sequence[str],
@@ -166,6 +180,12 @@ def main(argv: list[str] | None = None) -> dict:
         verdict = "meets" if totals[name] >= TARGETS[name] else "BELOW"
         print(f"{name:10s} {totals[name]:6.1%}  (target {TARGETS[name]:.0%}: {verdict})")
     print(f"{len(scenes)} held-out prompts in {seconds:.1f} s")
+    from diffusers import AutoencoderKL
+
+    vae = AutoencoderKL.from_pretrained(args.model / "vae", local_files_only=True).float().eval()
+    ceiling = autoencoder_ceiling(vae, scenes)
+    print("autoencoder ceiling (judged reconstructions of the scenes themselves): ", end="")
+    print(", ".join(f"{name} {ceiling[name]:.1%}" for name in ATTRIBUTES))
 
     # One sample per held-out combination for the grid, alternating sizes.
     per = args.per_triple
@@ -184,6 +204,7 @@ def main(argv: list[str] | None = None) -> dict:
         "settings": {**generator.settings, "seed": args.seed},
         "accuracy": {k: round(v, 4) for k, v in totals.items()},
         "targets": TARGETS,
+        "autoencoder_ceiling": {k: round(v, 4) for k, v in ceiling.items()},
         "seconds": round(seconds, 1),
         "failures": failures,
     }
