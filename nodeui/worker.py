@@ -21,7 +21,9 @@ from core.engine import (
     CacheBudgets,
     CancelToken,
     Executor,
+    NodeFailed,
     NodeFinished,
+    NodeSkipped,
     Preview,
     ValidationError,
 )
@@ -82,22 +84,37 @@ class ExecutorWorker(QObject):
         if request.dtype != "auto":
             _apply_dtype(graph, request.dtype)
         last_preview: dict[int, float] = {}
+        #: The newest preview of each node that came too soon after the last one shown. It is
+        #: shown once it is due (at the node's next event) or when the node ends, so throttling
+        #: never hides the latest picture, e.g. a full VAE decode made every k steps.
+        pending: dict[int, Any] = {}
+
+        def show(node_id: int, image: Any, now: float) -> None:
+            last_preview[node_id] = now
+            frame = preview_to_qimage(image)
+            if frame is not None:
+                self.preview.emit(request.run_id, node_id, frame)
+
+        def due(node_id: int, now: float) -> bool:
+            return now - last_preview.get(node_id, -1e9) >= 1.0 / PREVIEW_RATE_HZ
 
         def on_event(event: Event) -> None:
+            node_id = getattr(event, "node_id", None)
             if isinstance(event, Preview):
                 if not request.previews:
                     return
                 now = time.monotonic()
-                # Full VAE decodes are rare and dear: never drop one.
-                decoded = getattr(event.image, "source", "latent") == "vae"
-                too_soon = now - last_preview.get(event.node_id, 0.0) < 1.0 / PREVIEW_RATE_HZ
-                if too_soon and not decoded:
-                    return
-                last_preview[event.node_id] = now
-                frame = preview_to_qimage(event.image)
-                if frame is not None:
-                    self.preview.emit(request.run_id, event.node_id, frame)
+                if due(event.node_id, now):
+                    pending.pop(event.node_id, None)
+                    show(event.node_id, event.image, now)
+                else:
+                    pending[event.node_id] = event.image
                 return
+            if node_id in pending:
+                now = time.monotonic()
+                ended = isinstance(event, (NodeFinished, NodeFailed, NodeSkipped))
+                if ended or due(node_id, now):
+                    show(node_id, pending.pop(node_id), now)
             if isinstance(event, NodeFinished):
                 pictures = images_from_records(event.records)
                 if pictures:

@@ -144,7 +144,7 @@ def test_a_failing_node_is_pinned_with_its_message(qtbot, controller):
     assert states[2].status is RunStatus.SKIPPED
 
 
-def test_throttling_drops_fast_projected_previews_but_never_a_vae_decode(qtbot, tmp_path):
+def test_throttling_caps_the_preview_rate_but_always_shows_the_latest(qtbot, tmp_path):
     from nodeui.worker import ExecutorWorker, RunRequest
 
     reg = shell_fakes.registry()
@@ -155,8 +155,15 @@ def test_throttling_drops_fast_projected_previews_but_never_a_vae_decode(qtbot, 
     frames: list = []
     worker.preview.connect(lambda run_id, nid, frame: frames.append(frame.step))
     worker.run(RunRequest(1, to_dict(graph), tmp_path))
-    assert 1 <= len(frames) < 10  # 40 previews in a few ms: the GUI gets a handful
+    # 40 previews in a few ms: the GUI gets the first and, when the node ends, the last
+    assert frames[0] == 1 and frames[-1] == 40 and len(frames) < 10
     frames.clear()
     graph.set_param(sampler, "seed", 1)  # not cached
     worker.run(RunRequest(2, to_dict(graph), tmp_path, preview_vae_every=4))
-    assert frames == list(range(4, 41, 4))  # the request reached the node; none dropped
+    # the request reached the node (VAE frames every 4th step); the latest is never lost
+    assert frames[0] == 4 and frames[-1] == 40 and all(f % 4 == 0 for f in frames)
+    frames.clear()
+    graph.set_param(sampler, "seed", 2)
+    graph.set_param(sampler, "delay", 0.05)  # slower than the rate cap: every VAE frame shows
+    worker.run(RunRequest(3, to_dict(graph), tmp_path, preview_vae_every=10))
+    assert frames == [10, 20, 30, 40]
