@@ -156,8 +156,10 @@ def sample_grid(
         lines = textwrap.wrap(prompt, width=21)[:3]
         draw.multiline_text((x, y + cell_w + 1), "\n".join(lines), fill="black", font=font)
         wrong = [name for name in ATTRIBUTES if not result[name]]
-        if wrong:
-            draw.text((x + 1, y + 1), "wrong: " + ", ".join(wrong), fill="red", font=font)
+        if wrong:  # on a white band, legible on any background (a red one included)
+            label = "wrong: " + ", ".join(wrong)
+            draw.rectangle(draw.textbbox((x + 1, y + 1), label, font=font), fill="white")
+            draw.text((x + 1, y + 1), label, fill="red", font=font)
     return grid
 
 
