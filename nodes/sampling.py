@@ -59,7 +59,7 @@ def _run(
     history = StepHistory(settings.steps, latents.downscale_of(latent), projection)
     # With a VAE preview every k steps, only those steps (and the last) show a picture: mixing
     # them with the blurrier projection in between would make the preview flicker.
-    every = max(0, int(getattr(ctx, "preview_vae_every", 0) or 0))
+    every = max(0, ctx.preview_vae_every)
     preview_vae = model.preview_vae if every else None
     if preview_vae is not None:
         place(ctx, preview_vae.vae)

@@ -131,3 +131,4 @@ def test_evaluation_runs_the_default_workflow_on_a_model_folder_anywhere(
     assert shipped.shape == (1, 64, 64, 3) and shipped.dtype.name == "uint8"
     assert (shipped == copied).all()
     assert generator.settings["steps"] == 20 and generator.settings["sampler"] == "ddim"
+    assert generator.settings["workflow"] == "resources/workflows/default.json"

@@ -58,6 +58,7 @@ class WorkflowGenerator:
             (root / "checkpoints").mkdir()
             (root / "checkpoints" / model.name).symlink_to(model, target_is_directory=True)
         self.registry = build_registry(ModelPaths.of(root))
+        self.workflow = Path(workflow)
         self.graph = load_workflow(workflow, self.registry).graph
         by_type: dict[str, list[int]] = {}
         for node in self.graph:
@@ -83,7 +84,7 @@ class WorkflowGenerator:
         """The sampler's settings, for the report."""
         params = self.graph.node(self.sampler).params
         return {
-            "workflow": str(DEFAULT_WORKFLOW.relative_to(components.REPO_ROOT)),
+            "workflow": _shown_path(self.workflow),
             "sampler": params["sampler_name"],
             "scheduler": params["scheduler"],
             "steps": params["steps"],
@@ -108,6 +109,14 @@ class WorkflowGenerator:
             [picture] = report.outputs[self.decode]
             images.append((picture[0].clamp(0, 1) * 255).round().to(torch.uint8).numpy())
         return np.stack(images)
+
+
+def _shown_path(path: Path) -> str:
+    """``path`` relative to the repository when it is inside it, else as given."""
+    try:
+        return str(path.resolve().relative_to(components.REPO_ROOT))
+    except ValueError:
+        return str(path)
 
 
 def evaluate(

@@ -152,18 +152,13 @@ def train_autoencoder(
             group["lr"] = lr
         index = torch.randint(0, train_count, (config.ae_batch,), generator=generator).numpy()
         x = to_model_range(images[index])
-        weight = 1 + (config.ae_object_weight - 1) * object_mask(
-            images[index], [backgrounds[i] for i in index]
-        )
+        weight = object_weights(images, backgrounds, index, config.ae_object_weight)
         # float32: on this CPU bf16 autocast makes the autoencoder slower (~4 s vs ~1.2 s a
         # step), unlike the UNet.
         posterior = vae.encode(x).latent_dist
         z = posterior.mean + posterior.std * torch.randn(posterior.mean.shape, generator=generator)
         reconstruction = vae.decode(z).sample
-        # L1 reconstruction as in the LDM autoencoders, plus L2 for flat colours; object pixels
-        # weighted up, normalised so the loss keeps its scale.
-        error = reconstruction.float() - x
-        rec = (weight * (error.abs() + error.pow(2))).mean() / weight.mean()
+        rec = reconstruction_loss(reconstruction.float(), x, weight)
         factor = x.shape[-1] // z.shape[-1]
         preview_loss = (preview(posterior.mean) - F.avg_pool2d(x, factor)).abs().mean()
         # LDM weighs the KL of each image against its summed reconstruction error; per pixel,
@@ -191,6 +186,24 @@ def object_mask(images: np.ndarray, backgrounds: list[str]) -> torch.Tensor:
     return torch.from_numpy(distance > 30).float().unsqueeze(1)
 
 
+def object_weights(
+    images: np.ndarray, backgrounds: list[str], index: np.ndarray, object_weight: float
+) -> torch.Tensor:
+    """Per-pixel loss weights for the scenes ``index``: ``object_weight`` on objects, 1 on the
+    background (objects cover a few percent of a scene and would otherwise count for little)."""
+    mask = object_mask(images[index], [backgrounds[i] for i in index])
+    return 1 + (object_weight - 1) * mask
+
+
+def reconstruction_loss(
+    reconstruction: torch.Tensor, x: torch.Tensor, weight: torch.Tensor
+) -> torch.Tensor:
+    """L1, as in the LDM autoencoders, plus L2 for flat colours, per pixel weighted by
+    ``weight`` and normalised by its mean so the loss keeps its scale."""
+    error = reconstruction - x
+    return (weight * (error.abs() + error.pow(2))).mean() / weight.mean()
+
+
 def finetune_decoder(
     vae: AutoencoderKL,
     images: np.ndarray,
@@ -216,17 +229,14 @@ def finetune_decoder(
             group["lr"] = lr
         index = torch.randint(0, train_count, (config.ae_batch,), generator=generator).numpy()
         x = to_model_range(images[index])
-        weight = 1 + (config.object_weight - 1) * object_mask(
-            images[index], [backgrounds[i] for i in index]
-        )
+        weight = object_weights(images, backgrounds, index, config.object_weight)
         with torch.no_grad():
             posterior = vae.encode(x).latent_dist
             z = posterior.mean + posterior.std * torch.randn(
                 posterior.mean.shape, generator=generator
             )
         reconstruction = vae.decode(z).sample
-        error = reconstruction - x
-        loss = (weight * (error.abs() + error.pow(2))).mean() / weight.mean()
+        loss = reconstruction_loss(reconstruction, x, weight)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
