@@ -408,7 +408,22 @@ class DragNumber(Gesture):
             self._set(self.start_value + step_of(self.widget), object())
 
 
-class DragSlider(Gesture):
+class FollowPointer(Gesture):
+    """A gesture that applies the pointer's scene position on press and on every move."""
+
+    def press(self, event: QGraphicsSceneMouseEvent) -> None:
+        super().press(event)
+        self._set(event.scenePos())
+
+    def move(self, event: QGraphicsSceneMouseEvent) -> None:
+        super().move(event)
+        self._set(event.scenePos())
+
+    def _set(self, pos: QPointF) -> None:
+        raise NotImplementedError
+
+
+class DragSlider(FollowPointer):
     """Press or drag on a bounded float's slider sets it from the cursor's position; one drag
     is one undo step."""
 
@@ -419,14 +434,6 @@ class DragSlider(Gesture):
         assert row is not None
         self.row = row
         self.token = object()
-
-    def press(self, event: QGraphicsSceneMouseEvent) -> None:
-        super().press(event)
-        self._set(event.scenePos())
-
-    def move(self, event: QGraphicsSceneMouseEvent) -> None:
-        super().move(event)
-        self._set(event.scenePos())
 
     def _set(self, pos: QPointF) -> None:
         widget, rect = self.row.widget, self.row.rect
@@ -473,21 +480,13 @@ class ClickControl(Gesture):
                 inline_edit.open_text(scene, target, row)
 
 
-class ScrubHistory(Gesture):
+class ScrubHistory(FollowPointer):
     """Press or drag on a finished sampler's history slider: shows the step under the cursor
     (on the node and in the viewer following it). View state only: nothing is pushed."""
 
     def __init__(self, scene: GraphScene, item: NodeItem) -> None:
         super().__init__(scene)
         self.item = item
-
-    def press(self, event: QGraphicsSceneMouseEvent) -> None:
-        super().press(event)
-        self._set(event.scenePos())
-
-    def move(self, event: QGraphicsSceneMouseEvent) -> None:
-        super().move(event)
-        self._set(event.scenePos())
 
     def _set(self, pos: QPointF) -> None:
         cursor, rect = self.item.history_cursor, self.item.layout.scrub_rect
