@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from tools.demo_model import components
-from tools.demo_model.train import TokenCache
+from tools.demo_model.scenes import Scene, SceneObject, render_batch
+from tools.demo_model.train import TokenCache, epsilon_loss, latent_object_weights
 
 
 def test_training_tokenizes_different_captions_differently() -> None:
@@ -21,6 +22,40 @@ def test_training_tokenizes_different_captions_differently() -> None:
     assert ids[0, :3].tolist() == [49406, 320, 1205]  # <start> "a" "big", as CLIP tokenizes
     assert not torch.equal(ids[0], ids[1]) and not torch.equal(ids[1], ids[2])
     assert torch.equal(tokens(["small green square"])[0], ids[1])  # cached, same ids
+
+
+def test_latent_object_weights_cover_exactly_the_cells_the_object_touches() -> None:
+    # A small square (14 px) centred on the left anchor (16, 32) spans pixels 9..22 across and
+    # 25..38 down, so latent cells (4 px each) 2..5 across and 6..9 down.
+    scene = Scene("blue", (SceneObject("square", "red", "small", "left"),))
+    weights = latent_object_weights(render_batch([scene]), ["blue"], 16, 5.0)
+    assert weights.shape == (1, 1, 16, 16)
+    rows, cols = torch.nonzero(weights[0, 0] == 5.0, as_tuple=True)
+    assert (rows.min().item(), rows.max().item()) == (6, 9)
+    assert (cols.min().item(), cols.max().item()) == (2, 5)
+    assert torch.all((weights == 1.0) | (weights == 5.0))
+    assert (weights == 5.0).sum().item() == 16
+
+
+def test_epsilon_loss_weighs_object_cells_up_and_keeps_the_scale() -> None:
+    cells = torch.ones(2, 1, 4, 4)
+    cells[:, :, 0, 0] = 5.0  # one object cell
+    alphas = torch.tensor([0.5, 0.5])  # SNR 1: Min-SNR weight 1
+    noise = torch.zeros(2, 4, 4, 4)
+    on_object, on_background = noise.clone(), noise.clone()
+    on_object[:, :, 0, 0] = 1.0
+    on_background[:, :, 3, 3] = 1.0
+    object_loss = epsilon_loss(on_object, noise, cells, alphas, 5.0)
+    background_loss = epsilon_loss(on_background, noise, cells, alphas, 5.0)
+    assert object_loss.item() == pytest.approx(5 * background_loss.item())
+    # Uniform error: the same loss as plain MSE whatever the weights.
+    uniform = epsilon_loss(noise + 0.5, noise, cells, alphas, 5.0)
+    assert uniform.item() == pytest.approx(0.25)
+    # Min-SNR-γ: at SNR 20 (> γ = 5) the weight is 5 / 20.
+    high_snr = torch.tensor([20 / 21, 20 / 21])
+    assert epsilon_loss(noise + 0.5, noise, cells, high_snr, 5.0).item() == pytest.approx(
+        0.25 * 5 / 20
+    )
 
 
 @pytest.mark.slow
