@@ -67,12 +67,14 @@ def test_one_command_retrains_every_stage_and_exports_a_loadable_model(tmp_path)
     train.main(
         [
             *("--scenes", "96", "--ae-steps", "2", "--decoder-steps", "1"),
-            *("--unet-steps", "2", "--unet-batch", "8", "--skip-eval"),
+            *("--unet-steps", "2", "--unet-batch", "8", "--unet-object-weight", "3"),
+            "--skip-eval",
             *("--out", str(out), "--work", str(tmp_path / "work")),
         ]
     )
     log = json.loads((out / "train_log.json").read_text())
     assert log["unet_steps_done"] == 2
+    assert log["config"]["unet_object_weight"] == 3.0
     assert set(log["losses"]) == {"autoencoder", "decoder", "unet"}
     assert all(len(records) >= 1 for records in log["losses"].values())
     assert (tmp_path / "work" / "vae_decoder_tuned.safetensors").is_file()
