@@ -132,3 +132,24 @@ def test_evaluation_runs_the_default_workflow_on_a_model_folder_anywhere(
     assert (shipped == copied).all()
     assert generator.settings["steps"] == 20 and generator.settings["sampler"] == "ddim"
     assert generator.settings["workflow"] == "resources/workflows/default.json"
+
+
+@pytest.mark.slow
+def test_evaluation_command_writes_its_report_grid_and_trained_triple_scores(tmp_path) -> None:
+    """``python -m tools.demo_model.evaluate`` at a small size, on a copy of the model (it writes
+    its report and grid next to the weights)."""
+    import shutil
+
+    from tools.demo_model import evaluate as evaluation
+
+    copy = tmp_path / "latentloom-shapes"
+    shutil.copytree(MODEL, copy, ignore=shutil.ignore_patterns("samples.png", "evaluation.json"))
+    report = evaluation.main(["--model", str(copy), "--per-triple", "1", "--trained-triples", "2"])
+    assert report["prompts"] == 16  # one per held-out combination
+    assert report["trained_triples"]["prompts"] == 6
+    for scores in (report["accuracy"], report["trained_triples"]["accuracy"]):
+        assert set(scores) == set(ATTRIBUTES) and all(0 <= v <= 1 for v in scores.values())
+    assert report["autoencoder_ceiling"]["background"] >= 0.95
+    written = json.loads((copy / "evaluation.json").read_text())
+    assert written["trained_triples"] == report["trained_triples"]
+    assert (copy / "samples.png").stat().st_size > 0

@@ -47,6 +47,19 @@ def test_held_out_combinations_cover_every_attribute_value() -> None:
     assert all(s.objects[0].triple in held_out for s in scenes.evaluation_scenes(per_triple=2))
 
 
+def test_trained_triple_scenes_use_only_combinations_training_shows() -> None:
+    held_out = scenes.held_out_triples()
+    drawn = scenes.trained_triple_scenes(triples=16, per_triple=3)
+    triples = [scene.objects[0].triple for scene in drawn]
+    assert len(drawn) == 48 and len(set(triples)) == 16
+    assert all(len(scene.objects) == 1 for scene in drawn)
+    assert not set(triples) & held_out
+    training = scenes.training_scenes(3000, seed=0)
+    trained = {obj.triple for scene in training for obj in scene.objects}
+    assert set(triples) <= trained
+    assert scenes.trained_triple_scenes(triples=16, per_triple=3) == drawn  # seeded
+
+
 def test_captions_name_every_attribute() -> None:
     scene = scenes.Scene(
         background="blue",

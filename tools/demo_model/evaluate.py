@@ -27,7 +27,13 @@ from PIL import Image, ImageDraw, ImageFont
 
 from tools.demo_model import components
 from tools.demo_model.judge import ATTRIBUTES, accuracy, judge
-from tools.demo_model.scenes import IMAGE_SIZE, Scene, canonical_caption, evaluation_scenes
+from tools.demo_model.scenes import (
+    IMAGE_SIZE,
+    Scene,
+    canonical_caption,
+    evaluation_scenes,
+    trained_triple_scenes,
+)
 
 DEFAULT_WORKFLOW = components.REPO_ROOT / "resources" / "workflows" / "default.json"
 DEFAULT_SEED = 0
@@ -179,6 +185,12 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
     parser.add_argument("--workflow", type=Path, default=DEFAULT_WORKFLOW)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--trained-triples",
+        type=int,
+        default=16,
+        help="also judge this many combinations training shows (3 prompts each); 0 skips them",
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
@@ -191,6 +203,11 @@ def main(argv: list[str] | None = None) -> dict:
         verdict = "meets" if totals[name] >= TARGETS[name] else "BELOW"
         print(f"{name:10s} {totals[name]:6.1%}  (target {TARGETS[name]:.0%}: {verdict})")
     print(f"{len(scenes)} held-out prompts in {seconds:.1f} s")
+    trained = trained_triple_scenes(triples=args.trained_triples) if args.trained_triples else []
+    trained_totals = evaluate(generator, trained, seed=args.seed)[0] if trained else {}
+    if trained:
+        print(f"on {len(trained)} prompts of combinations training shows: ", end="")
+        print(", ".join(f"{name} {trained_totals[name]:.1%}" for name in ATTRIBUTES))
     from diffusers import AutoencoderKL
 
     vae = AutoencoderKL.from_pretrained(args.model / "vae", local_files_only=True).float().eval()
@@ -216,6 +233,10 @@ def main(argv: list[str] | None = None) -> dict:
         "accuracy": {k: round(v, 4) for k, v in totals.items()},
         "targets": TARGETS,
         "autoencoder_ceiling": {k: round(v, 4) for k, v in ceiling.items()},
+        "trained_triples": {
+            "prompts": len(trained),
+            "accuracy": {k: round(v, 4) for k, v in trained_totals.items()},
+        },
         "seconds": round(seconds, 1),
         "failures": failures,
     }

@@ -208,9 +208,24 @@ def evaluation_scenes(seed: int = 1234, per_triple: int = 10) -> list[Scene]:
 
     Sizes alternate so both appear for every triple; backgrounds are drawn from the seed.
     """
+    return _single_object_scenes(sorted(held_out_triples()), random.Random(seed), per_triple)
+
+
+def trained_triple_scenes(seed: int = 4321, triples: int = 16, per_triple: int = 3) -> list[Scene]:
+    """Single-object scenes of ``triples`` (shape, colour, position) combinations that training
+    does show, drawn from the seed: set against the held-out score, they tell "not learned" apart
+    from "learned but does not compose"."""
     rng = random.Random(seed)
+    held_out = held_out_triples()
+    trained = [t for t in product(SHAPES, OBJECT_COLOURS, POSITIONS) if t not in held_out]
+    return _single_object_scenes(sorted(rng.sample(trained, triples)), rng, per_triple)
+
+
+def _single_object_scenes(
+    triples: Sequence[tuple[str, str, str]], rng: random.Random, per_triple: int
+) -> list[Scene]:
     scenes = []
-    for shape, colour, position in sorted(held_out_triples()):
+    for shape, colour, position in triples:
         for index in range(per_triple):
             size = tuple(SIZES)[index % 2]
             background = rng.choice([c for c in BACKGROUND_COLOURS if c != colour])
