@@ -203,9 +203,10 @@ def main(argv: list[str] | None = None) -> dict:
         verdict = "meets" if totals[name] >= TARGETS[name] else "BELOW"
         print(f"{name:10s} {totals[name]:6.1%}  (target {TARGETS[name]:.0%}: {verdict})")
     print(f"{len(scenes)} held-out prompts in {seconds:.1f} s")
-    trained = trained_triple_scenes(triples=args.trained_triples) if args.trained_triples else []
-    trained_totals = evaluate(generator, trained, seed=args.seed)[0] if trained else {}
-    if trained:
+    trained, trained_totals = [], {}
+    if args.trained_triples:
+        trained = trained_triple_scenes(triples=args.trained_triples)
+        trained_totals = evaluate(generator, trained, seed=args.seed)[0]
         print(f"on {len(trained)} prompts of combinations training shows: ", end="")
         print(", ".join(f"{name} {trained_totals[name]:.1%}" for name in ATTRIBUTES))
     from diffusers import AutoencoderKL
