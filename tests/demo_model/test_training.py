@@ -82,3 +82,40 @@ def test_one_command_retrains_every_stage_and_exports_a_loadable_model(tmp_path)
     assert loaded.model.latent_rgb is not None  # its own fitted preview factors
     assert loaded.model.preview_vae is loaded.vae
     assert loaded.vae.scaling_factor == pytest.approx(log["scaling_factor"])
+
+
+@pytest.mark.slow
+def test_training_on_a_saved_autoencoder_gives_what_the_full_command_gives(tmp_path) -> None:
+    """``--autoencoder`` skips stages 1-2; the UNet and text encoder it trains from scratch must
+    be exactly those of the full run, or a model made this way would not be reproducible by the
+    one command."""
+    from safetensors.torch import load_file
+
+    from tools.demo_model import train
+
+    tiny = [
+        *("--scenes", "64", "--ae-steps", "2", "--decoder-steps", "1"),
+        *("--unet-steps", "3", "--unet-batch", "4", "--skip-eval"),
+    ]
+    work = tmp_path / "work"
+    train.main([*tiny, "--out", str(tmp_path / "full"), "--work", str(work)])
+    saved = work / "vae_decoder_tuned.safetensors"
+    again_dirs = ("--out", str(tmp_path / "unet_only"), "--work", str(tmp_path / "work2"))
+    train.main([*tiny, "--autoencoder", str(saved), *again_dirs])
+    parts = ("unet/diffusion_pytorch_model", "text_encoder/model", "vae/diffusion_pytorch_model")
+    for part in parts:
+        full = load_file(tmp_path / "full" / f"{part}.safetensors")
+        again = load_file(tmp_path / "unet_only" / f"{part}.safetensors")
+        assert full.keys() == again.keys()
+        assert all(torch.equal(full[name], again[name]) for name in full), part
+    log = json.loads((tmp_path / "unet_only" / "train_log.json").read_text())
+    assert log["autoencoder_from"] == str(saved)
+    assert "autoencoder" not in log["losses"]
+
+
+def test_training_refuses_two_sources_for_the_autoencoder(tmp_path, capsys) -> None:
+    from tools.demo_model import train
+
+    with pytest.raises(SystemExit):
+        train.main(["--autoencoder", "a.safetensors", "--resume", "b.safetensors", str(tmp_path)])
+    assert "give one of them" in capsys.readouterr().err

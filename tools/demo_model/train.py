@@ -528,6 +528,15 @@ def main(argv: list[str] | None = None) -> None:
         help="skip stages 1-2: take the autoencoder from a run's vae_decoder_tuned.safetensors "
         "(or vae.safetensors) and continue UNet and text encoder from an exported folder",
     )
+    parser.add_argument(
+        "--autoencoder",
+        type=Path,
+        metavar="AUTOENCODER",
+        help="skip stages 1-2 and take the autoencoder from a run's "
+        "vae_decoder_tuned.safetensors, then train UNet and text encoder from scratch; with the "
+        "same settings this gives exactly what the full command gives, since stages 1-2 are "
+        "deterministic",
+    )
     parser.add_argument("--unet-batch", type=int, default=TrainConfig.unet_batch)
     parser.add_argument("--unet-lr", type=float, default=TrainConfig.unet_lr)
     parser.add_argument("--text-lr-scale", type=float, default=TrainConfig.text_lr_scale)
@@ -535,6 +544,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--ema-decay", type=float, default=TrainConfig.ema_decay)
     parser.add_argument("--unet-object-weight", type=float, default=TrainConfig.unet_object_weight)
     args = parser.parse_args(argv)
+    if args.resume is not None and args.autoencoder is not None:
+        parser.error("--resume and --autoencoder both name an autoencoder; give one of them")
 
     components.offline()
     config = TrainConfig(
@@ -561,7 +572,8 @@ def main(argv: list[str] | None = None) -> None:
     images = render_batch(scenes)
     print(f"rendered {len(scenes)} scenes in {time.time() - log.start:.0f} s", flush=True)
 
-    if args.resume is None:
+    autoencoder = args.autoencoder if args.resume is None else args.resume[0]
+    if autoencoder is None:
         vae, first_psnr = train_autoencoder(
             images, [scene.background for scene in scenes], config, log
         )
@@ -571,7 +583,7 @@ def main(argv: list[str] | None = None) -> None:
         save_file(vae.state_dict(), args.work / "vae_decoder_tuned.safetensors")
     else:
         vae = components.new_vae()
-        vae.load_state_dict(load_file(args.resume[0]))
+        vae.load_state_dict(load_file(autoencoder))
         vae.eval()
         first_psnr = float("nan")
     ae_psnr = autoencoder_psnr(vae, images[-held_back(len(images)) :])
@@ -614,6 +626,7 @@ def main(argv: list[str] | None = None) -> None:
     summary = {
         "command": "python -m tools.demo_model.train",
         "resumed_from": None if args.resume is None else [str(p) for p in args.resume],
+        "autoencoder_from": None if autoencoder is None else str(autoencoder),
         "config": asdict(config),
         "unet_steps_done": steps_done,
         "autoencoder_psnr_db": {

@@ -1,0 +1,34 @@
+"""The conditioning probe on the shipped model: a prompt identical to the base moves nothing, a
+different colour moves both the text encoder's output and the UNet's estimate."""
+
+from __future__ import annotations
+
+import pytest
+
+from tools.demo_model import components, probe
+
+
+def test_probe_measures_zero_for_the_same_prompt_and_more_for_another_colour(monkeypatch) -> None:
+    monkeypatch.setattr(
+        probe,
+        "CONTRASTS",
+        {
+            "unchanged": ("left", "left", probe.BASE_PROMPT),
+            "colour": probe.CONTRASTS["colour"],
+        },
+    )
+    report = probe.main(["--model", str(components.MODEL_DIR)])
+    same, colour = report["attributes"]["unchanged"], report["attributes"]["colour"]
+    assert same["embedding_distance"] == 0
+    assert same["context_distance"] == 0
+    assert set(same["x0_distance"].values()) == {0}
+    assert set(same["x0_distance"]) == {str(t) for t in probe.TIMESTEPS}
+    assert colour["context_distance"] > 1
+    assert min(colour["x0_distance"].values()) > 1
+    # the shipped model has learnt colour words, so they sit further apart than untrained ones
+    assert colour["embedding_distance"] > report["unused_words_embedding_distance"]
+
+
+def test_probe_names_the_folder_it_cannot_read(tmp_path) -> None:
+    with pytest.raises(FileNotFoundError, match=str(tmp_path)):
+        probe.probe(tmp_path)
