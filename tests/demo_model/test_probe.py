@@ -32,3 +32,13 @@ def test_probe_measures_zero_for_the_same_prompt_and_more_for_another_colour(mon
 def test_probe_names_the_folder_it_cannot_read(tmp_path) -> None:
     with pytest.raises(FileNotFoundError, match=str(tmp_path)):
         probe.probe(tmp_path)
+
+
+def test_estimate_follows_a_moderately_noised_image_against_the_prompt() -> None:
+    """At t = 851 the object in the noised image is plain to see, so the shipped model's one-step
+    estimate moves toward it (px), whatever the prompt says; at t = 999 almost nothing of the
+    image is left to follow. A sign or axis mix-up in the measurement would break this."""
+    shifts = probe.image_versus_prompt(components.MODEL_DIR)
+    assert set(shifts) == {str(t) for t in probe.SHIFT_TIMESTEPS}
+    assert shifts["851"] > 2
+    assert shifts["851"] > abs(shifts["999"])

@@ -11,6 +11,12 @@ levels. An attribute the model follows moves both; in sessions 1-3 colour moved 
 more than position, which was not learned. The input embeddings of the pair's distinguishing words
 are compared too: a word that training never used stays near its random initial embedding, as
 "zebra" / "piano" do.
+
+It also noises real scenes whose object sits on one side and prompts for the opposite side, and
+measures how far the centroid of the one-step estimate moves toward the object in the image
+(positive: the model reads the place from x_t) or toward the prompt's place (negative). This
+shows down to which noise level the image itself tells the model where the object is, so above
+which level alone the prompt's position word can matter in training.
 """
 
 from __future__ import annotations
@@ -19,11 +25,13 @@ import argparse
 import json
 from pathlib import Path
 
+import numpy as np
 import torch
-from diffusers import UNet2DConditionModel
+from diffusers import AutoencoderKL, UNet2DConditionModel
 from transformers import CLIPTextModel
 
 from tools.demo_model import components
+from tools.demo_model.scenes import COLOURS, Scene, SceneObject, canonical_caption, render_batch
 
 BASE_PROMPT = "a big red circle on the left, blue background"
 # attribute -> (the base prompt's word, the other prompt's word, the other prompt)
@@ -37,6 +45,8 @@ CONTRASTS: dict[str, tuple[str, str, str]] = {
 UNUSED_WORDS = ("zebra", "piano")
 TIMESTEPS = (951, 801, 651)
 GUIDANCE = 5.0
+OPPOSITE = {"left": "right", "right": "left", "top": "bottom", "bottom": "top"}
+SHIFT_TIMESTEPS = (999, 951, 901, 851)
 
 
 @torch.no_grad()
@@ -55,14 +65,7 @@ def probe(model: Path, seed: int = 0) -> dict:
     alphas_cumprod = components.new_scheduler().alphas_cumprod
 
     prompts = [BASE_PROMPT, *(other for _, _, other in CONTRASTS.values()), ""]
-    ids = tokenizer(
-        prompts,
-        padding="max_length",
-        max_length=components.MAX_TOKENS,
-        truncation=True,
-        return_tensors="pt",
-    ).input_ids
-    context = text_encoder(ids).last_hidden_state
+    context = _context(text_encoder, tokenizer, prompts)
     embeddings = text_encoder.get_input_embeddings().weight
 
     def embedding_distance(first: str, second: str) -> float:
@@ -93,11 +96,71 @@ def probe(model: Path, seed: int = 0) -> dict:
     return report
 
 
+def _context(text_encoder: CLIPTextModel, tokenizer, prompts: list[str]) -> torch.Tensor:
+    ids = tokenizer(
+        prompts,
+        padding="max_length",
+        max_length=components.MAX_TOKENS,
+        truncation=True,
+        return_tensors="pt",
+    ).input_ids
+    return text_encoder(ids).last_hidden_state
+
+
+@torch.no_grad()
+def image_versus_prompt(model: Path, seed: int = 1) -> dict[str, float]:
+    """Mean shift (pixels) of the one-step estimate's centroid toward the object drawn in the
+    noised image, for prompts that name the opposite place, per timestep (positive: toward the
+    image, negative: toward the prompt)."""
+    components.offline()
+    model = Path(model)
+    unet = UNet2DConditionModel.from_pretrained(model / "unet").float().eval()
+    text_encoder = CLIPTextModel.from_pretrained(model / "text_encoder").float().eval()
+    vae = AutoencoderKL.from_pretrained(model / "vae").float().eval()
+    tokenizer = components.load_tokenizer()
+    alphas_cumprod = components.new_scheduler().alphas_cumprod
+
+    background = "blue"
+    scenes, prompts = [], []
+    for colour in ("red", "yellow", "green"):
+        for place, opposite in OPPOSITE.items():
+            scenes.append(Scene(background, (SceneObject("circle", colour, "big", place),)))
+            asked = SceneObject("circle", colour, "big", opposite)
+            prompts.append(canonical_caption(Scene(background, (asked,))))
+    images = torch.from_numpy(render_batch(scenes)).permute(0, 3, 1, 2).float() / 127.5 - 1
+    scale = vae.config.scaling_factor
+    latents = vae.encode(images).latent_dist.mean * scale
+    conditioned = _context(text_encoder, tokenizer, prompts)
+    unconditioned = _context(text_encoder, tokenizer, [""] * len(prompts))
+    noise = torch.randn(latents.shape, generator=torch.Generator().manual_seed(seed))
+    size = images.shape[-1]
+    ys, xs = np.mgrid[0:size, 0:size] - (size - 1) / 2
+    shifts = {}
+    for t in SHIFT_TIMESTEPS:
+        alpha = alphas_cumprod[t]
+        noisy = alpha.sqrt() * latents + (1 - alpha).sqrt() * noise
+        steps = torch.full((len(scenes),), t)
+        eps_u = unet(noisy, steps, unconditioned).sample
+        eps = eps_u + GUIDANCE * (unet(noisy, steps, conditioned).sample - eps_u)
+        x0 = (noisy - (1 - alpha).sqrt() * eps) / alpha.sqrt()
+        decoded = vae.decode(x0 / scale).sample.clamp(-1, 1).add(1).mul(127.5).numpy()
+        toward_image = []
+        for picture, scene in zip(decoded, scenes, strict=True):
+            weight = np.abs(picture.transpose(1, 2, 0) - np.array(COLOURS[background])).sum(-1)
+            weight = weight / weight.sum()
+            cx, cy = float((weight * xs).sum()), float((weight * ys).sum())
+            place = scene.objects[0].position
+            toward_image.append({"left": -cx, "right": cx, "top": -cy, "bottom": cy}[place])
+        shifts[str(t)] = round(float(np.mean(toward_image)), 2)
+    return shifts
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", type=Path, default=components.MODEL_DIR)
     args = parser.parse_args(argv)
     report = probe(args.model)
+    report["image_versus_prompt_shift_px"] = image_versus_prompt(args.model)
     print(f"{'attribute':<11} {'words':<15} {'embedding':>9} {'context':>8}  x0 at t = ", end="")
     print(", ".join(str(t) for t in TIMESTEPS))
     for attribute, row in report["attributes"].items():
@@ -110,6 +173,12 @@ def main(argv: list[str] | None = None) -> dict:
     unused = " / ".join(UNUSED_WORDS)
     distance = report["unused_words_embedding_distance"]
     print(f"untrained words {unused}: embedding distance {distance}")
+    shifts = ", ".join(
+        f"t={t}: {v:+.2f}" for t, v in report["image_versus_prompt_shift_px"].items()
+    )
+    print(
+        f"estimate's shift toward the noised image's object, prompt naming the other side: {shifts}"
+    )
     print(json.dumps(report))
     return report
 
