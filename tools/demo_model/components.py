@@ -64,22 +64,33 @@ TEXT_ENCODER_CONFIG: dict[str, Any] = {
     "pad_token_id": 49407,
 }
 
-# Latents are 16×16; the UNet works at 16, 8 and 4. Conditioning enters by cross-attention at
-# every level: at 16×16 only cross-attention (self-attention over 256 positions costs most and
-# adds little to flat shapes), at 8×8, 4×4 and in the middle block both self- and cross-attention.
+# Latents are 16×16; the UNet works at 16, 8, 4 and 2. Conditioning enters by cross-attention
+# at every level: at 16×16 only cross-attention (self-attention over 256 positions costs most
+# and adds little to flat shapes), below it and in the middle block both self- and
+# cross-attention.
 # Layout and colour are decided at the coarse levels, so that is where the width is.
 UNET_CONFIG: dict[str, Any] = {
     "sample_size": 16,
     "in_channels": 4,
     "out_channels": 4,
-    "down_block_types": ["CrossAttnDownBlock2D"] * 3,
-    "up_block_types": ["CrossAttnUpBlock2D"] * 3,
-    "block_out_channels": [32, 64, 128],
-    "only_cross_attention": [True, False, False],
+    # Four levels, 16/8/4/2 (session 4; sessions 1-3 stopped at 4×4): at 2×2 every cell is a
+    # corner that its zero padding tells apart. It lifted colour and shape accuracy, but position
+    # is still not learned, so knowing where a cell is was not what was missing
+    # (tools/demo_model/experiments/session4_four_level_unet.txt).
+    "down_block_types": ["CrossAttnDownBlock2D"] * 4,
+    "up_block_types": ["CrossAttnUpBlock2D"] * 4,
+    "block_out_channels": [32, 64, 128, 128],
+    "only_cross_attention": [True, False, False, False],
     "layers_per_block": 1,
     "cross_attention_dim": TEXT_ENCODER_CONFIG["hidden_size"],
     "attention_head_dim": 4,
     "norm_num_groups": 16,
+    # The prompt also enters as one attention-pooled vector added to the timestep embedding, so
+    # every ResNet block is modulated by it, the way class-conditional UNets learn each class's
+    # layout; diffusers computes it from the same encoder_hidden_states, so loaders and
+    # samplers pass nothing new.
+    "addition_embed_type": "text",
+    "addition_embed_type_num_heads": 4,
 }
 
 
