@@ -119,3 +119,6 @@ def test_training_refuses_two_sources_for_the_autoencoder(tmp_path, capsys) -> N
     with pytest.raises(SystemExit):
         train.main(["--autoencoder", "a.safetensors", "--resume", "b.safetensors", str(tmp_path)])
     assert "give one of them" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        train.main(["--autoencoder", str(tmp_path / "missing.safetensors")])
+    assert f"{tmp_path / 'missing.safetensors'} is not a file" in capsys.readouterr().err

@@ -546,6 +546,11 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.resume is not None and args.autoencoder is not None:
         parser.error("--resume and --autoencoder both name an autoencoder; give one of them")
+    if args.autoencoder is not None and not args.autoencoder.is_file():
+        parser.error(
+            f"--autoencoder {args.autoencoder} is not a file; give a run's "
+            "<work>/vae_decoder_tuned.safetensors"
+        )
 
     components.offline()
     config = TrainConfig(
