@@ -32,6 +32,7 @@ from transformers import CLIPTextModel
 
 from tools.demo_model import components
 from tools.demo_model.scenes import COLOURS, Scene, SceneObject, canonical_caption, render_batch
+from tools.demo_model.train import TokenCache
 
 BASE_PROMPT = "a big red circle on the left, blue background"
 # attribute -> (the base prompt's word, the other prompt's word, the other prompt)
@@ -52,24 +53,15 @@ SHIFT_TIMESTEPS = (999, 951, 901, 851)
 @torch.no_grad()
 def probe(model: Path, seed: int = 0) -> dict:
     """Distances between the model's responses to prompts that differ in one attribute."""
-    components.offline()
-    model = Path(model)
-    for part in ("unet", "text_encoder"):
-        if not (model / part).is_dir():
-            raise FileNotFoundError(
-                f"{model} has no {part}/ folder; give a demo-model folder or a training checkpoint"
-            )
-    unet = UNet2DConditionModel.from_pretrained(model / "unet").float().eval()
-    text_encoder = CLIPTextModel.from_pretrained(model / "text_encoder").float().eval()
-    tokenizer = components.load_tokenizer()
+    unet, text_encoder, tokens = _load(Path(model))
     alphas_cumprod = components.new_scheduler().alphas_cumprod
 
     prompts = [BASE_PROMPT, *(other for _, _, other in CONTRASTS.values()), ""]
-    context = _context(text_encoder, tokenizer, prompts)
+    context = text_encoder(tokens(prompts)).last_hidden_state
     embeddings = text_encoder.get_input_embeddings().weight
 
     def embedding_distance(first: str, second: str) -> float:
-        first_id, second_id = (tokenizer(word).input_ids[1] for word in (first, second))
+        first_id, second_id = (tokens.tokenizer(word).input_ids[1] for word in (first, second))
         return round((embeddings[first_id] - embeddings[second_id]).norm().item(), 3)
 
     conditioned = len(prompts) - 1
@@ -96,15 +88,17 @@ def probe(model: Path, seed: int = 0) -> dict:
     return report
 
 
-def _context(text_encoder: CLIPTextModel, tokenizer, prompts: list[str]) -> torch.Tensor:
-    ids = tokenizer(
-        prompts,
-        padding="max_length",
-        max_length=components.MAX_TOKENS,
-        truncation=True,
-        return_tensors="pt",
-    ).input_ids
-    return text_encoder(ids).last_hidden_state
+def _load(model: Path) -> tuple[UNet2DConditionModel, CLIPTextModel, TokenCache]:
+    """The model folder's UNet and text encoder in float32, and the CLIP tokenizer."""
+    components.offline()
+    for part in ("unet", "text_encoder"):
+        if not (model / part).is_dir():
+            raise FileNotFoundError(
+                f"{model} has no {part}/ folder; give a demo-model folder or a training checkpoint"
+            )
+    unet = UNet2DConditionModel.from_pretrained(model / "unet").float().eval()
+    text_encoder = CLIPTextModel.from_pretrained(model / "text_encoder").float().eval()
+    return unet, text_encoder, TokenCache(components.load_tokenizer())
 
 
 @torch.no_grad()
@@ -112,12 +106,9 @@ def image_versus_prompt(model: Path, seed: int = 1) -> dict[str, float]:
     """Mean shift (pixels) of the one-step estimate's centroid toward the object drawn in the
     noised image, for prompts that name the opposite place, per timestep (positive: toward the
     image, negative: toward the prompt)."""
-    components.offline()
     model = Path(model)
-    unet = UNet2DConditionModel.from_pretrained(model / "unet").float().eval()
-    text_encoder = CLIPTextModel.from_pretrained(model / "text_encoder").float().eval()
+    unet, text_encoder, tokens = _load(model)
     vae = AutoencoderKL.from_pretrained(model / "vae").float().eval()
-    tokenizer = components.load_tokenizer()
     alphas_cumprod = components.new_scheduler().alphas_cumprod
 
     background = "blue"
@@ -130,8 +121,8 @@ def image_versus_prompt(model: Path, seed: int = 1) -> dict[str, float]:
     images = torch.from_numpy(render_batch(scenes)).permute(0, 3, 1, 2).float() / 127.5 - 1
     scale = vae.config.scaling_factor
     latents = vae.encode(images).latent_dist.mean * scale
-    conditioned = _context(text_encoder, tokenizer, prompts)
-    unconditioned = _context(text_encoder, tokenizer, [""] * len(prompts))
+    conditioned = text_encoder(tokens(prompts)).last_hidden_state
+    unconditioned = text_encoder(tokens([""] * len(prompts))).last_hidden_state
     noise = torch.randn(latents.shape, generator=torch.Generator().manual_seed(seed))
     size = images.shape[-1]
     ys, xs = np.mgrid[0:size, 0:size] - (size - 1) / 2
