@@ -58,6 +58,23 @@ def test_epsilon_loss_weighs_object_cells_up_and_keeps_the_scale() -> None:
     )
 
 
+def test_x0_weight_floor_raises_only_the_noisiest_timesteps() -> None:
+    cells = torch.ones(2, 1, 4, 4)
+    noise = torch.zeros(2, 4, 4, 4)
+    error = noise + 0.5  # ε-MSE 0.25
+    # SNR 0.01 (t near 950): the plain ε-loss weighs x0 errors by 0.01; a floor of 0.1 makes
+    # the ε weight 0.1 / 0.01 = 10.
+    noisy = torch.tensor([0.01 / 1.01, 0.01 / 1.01])
+    assert epsilon_loss(error, noise, cells, noisy, 5.0).item() == pytest.approx(0.25)
+    assert epsilon_loss(error, noise, cells, noisy, 5.0, 0.1).item() == pytest.approx(2.5)
+    # SNR 1 is above the floor and SNR 20 is capped by γ: the floor changes neither.
+    for snr in (1.0, 20.0):
+        alphas = torch.full((2,), snr / (1 + snr))
+        assert epsilon_loss(error, noise, cells, alphas, 5.0, 0.1).item() == pytest.approx(
+            epsilon_loss(error, noise, cells, alphas, 5.0).item()
+        )
+
+
 @pytest.mark.slow
 def test_one_command_retrains_every_stage_and_exports_a_loadable_model(tmp_path) -> None:
     from core.diffusion.loading import load_checkpoint
@@ -68,6 +85,7 @@ def test_one_command_retrains_every_stage_and_exports_a_loadable_model(tmp_path)
         [
             *("--scenes", "96", "--ae-steps", "2", "--decoder-steps", "1"),
             *("--unet-steps", "2", "--unet-batch", "8", "--unet-object-weight", "3"),
+            *("--x0-weight-floor", "0.1"),
             "--skip-eval",
             *("--out", str(out), "--work", str(tmp_path / "work")),
         ]
@@ -75,6 +93,7 @@ def test_one_command_retrains_every_stage_and_exports_a_loadable_model(tmp_path)
     log = json.loads((out / "train_log.json").read_text())
     assert log["unet_steps_done"] == 2
     assert log["config"]["unet_object_weight"] == 3.0
+    assert log["config"]["x0_weight_floor"] == 0.1
     assert set(log["losses"]) == {"autoencoder", "decoder", "unet"}
     assert all(len(records) >= 1 for records in log["losses"].values())
     assert (tmp_path / "work" / "vae_decoder_tuned.safetensors").is_file()

@@ -80,6 +80,11 @@ class TrainConfig:
     empty_caption_fraction: float = 0.1  # classifier-free guidance (Ho & Salimans 2022)
     # Min-SNR-γ loss weighting (Hang et al. 2023), γ = 5 as in the paper.
     min_snr_gamma: float = 5.0
+    # A floor under the x0 weight that the ε-loss puts on each timestep (``--x0-weight-floor``):
+    # the ε-loss weighs x0 errors by SNR, under 0.024 for t > 850, the only timesteps where x_t
+    # does not yet show where the object is and the position words could lower the loss
+    # (session 4's probe). 0 (off) reproduces the session-4 model.
+    x0_weight_floor: float = 0.0
     # Offset noise (Guttenberg 2023): a per-channel constant added to the noise, so the mean
     # colour of x_T leaks nothing and the background must come from the prompt.
     offset_noise: float = 0.1
@@ -331,14 +336,19 @@ def epsilon_loss(
     cells: torch.Tensor,
     alphas_cumprod: torch.Tensor,
     min_snr_gamma: float,
+    x0_weight_floor: float = 0.0,
 ) -> torch.Tensor:
     """The UNet's training loss: squared ε error (LDM eq. 2), each latent cell weighted by
     ``cells`` and each sample normalised by its mean weight, then Min-SNR-γ weighted across
-    timesteps (Hang et al. 2023; for ε-prediction the weight is min(SNR, γ) / SNR)."""
+    timesteps (Hang et al. 2023; for ε-prediction the weight is min(SNR, γ) / SNR).
+
+    An ε error is an x0 error times sqrt(SNR), so the plain ε-loss weighs x0 errors by SNR;
+    ``x0_weight_floor`` raises that weight to at least the floor at the noisiest timesteps:
+    the weight becomes clamp(SNR, floor, γ) / SNR."""
     squared = (prediction - noise).pow(2)
     per_sample = (cells * squared).mean(dim=(1, 2, 3)) / cells.mean(dim=(1, 2, 3))
     snr = alphas_cumprod / (1 - alphas_cumprod)
-    return (snr.clamp(max=min_snr_gamma) / snr * per_sample).mean()
+    return (snr.clamp(min=x0_weight_floor, max=min_snr_gamma) / snr * per_sample).mean()
 
 
 def train_unet(
@@ -415,7 +425,12 @@ def train_unet(
             context = text_encoder(ids).last_hidden_state
             prediction = unet(noisy, t, context).sample
         loss = epsilon_loss(
-            prediction.float(), noise, cell_weights[index], a.flatten(), config.min_snr_gamma
+            prediction.float(),
+            noise,
+            cell_weights[index],
+            a.flatten(),
+            config.min_snr_gamma,
+            config.x0_weight_floor,
         )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -543,6 +558,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--warmup-steps", type=int, default=TrainConfig.warmup_steps)
     parser.add_argument("--ema-decay", type=float, default=TrainConfig.ema_decay)
     parser.add_argument("--unet-object-weight", type=float, default=TrainConfig.unet_object_weight)
+    parser.add_argument(
+        "--x0-weight-floor",
+        type=float,
+        default=TrainConfig.x0_weight_floor,
+        help="lowest x0 weight the ε-loss gives a timestep (0 = plain Min-SNR-γ)",
+    )
     args = parser.parse_args(argv)
     if args.resume is not None and args.autoencoder is not None:
         parser.error("--resume and --autoencoder both name an autoencoder; give one of them")
@@ -565,6 +586,7 @@ def main(argv: list[str] | None = None) -> None:
         warmup_steps=args.warmup_steps,
         ema_decay=args.ema_decay,
         unet_object_weight=args.unet_object_weight,
+        x0_weight_floor=args.x0_weight_floor,
     )
     torch.set_num_threads(config.threads)
     random.seed(config.seed)
