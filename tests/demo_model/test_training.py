@@ -9,10 +9,11 @@ import json
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from tools.demo_model import components
 from tools.demo_model.scenes import Scene, SceneObject, render_batch
-from tools.demo_model.train import TokenCache, epsilon_loss, latent_object_weights
+from tools.demo_model.train import TokenCache, epsilon_loss, latent_object_weights, training_noise
 
 
 def test_training_tokenizes_different_captions_differently() -> None:
@@ -73,6 +74,24 @@ def test_x0_weight_floor_raises_only_the_noisiest_timesteps() -> None:
         assert epsilon_loss(error, noise, cells, alphas, 5.0, 0.1).item() == pytest.approx(
             epsilon_loss(error, noise, cells, alphas, 5.0).item()
         )
+
+
+def test_white_training_noise_is_drawn_as_before_pyramid_noise_is_coarser() -> None:
+    shape = torch.Size((64, 4, 16, 16))
+    white = training_noise(shape, torch.Generator().manual_seed(5), 0.1, 0.0)
+    generator = torch.Generator().manual_seed(5)  # the draws of the session-4 training loop
+    expected = torch.randn(shape, generator=generator)
+    expected = expected + 0.1 * torch.randn((64, 4, 1, 1), generator=generator)
+    assert torch.equal(white, expected)
+
+    pyramid = training_noise(shape, torch.Generator().manual_seed(5), 0.0, 0.8)
+    assert pyramid.std(dim=(1, 2, 3)) == pytest.approx(torch.ones(64), abs=1e-5)
+    # Averaged over 4×4 latent cells (a position-sized patch), white noise keeps 1/16 of its
+    # variance; pyramid noise keeps far more, so it hides where an object is.
+    white_coarse = F.avg_pool2d(training_noise(shape, torch.Generator(), 0.0, 0.0), 4).var()
+    pyramid_coarse = F.avg_pool2d(pyramid, 4).var()
+    assert white_coarse.item() == pytest.approx(1 / 16, rel=0.15)
+    assert pyramid_coarse.item() > 5 * white_coarse.item()
 
 
 @pytest.mark.slow

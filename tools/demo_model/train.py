@@ -88,6 +88,10 @@ class TrainConfig:
     # Offset noise (Guttenberg 2023): a per-channel constant added to the noise, so the mean
     # colour of x_T leaks nothing and the background must come from the prompt.
     offset_noise: float = 0.1
+    # Multi-resolution ("pyramid") noise (``--pyramid-noise``): noise drawn at 1/2, 1/4, 1/8 of
+    # the latent's size, weighted by discount**level, upsampled and added, so the coarse layout
+    # stays hidden in x_t down to lower t. 0 (off) reproduces the session-4 model.
+    pyramid_noise: float = 0.0
     ema_decay: float = 0.999
     # The ε-loss of latent cells an object touches can weigh more (``--unet-object-weight``).
     # 1 (off) reproduces the shipped model. Session 3 tried 5 with 5,000 steps of 32: held-out
@@ -330,6 +334,27 @@ class ExponentialAverage:
             target.copy_(value)
 
 
+def training_noise(
+    shape: torch.Size, generator: torch.Generator, offset: float, pyramid: float
+) -> torch.Tensor:
+    """The ε a training step adds: white noise, plus ``offset`` times a per-channel constant
+    (offset noise), plus coarser white noise at every halving of the size down to 2×2, weighted
+    ``pyramid``**level and bilinearly upsampled, the whole rescaled to unit variance per sample
+    when ``pyramid`` is on (multi-resolution noise)."""
+    batch, channels, height, width = shape
+    noise = torch.randn(shape, generator=generator)
+    if pyramid > 0:
+        level, size = 1, min(height, width) // 2
+        while size >= 2:
+            coarse = torch.randn((batch, channels, size, size), generator=generator)
+            noise = noise + pyramid**level * F.interpolate(
+                coarse, size=(height, width), mode="bilinear", align_corners=False
+            )
+            level, size = level + 1, size // 2
+        noise = noise / noise.std(dim=(1, 2, 3), keepdim=True)
+    return noise + offset * torch.randn((batch, channels, 1, 1), generator=generator)
+
+
 def epsilon_loss(
     prediction: torch.Tensor,
     noise: torch.Tensor,
@@ -414,10 +439,7 @@ def train_unet(
         # z ~ q(z|x), rescaled to unit variance (LDM appendix G).
         z = means[index] + stds[index] * torch.randn(means[index].shape, generator=generator)
         z = z * scale
-        noise = torch.randn(z.shape, generator=generator)
-        noise = noise + config.offset_noise * torch.randn(
-            (z.shape[0], z.shape[1], 1, 1), generator=generator
-        )
+        noise = training_noise(z.shape, generator, config.offset_noise, config.pyramid_noise)
         t = torch.randint(0, len(alphas_cumprod), (z.shape[0],), generator=generator)
         a = alphas_cumprod[t].view(-1, 1, 1, 1)
         noisy = a.sqrt() * z + (1 - a).sqrt() * noise  # q(z_t | z_0), DDPM eq. 4
@@ -564,6 +586,12 @@ def main(argv: list[str] | None = None) -> None:
         default=TrainConfig.x0_weight_floor,
         help="lowest x0 weight the ε-loss gives a timestep (0 = plain Min-SNR-γ)",
     )
+    parser.add_argument(
+        "--pyramid-noise",
+        type=float,
+        default=TrainConfig.pyramid_noise,
+        help="discount per level of multi-resolution noise (0 = white noise, as before)",
+    )
     args = parser.parse_args(argv)
     if args.resume is not None and args.autoencoder is not None:
         parser.error("--resume and --autoencoder both name an autoencoder; give one of them")
@@ -587,6 +615,7 @@ def main(argv: list[str] | None = None) -> None:
         ema_decay=args.ema_decay,
         unet_object_weight=args.unet_object_weight,
         x0_weight_floor=args.x0_weight_floor,
+        pyramid_noise=args.pyramid_noise,
     )
     torch.set_num_threads(config.threads)
     random.seed(config.seed)
