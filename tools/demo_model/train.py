@@ -83,14 +83,16 @@ class TrainConfig:
     # A floor under the x0 weight that the ε-loss puts on each timestep (``--x0-weight-floor``):
     # the ε-loss weighs x0 errors by SNR, under 0.024 for t > 850, the only timesteps where x_t
     # does not yet show where the object is and the position words could lower the loss
-    # (session 4's probe). 0 (off) reproduces the session-4 model.
+    # (session 4's probe). 0 (off) reproduces the session-4 model. Session 5 tried 0.1, alone and
+    # with pyramid_noise 0.8: position stayed at chance (tools/demo_model/experiments/session5_*).
     x0_weight_floor: float = 0.0
     # Offset noise (Guttenberg 2023): a per-channel constant added to the noise, so the mean
     # colour of x_T leaks nothing and the background must come from the prompt.
     offset_noise: float = 0.1
     # Multi-resolution ("pyramid") noise (``--pyramid-noise``): noise drawn at 1/2, 1/4, 1/8 of
     # the latent's size, weighted by discount**level, upsampled and added, so the coarse layout
-    # stays hidden in x_t down to lower t. 0 (off) reproduces the session-4 model.
+    # stays hidden in x_t down to lower t. 0 (off) reproduces the session-4 model. A model trained
+    # with it draws blotches from the white noise every sampler starts from (session 5).
     pyramid_noise: float = 0.0
     ema_decay: float = 0.999
     # The ε-loss of latent cells an object touches can weigh more (``--unet-object-weight``).
