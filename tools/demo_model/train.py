@@ -74,6 +74,11 @@ class TrainConfig:
     unet_batch: int = 64
     unet_lr: float = 6e-4
     text_lr_scale: float = 5.0
+    # The text encoder keeps its random initial weights for this many first steps
+    # (``--text-freeze-steps``; 0, the full command's, trains it from the start). Trained from the
+    # start, it erases the difference between words the UNet does not use yet, and a random
+    # encoder already tells "left" from "right" (session 6, experiments/session6_position_check).
+    text_freeze_steps: int = 0
     warmup_steps: int = 150
     final_lr_fraction: float = 0.05
     weight_decay: float = 0.01
@@ -94,6 +99,10 @@ class TrainConfig:
     # stays hidden in x_t down to lower t. 0 (off) reproduces the session-4 model. A model trained
     # with it draws blotches from the white noise every sampler starts from (session 5).
     pyramid_noise: float = 0.0
+    # Lowest training timestep (``position_check --min-timestep``): timesteps are drawn uniformly
+    # from min_timestep..999. 0 (every timestep) is the full command's; the position check uses
+    # it to train the noisiest timesteps alone, where only the prompt can tell the place.
+    min_timestep: int = 0
     ema_decay: float = 0.999
     # The ε-loss of latent cells an object touches can weigh more (``--unet-object-weight``).
     # 1 (off) reproduces the shipped model. Session 3 tried 5 with 5,000 steps of 32: held-out
@@ -413,8 +422,12 @@ def train_unet(
     # the same context; a larger step for it lets the prompt matter sooner.
     optimizer = torch.optim.AdamW(
         [
-            {"params": list(unet.parameters()), "lr_scale": 1.0},
-            {"params": list(text_encoder.parameters()), "lr_scale": config.text_lr_scale},
+            {"params": list(unet.parameters()), "lr_scale": 1.0, "frozen_for": 0},
+            {
+                "params": list(text_encoder.parameters()),
+                "lr_scale": config.text_lr_scale,
+                "frozen_for": config.text_freeze_steps,
+            },
         ],
         lr=config.unet_lr,
         betas=(0.9, 0.999),
@@ -431,7 +444,8 @@ def train_unet(
             step, config.unet_steps, config.unet_lr, config.warmup_steps, config.final_lr_fraction
         )
         for group in optimizer.param_groups:
-            group["lr"] = lr * group["lr_scale"]
+            # lr 0 also stops AdamW's (lr-scaled) weight decay, so frozen weights stay put.
+            group["lr"] = 0.0 if step < group["frozen_for"] else lr * group["lr_scale"]
         index = torch.randint(0, len(means), (config.unet_batch,), generator=generator)
         texts = [
             "" if rng.random() < config.empty_caption_fraction else caption(scenes_captions[i], rng)
@@ -442,7 +456,9 @@ def train_unet(
         z = means[index] + stds[index] * torch.randn(means[index].shape, generator=generator)
         z = z * scale
         noise = training_noise(z.shape, generator, config.offset_noise, config.pyramid_noise)
-        t = torch.randint(0, len(alphas_cumprod), (z.shape[0],), generator=generator)
+        t = torch.randint(
+            config.min_timestep, len(alphas_cumprod), (z.shape[0],), generator=generator
+        )
         a = alphas_cumprod[t].view(-1, 1, 1, 1)
         noisy = a.sqrt() * z + (1 - a).sqrt() * noise  # q(z_t | z_0), DDPM eq. 4
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
@@ -579,6 +595,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--unet-batch", type=int, default=TrainConfig.unet_batch)
     parser.add_argument("--unet-lr", type=float, default=TrainConfig.unet_lr)
     parser.add_argument("--text-lr-scale", type=float, default=TrainConfig.text_lr_scale)
+    parser.add_argument(
+        "--text-freeze-steps",
+        type=int,
+        default=TrainConfig.text_freeze_steps,
+        help="keep the text encoder at its initial weights for this many first steps",
+    )
     parser.add_argument("--warmup-steps", type=int, default=TrainConfig.warmup_steps)
     parser.add_argument("--ema-decay", type=float, default=TrainConfig.ema_decay)
     parser.add_argument("--unet-object-weight", type=float, default=TrainConfig.unet_object_weight)
@@ -613,6 +635,7 @@ def main(argv: list[str] | None = None) -> None:
         unet_batch=args.unet_batch,
         unet_lr=args.unet_lr,
         text_lr_scale=args.text_lr_scale,
+        text_freeze_steps=args.text_freeze_steps,
         warmup_steps=args.warmup_steps,
         ema_decay=args.ema_decay,
         unet_object_weight=args.unet_object_weight,

@@ -1,0 +1,153 @@
+"""The position-only check (``tools.demo_model.position_check``): its scenes vary in place alone,
+its reliance measure is zero for a UNet that ignores the prompt and not for one that reads it, and
+the whole check runs end to end at toy scale."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from tools.demo_model import components, position_check, train
+from tools.demo_model.scenes import POSITIONS
+
+
+def test_position_scenes_differ_only_in_place_and_offset() -> None:
+    scenes = position_check.position_scenes(200, seed=3)
+    assert {s.background for s in scenes} == {"blue"}
+    assert {len(s.objects) for s in scenes} == {1}
+    objects = [s.objects[0] for s in scenes]
+    assert {(o.shape, o.colour, o.size) for o in objects} == {("circle", "red", "big")}
+    assert {o.position for o in objects} == set(POSITIONS)
+    assert len({o.offset for o in objects}) > 5
+    assert position_check.position_scenes(200, seed=3) == scenes  # seeded
+    for scene in scenes[:20]:
+        moved = position_check.elsewhere(scene)
+        assert moved.objects[0].position != scene.objects[0].position
+        assert moved.objects[0].colour == scene.objects[0].colour
+
+
+class _ContextBlind(torch.nn.Module):
+    """Predicts ε from x_t alone."""
+
+    def forward(self, x, t, context):
+        return SimpleNamespace(sample=0.9 * x)
+
+
+class _ContextReader(torch.nn.Module):
+    """Adds a prompt-dependent constant to its ε estimate."""
+
+    def forward(self, x, t, context):
+        return SimpleNamespace(sample=0.9 * x + 0.01 * context[:, :, 0].sum(1).view(-1, 1, 1, 1))
+
+
+def test_reliance_is_zero_for_a_blind_unet_and_not_for_one_that_reads_the_prompt() -> None:
+    torch.manual_seed(0)
+    text_encoder = components.new_text_encoder().eval()
+    tokens = train.TokenCache(components.load_tokenizer())
+    scenes = position_check.position_scenes(8, seed=0)
+    latents = torch.randn(8, 4, 16, 16)
+    blind = position_check.prompt_reliance(_ContextBlind(), text_encoder, tokens, latents, scenes)
+    reader = position_check.prompt_reliance(_ContextReader(), text_encoder, tokens, latents, scenes)
+    timesteps = {str(t) for t in position_check.RELIANCE_TIMESTEPS}
+    assert set(blind) == timesteps | {"context_distance"}
+    assert blind["context_distance"] > 0  # a random encoder already tells the places apart
+    for t in timesteps:
+        assert blind[t]["gap"] == 0
+        assert blind[t]["right_prompt"] > 0
+        assert reader[t]["gap"] != 0
+        assert reader[t]["gap"] == pytest.approx(
+            reader[t]["wrong_prompt"] - reader[t]["right_prompt"], abs=2e-4
+        )
+
+
+def test_min_timestep_keeps_training_above_it(monkeypatch) -> None:
+    seen: list[torch.Tensor] = []
+    real_new_unet = components.new_unet
+
+    def spied_unet():
+        unet = real_new_unet()
+        unet.register_forward_pre_hook(lambda module, args: seen.append(args[1].clone()))
+        return unet
+
+    monkeypatch.setattr(components, "new_unet", spied_unet)
+    scenes = position_check.position_scenes(6, seed=0)
+    config = train.TrainConfig(unet_steps=3, unet_batch=16, min_timestep=900, bf16=False)
+    means = torch.randn(6, 4, 16, 16)
+    train.train_unet(
+        means, means.abs() * 0.1, torch.ones(6, 1, 16, 16), 1.0, scenes, config,
+        train.LossLog(), lambda *_: None, None,
+    )  # fmt: skip
+    drawn = torch.cat(seen)
+    assert len(drawn) == 48
+    assert drawn.min().item() >= 900 and drawn.max().item() <= 999
+
+
+def test_text_freeze_steps_keep_the_text_encoder_at_its_initial_weights(monkeypatch) -> None:
+    snapshots: list[dict[str, torch.Tensor]] = []
+    real_new_unet, real_new_text_encoder = components.new_unet, components.new_text_encoder
+    encoders: list[torch.nn.Module] = []
+
+    def spied_text_encoder():
+        encoder = real_new_text_encoder()
+        encoders.append(encoder)
+        return encoder
+
+    def spied_unet():  # before each step's UNet call, note the text encoder's weights
+        unet = real_new_unet()
+        unet.register_forward_pre_hook(
+            lambda module, args: snapshots.append(
+                {k: v.detach().clone() for k, v in encoders[0].state_dict().items()}
+            )
+        )
+        return unet
+
+    monkeypatch.setattr(components, "new_unet", spied_unet)
+    monkeypatch.setattr(components, "new_text_encoder", spied_text_encoder)
+    scenes = position_check.position_scenes(6, seed=0)
+    config = train.TrainConfig(unet_steps=4, unet_batch=4, text_freeze_steps=2, bf16=False)
+    means = torch.randn(6, 4, 16, 16)
+    train.train_unet(
+        means, means.abs() * 0.1, torch.ones(6, 1, 16, 16), 1.0, scenes, config,
+        train.LossLog(), lambda *_: None, None,
+    )  # fmt: skip
+    assert len(snapshots) == 4
+
+    def same(first, second):
+        return all(torch.equal(first[k], second[k]) for k in first)
+
+    assert same(snapshots[0], snapshots[1]) and same(snapshots[1], snapshots[2])  # frozen 2 steps
+    assert not same(snapshots[2], snapshots[3])  # then trained
+
+
+@pytest.mark.slow
+def test_position_check_trains_exports_and_reports(tmp_path, capsys) -> None:
+    torch.manual_seed(0)
+    autoencoder = tmp_path / "vae.safetensors"
+    save_file(components.new_vae().state_dict(), autoencoder)
+    out = tmp_path / "check"
+    report = position_check.main(
+        [
+            *("--autoencoder", str(autoencoder), "--out", str(out)),
+            *("--steps", "2", "--batch", "4", "--scenes", "16", "--judged", "5"),
+            *("--threads", "1", "--x0-weight-floor", "0.5"),
+        ]
+    )
+    assert report["steps_done"] == 2
+    assert report["config"]["x0_weight_floor"] == 0.5
+    assert report["placement"]["prompts"] == 5
+    assert 0 <= report["placement"]["position_accuracy"] <= 1
+    assert set(report["reliance_x0_units"]) >= {"999", "851", "context_distance"}
+    assert json.loads((out / "position_check.json").read_text()) == report
+    assert (out / "position_check.png").is_file()
+    assert (out / "unet" / "config.json").is_file()
+    assert '"position_accuracy"' in capsys.readouterr().out
+
+
+def test_position_check_names_a_missing_autoencoder(tmp_path, capsys) -> None:
+    with pytest.raises(SystemExit):
+        position_check.main(["--autoencoder", str(tmp_path / "nope.safetensors")])
+    assert f"{tmp_path / 'nope.safetensors'} is not a file" in capsys.readouterr().err
