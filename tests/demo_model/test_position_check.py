@@ -64,7 +64,10 @@ def test_reliance_is_zero_for_a_blind_unet_and_not_for_one_that_reads_the_prompt
         )
 
 
-def test_min_timestep_keeps_training_above_it(monkeypatch) -> None:
+@pytest.mark.parametrize("fraction", [0.5, 1.0])
+def test_high_noise_fraction_of_each_batch_is_drawn_from_the_noisiest_steps(
+    monkeypatch, fraction
+) -> None:
     seen: list[torch.Tensor] = []
     real_new_unet = components.new_unet
 
@@ -75,15 +78,21 @@ def test_min_timestep_keeps_training_above_it(monkeypatch) -> None:
 
     monkeypatch.setattr(components, "new_unet", spied_unet)
     scenes = position_check.position_scenes(6, seed=0)
-    config = train.TrainConfig(unet_steps=3, unet_batch=16, min_timestep=900, bf16=False)
+    config = train.TrainConfig(
+        unet_steps=3, unet_batch=16, high_noise_fraction=fraction, high_noise_from=900, bf16=False
+    )
     means = torch.randn(6, 4, 16, 16)
     train.train_unet(
         means, means.abs() * 0.1, torch.ones(6, 1, 16, 16), 1.0, scenes, config,
         train.LossLog(), lambda *_: None, None,
     )  # fmt: skip
-    drawn = torch.cat(seen)
-    assert len(drawn) == 48
-    assert drawn.min().item() >= 900 and drawn.max().item() <= 999
+    high = int(16 * fraction)
+    for drawn in seen:
+        assert len(drawn) == 16
+        assert drawn[:high].min().item() >= 900 and drawn.max().item() <= 999
+    low = torch.cat([drawn[high:] for drawn in seen])
+    if fraction < 1:  # the rest are drawn from every timestep as before
+        assert low.min().item() < 900
 
 
 def test_text_freeze_steps_keep_the_text_encoder_at_its_initial_weights(monkeypatch) -> None:

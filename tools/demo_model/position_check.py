@@ -2,7 +2,7 @@
 
     python -m tools.demo_model.position_check --autoencoder <work>/vae_decoder_tuned.safetensors
         [--steps 1000] [--batch 32] [--x0-weight-floor F] [--text-lr-scale S]
-        [--text-freeze-steps N] [--min-timestep T]
+        [--text-freeze-steps N] [--high-noise-fraction F]
 
 Every training scene is the same big red circle on blue; only its place (left, right, top, bottom,
 centre, ±2 px) and the caption's wording change. So the position words are the only thing the
@@ -185,12 +185,13 @@ def main(argv: list[str] | None = None) -> dict:
         "--text-freeze-steps", type=int, default=train.TrainConfig.text_freeze_steps
     )
     parser.add_argument(
-        "--min-timestep",
-        type=int,
-        default=train.TrainConfig.min_timestep,
-        help="train only on timesteps from this one up (the placement judged is then "
-        "meaningless, the reliance still counts)",
+        "--high-noise-fraction",
+        type=float,
+        default=train.TrainConfig.high_noise_fraction,
+        help="fraction of each batch drawn from --high-noise-from..999; with 1 the placement "
+        "judged is meaningless (no low-noise training), the reliance still counts",
     )
+    parser.add_argument("--high-noise-from", type=int, default=train.TrainConfig.high_noise_from)
     args = parser.parse_args(argv)
     if not args.autoencoder.is_file():
         parser.error(
@@ -206,7 +207,8 @@ def main(argv: list[str] | None = None) -> dict:
         x0_weight_floor=args.x0_weight_floor,
         text_lr_scale=args.text_lr_scale,
         text_freeze_steps=args.text_freeze_steps,
-        min_timestep=args.min_timestep,
+        high_noise_fraction=args.high_noise_fraction,
+        high_noise_from=args.high_noise_from,
         log_every=50,
     )
     report = run(args.autoencoder, args.out, config, args.scenes, args.judged)

@@ -99,10 +99,13 @@ class TrainConfig:
     # stays hidden in x_t down to lower t. 0 (off) reproduces the session-4 model. A model trained
     # with it draws blotches from the white noise every sampler starts from (session 5).
     pyramid_noise: float = 0.0
-    # Lowest training timestep (``position_check --min-timestep``): timesteps are drawn uniformly
-    # from min_timestep..999. 0 (every timestep) is the full command's; the position check uses
-    # it to train the noisiest timesteps alone, where only the prompt can tell the place.
-    min_timestep: int = 0
+    # A fraction of every batch drawn from the noisiest timesteps only, high_noise_from..999
+    # (``--high-noise-fraction``, ``--high-noise-from``), the rest uniformly from 0..999 as usual.
+    # Only there does the position word lower the loss (x_t shows the place below t ~ 900).
+    # 0 (off) is the full command's: the draws are exactly those of before. 1 trains those
+    # timesteps alone, as the position check's session-6 runs 4-5 did.
+    high_noise_fraction: float = 0.0
+    high_noise_from: int = 800
     ema_decay: float = 0.999
     # The ε-loss of latent cells an object touches can weigh more (``--unet-object-weight``).
     # 1 (off) reproduces the shipped model. Session 3 tried 5 with 5,000 steps of 32: held-out
@@ -456,9 +459,12 @@ def train_unet(
         z = means[index] + stds[index] * torch.randn(means[index].shape, generator=generator)
         z = z * scale
         noise = training_noise(z.shape, generator, config.offset_noise, config.pyramid_noise)
-        t = torch.randint(
-            config.min_timestep, len(alphas_cumprod), (z.shape[0],), generator=generator
-        )
+        t = torch.randint(0, len(alphas_cumprod), (z.shape[0],), generator=generator)
+        high = round(config.high_noise_fraction * len(t))
+        if high:
+            t[:high] = torch.randint(
+                config.high_noise_from, len(alphas_cumprod), (high,), generator=generator
+            )
         a = alphas_cumprod[t].view(-1, 1, 1, 1)
         noisy = a.sqrt() * z + (1 - a).sqrt() * noise  # q(z_t | z_0), DDPM eq. 4
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
@@ -601,6 +607,13 @@ def main(argv: list[str] | None = None) -> None:
         default=TrainConfig.text_freeze_steps,
         help="keep the text encoder at its initial weights for this many first steps",
     )
+    parser.add_argument(
+        "--high-noise-fraction",
+        type=float,
+        default=TrainConfig.high_noise_fraction,
+        help="fraction of each batch drawn from timesteps --high-noise-from..999 (0 = none)",
+    )
+    parser.add_argument("--high-noise-from", type=int, default=TrainConfig.high_noise_from)
     parser.add_argument("--warmup-steps", type=int, default=TrainConfig.warmup_steps)
     parser.add_argument("--ema-decay", type=float, default=TrainConfig.ema_decay)
     parser.add_argument("--unet-object-weight", type=float, default=TrainConfig.unet_object_weight)
@@ -636,6 +649,8 @@ def main(argv: list[str] | None = None) -> None:
         unet_lr=args.unet_lr,
         text_lr_scale=args.text_lr_scale,
         text_freeze_steps=args.text_freeze_steps,
+        high_noise_fraction=args.high_noise_fraction,
+        high_noise_from=args.high_noise_from,
         warmup_steps=args.warmup_steps,
         ema_decay=args.ema_decay,
         unet_object_weight=args.unet_object_weight,
