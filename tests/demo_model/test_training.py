@@ -160,3 +160,23 @@ def test_training_refuses_two_sources_for_the_autoencoder(tmp_path, capsys) -> N
     with pytest.raises(SystemExit):
         train.main(["--autoencoder", str(tmp_path / "missing.safetensors")])
     assert f"{tmp_path / 'missing.safetensors'} is not a file" in capsys.readouterr().err
+
+
+def test_recipe_options_parse_into_the_train_config() -> None:
+    """``train`` and ``position_check`` share these options; each lands in its ``TrainConfig``
+    field with that field's type, and the rest keep the defaults."""
+    import argparse
+
+    from tools.demo_model import train
+
+    parser = argparse.ArgumentParser()
+    train.add_recipe_arguments(parser)
+    args = parser.parse_args(["--text-freeze-steps", "7", "--high-noise-fraction", "0.5"])
+    recipe = train.recipe_from_arguments(args)
+    assert set(recipe) == set(train.RECIPE_OPTIONS)
+    config = train.TrainConfig(**recipe)
+    assert config.text_freeze_steps == 7 and isinstance(config.text_freeze_steps, int)
+    assert config.high_noise_fraction == 0.5
+    defaults = train.TrainConfig()
+    assert config.x0_weight_floor == defaults.x0_weight_floor
+    assert config.unet_lr == defaults.unet_lr

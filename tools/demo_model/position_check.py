@@ -179,37 +179,18 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--scenes", type=int, default=4000)
     parser.add_argument("--judged", type=int, default=40)
     parser.add_argument("--threads", type=int, default=train.TrainConfig.threads)
-    parser.add_argument("--x0-weight-floor", type=float, default=train.TrainConfig.x0_weight_floor)
-    parser.add_argument("--text-lr-scale", type=float, default=train.TrainConfig.text_lr_scale)
-    parser.add_argument(
-        "--text-freeze-steps", type=int, default=train.TrainConfig.text_freeze_steps
-    )
-    parser.add_argument(
-        "--high-noise-fraction",
-        type=float,
-        default=train.TrainConfig.high_noise_fraction,
-        help="fraction of each batch drawn from --high-noise-from..999; with 1 the placement "
-        "judged is meaningless (no low-noise training), the reliance still counts",
-    )
-    parser.add_argument("--high-noise-from", type=int, default=train.TrainConfig.high_noise_from)
+    train.add_recipe_arguments(parser)
     args = parser.parse_args(argv)
     if not args.autoencoder.is_file():
         parser.error(
             f"--autoencoder {args.autoencoder} is not a file; give a training run's "
             "<work>/vae_decoder_tuned.safetensors"
         )
-    config = replace(
-        train.TrainConfig(),
-        unet_steps=args.steps,
-        unet_batch=args.batch,
-        warmup_steps=min(train.TrainConfig.warmup_steps, args.steps // 5),
-        threads=args.threads,
-        x0_weight_floor=args.x0_weight_floor,
-        text_lr_scale=args.text_lr_scale,
-        text_freeze_steps=args.text_freeze_steps,
-        high_noise_fraction=args.high_noise_fraction,
-        high_noise_from=args.high_noise_from,
-        log_every=50,
+    recipe = train.recipe_from_arguments(args)
+    # A short run warms up for at most a fifth of its steps.
+    recipe["warmup_steps"] = min(recipe["warmup_steps"], args.steps // 5)
+    config = train.TrainConfig(
+        unet_steps=args.steps, unet_batch=args.batch, threads=args.threads, log_every=50, **recipe
     )
     report = run(args.autoencoder, args.out, config, args.scenes, args.judged)
     print(json.dumps(report, indent=1))

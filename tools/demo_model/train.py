@@ -562,6 +562,37 @@ def write_model_folder(
     (folder / "latent_rgb.json").write_text(json.dumps(latent_rgb, indent=2) + "\n")
 
 
+# The UNet-stage settings that experiments vary, as command-line options of both ``train`` and
+# ``position_check`` (``--unet-lr`` for ``unet_lr`` and so on), with their help texts.
+RECIPE_OPTIONS: dict[str, str] = {
+    "unet_lr": "peak learning rate of the UNet",
+    "text_lr_scale": "the text encoder's learning rate as a multiple of the UNet's",
+    "text_freeze_steps": "keep the text encoder at its initial weights for this many first steps",
+    "warmup_steps": "linear learning-rate warm-up steps",
+    "ema_decay": "decay of the exported exponential moving average of the weights",
+    "unet_object_weight": "weight of the latent cells an object touches in the ε-loss (1 = off)",
+    "x0_weight_floor": "lowest x0 weight the ε-loss gives a timestep (0 = plain Min-SNR-γ)",
+    "pyramid_noise": "discount per level of multi-resolution noise (0 = white noise, as before)",
+    "high_noise_fraction": "fraction of each batch drawn from timesteps --high-noise-from..999",
+    "high_noise_from": "lowest timestep of the high-noise part of each batch",
+}
+
+
+def add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add an option for every ``RECIPE_OPTIONS`` field, defaulting to ``TrainConfig``'s value."""
+    defaults = TrainConfig()
+    for name, help_text in RECIPE_OPTIONS.items():
+        default = getattr(defaults, name)
+        parser.add_argument(
+            "--" + name.replace("_", "-"), type=type(default), default=default, help=help_text
+        )
+
+
+def recipe_from_arguments(args: argparse.Namespace) -> dict:
+    """The ``RECIPE_OPTIONS`` fields of parsed arguments, as ``TrainConfig`` keyword arguments."""
+    return {name: getattr(args, name) for name in RECIPE_OPTIONS}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=components.MODEL_DIR)
@@ -599,36 +630,7 @@ def main(argv: list[str] | None = None) -> None:
         "deterministic",
     )
     parser.add_argument("--unet-batch", type=int, default=TrainConfig.unet_batch)
-    parser.add_argument("--unet-lr", type=float, default=TrainConfig.unet_lr)
-    parser.add_argument("--text-lr-scale", type=float, default=TrainConfig.text_lr_scale)
-    parser.add_argument(
-        "--text-freeze-steps",
-        type=int,
-        default=TrainConfig.text_freeze_steps,
-        help="keep the text encoder at its initial weights for this many first steps",
-    )
-    parser.add_argument(
-        "--high-noise-fraction",
-        type=float,
-        default=TrainConfig.high_noise_fraction,
-        help="fraction of each batch drawn from timesteps --high-noise-from..999 (0 = none)",
-    )
-    parser.add_argument("--high-noise-from", type=int, default=TrainConfig.high_noise_from)
-    parser.add_argument("--warmup-steps", type=int, default=TrainConfig.warmup_steps)
-    parser.add_argument("--ema-decay", type=float, default=TrainConfig.ema_decay)
-    parser.add_argument("--unet-object-weight", type=float, default=TrainConfig.unet_object_weight)
-    parser.add_argument(
-        "--x0-weight-floor",
-        type=float,
-        default=TrainConfig.x0_weight_floor,
-        help="lowest x0 weight the ε-loss gives a timestep (0 = plain Min-SNR-γ)",
-    )
-    parser.add_argument(
-        "--pyramid-noise",
-        type=float,
-        default=TrainConfig.pyramid_noise,
-        help="discount per level of multi-resolution noise (0 = white noise, as before)",
-    )
+    add_recipe_arguments(parser)
     args = parser.parse_args(argv)
     if args.resume is not None and args.autoencoder is not None:
         parser.error("--resume and --autoencoder both name an autoencoder; give one of them")
@@ -646,16 +648,7 @@ def main(argv: list[str] | None = None) -> None:
         unet_steps=args.unet_steps,
         threads=args.threads,
         unet_batch=args.unet_batch,
-        unet_lr=args.unet_lr,
-        text_lr_scale=args.text_lr_scale,
-        text_freeze_steps=args.text_freeze_steps,
-        high_noise_fraction=args.high_noise_fraction,
-        high_noise_from=args.high_noise_from,
-        warmup_steps=args.warmup_steps,
-        ema_decay=args.ema_decay,
-        unet_object_weight=args.unet_object_weight,
-        x0_weight_floor=args.x0_weight_floor,
-        pyramid_noise=args.pyramid_noise,
+        **recipe_from_arguments(args),
     )
     torch.set_num_threads(config.threads)
     random.seed(config.seed)
