@@ -64,28 +64,40 @@ def test_reliance_is_zero_for_a_blind_unet_and_not_for_one_that_reads_the_prompt
         )
 
 
+def _train_tiny(monkeypatch, config: train.TrainConfig, on_unet_call) -> None:
+    """Run ``train.train_unet`` on six random latents, calling ``on_unet_call(text_encoder, t)``
+    before every UNet call (after that step's text encoding, before its update)."""
+    real_new_unet, real_new_text_encoder = components.new_unet, components.new_text_encoder
+    encoders: list[torch.nn.Module] = []
+
+    def spied_text_encoder():
+        encoders.append(real_new_text_encoder())
+        return encoders[-1]
+
+    def spied_unet():
+        unet = real_new_unet()
+        unet.register_forward_pre_hook(lambda module, args: on_unet_call(encoders[0], args[1]))
+        return unet
+
+    monkeypatch.setattr(components, "new_unet", spied_unet)
+    monkeypatch.setattr(components, "new_text_encoder", spied_text_encoder)
+    means = torch.randn(6, 4, 16, 16)
+    train.train_unet(
+        means, means.abs() * 0.1, torch.ones(6, 1, 16, 16), 1.0,
+        position_check.position_scenes(6, seed=0), config, train.LossLog(), lambda *_: None, None,
+    )  # fmt: skip
+
+
 @pytest.mark.parametrize("fraction", [0.5, 1.0])
 def test_high_noise_fraction_of_each_batch_is_drawn_from_the_noisiest_steps(
     monkeypatch, fraction
 ) -> None:
     seen: list[torch.Tensor] = []
-    real_new_unet = components.new_unet
-
-    def spied_unet():
-        unet = real_new_unet()
-        unet.register_forward_pre_hook(lambda module, args: seen.append(args[1].clone()))
-        return unet
-
-    monkeypatch.setattr(components, "new_unet", spied_unet)
-    scenes = position_check.position_scenes(6, seed=0)
     config = train.TrainConfig(
         unet_steps=3, unet_batch=16, high_noise_fraction=fraction, high_noise_from=900, bf16=False
     )
-    means = torch.randn(6, 4, 16, 16)
-    train.train_unet(
-        means, means.abs() * 0.1, torch.ones(6, 1, 16, 16), 1.0, scenes, config,
-        train.LossLog(), lambda *_: None, None,
-    )  # fmt: skip
+    _train_tiny(monkeypatch, config, lambda encoder, t: seen.append(t.clone()))
+    assert len(seen) == 3
     high = int(16 * fraction)
     for drawn in seen:
         assert len(drawn) == 16
@@ -97,32 +109,14 @@ def test_high_noise_fraction_of_each_batch_is_drawn_from_the_noisiest_steps(
 
 def test_text_freeze_steps_keep_the_text_encoder_at_its_initial_weights(monkeypatch) -> None:
     snapshots: list[dict[str, torch.Tensor]] = []
-    real_new_unet, real_new_text_encoder = components.new_unet, components.new_text_encoder
-    encoders: list[torch.nn.Module] = []
-
-    def spied_text_encoder():
-        encoder = real_new_text_encoder()
-        encoders.append(encoder)
-        return encoder
-
-    def spied_unet():  # before each step's UNet call, note the text encoder's weights
-        unet = real_new_unet()
-        unet.register_forward_pre_hook(
-            lambda module, args: snapshots.append(
-                {k: v.detach().clone() for k, v in encoders[0].state_dict().items()}
-            )
-        )
-        return unet
-
-    monkeypatch.setattr(components, "new_unet", spied_unet)
-    monkeypatch.setattr(components, "new_text_encoder", spied_text_encoder)
-    scenes = position_check.position_scenes(6, seed=0)
     config = train.TrainConfig(unet_steps=4, unet_batch=4, text_freeze_steps=2, bf16=False)
-    means = torch.randn(6, 4, 16, 16)
-    train.train_unet(
-        means, means.abs() * 0.1, torch.ones(6, 1, 16, 16), 1.0, scenes, config,
-        train.LossLog(), lambda *_: None, None,
-    )  # fmt: skip
+    _train_tiny(
+        monkeypatch,
+        config,
+        lambda encoder, t: snapshots.append(
+            {k: v.detach().clone() for k, v in encoder.state_dict().items()}
+        ),
+    )
     assert len(snapshots) == 4
 
     def same(first, second):

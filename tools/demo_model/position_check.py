@@ -17,7 +17,8 @@ the full command), exported next to the autoencoder and judged two ways:
   one; the gap is shown in x0 units (divided by SNR), next to the x0-equivalent error itself.
 
 Session 6 found that the full model's failure on position (16 %) is not competition with the
-other attributes: on these scenes placement stays at chance too
+other attributes: with the full command's recipe placement stays at chance here too. With the text
+encoder frozen, an x0 weight floor of 1 and most of each batch from t >= 800 it rises to 35-80 %
 (``tools/demo_model/experiments/session6_position_check.txt``).
 """
 
