@@ -107,6 +107,29 @@ def test_high_noise_fraction_of_each_batch_is_drawn_from_the_noisiest_steps(
         assert low.min().item() < 900
 
 
+def test_high_noise_steps_end_the_high_noise_phase(monkeypatch) -> None:
+    """With ``high_noise_steps`` 2, the first two steps draw every timestep from 900..999 with
+    the x0 floor in the loss; the next two draw uniformly under plain Min-SNR-γ."""
+    seen: list[torch.Tensor] = []
+    floors: list[float] = []
+    real_loss = train.epsilon_loss
+
+    def spied_loss(*args):
+        floors.append(args[5])
+        return real_loss(*args)
+
+    monkeypatch.setattr(train, "epsilon_loss", spied_loss)
+    config = train.TrainConfig(
+        unet_steps=4, unet_batch=16, high_noise_fraction=1.0, high_noise_from=900,
+        x0_weight_floor=1.0, high_noise_steps=2, bf16=False,
+    )  # fmt: skip
+    _train_tiny(monkeypatch, config, lambda encoder, t: seen.append(t.clone()))
+    assert len(seen) == 4
+    assert all(drawn.min().item() >= 900 for drawn in seen[:2])
+    assert torch.cat(seen[2:]).min().item() < 900  # 32 uniform draws
+    assert floors == [1.0, 1.0, 0.0, 0.0]
+
+
 def test_text_freeze_steps_keep_the_text_encoder_at_its_initial_weights(monkeypatch) -> None:
     snapshots: list[dict[str, torch.Tensor]] = []
     config = train.TrainConfig(unet_steps=4, unet_batch=4, text_freeze_steps=2, bf16=False)
