@@ -19,7 +19,10 @@ the full command), exported next to the autoencoder and judged two ways:
 Session 6 found that the full model's failure on position (16 %) is not competition with the
 other attributes: with the full command's recipe placement stays at chance here too. With the text
 encoder frozen, an x0 weight floor of 1 and most of each batch from t >= 800 it rises to 35-80 %
-(``tools/demo_model/experiments/session6_position_check.txt``).
+(``tools/demo_model/experiments/session6_position_check.txt``). Session 7: half of each batch from
+t >= 900 places 95 % with the background still right, but only while the text encoder stays frozen
+(trained at lr x0.05 from the start, or at x1 after a frozen high-noise phase: 22.5 % and 25 %;
+``tools/demo_model/experiments/session7_noisiest_steps.txt``).
 """
 
 from __future__ import annotations
