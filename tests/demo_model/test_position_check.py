@@ -149,6 +149,30 @@ def test_text_freeze_steps_keep_the_text_encoder_at_its_initial_weights(monkeypa
     assert not same(snapshots[2], snapshots[3])  # then trained
 
 
+@pytest.mark.parametrize(("grad_from", "learns"), [(1000, False), (900, True)])
+def test_text_encoder_learns_only_from_samples_at_or_above_text_grad_from(
+    monkeypatch, grad_from, learns
+) -> None:
+    """Half of each batch is drawn from t >= 900: with ``text_grad_from`` 900 the text encoder
+    learns from that half; with 1000 no sample qualifies and it keeps its initial weights
+    (weight decay off: it would shrink the weights without any gradient)."""
+    snapshots: list[dict[str, torch.Tensor]] = []
+    config = train.TrainConfig(
+        unet_steps=2, unet_batch=8, high_noise_fraction=0.5, high_noise_from=900,
+        text_grad_from=grad_from, empty_caption_fraction=0.0, weight_decay=0.0, bf16=False,
+    )  # fmt: skip
+    _train_tiny(
+        monkeypatch,
+        config,
+        lambda encoder, t: snapshots.append(
+            {k: v.detach().clone() for k, v in encoder.state_dict().items()}
+        ),
+    )
+    assert len(snapshots) == 2
+    changed = any(not torch.equal(snapshots[0][k], snapshots[1][k]) for k in snapshots[0])
+    assert changed == learns
+
+
 @pytest.mark.slow
 def test_position_check_trains_exports_and_reports(tmp_path, capsys) -> None:
     torch.manual_seed(0)

@@ -79,6 +79,12 @@ class TrainConfig:
     # start, it erases the difference between words the UNet does not use yet, and a random
     # encoder already tells "left" from "right" (session 6, experiments/session6_position_check).
     text_freeze_steps: int = 0
+    # The text encoder learns only from the samples of a batch with t >= text_grad_from
+    # (``--text-grad-from``; their context is detached for the others; 0: from every sample).
+    # Below t ~ 900 x_t already shows where the object is, so the position word does not lower
+    # the loss there, and an encoder trained on every timestep erases the difference between
+    # position words (session 7: placement 22.5 % at a text lr of x0.05, 95 % frozen).
+    text_grad_from: int = 0
     warmup_steps: int = 150
     final_lr_fraction: float = 0.05
     weight_decay: float = 0.01
@@ -476,6 +482,9 @@ def train_unet(
         noisy = a.sqrt() * z + (1 - a).sqrt() * noise  # q(z_t | z_0), DDPM eq. 4
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
             context = text_encoder(ids).last_hidden_state
+            if config.text_grad_from:
+                learns = (t >= config.text_grad_from).view(-1, 1, 1)
+                context = torch.where(learns, context, context.detach())
             prediction = unet(noisy, t, context).sample
         loss = epsilon_loss(
             prediction.float(),
@@ -575,6 +584,7 @@ RECIPE_OPTIONS: dict[str, str] = {
     "unet_lr": "peak learning rate of the UNet",
     "text_lr_scale": "the text encoder's learning rate as a multiple of the UNet's",
     "text_freeze_steps": "keep the text encoder at its initial weights for this many first steps",
+    "text_grad_from": "the text encoder learns only from samples with t >= this (0 = all)",
     "warmup_steps": "linear learning-rate warm-up steps",
     "ema_decay": "decay of the exported exponential moving average of the weights",
     "unet_object_weight": "weight of the latent cells an object touches in the ε-loss (1 = off)",
