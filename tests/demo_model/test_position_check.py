@@ -173,6 +173,30 @@ def test_text_encoder_learns_only_from_samples_at_or_above_text_grad_from(
     assert changed == learns
 
 
+def test_text_anchor_weight_holds_the_text_encoder_near_its_initial_weights(monkeypatch) -> None:
+    """Over six steps a heavily anchored text encoder ends closer to its initial weights than a
+    free one (Adam's first step is the same size for both; the anchor pulls back after it)."""
+
+    def distance_moved(anchor_weight: float) -> float:
+        snapshots: list[dict[str, torch.Tensor]] = []
+        config = train.TrainConfig(
+            unet_steps=6, unet_batch=8, text_anchor_weight=anchor_weight, weight_decay=0.0,
+            bf16=False,
+        )  # fmt: skip
+        _train_tiny(
+            monkeypatch,
+            config,
+            lambda encoder, t: snapshots.append(
+                {k: v.detach().clone() for k, v in encoder.state_dict().items()}
+            ),
+        )
+        first, last = snapshots[0], snapshots[-1]
+        return sum((last[k] - first[k]).pow(2).sum().item() for k in first) ** 0.5
+
+    free, anchored = distance_moved(0.0), distance_moved(1e4)
+    assert anchored < 0.8 * free
+
+
 @pytest.mark.slow
 def test_position_check_trains_exports_and_reports(tmp_path, capsys) -> None:
     torch.manual_seed(0)
