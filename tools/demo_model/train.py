@@ -82,9 +82,9 @@ class TrainConfig:
     text_freeze_steps: int = 0
     # The text encoder learns only from the samples of a batch with t >= text_grad_from
     # (``--text-grad-from``; their context is detached for the others; 0: from every sample).
-    # Below t ~ 900 x_t already shows where the object is, so the position word does not lower
-    # the loss there, and an encoder trained on every timestep erases the difference between
-    # position words (session 7: placement 22.5 % at a text lr of x0.05, 95 % frozen).
+    # Below t ~ 900 x_t already shows where the object is, so the position word cannot lower
+    # the loss there. It does not keep the position words apart: session 8's check collapsed
+    # them further with it (left/right 11.9 -> 0.16, placement 20 %; session8_text_encoder_*).
     text_grad_from: int = 0
     # A penalty on the text encoder's drift (``--text-anchor-weight``): this weight times the
     # mean squared difference between its output and that of a frozen copy of its initial
