@@ -64,6 +64,13 @@ def test_reliance_is_zero_for_a_blind_unet_and_not_for_one_that_reads_the_prompt
         )
 
 
+def _snapshot_into(snapshots: list[dict[str, torch.Tensor]]):
+    """An ``on_unet_call`` for ``_train_tiny`` that appends a copy of the text encoder's weights."""
+    return lambda encoder, t: snapshots.append(
+        {k: v.detach().clone() for k, v in encoder.state_dict().items()}
+    )
+
+
 def _train_tiny(monkeypatch, config: train.TrainConfig, on_unet_call) -> None:
     """Run ``train.train_unet`` on six random latents, calling ``on_unet_call(text_encoder, t)``
     before every UNet call (after that step's text encoding, before its update)."""
@@ -133,13 +140,7 @@ def test_high_noise_steps_end_the_high_noise_phase(monkeypatch) -> None:
 def test_text_freeze_steps_keep_the_text_encoder_at_its_initial_weights(monkeypatch) -> None:
     snapshots: list[dict[str, torch.Tensor]] = []
     config = train.TrainConfig(unet_steps=4, unet_batch=4, text_freeze_steps=2, bf16=False)
-    _train_tiny(
-        monkeypatch,
-        config,
-        lambda encoder, t: snapshots.append(
-            {k: v.detach().clone() for k, v in encoder.state_dict().items()}
-        ),
-    )
+    _train_tiny(monkeypatch, config, _snapshot_into(snapshots))
     assert len(snapshots) == 4
 
     def same(first, second):
@@ -161,13 +162,7 @@ def test_text_encoder_learns_only_from_samples_at_or_above_text_grad_from(
         unet_steps=2, unet_batch=8, high_noise_fraction=0.5, high_noise_from=900,
         text_grad_from=grad_from, empty_caption_fraction=0.0, weight_decay=0.0, bf16=False,
     )  # fmt: skip
-    _train_tiny(
-        monkeypatch,
-        config,
-        lambda encoder, t: snapshots.append(
-            {k: v.detach().clone() for k, v in encoder.state_dict().items()}
-        ),
-    )
+    _train_tiny(monkeypatch, config, _snapshot_into(snapshots))
     assert len(snapshots) == 2
     changed = any(not torch.equal(snapshots[0][k], snapshots[1][k]) for k in snapshots[0])
     assert changed == learns
@@ -183,13 +178,7 @@ def test_text_anchor_weight_holds_the_text_encoder_near_its_initial_weights(monk
             unet_steps=6, unet_batch=8, text_anchor_weight=anchor_weight, weight_decay=0.0,
             bf16=False,
         )  # fmt: skip
-        _train_tiny(
-            monkeypatch,
-            config,
-            lambda encoder, t: snapshots.append(
-                {k: v.detach().clone() for k, v in encoder.state_dict().items()}
-            ),
-        )
+        _train_tiny(monkeypatch, config, _snapshot_into(snapshots))
         first, last = snapshots[0], snapshots[-1]
         return sum((last[k] - first[k]).pow(2).sum().item() for k in first) ** 0.5
 
