@@ -22,7 +22,10 @@ encoder frozen, an x0 weight floor of 1 and most of each batch from t >= 800 it 
 (``tools/demo_model/experiments/session6_position_check.txt``). Session 7: half of each batch from
 t >= 900 places 95 % with the background still right, but only while the text encoder stays frozen
 (trained at lr x0.05 from the start, or at x1 after a frozen high-noise phase: 22.5 % and 25 %;
-``tools/demo_model/experiments/session7_noisiest_steps.txt``).
+``tools/demo_model/experiments/session7_noisiest_steps.txt``). Session 8: a text encoder trained at
+the full command's lr but anchored to its initial output (``--text-anchor-weight 10``) places 95 %
+too; at weight 1, or learning only from t >= 900, 17.5-22.5 %
+(``tools/demo_model/experiments/session8_text_encoder_collapse.txt``).
 """
 
 from __future__ import annotations
