@@ -11,7 +11,13 @@ import torch
 from safetensors import safe_open
 
 from tools.demo_model import components
-from tools.demo_model.evaluate import TARGETS, WorkflowGenerator, evaluate
+from tools.demo_model.evaluate import (
+    TARGETS,
+    WorkflowGenerator,
+    accuracy_by_prompt_form,
+    evaluate,
+    evaluation_prompts,
+)
 from tools.demo_model.judge import ATTRIBUTES, judge
 from tools.demo_model.scenes import evaluation_scenes
 
@@ -91,6 +97,31 @@ def test_default_workflow_prompt_gets_its_background_colour_and_position(
     assert (result.background, result.colour, result.position) == ("blue", "red", "left")
 
 
+def test_evaluation_asks_every_held_out_combination_with_and_without_the_size_word() -> None:
+    """The default workflow's prompt leaves the size unsaid; the evaluation must ask that form
+    too, in both sizes, for every held-out combination."""
+    scenes = evaluation_scenes()
+    prompts = evaluation_prompts(scenes)
+    forms: dict[tuple, set[tuple[str, bool]]] = {}
+    for scene, prompt in zip(scenes, prompts, strict=True):
+        [obj] = scene.objects
+        said = f"a {obj.size} {obj.colour} {obj.shape}" in prompt
+        assert said or f"a {obj.colour} {obj.shape}" in prompt, prompt
+        forms.setdefault(obj.triple, set()).add((obj.size, said))
+    assert len(forms) == 16
+    assert all(len(sizes_and_forms) == 4 for sizes_and_forms in forms.values())
+    unsaid = [p for p, scene in zip(prompts, scenes, strict=True) if scene.objects[0].size not in p]
+    assert len(unsaid) == len(prompts) // 2
+
+
+def test_accuracy_is_also_reported_per_prompt_form() -> None:
+    right = dict.fromkeys(ATTRIBUTES, True)
+    wrong_colour = {**right, "colour": False}
+    by_form = accuracy_by_prompt_form([right, right, wrong_colour, wrong_colour, right])
+    assert by_form["size said"] == dict.fromkeys(ATTRIBUTES, 1.0)
+    assert by_form["size unsaid"] == {**dict.fromkeys(ATTRIBUTES, 1.0), "colour": 0.0}
+
+
 @TARGETS_NOT_MET
 @pytest.mark.slow
 def test_held_out_prompts_meet_the_accuracy_targets(generator: WorkflowGenerator) -> None:
@@ -150,6 +181,7 @@ def test_evaluation_command_writes_its_report_grid_and_trained_triple_scores(tmp
     for scores in (report["accuracy"], report["trained_triples"]["accuracy"]):
         assert set(scores) == set(ATTRIBUTES) and all(0 <= v <= 1 for v in scores.values())
     assert report["autoencoder_ceiling"]["background"] >= 0.95
+    assert set(report["by_prompt_form"]) == {"size said", "size unsaid"}
     written = json.loads((copy / "evaluation.json").read_text())
     assert written["trained_triples"] == report["trained_triples"]
     assert (copy / "samples.png").stat().st_size > 0

@@ -66,6 +66,8 @@ def test_captions_name_every_attribute() -> None:
         objects=(scenes.SceneObject("circle", "red", "big", "left"),),
     )
     assert scenes.canonical_caption(scene) == "a big red circle on the left, blue background"
+    plain = scenes.canonical_caption(scene, size_word=False)
+    assert plain == "a red circle on the left, blue background"  # the default workflow's
     rng = random.Random(0)
     for _ in range(20):
         text = scenes.caption(scene, rng)

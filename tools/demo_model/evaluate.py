@@ -3,7 +3,8 @@
     python -m tools.demo_model.evaluate [--model resources/models/checkpoints/latentloom-shapes]
 
 Every prompt names a (shape, colour, position) combination that no training scene contains
-(``scenes.held_out_triples``), on varied backgrounds and in both sizes. Each image is generated
+(``scenes.held_out_triples``), on varied backgrounds and in both sizes; half the prompts say
+the size, half leave it unsaid as the default workflow's prompt does. Each image is generated
 by LatentLoom's own executor running ``resources/workflows/default.json`` (20 DDIM steps,
 classifier-free guidance 5) with only its prompt and seed changed, exactly as a user's run
 would; each is judged by ``tools.demo_model.judge``. The accuracy per attribute is printed and
@@ -125,15 +126,38 @@ def _shown_path(path: Path) -> str:
         return str(path)
 
 
+def says_size(index: int) -> bool:
+    """Whether the ``index``-th evaluation prompt says the size: two do ("a big ...",
+    "a small ..."), the next two do not ("a red circle on the left, blue background", as the
+    default workflow asks), and so on. Session 8's model drew red as purple only when the size
+    was left unsaid, which prompts that always said it could not show."""
+    return index // 2 % 2 == 0
+
+
+def evaluation_prompts(scenes: Sequence[Scene]) -> list[str]:
+    """The canonical prompt of each scene, with or without its size word by ``says_size``."""
+    return [canonical_caption(scene, size_word=says_size(i)) for i, scene in enumerate(scenes)]
+
+
 def evaluate(
     generator: WorkflowGenerator, scenes: Sequence[Scene], seed: int = DEFAULT_SEED
 ) -> tuple[dict[str, float], list[str], np.ndarray, list[dict[str, bool]]]:
-    """Generate each single-object scene's canonical prompt and judge it; returns the accuracy
-    per attribute, the prompts, the images and the per-image results."""
-    prompts = [canonical_caption(scene) for scene in scenes]
+    """Generate each single-object scene's canonical prompt (``evaluation_prompts``) and judge
+    it; returns the accuracy per attribute, the prompts, the images and the per-image results."""
+    prompts = evaluation_prompts(scenes)
     images = generator(prompts, seed=seed)
     totals, results = accuracy(scenes, images)
     return totals, prompts, images, results
+
+
+def accuracy_by_prompt_form(results: Sequence[dict[str, bool]]) -> dict[str, dict[str, float]]:
+    """Accuracy per attribute over the prompts that say the size and over those that do not."""
+    forms: dict[str, dict[str, float]] = {}
+    for name, said in (("size said", True), ("size unsaid", False)):
+        chosen = [r for i, r in enumerate(results) if says_size(i) == said]
+        if chosen:
+            forms[name] = {k: sum(r[k] for r in chosen) / len(chosen) for k in ATTRIBUTES}
+    return forms
 
 
 @torch.no_grad()
@@ -203,6 +227,9 @@ def main(argv: list[str] | None = None) -> dict:
         verdict = "meets" if totals[name] >= TARGETS[name] else "BELOW"
         print(f"{name:10s} {totals[name]:6.1%}  (target {TARGETS[name]:.0%}: {verdict})")
     print(f"{len(scenes)} held-out prompts in {seconds:.1f} s")
+    by_form = accuracy_by_prompt_form(results)
+    for form, scores in by_form.items():
+        print(f"  {form}: " + ", ".join(f"{k} {v:.1%}" for k, v in scores.items()))
     trained, trained_totals = [], {}
     if args.trained_triples:
         trained = trained_triple_scenes(triples=args.trained_triples)
@@ -216,7 +243,8 @@ def main(argv: list[str] | None = None) -> dict:
     print("autoencoder ceiling (judged reconstructions of the scenes themselves): ", end="")
     print(", ".join(f"{name} {ceiling[name]:.1%}" for name in ATTRIBUTES))
 
-    # One sample per held-out combination for the grid, alternating sizes.
+    # One sample per held-out combination for the grid, alternating sizes (and, with 10 per
+    # combination, prompts that say the size with prompts that do not).
     per = args.per_triple
     picks = [i * per + (i % min(per, 2)) for i in range(len(scenes) // per)][:24]
     grid = sample_grid(images[picks], [prompts[i] for i in picks], [results[i] for i in picks])
@@ -232,6 +260,9 @@ def main(argv: list[str] | None = None) -> dict:
         "prompts": len(scenes),
         "settings": {**generator.settings, "seed": args.seed},
         "accuracy": {k: round(v, 4) for k, v in totals.items()},
+        "by_prompt_form": {
+            form: {k: round(v, 4) for k, v in scores.items()} for form, scores in by_form.items()
+        },
         "targets": TARGETS,
         "autoencoder_ceiling": {k: round(v, 4) for k, v in ceiling.items()},
         "trained_triples": {

@@ -293,11 +293,13 @@ def caption(scene: Scene, rng: random.Random) -> str:
     return template.format(obj=phrase, bg=rng.choice(COLOUR_WORDS[scene.background]))
 
 
-def canonical_caption(scene: Scene) -> str:
-    """The plainest caption, in the default workflow's style: "a red circle on the left, blue
-    background" plus the size word."""
+def canonical_caption(scene: Scene, size_word: bool = True) -> str:
+    """The plainest caption, in the default workflow's style: "a big red circle on the left,
+    blue background", or without the size word (``size_word=False``) exactly the default
+    workflow's "a red circle on the left, blue background"."""
     objects = " and ".join(
-        f"a {obj.size} {obj.colour} {obj.shape} {POSITION_WORDS[obj.position][0]}"
+        f"a {obj.size + ' ' if size_word else ''}{obj.colour} {obj.shape} "
+        f"{POSITION_WORDS[obj.position][0]}"
         for obj in scene.objects
     )
     return f"{objects}, {scene.background} background"
