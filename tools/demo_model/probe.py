@@ -16,7 +16,8 @@ It also noises real scenes whose object sits on one side and prompts for the opp
 measures how far the centroid of the one-step estimate moves toward the object in the image
 (positive: the model reads the place from x_t) or toward the prompt's place (negative). This
 shows down to which noise level the image itself tells the model where the object is, so above
-which level alone the prompt's position word can matter in training.
+which level alone the prompt's position word can matter in training. The same measurement with an
+empty prompt shows how much of the place x_t alone gives away at each level.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ UNUSED_WORDS = ("zebra", "piano")
 TIMESTEPS = (951, 801, 651)
 GUIDANCE = 5.0
 OPPOSITE = {"left": "right", "right": "left", "top": "bottom", "bottom": "top"}
-SHIFT_TIMESTEPS = (999, 951, 901, 851)
+SHIFT_TIMESTEPS = (999, 951, 901, 851, 751, 651)
 
 
 @torch.no_grad()
@@ -102,10 +103,11 @@ def _load(model: Path) -> tuple[UNet2DConditionModel, CLIPTextModel, TokenCache]
 
 
 @torch.no_grad()
-def image_versus_prompt(model: Path, seed: int = 1) -> dict[str, float]:
+def image_versus_prompt(model: Path, seed: int = 1, prompted: bool = True) -> dict[str, float]:
     """Mean shift (pixels) of the one-step estimate's centroid toward the object drawn in the
     noised image, for prompts that name the opposite place, per timestep (positive: toward the
-    image, negative: toward the prompt)."""
+    image, negative: toward the prompt). With ``prompted=False`` the prompt is empty, so only
+    the image can place the object: how much of the place x_t still shows at each level."""
     model = Path(model)
     unet, text_encoder, tokens = _load(model)
     vae = AutoencoderKL.from_pretrained(model / "vae").float().eval()
@@ -121,8 +123,8 @@ def image_versus_prompt(model: Path, seed: int = 1) -> dict[str, float]:
     images = torch.from_numpy(render_batch(scenes)).permute(0, 3, 1, 2).float() / 127.5 - 1
     scale = vae.config.scaling_factor
     latents = vae.encode(images).latent_dist.mean * scale
-    conditioned = text_encoder(tokens(prompts)).last_hidden_state
     unconditioned = text_encoder(tokens([""] * len(prompts))).last_hidden_state
+    conditioned = text_encoder(tokens(prompts)).last_hidden_state if prompted else unconditioned
     noise = torch.randn(latents.shape, generator=torch.Generator().manual_seed(seed))
     size = images.shape[-1]
     ys, xs = np.mgrid[0:size, 0:size] - (size - 1) / 2
@@ -152,6 +154,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     report = probe(args.model)
     report["image_versus_prompt_shift_px"] = image_versus_prompt(args.model)
+    report["image_alone_shift_px"] = image_versus_prompt(args.model, prompted=False)
     print(f"{'attribute':<11} {'words':<15} {'embedding':>9} {'context':>8}  x0 at t = ", end="")
     print(", ".join(str(t) for t in TIMESTEPS))
     for attribute, row in report["attributes"].items():
@@ -164,12 +167,12 @@ def main(argv: list[str] | None = None) -> dict:
     unused = " / ".join(UNUSED_WORDS)
     distance = report["unused_words_embedding_distance"]
     print(f"untrained words {unused}: embedding distance {distance}")
-    shifts = ", ".join(
-        f"t={t}: {v:+.2f}" for t, v in report["image_versus_prompt_shift_px"].items()
-    )
-    print(
-        f"estimate's shift toward the noised image's object, prompt naming the other side: {shifts}"
-    )
+    for key, prompt in (
+        ("image_versus_prompt_shift_px", "prompt naming the other side"),
+        ("image_alone_shift_px", "empty prompt"),
+    ):
+        shifts = ", ".join(f"t={t}: {v:+.2f}" for t, v in report[key].items())
+        print(f"estimate's shift toward the noised image's object, {prompt}: {shifts}")
     print(json.dumps(report))
     return report
 
