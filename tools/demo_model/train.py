@@ -13,7 +13,12 @@ runs every stage with fixed seeds and writes the model to
    (LDM paper, appendix G, "rescale the latent space to unit standard deviation");
 4. train the UNet and the CLIP text encoder jointly on the cached latents with ε-prediction
    (LDM paper, eq. 2) and Stable Diffusion's scaled-linear schedule, dropping 10 % of captions
-   so classifier-free guidance has an unconditional model to subtract;
+   so classifier-free guidance has an unconditional model to subtract. Two phases: for the
+   first 2,200 of 2,800 steps half of every batch comes from t >= 900 with an x0 weight of at
+   least 1 (the only timesteps where the prompt's place lowers the loss), then timesteps are
+   uniform under plain Min-SNR-5; the text encoder is anchored to its initial output
+   throughout, so it cannot erase the difference between the position words before the UNet
+   uses them (tools/demo_model/experiments/session7_*, session8_*);
 5. export a float16 diffusers folder with its latent→RGB preview factors and the loss log;
 6. evaluate on held-out prompts (``tools.demo_model.evaluate``) and draw the sample grid.
 
@@ -91,7 +96,7 @@ class TrainConfig:
     # weights. The UNet learns to use the position words late, and until it does, training
     # shrinks their difference (session 8, run e: context distance 11.9 -> 0.16); words it
     # uses early (colour) pull harder than the anchor. 0: off.
-    text_anchor_weight: float = 0.0
+    text_anchor_weight: float = 10.0
     warmup_steps: int = 150
     final_lr_fraction: float = 0.05
     weight_decay: float = 0.01
@@ -101,33 +106,35 @@ class TrainConfig:
     # A floor under the x0 weight that the ε-loss puts on each timestep (``--x0-weight-floor``):
     # the ε-loss weighs x0 errors by SNR, under 0.024 for t > 850, the only timesteps where x_t
     # does not yet show where the object is and the position words could lower the loss
-    # (session 4's probe). 0 (off) reproduces the session-4 model. Session 5 tried 0.1, alone and
-    # with pyramid_noise 0.8: position stayed at chance (tools/demo_model/experiments/session5_*).
-    x0_weight_floor: float = 0.0
+    # (session 4's probe). 0: off. Session 5 tried 0.1, alone and with pyramid_noise 0.8:
+    # position stayed at chance (tools/demo_model/experiments/session5_*); 1 with the high-noise
+    # half-batches below is what teaches the layout (session 7).
+    x0_weight_floor: float = 1.0
     # Offset noise (Guttenberg 2023): a per-channel constant added to the noise, so the mean
     # colour of x_T leaks nothing and the background must come from the prompt.
     offset_noise: float = 0.1
     # Multi-resolution ("pyramid") noise (``--pyramid-noise``): noise drawn at 1/2, 1/4, 1/8 of
     # the latent's size, weighted by discount**level, upsampled and added, so the coarse layout
-    # stays hidden in x_t down to lower t. 0 (off) reproduces the session-4 model. A model trained
+    # stays hidden in x_t down to lower t. 0: off. A model trained
     # with it draws blotches from the white noise every sampler starts from (session 5).
     pyramid_noise: float = 0.0
     # A fraction of every batch drawn from the noisiest timesteps only, high_noise_from..999
     # (``--high-noise-fraction``, ``--high-noise-from``), the rest uniformly from 0..999 as usual.
     # Only there does the position word lower the loss (x_t shows the place below t ~ 900).
-    # 0 (off) is the full command's: the draws are exactly those of before. 1 trains those
-    # timesteps alone, as the position check's session-6 runs 4-5 did.
-    high_noise_fraction: float = 0.0
-    high_noise_from: int = 800
+    # 0: off, every timestep uniform. 1 trains those timesteps alone, as the position check's
+    # session-6 runs 4-5 did. From 800, the position check placed 35-80 % and lost the
+    # background; from 900, 95 % with it (session 7).
+    high_noise_fraction: float = 0.5
+    high_noise_from: int = 900
     # A two-phase recipe (``--high-noise-steps N``): high_noise_fraction and x0_weight_floor
     # apply to the first N steps only; after them timesteps are drawn uniformly and the loss is
     # plain Min-SNR-γ, for the low-noise detail that a high-noise-heavy batch starves (session 7:
     # the full data at half of each batch from t >= 900 and x0 floor 1 was still blotches with
     # the background right in a third of pictures after 1,500 steps of 64). 0: every step.
-    high_noise_steps: int = 0
+    high_noise_steps: int = 2200
     ema_decay: float = 0.999
     # The ε-loss of latent cells an object touches can weigh more (``--unet-object-weight``).
-    # 1 (off) reproduces the shipped model. Session 3 tried 5 with 5,000 steps of 32: held-out
+    # 1: off. Session 3 tried 5 with 5,000 steps of 32: held-out
     # accuracy fell (tools/demo_model/experiments/session3_object_weighted_loss.txt).
     unet_object_weight: float = 1.0
     bf16: bool = True  # bf16 autocast for the UNet and text encoder
