@@ -182,6 +182,10 @@ def test_evaluation_command_writes_its_report_grid_and_trained_triple_scores(tmp
         assert set(scores) == set(ATTRIBUTES) and all(0 <= v <= 1 for v in scores.values())
     assert report["autoencoder_ceiling"]["background"] >= 0.95
     assert set(report["by_prompt_form"]) == {"size said", "size unsaid"}
+    for part in (report, report["trained_triples"]):  # every wrong attribute is listed, once
+        for name in ATTRIBUTES:
+            listed = sum(name in failure["wrong"] for failure in part["failures"])
+            assert listed == round((1 - part["accuracy"][name]) * part["prompts"]), name
     written = json.loads((copy / "evaluation.json").read_text())
     assert written["trained_triples"] == report["trained_triples"]
     assert (copy / "samples.png").stat().st_size > 0

@@ -202,6 +202,18 @@ def sample_grid(
     return grid
 
 
+def failures(
+    prompts: Sequence[str], results: Sequence[dict[str, bool]], images: np.ndarray
+) -> list[dict]:
+    """The prompts with any attribute judged wrong: which ones, and what the judge measured."""
+    return [
+        {"prompt": prompt, "wrong": [k for k, ok in result.items() if not ok], "measured": vars(j)}
+        for prompt, result, image in zip(prompts, results, images, strict=True)
+        if not all(result.values())
+        for j in [judge(image)]
+    ]
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", type=Path, default=components.MODEL_DIR)
@@ -230,10 +242,13 @@ def main(argv: list[str] | None = None) -> dict:
     by_form = accuracy_by_prompt_form(results)
     for form, scores in by_form.items():
         print(f"  {form}: " + ", ".join(f"{k} {v:.1%}" for k, v in scores.items()))
-    trained, trained_totals = [], {}
+    trained, trained_totals, trained_failures = [], {}, []
     if args.trained_triples:
         trained = trained_triple_scenes(triples=args.trained_triples)
-        trained_totals = evaluate(generator, trained, seed=args.seed)[0]
+        trained_totals, trained_prompts, trained_images, trained_results = evaluate(
+            generator, trained, seed=args.seed
+        )
+        trained_failures = failures(trained_prompts, trained_results, trained_images)
         print(f"on {len(trained)} prompts of combinations training shows: ", end="")
         print(", ".join(f"{name} {trained_totals[name]:.1%}" for name in ATTRIBUTES))
     from diffusers import AutoencoderKL
@@ -250,12 +265,6 @@ def main(argv: list[str] | None = None) -> dict:
     grid = sample_grid(images[picks], [prompts[i] for i in picks], [results[i] for i in picks])
     grid.save(args.model / "samples.png", optimize=True)
 
-    failures = [
-        {"prompt": prompt, "wrong": [k for k, ok in result.items() if not ok], "measured": vars(j)}
-        for prompt, result, image in zip(prompts, results, images, strict=True)
-        if not all(result.values())
-        for j in [judge(image)]
-    ]
     report = {
         "prompts": len(scenes),
         "settings": {**generator.settings, "seed": args.seed},
@@ -268,12 +277,16 @@ def main(argv: list[str] | None = None) -> dict:
         "trained_triples": {
             "prompts": len(trained),
             "accuracy": {k: round(v, 4) for k, v in trained_totals.items()},
+            "failures": trained_failures,
         },
         "seconds": round(seconds, 1),
-        "failures": failures,
+        "failures": failures(prompts, results, images),
     }
-    (args.model / "evaluation.json").write_text(json.dumps(report, indent=1) + "\n")
-    return report
+    from core.graph.workflow import atomic_write
+
+    text = json.dumps(report, indent=1) + "\n"
+    atomic_write(args.model / "evaluation.json", text.encode())
+    return json.loads(text)  # exactly what was written (the judge's tuples as lists)
 
 
 if __name__ == "__main__":
