@@ -27,7 +27,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from tools.demo_model import components
-from tools.demo_model.judge import ATTRIBUTES, accuracy, judge
+from tools.demo_model.judge import ATTRIBUTES, accuracy, fraction_right, judge
 from tools.demo_model.scenes import (
     IMAGE_SIZE,
     Scene,
@@ -156,7 +156,7 @@ def accuracy_by_prompt_form(results: Sequence[dict[str, bool]]) -> dict[str, dic
     for name, said in (("size said", True), ("size unsaid", False)):
         chosen = [r for i, r in enumerate(results) if says_size(i) == said]
         if chosen:
-            forms[name] = {k: sum(r[k] for r in chosen) / len(chosen) for k in ATTRIBUTES}
+            forms[name] = fraction_right(chosen)
     return forms
 
 

@@ -157,5 +157,9 @@ def accuracy(
 ) -> tuple[dict[str, float], list[dict[str, bool]]]:
     """Per-attribute accuracy of ``images`` against the single-object ``scenes`` they show."""
     results = [score(scene, judge(image)) for scene, image in zip(scenes, images, strict=True)]
-    totals = {name: sum(r[name] for r in results) / max(len(results), 1) for name in ATTRIBUTES}
-    return totals, results
+    return fraction_right(results), results
+
+
+def fraction_right(results: Sequence[dict[str, bool]]) -> dict[str, float]:
+    """The fraction of ``results`` (``score`` outputs) that got each attribute right."""
+    return {name: sum(r[name] for r in results) / max(len(results), 1) for name in ATTRIBUTES}
