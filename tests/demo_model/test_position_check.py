@@ -10,6 +10,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 from safetensors.torch import save_file
+from torch.backends.cuda import flash_sdp_enabled
 
 from tools.demo_model import components, position_check, train
 from tools.demo_model.scenes import POSITIONS
@@ -214,3 +215,52 @@ def test_position_check_names_a_missing_autoencoder(tmp_path, capsys) -> None:
     with pytest.raises(SystemExit):
         position_check.main(["--autoencoder", str(tmp_path / "nope.safetensors")])
     assert f"{tmp_path / 'nope.safetensors'} is not a file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("bf16", [True, False])
+def test_bf16_training_runs_attention_without_the_cpu_flash_kernel(monkeypatch, bf16) -> None:
+    """Under bf16 autocast the CPU flash-attention kernel's backward pass took over half of a
+    training step (``train.training_attention``); float32 keeps torch's own choice."""
+    flash_enabled: list[bool] = []
+    config = train.TrainConfig(unet_steps=2, unet_batch=4, bf16=bf16)
+    _train_tiny(monkeypatch, config, lambda encoder, t: flash_enabled.append(flash_sdp_enabled()))
+    assert flash_enabled == [not bf16] * 2
+    assert flash_sdp_enabled()  # only while training
+
+
+def test_extra_averages_leave_training_alone_and_decay_zero_is_the_last_weights(
+    monkeypatch,
+) -> None:
+    """``extra_ema_decays`` exports further averages of the same run: training (and so the
+    exported average) is unchanged by them, and decay 0 holds exactly the last weights."""
+
+    def run(extra_decays, export_extra=None, ema_decay=0.9):
+        real_new_unet = components.new_unet
+        trained = []
+        monkeypatch.setattr(
+            components, "new_unet", lambda: trained.append(real_new_unet()) or trained[-1]
+        )
+        config = train.TrainConfig(unet_steps=3, unet_batch=4, ema_decay=ema_decay, bf16=False)
+        means = torch.randn(6, 4, 16, 16, generator=torch.Generator().manual_seed(5))
+        unet, _, _ = train.train_unet(
+            means, means.abs() * 0.1, torch.ones(6, 1, 16, 16), 1.0,
+            position_check.position_scenes(6, seed=0), config, train.LossLog(), lambda *_: None,
+            None, extra_ema_decays=extra_decays, export_extra=export_extra,
+        )  # fmt: skip
+        monkeypatch.setattr(components, "new_unet", real_new_unet)
+        return {k: v.clone() for k, v in unet.state_dict().items()}
+
+    exported: dict[float, dict[str, torch.Tensor]] = {}
+
+    def export(decay, average):
+        unet, text_encoder = components.new_unet(), components.new_text_encoder()
+        average.copy_to([unet, text_encoder])
+        exported[decay] = unet.state_dict()
+
+    plain = run(())
+    with_extras = run((0.0, 0.5), export)
+    assert set(exported) == {0.0, 0.5}
+    assert all(torch.equal(plain[k], with_extras[k]) for k in plain)
+    last_weights = run((), ema_decay=0.0)  # the exported average at decay 0 is the last weights
+    assert all(torch.equal(exported[0.0][k], last_weights[k]) for k in last_weights)
+    assert any(not torch.equal(exported[0.5][k], last_weights[k]) for k in last_weights)

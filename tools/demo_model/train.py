@@ -36,6 +36,8 @@ import random
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -44,6 +46,7 @@ import torch
 import torch.nn.functional as F
 from diffusers import AutoencoderKL, UNet2DConditionModel
 from safetensors.torch import load_file, save_file
+from torch.nn.attention import SDPBackend, sdpa_kernel
 from transformers import CLIPTextModel, CLIPTokenizer
 
 from tools.demo_model import components
@@ -416,6 +419,18 @@ def epsilon_loss(
     return (snr.clamp(min=x0_weight_floor, max=min_snr_gamma) / snr * per_sample).mean()
 
 
+def training_attention(bf16: bool):
+    """The attention kernels for a UNet / text-encoder training forward pass (the backward pass
+    follows the forward's choice).
+
+    Under bf16 autocast, torch's CPU flash-attention kernel is the slow one: its backward pass
+    took 53 % of a training step at this model's head sizes (8-32 channels a head), 2.6 s a step
+    against 1.1-1.3 s with the plain matmul-softmax ("math") kernel (session 10, batch 64, 2
+    threads; ``bench/demo_model_training.py``). In float32 the flash kernel is the faster one
+    (1.1 against 1.4 s), so it is left to torch there."""
+    return sdpa_kernel(SDPBackend.MATH) if bf16 else nullcontext()
+
+
 def train_unet(
     means: torch.Tensor,
     stds: torch.Tensor,
@@ -427,6 +442,8 @@ def train_unet(
     checkpoint: callable,
     time_limit_s: float | None,
     init_from: Path | None = None,
+    extra_ema_decays: tuple[float, ...] = (),
+    export_extra: Callable[[float, ExponentialAverage], None] | None = None,
 ) -> tuple[UNet2DConditionModel, CLIPTextModel, int]:
     """Stage 4: ε-prediction training of UNet and text encoder; returns the EMA weights.
 
@@ -434,6 +451,10 @@ def train_unet(
     cell's squared error; each sample's loss is normalised by its mean weight.
 
     ``init_from`` (an exported folder) continues from earlier weights instead of from scratch.
+
+    ``extra_ema_decays`` keeps further averages of the same weights beside the exported one
+    (0: the last weights themselves), each handed to ``export_extra(decay, average)`` at the end;
+    averaging does not touch training, so one run compares several decays exactly.
     """
     torch.manual_seed(config.seed + 1)
     unet, text_encoder = components.new_unet(), components.new_text_encoder()
@@ -463,6 +484,7 @@ def train_unet(
         weight_decay=config.weight_decay,
     )
     ema = ExponentialAverage(modules, config.ema_decay)
+    extras = {decay: ExponentialAverage(modules, decay) for decay in extra_ema_decays}
     anchor = None
     if config.text_anchor_weight:
         anchor = copy.deepcopy(text_encoder).eval().requires_grad_(False)
@@ -497,7 +519,10 @@ def train_unet(
             )
         a = alphas_cumprod[t].view(-1, 1, 1, 1)
         noisy = a.sqrt() * z + (1 - a).sqrt() * noise  # q(z_t | z_0), DDPM eq. 4
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
+        with (
+            torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16),
+            training_attention(config.bf16),
+        ):
             context = text_encoder(ids).last_hidden_state
             if config.text_grad_from:
                 learns = (t >= config.text_grad_from).view(-1, 1, 1)
@@ -522,6 +547,8 @@ def train_unet(
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()
         ema.update()
+        for extra in extras.values():
+            extra.update()
         steps_done = step + 1
         if step % config.log_every == 0 or steps_done == config.unet_steps:
             seconds_per_step = (time.time() - started) / steps_done
@@ -539,6 +566,9 @@ def train_unet(
         if time_limit_s is not None and time.time() - log.start > time_limit_s:
             print(f"time limit reached after {steps_done} UNet steps; exporting", flush=True)
             break
+    for decay, extra in extras.items():
+        if export_extra is not None:
+            export_extra(decay, extra)
     ema.copy_to(modules)
     for module in modules:
         module.eval()
@@ -675,6 +705,15 @@ def main(argv: list[str] | None = None) -> None:
         "deterministic",
     )
     parser.add_argument("--unet-batch", type=int, default=TrainConfig.unet_batch)
+    parser.add_argument(
+        "--also-export-ema",
+        type=float,
+        nargs="+",
+        default=[],
+        metavar="DECAY",
+        help="also export the weights averaged with these EMA decays to <work>/ema-<decay> "
+        "(0: the last weights), from the same run, for comparison with --ema-decay's",
+    )
     add_recipe_arguments(parser)
     args = parser.parse_args(argv)
     if args.resume is not None and args.autoencoder is not None:
@@ -734,10 +773,13 @@ def main(argv: list[str] | None = None) -> None:
     print(f"latent std {sample.std().item():.4f} -> scaling factor {scale:.4f}", flush=True)
     latent_rgb = fit_latent_rgb(vae, (sample[:256] * scale), scale)
 
-    def checkpoint(ema: ExponentialAverage, step: int) -> None:
+    def export_average(ema: ExponentialAverage, folder: Path) -> None:
         unet, text_encoder = components.new_unet(), components.new_text_encoder()
         ema.copy_to([unet, text_encoder])
-        write_model_folder(args.work / "checkpoint", vae, unet, text_encoder, latent_rgb)
+        write_model_folder(folder, vae, unet, text_encoder, latent_rgb)
+
+    def checkpoint(ema: ExponentialAverage, step: int) -> None:
+        export_average(ema, args.work / "checkpoint")
         (args.work / "checkpoint" / "step.txt").write_text(f"{step}\n")
         print(f"checkpoint at step {step} in {args.work / 'checkpoint'}", flush=True)
 
@@ -753,6 +795,8 @@ def main(argv: list[str] | None = None) -> None:
         checkpoint,
         time_limit,
         None if args.resume is None else args.resume[1],
+        tuple(args.also_export_ema),
+        lambda decay, ema: export_average(ema, args.work / f"ema-{decay:g}"),
     )
     total_minutes = (time.time() - log.start) / 60
 
