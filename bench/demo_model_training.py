@@ -1,0 +1,85 @@
+"""Demo-model training benchmark: seconds per UNet + text-encoder training step.
+
+Runs ``tools.demo_model.train.train_unet`` (the shipped recipe's loop: bf16 autocast, anchored
+text encoder, EMA) for a few steps at the full batch of 64 on random latents, once with the
+attention kernels that ``train.training_attention`` picks and once with torch's own choice (the
+CPU flash kernel, the baseline), alternately in the same run. Prints one JSON object. Timings on
+a shared machine are noisy: compare the ratio, and the best of the rounds.
+
+    python bench/demo_model_training.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch
+
+from tools.demo_model import components, train
+from tools.demo_model.scenes import training_scenes
+
+
+class _StepClock(train.LossLog):
+    """A loss log that keeps the time each step ended instead of printing it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ends: list[float] = []
+
+    def add(self, *args, **kwargs) -> None:
+        self.ends.append(time.perf_counter())
+
+
+def seconds_per_step(attention, steps: int, scenes, latents: torch.Tensor) -> float:
+    """Mean seconds of ``steps`` training steps with ``attention`` in place of
+    ``train.training_attention``, after one untimed warm-up step."""
+    config = train.TrainConfig(unet_steps=steps + 1, log_every=1)
+    clock = _StepClock()
+    chosen, train.training_attention = train.training_attention, attention
+    try:
+        train.train_unet(
+            latents, latents.abs() * 0.1, torch.ones(len(latents), 1, *latents.shape[-2:]), 1.0,
+            scenes, config, clock, lambda *_: None, None,
+        )  # fmt: skip
+    finally:
+        train.training_attention = chosen
+    return (clock.ends[-1] - clock.ends[0]) / steps
+
+
+def run(quick: bool) -> dict[str, object]:
+    components.offline()
+    torch.set_num_threads(2)
+    steps, rounds = (3, 1) if quick else (8, 2)
+    scenes = training_scenes(256, seed=0)
+    latents = torch.randn(len(scenes), 4, 16, 16, generator=torch.Generator().manual_seed(0))
+    timings: dict[str, list[float]] = {"chosen": [], "torch_default": []}
+    for _ in range(rounds):
+        for name, attention in (
+            ("torch_default", lambda bf16: contextlib.nullcontext()),
+            ("chosen", train.training_attention),
+        ):
+            timings[name].append(seconds_per_step(attention, steps, scenes, latents))
+    best = {name: min(values) for name, values in timings.items()}
+    return {
+        "batch": train.TrainConfig.unet_batch,
+        "steps_timed": steps,
+        "threads": torch.get_num_threads(),
+        "seconds_per_step": {
+            name: [round(v, 3) for v in values] for name, values in timings.items()
+        },
+        "best": {name: round(v, 3) for name, v in best.items()},
+        "speed_up_over_torch_default": round(best["torch_default"] / best["chosen"], 2),
+    }
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="3 steps, one round")
+    print(json.dumps(run(parser.parse_args().quick), indent=2))
