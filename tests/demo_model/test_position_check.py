@@ -228,18 +228,11 @@ def test_bf16_training_runs_attention_without_the_cpu_flash_kernel(monkeypatch, 
     assert flash_sdp_enabled()  # only while training
 
 
-def test_extra_averages_leave_training_alone_and_decay_zero_is_the_last_weights(
-    monkeypatch,
-) -> None:
+def test_extra_averages_leave_training_alone_and_decay_zero_is_the_last_weights() -> None:
     """``extra_ema_decays`` exports further averages of the same run: training (and so the
     exported average) is unchanged by them, and decay 0 holds exactly the last weights."""
 
     def run(extra_decays, export_extra=None, ema_decay=0.9):
-        real_new_unet = components.new_unet
-        trained = []
-        monkeypatch.setattr(
-            components, "new_unet", lambda: trained.append(real_new_unet()) or trained[-1]
-        )
         config = train.TrainConfig(unet_steps=3, unet_batch=4, ema_decay=ema_decay, bf16=False)
         means = torch.randn(6, 4, 16, 16, generator=torch.Generator().manual_seed(5))
         unet, _, _ = train.train_unet(
@@ -247,7 +240,6 @@ def test_extra_averages_leave_training_alone_and_decay_zero_is_the_last_weights(
             position_check.position_scenes(6, seed=0), config, train.LossLog(), lambda *_: None,
             None, extra_ema_decays=extra_decays, export_extra=export_extra,
         )  # fmt: skip
-        monkeypatch.setattr(components, "new_unet", real_new_unet)
         return {k: v.clone() for k, v in unet.state_dict().items()}
 
     exported: dict[float, dict[str, torch.Tensor]] = {}
