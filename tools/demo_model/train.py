@@ -424,10 +424,11 @@ def training_attention(bf16: bool):
     follows the forward's choice).
 
     Under bf16 autocast, torch's CPU flash-attention kernel is the slow one: its backward pass
-    took 53 % of a training step at this model's head sizes (8-32 channels a head), 2.6 s a step
-    against 1.1-1.3 s with the plain matmul-softmax ("math") kernel (session 10, batch 64, 2
-    threads; ``bench/demo_model_training.py``). In float32 the flash kernel is the faster one
-    (1.1 against 1.4 s), so it is left to torch there."""
+    took 53 % of a training step at this model's head sizes (8-32 channels a head). Session 10,
+    batch 64, 2 threads, the whole training loop: 3.0-3.3 s a step with it against 1.55-1.8 s
+    with the plain matmul-softmax ("math") kernel (``bench/demo_model_training.py``). In float32
+    the flash kernel is the faster one (1.1 against 1.4 s a bare step), so it is left to torch
+    there."""
     return sdpa_kernel(SDPBackend.MATH) if bf16 else nullcontext()
 
 
