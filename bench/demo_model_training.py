@@ -3,8 +3,12 @@
 Runs ``tools.demo_model.train.train_unet`` (the shipped recipe's loop: bf16 autocast, anchored
 text encoder, EMA) for a few steps at the full batch of 64 on random latents, once with the
 attention kernels that ``train.training_attention`` picks and once with torch's own choice (the
-CPU flash kernel, the baseline), alternately in the same run. Prints one JSON object. Timings on
-a shared machine are noisy: compare the ratio, and the best of the rounds.
+CPU flash kernel, the baseline), alternately in the same run; then once in float32, so the
+output also says which precision is the faster on this CPU and whether ``--precision auto``
+(``train.precision_for``) picked it: bf16 only pays where the CPU computes it natively
+(AVX512-BF16 / AMX; session 13, an AVX2-only AMD EPYC: 25 s a bf16 step against 2 s in float32).
+Prints one JSON object. Timings on a shared machine are noisy: compare the ratio, and the best
+of the rounds.
 
     python bench/demo_model_training.py [--quick]
 """
@@ -37,10 +41,12 @@ class _StepClock(train.LossLog):
         self.ends.append(time.perf_counter())
 
 
-def seconds_per_step(attention, steps: int, scenes, latents: torch.Tensor) -> float:
+def seconds_per_step(
+    attention, steps: int, scenes, latents: torch.Tensor, bf16: bool = True
+) -> float:
     """Mean seconds of ``steps`` training steps with ``attention`` in place of
     ``train.training_attention``, after one untimed warm-up step."""
-    config = train.TrainConfig(unet_steps=steps + 1, log_every=1)
+    config = train.TrainConfig(unet_steps=steps + 1, log_every=1, bf16=bf16)
     clock = _StepClock()
     chosen, train.training_attention = train.training_attention, attention
     try:
@@ -59,14 +65,19 @@ def run(quick: bool) -> dict[str, object]:
     steps, rounds = (3, 1) if quick else (8, 2)
     scenes = training_scenes(256, seed=0)
     latents = torch.randn(len(scenes), 4, 16, 16, generator=torch.Generator().manual_seed(0))
-    timings: dict[str, list[float]] = {"chosen": [], "torch_default": []}
+    timings: dict[str, list[float]] = {"chosen": [], "torch_default": [], "float32": []}
     for _ in range(rounds):
         for name, attention in (
             ("torch_default", lambda bf16: contextlib.nullcontext()),
             ("chosen", train.training_attention),
         ):
             timings[name].append(seconds_per_step(attention, steps, scenes, latents))
+    # float32 uses torch's own kernels (training_attention leaves them alone there); once is
+    # enough to tell a tenfold difference from a close one.
+    fp32 = seconds_per_step(train.training_attention, steps, scenes, latents, bf16=False)
+    timings["float32"].append(fp32)
     best = {name: min(values) for name, values in timings.items()}
+    auto_bf16 = train.precision_for("auto")
     return {
         "batch": train.TrainConfig.unet_batch,
         "steps_timed": steps,
@@ -76,6 +87,9 @@ def run(quick: bool) -> dict[str, object]:
         },
         "best": {name: round(v, 3) for name, v in best.items()},
         "speed_up_over_torch_default": round(best["torch_default"] / best["chosen"], 2),
+        "bf16_speed_up_over_float32": round(best["float32"] / best["chosen"], 2),
+        "precision_auto_picks": "bf16" if auto_bf16 else "fp32",
+        "precision_auto_picks_the_faster": auto_bf16 == (best["chosen"] < best["float32"]),
     }
 
 
