@@ -104,7 +104,7 @@ def test_one_command_retrains_every_stage_and_exports_a_loadable_model(tmp_path)
         [
             *("--scenes", "96", "--ae-steps", "2", "--decoder-steps", "1"),
             *("--unet-steps", "2", "--unet-batch", "8", "--unet-object-weight", "3"),
-            *("--x0-weight-floor", "0.1"),
+            *("--x0-weight-floor", "0.1", "--precision", "fp32", "--polish-steps", "2"),
             "--skip-eval",
             *("--out", str(out), "--work", str(tmp_path / "work")),
         ]
@@ -113,7 +113,12 @@ def test_one_command_retrains_every_stage_and_exports_a_loadable_model(tmp_path)
     assert log["unet_steps_done"] == 2
     assert log["config"]["unet_object_weight"] == 3.0
     assert log["config"]["x0_weight_floor"] == 0.1
-    assert set(log["losses"]) == {"autoencoder", "decoder", "unet"}
+    assert log["config"]["bf16"] is False and log["precision"]["asked"] == "fp32"
+    assert log["polish_steps_done"] == 2
+    assert set(log["losses"]) == {"autoencoder", "decoder", "unet", "polish"}
+    assert [step for step, _ in log["losses"]["polish"]] == [0, 1]
+    # the polish continues the main phase's export, which stays in the work folder
+    assert (tmp_path / "work" / "main-phase" / "unet").is_dir()
     assert all(len(records) >= 1 for records in log["losses"].values())
     assert (tmp_path / "work" / "vae_decoder_tuned.safetensors").is_file()
     loaded = load_checkpoint(out)
@@ -133,7 +138,7 @@ def test_training_on_a_saved_autoencoder_gives_what_the_full_command_gives(tmp_p
 
     tiny = [
         *("--scenes", "64", "--ae-steps", "2", "--decoder-steps", "1"),
-        *("--unet-steps", "3", "--unet-batch", "4", "--skip-eval"),
+        *("--unet-steps", "3", "--unet-batch", "4", "--polish-steps", "1", "--skip-eval"),
     ]
     work = tmp_path / "work"
     train.main([*tiny, "--out", str(tmp_path / "full"), "--work", str(work)])
@@ -173,10 +178,50 @@ def test_recipe_options_parse_into_the_train_config() -> None:
     train.add_recipe_arguments(parser)
     args = parser.parse_args(["--text-freeze-steps", "7", "--high-noise-fraction", "0.5"])
     recipe = train.recipe_from_arguments(args)
-    assert set(recipe) == set(train.RECIPE_OPTIONS)
+    assert set(recipe) == set(train.RECIPE_OPTIONS) | {"bf16"}
     config = train.TrainConfig(**recipe)
     assert config.text_freeze_steps == 7 and isinstance(config.text_freeze_steps, int)
     assert config.high_noise_fraction == 0.5
     defaults = train.TrainConfig()
     assert config.x0_weight_floor == defaults.x0_weight_floor
     assert config.unet_lr == defaults.unet_lr
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_precision_auto_trains_in_bf16_only_where_the_cpu_computes_it(monkeypatch, native) -> None:
+    """Emulated bfloat16 made a training step ten times slower than float32 on an AVX2-only
+    CPU (session 13: 25.2 against 1.9-2.6 s), which put the one command at ~20 hours there."""
+    import argparse
+
+    from tools.demo_model import train
+
+    monkeypatch.setattr(train, "cpu_has_native_bf16", lambda: native)
+    assert train.precision_for("auto") is native
+    assert train.precision_for("bf16") is True
+    assert train.precision_for("fp32") is False
+    with pytest.raises(ValueError, match="unknown precision 'fp16'; choose one of auto, bf16"):
+        train.precision_for("fp16")
+    parser = argparse.ArgumentParser()
+    train.add_recipe_arguments(parser)
+    assert train.TrainConfig(**train.recipe_from_arguments(parser.parse_args([]))).bf16 is native
+    forced = parser.parse_args(["--precision", "bf16"])
+    assert train.TrainConfig(**train.recipe_from_arguments(forced)).bf16 is True
+
+
+def test_polish_phase_trains_uniform_timesteps_from_its_own_learning_rate() -> None:
+    """The polishing phase restarts the learning rate and samples every timestep uniformly with
+    no x0 floor, whatever the main phase emphasised; it does not polish again."""
+    from tools.demo_model import train
+
+    main_phase = train.TrainConfig(unet_steps=50, high_noise_fraction=0.5, x0_weight_floor=1.0)
+    polish = train.polish_config(main_phase)
+    assert polish.unet_steps == main_phase.polish_steps > 0
+    assert polish.unet_lr == main_phase.polish_lr
+    assert polish.warmup_steps == main_phase.polish_warmup_steps
+    assert polish.ema_decay == main_phase.polish_ema_decay
+    assert polish.high_noise_fraction == 0 and polish.x0_weight_floor == 0
+    assert polish.polish_steps == 0
+    assert polish.unet_batch == main_phase.unet_batch and polish.seed == main_phase.seed
+    assert train.cosine_lr(0, polish.unet_steps, polish.unet_lr, polish.warmup_steps, 0.05) < (
+        train.cosine_lr(polish.warmup_steps, polish.unet_steps, polish.unet_lr, 30, 0.05)
+    )
