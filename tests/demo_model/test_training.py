@@ -38,6 +38,27 @@ def test_latent_object_weights_cover_exactly_the_cells_the_object_touches() -> N
     assert (weights == 5.0).sum().item() == 16
 
 
+def test_outline_weights_cover_the_ring_around_an_object_and_spare_its_inside() -> None:
+    # A big square (26 px) on the left covers latent cells 1..6 across and 5..10 down whole
+    # (it touches no others); the outline is every cell within one of a touched cell except
+    # those whose whole 3x3 neighbourhood is covered (2..5 across, 6..9 down).
+    scene = Scene("blue", (SceneObject("square", "red", "big", "left"),))
+    weights = latent_object_weights(render_batch([scene]), ["blue"], 16, 1.0, 3.0)[0, 0]
+    expected = torch.ones(16, 16)
+    expected[4:12, 0:8] = 3.0
+    expected[6:10, 2:6] = 1.0
+    assert torch.equal(weights, expected)
+    # with the object weight too, the larger of the two wins on each cell
+    both = latent_object_weights(render_batch([scene]), ["blue"], 16, 5.0, 3.0)[0, 0]
+    assert torch.all(both[5:11, 1:7] == 5.0)
+    assert both[4, 0] == 3.0 and both[11, 7] == 3.0 and both[0, 15] == 1.0
+    # off by default: exactly the object weights as before
+    assert torch.equal(
+        latent_object_weights(render_batch([scene]), ["blue"], 16, 5.0),
+        latent_object_weights(render_batch([scene]), ["blue"], 16, 5.0, 1.0),
+    )
+
+
 def test_epsilon_loss_weighs_object_cells_up_and_keeps_the_scale() -> None:
     cells = torch.ones(2, 1, 4, 4)
     cells[:, :, 0, 0] = 5.0  # one object cell

@@ -148,6 +148,10 @@ class TrainConfig:
     # 1: off. Session 3 tried 5 with 5,000 steps of 32: held-out
     # accuracy fell (tools/demo_model/experiments/session3_object_weighted_loss.txt).
     unet_object_weight: float = 1.0
+    # The ε-loss of latent cells within one cell of an object's outline, inside or out, can
+    # weigh more (``--unet-outline-weight``; 1: off): where a square's corners and a circle's
+    # curve differ.
+    unet_outline_weight: float = 1.0
     # A polishing phase after the main one (``--polish-steps``, ``--polish-lr``; 0 steps: off):
     # the exported average is trained on for this many more steps with a fresh optimizer, its
     # own warm-up and cosine from ``polish_lr``, uniform timesteps under plain Min-SNR-γ and an
@@ -276,16 +280,31 @@ def object_weights(
 
 
 def latent_object_weights(
-    images: np.ndarray, backgrounds: list[str], latent_size: int, object_weight: float
+    images: np.ndarray,
+    backgrounds: list[str],
+    latent_size: int,
+    object_weight: float,
+    outline_weight: float = 1.0,
 ) -> torch.Tensor:
     """``[N, 1, latent_size, latent_size]`` loss weights for the UNet: ``object_weight`` on
     every latent cell that any object pixel falls in (max-pooled, so outlines and corners count
-    fully), 1 elsewhere. Computed in chunks to keep the float masks small."""
+    fully), 1 elsewhere; ``outline_weight`` (where larger) on the cells within one cell of an
+    object's outline, inside or out: the cells a circle and a square of the same box differ
+    in, which the whole object's cells are mostly not. Computed in chunks to keep the float
+    masks small."""
     chunks = []
     for start in range(0, len(images), 1024):
         mask = object_mask(images[start : start + 1024], backgrounds[start : start + 1024])
-        chunks.append(F.adaptive_max_pool2d(mask, latent_size))
-    return 1 + (object_weight - 1) * torch.cat(chunks)
+        touched = F.adaptive_max_pool2d(mask, latent_size)
+        weights = 1 + (object_weight - 1) * touched
+        if outline_weight != 1.0:
+            covered = -F.adaptive_max_pool2d(-mask, latent_size)  # every pixel of the cell
+            near = F.max_pool2d(touched, 3, stride=1, padding=1)
+            inside = -F.max_pool2d(-covered, 3, stride=1, padding=1)
+            outline = near * (1 - inside)
+            weights = torch.maximum(weights, 1 + (outline_weight - 1) * outline)
+        chunks.append(weights)
+    return torch.cat(chunks)
 
 
 def reconstruction_loss(
@@ -689,6 +708,8 @@ RECIPE_OPTIONS: dict[str, str] = {
     "warmup_steps": "linear learning-rate warm-up steps",
     "ema_decay": "decay of the exported exponential moving average of the weights",
     "unet_object_weight": "weight of the latent cells an object touches in the ε-loss (1 = off)",
+    "unet_outline_weight": "weight of the latent cells within one cell of an object's outline "
+    "in the ε-loss (1 = off)",
     "x0_weight_floor": "lowest x0 weight the ε-loss gives a timestep (0 = plain Min-SNR-γ)",
     "pyramid_noise": "discount per level of multi-resolution noise (0 = white noise, as before)",
     "high_noise_fraction": "fraction of each batch drawn from timesteps --high-noise-from..999",
@@ -856,7 +877,11 @@ def main(argv: list[str] | None = None) -> None:
 
     means, stds = encode_all(vae, images)
     cell_weights = latent_object_weights(
-        images, [scene.background for scene in scenes], means.shape[-1], config.unet_object_weight
+        images,
+        [scene.background for scene in scenes],
+        means.shape[-1],
+        config.unet_object_weight,
+        config.unet_outline_weight,
     )
     sample = means + stds * torch.randn(means.shape, generator=torch.Generator().manual_seed(0))
     scale = 1.0 / sample.std().item()  # LDM appendix G: unit-variance latents
