@@ -241,6 +241,7 @@ def test_polish_phase_trains_uniform_timesteps_from_its_own_learning_rate() -> N
     assert polish.warmup_steps == main_phase.polish_warmup_steps
     assert polish.ema_decay == main_phase.polish_ema_decay
     assert polish.high_noise_fraction == 0 and polish.x0_weight_floor == 0
+    assert polish.unet_outline_weight == main_phase.polish_outline_weight > 1
     assert polish.polish_steps == 0
     assert polish.unet_batch == main_phase.unet_batch and polish.seed == main_phase.seed
     assert train.cosine_lr(0, polish.unet_steps, polish.unet_lr, polish.warmup_steps, 0.05) < (
