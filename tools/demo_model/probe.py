@@ -206,7 +206,7 @@ def shape_kept_from_noise(
         ]
         row = {"all": round(float(np.mean(right)), 3)}
         for shape in SHAPES:
-            mine = [r for r, scene in zip(right, scenes) if scene.objects[0].shape == shape]
+            mine = [r for r, s in zip(right, scenes, strict=True) if s.objects[0].shape == shape]
             row[shape] = round(float(np.mean(mine)), 3)
         report[str(timesteps[0])] = row
     return report

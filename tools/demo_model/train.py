@@ -20,8 +20,9 @@ runs every stage with fixed seeds and writes the model to
    throughout, so it cannot erase the difference between the position words before the UNet
    uses them (tools/demo_model/experiments/session7_*, session8_*); then a polishing phase of
    400 steps continues the exported average with a fresh learning-rate cycle (peak 2e-4),
-   uniform timesteps and the cells around each object's outline weighed 3 times (session 13). The UNet stage runs under bf16 autocast where the CPU
-   computes bfloat16 natively and in float32 elsewhere (``--precision``);
+   uniform timesteps and the cells around each object's outline weighed 3 times (session
+   13). The UNet stage runs under bf16 autocast where the CPU computes bfloat16 natively and
+   in float32 elsewhere (``--precision``);
 5. export a float16 diffusers folder with its latent→RGB preview factors and the loss log;
 6. evaluate on held-out prompts (``tools.demo_model.evaluate``) and draw the sample grid.
 
