@@ -48,7 +48,7 @@ from tools.demo_model.scenes import (
     evaluation_scenes,
     render_batch,
 )
-from tools.demo_model.train import TokenCache
+from tools.demo_model.train import TokenCache, to_model_range
 
 BASE_PROMPT = "a big red circle on the left, blue background"
 # attribute -> (the base prompt's word, the other prompt's word, the other prompt)
@@ -139,7 +139,7 @@ def image_versus_prompt(model: Path, seed: int = 1, prompted: bool = True) -> di
             scenes.append(Scene(background, (SceneObject("circle", colour, "big", place),)))
             asked = SceneObject("circle", colour, "big", opposite)
             prompts.append(canonical_caption(Scene(background, (asked,))))
-    images = torch.from_numpy(render_batch(scenes)).permute(0, 3, 1, 2).float() / 127.5 - 1
+    images = to_model_range(render_batch(scenes))
     scale = vae.config.scaling_factor
     latents = vae.encode(images).latent_dist.mean * scale
     unconditioned = text_encoder(tokens([""] * len(prompts))).last_hidden_state
@@ -183,7 +183,7 @@ def shape_kept_from_noise(
     scheduler = components.new_scheduler()
     scheduler.set_timesteps(SAMPLER_STEPS)
     scenes = evaluation_scenes(per_triple=per_triple)
-    images = torch.from_numpy(render_batch(scenes)).permute(0, 3, 1, 2).float() / 127.5 - 1
+    images = to_model_range(render_batch(scenes))
     latents = vae.encode(images).latent_dist.mean * scale
     unconditioned = text_encoder(tokens([""] * len(scenes))).last_hidden_state
     conditioned = text_encoder(tokens([canonical_caption(s) for s in scenes])).last_hidden_state

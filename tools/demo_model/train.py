@@ -882,13 +882,17 @@ def main(argv: list[str] | None = None) -> None:
     print(f"autoencoder PSNR after decoder fine-tuning {ae_psnr:.2f} dB", flush=True)
 
     means, stds = encode_all(vae, images)
-    cell_weights = latent_object_weights(
-        images,
-        [scene.background for scene in scenes],
-        means.shape[-1],
-        config.unet_object_weight,
-        config.unet_outline_weight,
-    )
+
+    def cell_weights_for(phase: TrainConfig) -> torch.Tensor:
+        return latent_object_weights(
+            images,
+            [scene.background for scene in scenes],
+            means.shape[-1],
+            phase.unet_object_weight,
+            phase.unet_outline_weight,
+        )
+
+    cell_weights = cell_weights_for(config)
     sample = means + stds * torch.randn(means.shape, generator=torch.Generator().manual_seed(0))
     scale = 1.0 / sample.std().item()  # LDM appendix G: unit-variance latents
     vae.register_to_config(scaling_factor=scale)
@@ -928,17 +932,10 @@ def main(argv: list[str] | None = None) -> None:
         write_model_folder(main_phase, vae, unet, text_encoder, latent_rgb)
         print(f"main phase exported to {main_phase}; polishing", flush=True)
         polish = polish_config(config)
-        polish_weights = latent_object_weights(
-            images,
-            [scene.background for scene in scenes],
-            means.shape[-1],
-            polish.unet_object_weight,
-            polish.unet_outline_weight,
-        )
         unet, text_encoder, polish_done = train_unet(
             means,
             stds,
-            polish_weights,
+            cell_weights_for(polish),
             scale,
             scenes,
             polish,
