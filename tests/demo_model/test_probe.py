@@ -26,8 +26,19 @@ def test_probe_measures_zero_for_the_same_prompt_and_more_for_another_colour(mon
     assert set(same["x0_distance"]) == {str(t) for t in probe.TIMESTEPS}
     assert colour["context_distance"] > 1
     assert min(colour["x0_distance"].values()) > 1
+    # the autoencoder's own distance between the two scenes: none for the same scene
+    assert same["latent_distance"] == 0 and same["x0_share"] is None
+    assert colour["latent_distance"] > 1
+    assert colour["x0_share"] == pytest.approx(
+        colour["x0_distance"][str(probe.TIMESTEPS[-1])] / colour["latent_distance"], abs=0.01
+    )
     # the shipped model has learnt colour words, so they sit further apart than untrained ones
     assert colour["embedding_distance"] > report["unused_words_embedding_distance"]
+
+
+def test_scene_latents_name_a_prompt_that_is_no_canonical_caption() -> None:
+    with pytest.raises(ValueError, match="a red blob somewhere"):
+        probe.scene_latents(components.MODEL_DIR, [probe.BASE_PROMPT, "a red blob somewhere"])
 
 
 def test_probe_names_the_folder_it_cannot_read(tmp_path) -> None:

@@ -10,7 +10,12 @@ clean latent is after one step from the same noise (norm over 4 × 16 × 16) at 
 levels. An attribute the model follows moves both; in sessions 1-3 colour moved them 15-70 times
 more than position, which was not learned. The input embeddings of the pair's distinguishing words
 are compared too: a word that training never used stays near its random initial embedding, as
-"zebra" / "piano" do.
+"zebra" / "piano" do. Beside them stands the autoencoder's own latent distance between the two
+prompts' scenes, drawn exactly (zero offset): how far apart the clean latents really are, so
+``x0_share`` (the estimate's distance at the last noise level over it) says how much of the
+real difference the UNet draws. Session 14, on the session-13 model: colour, size, position
+and background 1.8-2.7, shape 1.1; and a small circle and square lie only 1.65 apart, a
+third of the big ones' 5.0 and a tenth of red / green's 15.7.
 
 It also noises real scenes whose object sits on one side and prompts for the opposite side, and
 measures how far the centroid of the one-step estimate moves toward the object in the image
@@ -44,6 +49,7 @@ from tools.demo_model.scenes import (
     SHAPES,
     Scene,
     SceneObject,
+    all_single_object_scenes,
     canonical_caption,
     evaluation_scenes,
     render_batch,
@@ -94,24 +100,46 @@ def probe(model: Path, seed: int = 0) -> dict:
         guided = eps[conditioned:] + GUIDANCE * (eps[:conditioned] - eps[conditioned:])
         x0_by_t[t] = (noisy[:conditioned] - (1 - alpha).sqrt() * guided) / alpha.sqrt()
 
+    latents = scene_latents(model, prompts[:conditioned])
     report: dict = {"model": str(model), "attributes": {}}
     for index, (attribute, (word, other_word, _)) in enumerate(CONTRASTS.items(), start=1):
+        x0_distance = {
+            str(t): round((x0[0] - x0[index]).norm().item(), 2) for t, x0 in x0_by_t.items()
+        }
+        latent_distance = round((latents[0] - latents[index]).norm().item(), 2)
+        last = x0_distance[str(TIMESTEPS[-1])]
         report["attributes"][attribute] = {
             "words": [word, other_word],
             "embedding_distance": embedding_distance(word, other_word),
             "context_distance": round((context[0] - context[index]).norm().item(), 2),
-            "x0_distance": {
-                str(t): round((x0[0] - x0[index]).norm().item(), 2) for t, x0 in x0_by_t.items()
-            },
+            "x0_distance": x0_distance,
+            "latent_distance": latent_distance,
+            "x0_share": round(last / latent_distance, 2) if latent_distance else None,
         }
     report["unused_words_embedding_distance"] = embedding_distance(*UNUSED_WORDS)
     return report
 
 
+@torch.no_grad()
+def scene_latents(model: Path, prompts: list[str]) -> torch.Tensor:
+    """The model's scaled autoencoder latents (posterior mean) of the scenes that canonical
+    single-object ``prompts`` describe, drawn at zero offset; ``[len(prompts), 4, 16, 16]``."""
+    by_caption = {canonical_caption(scene): scene for scene in all_single_object_scenes()}
+    unknown = [prompt for prompt in prompts if prompt not in by_caption]
+    if unknown:
+        raise ValueError(
+            f"no single-object scene has the canonical caption {unknown[0]!r}; write contrast "
+            'prompts as "a big red circle on the left, blue background" is written'
+        )
+    vae = AutoencoderKL.from_pretrained(Path(model) / "vae").float().eval()
+    images = to_model_range(render_batch([by_caption[prompt] for prompt in prompts]))
+    return vae.encode(images).latent_dist.mean * vae.config.scaling_factor
+
+
 def _load(model: Path) -> tuple[UNet2DConditionModel, CLIPTextModel, TokenCache]:
     """The model folder's UNet and text encoder in float32, and the CLIP tokenizer."""
     components.offline()
-    for part in ("unet", "text_encoder"):
+    for part in ("unet", "text_encoder", "vae"):
         if not (model / part).is_dir():
             raise FileNotFoundError(
                 f"{model} has no {part}/ folder; give a demo-model folder or a training checkpoint"
@@ -221,13 +249,14 @@ def main(argv: list[str] | None = None) -> dict:
     report["image_alone_shift_px"] = image_versus_prompt(args.model, prompted=False)
     report["shape_kept_from_noise"] = shape_kept_from_noise(args.model)
     print(f"{'attribute':<11} {'words':<15} {'embedding':>9} {'context':>8}  x0 at t = ", end="")
-    print(", ".join(str(t) for t in TIMESTEPS))
+    print(", ".join(str(t) for t in TIMESTEPS), " latent  x0 share")
     for attribute, row in report["attributes"].items():
         words = " / ".join(row["words"])
         x0 = ", ".join(f"{v:.2f}" for v in row["x0_distance"].values())
+        share = "-" if row["x0_share"] is None else f"{row['x0_share']:.2f}"
         print(
             f"{attribute:<11} {words:<15} {row['embedding_distance']:>9.3f} "
-            f"{row['context_distance']:>8.2f}  {x0}"
+            f"{row['context_distance']:>8.2f}  {x0}  {row['latent_distance']:>6.2f}  {share:>8}"
         )
     unused = " / ".join(UNUSED_WORDS)
     distance = report["unused_words_embedding_distance"]
