@@ -13,7 +13,14 @@ import torch.nn.functional as F
 
 from tools.demo_model import components
 from tools.demo_model.scenes import Scene, SceneObject, render_batch
-from tools.demo_model.train import TokenCache, epsilon_loss, latent_object_weights, training_noise
+from tools.demo_model.train import (
+    TokenCache,
+    epsilon_loss,
+    latent_object_weights,
+    object_weights,
+    to_model_range,
+    training_noise,
+)
 
 
 def test_training_tokenizes_different_captions_differently() -> None:
@@ -116,7 +123,58 @@ def test_white_training_noise_is_drawn_as_before_pyramid_noise_is_coarser() -> N
 
 
 @pytest.mark.slow
-def test_one_command_retrains_every_stage_and_exports_a_loadable_model(tmp_path) -> None:
+def test_pixel_loss_decodes_the_x0_the_prediction_implies_and_trains_only_the_prediction() -> None:
+    """With the exact noise as the prediction, the x0 estimate is the clean latent itself, so the
+    loss is the autoencoder's own reconstruction error of the scene; any other prediction is
+    judged by the x0 it implies, and the gradient reaches the prediction, not the frozen
+    autoencoder."""
+    from tools.demo_model.train import PixelTargets, decoded_estimate_loss, reconstruction_loss
+
+    torch.manual_seed(0)
+    scenes = [
+        Scene("blue", (SceneObject("square", "red", "small", "left"),)),
+        Scene("white", (SceneObject("circle", "green", "big", "centre"),)),
+    ]
+    images = render_batch(scenes)
+    vae = components.new_vae().eval().requires_grad_(False)
+    targets = PixelTargets(vae, images, [scene.background for scene in scenes])
+    scale = 0.5
+    clean = vae.encode(to_model_range(images)).latent_dist.mean * scale
+    noise = torch.randn_like(clean)
+    a = torch.tensor([0.9, 0.3])
+    noisy = a.sqrt().view(-1, 1, 1, 1) * clean + (1 - a).sqrt().view(-1, 1, 1, 1) * noise
+    index = torch.tensor([0, 1])
+    exact = decoded_estimate_loss(noise, noisy, a, scale, targets, index, 10.0)
+    weight = object_weights(images, targets.backgrounds, index.numpy(), 10.0)
+    own = reconstruction_loss(vae.decode(clean / scale).sample, to_model_range(images), weight)
+    assert exact.item() == pytest.approx(own.item(), rel=1e-4)
+    # Any other prediction is judged by the x0 it implies, (x_t - sqrt(1-a)·ε̂) / sqrt(a).
+    wrong = (noise + 0.5 * torch.randn_like(noise)).requires_grad_(True)
+    worse = decoded_estimate_loss(wrong, noisy, a, scale, targets, index, 10.0)
+    implied = (noisy - (1 - a).sqrt().view(-1, 1, 1, 1) * wrong.detach()) / a.sqrt().view(
+        -1, 1, 1, 1
+    )
+    judged = reconstruction_loss(vae.decode(implied / scale).sample, to_model_range(images), weight)
+    assert worse.item() == pytest.approx(judged.item(), rel=1e-4)
+    assert worse.item() != pytest.approx(exact.item(), rel=1e-3)
+    worse.backward()
+    assert wrong.grad is not None and wrong.grad.abs().sum() > 0
+    assert all(p.grad is None for p in vae.parameters())
+
+
+def test_pixel_loss_without_its_targets_is_refused() -> None:
+    from tools.demo_model import train
+
+    config = train.TrainConfig(unet_steps=1, unet_batch=2, unet_pixel_weight=0.5)
+    means = torch.zeros(2, 4, 16, 16)
+    with pytest.raises(ValueError, match=r"unet_pixel_weight 0\.5 asks for a pixel-space loss"):
+        train.train_unet(
+            means, means, torch.ones(2, 1, 16, 16), 1.0, [], config, train.LossLog(),
+            lambda *_: None, None,
+        )  # fmt: skip
+
+
+def test_one_command_retrains_every_stage_and_exports_a_loadable_model(tmp_path, capsys) -> None:
     from core.diffusion.loading import load_checkpoint
     from tools.demo_model import train
 
@@ -126,6 +184,7 @@ def test_one_command_retrains_every_stage_and_exports_a_loadable_model(tmp_path)
             *("--scenes", "96", "--ae-steps", "2", "--decoder-steps", "1"),
             *("--unet-steps", "2", "--unet-batch", "8", "--unet-object-weight", "3"),
             *("--x0-weight-floor", "0.1", "--precision", "fp32", "--polish-steps", "2"),
+            *("--polish-pixel-weight", "0.5", "--unet-pixel-below", "1000"),
             "--skip-eval",
             *("--out", str(out), "--work", str(tmp_path / "work")),
         ]
@@ -138,6 +197,11 @@ def test_one_command_retrains_every_stage_and_exports_a_loadable_model(tmp_path)
     assert log["polish_steps_done"] == 2
     assert set(log["losses"]) == {"autoencoder", "decoder", "unet", "polish"}
     assert [step for step, _ in log["losses"]["polish"]] == [0, 1]
+    # the pixel-space loss runs in the polish only, on every sample (t < 1000)
+    assert log["config"]["polish_pixel_weight"] == 0.5 and log["config"]["unet_pixel_weight"] == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert any(" polish step " in line and " pixel=" in line for line in printed)
+    assert not any(" unet step " in line and " pixel=" in line for line in printed)
     # the polish continues the main phase's export, which stays in the work folder
     assert (tmp_path / "work" / "main-phase" / "unet").is_dir()
     assert all(len(records) >= 1 for records in log["losses"].values())
@@ -234,7 +298,9 @@ def test_polish_phase_trains_uniform_timesteps_from_its_own_learning_rate() -> N
     no x0 floor, whatever the main phase emphasised; it does not polish again."""
     from tools.demo_model import train
 
-    main_phase = train.TrainConfig(unet_steps=50, high_noise_fraction=0.5, x0_weight_floor=1.0)
+    main_phase = train.TrainConfig(
+        unet_steps=50, high_noise_fraction=0.5, x0_weight_floor=1.0, polish_pixel_weight=0.7
+    )
     polish = train.polish_config(main_phase)
     assert polish.unet_steps == main_phase.polish_steps > 0
     assert polish.unet_lr == main_phase.polish_lr
@@ -242,6 +308,7 @@ def test_polish_phase_trains_uniform_timesteps_from_its_own_learning_rate() -> N
     assert polish.ema_decay == main_phase.polish_ema_decay
     assert polish.high_noise_fraction == 0 and polish.x0_weight_floor == 0
     assert polish.unet_outline_weight == main_phase.polish_outline_weight > 1
+    assert polish.unet_pixel_weight == 0.7 and main_phase.unet_pixel_weight == 0
     assert polish.polish_steps == 0
     assert polish.unet_batch == main_phase.unet_batch and polish.seed == main_phase.seed
     assert train.cosine_lr(0, polish.unet_steps, polish.unet_lr, polish.warmup_steps, 0.05) < (
