@@ -68,7 +68,8 @@ TEXT_ENCODER_CONFIG: dict[str, Any] = {
 # at every level: at 16×16 only cross-attention (self-attention over 256 positions costs most
 # and adds little to flat shapes), below it and in the middle block both self- and
 # cross-attention.
-# Layout and colour are decided at the coarse levels, so that is where the width is.
+# Layout and colour are decided at the coarse levels; a shape's outline (a square's corners
+# against a circle's curve) only at the fine ones, where a 14-px object spans 3-4 latent cells.
 UNET_CONFIG: dict[str, Any] = {
     "sample_size": 16,
     "in_channels": 4,
@@ -79,7 +80,11 @@ UNET_CONFIG: dict[str, Any] = {
     # (tools/demo_model/experiments/session4_four_level_unet.txt).
     "down_block_types": ["CrossAttnDownBlock2D"] * 4,
     "up_block_types": ["CrossAttnUpBlock2D"] * 4,
-    "block_out_channels": [32, 64, 128, 128],
+    # Session 17 widened the two fine levels from 32 and 64 channels: the narrower UNet drew one
+    # soft-edged "squircle" for circles and squares alike, rounding squares even when denoising
+    # from t = 101, where their corners are plain to see (tools/demo_model/experiments/
+    # session17_wider_fine_levels.txt). About 1.2x the cost of a training step.
+    "block_out_channels": [64, 96, 128, 128],
     "only_cross_attention": [True, False, False, False],
     "layers_per_block": 1,
     "cross_attention_dim": TEXT_ENCODER_CONFIG["hidden_size"],
