@@ -171,7 +171,7 @@ def default_prompt_check(
             f"{_shown_path(generator.workflow)} asks {asked!r}, not the default prompt {prompt!r} "
             "that DEFAULT_PROMPT_SCENE describes; check it against the default workflow"
         )
-    judgements = [judge(generator([prompt], seed=seed)[0]) for seed in range(seeds)]
+    judgements = [judge(image) for image in generator([prompt] * seeds, seed=0)]  # seed i: i
     results = [score(DEFAULT_PROMPT_SCENE, j) for j in judgements]
     return {
         "prompt": prompt,
@@ -295,7 +295,6 @@ def main(argv: list[str] | None = None) -> dict:
     default_prompt = None
     if args.default_prompt_seeds:
         default_prompt = default_prompt_check(generator, seeds=args.default_prompt_seeds)
-    if default_prompt is not None:
         right = ", ".join(f"{k} {v:.0%}" for k, v in default_prompt["accuracy"].items())
         last = args.default_prompt_seeds - 1
         print(f"the default prompt {default_prompt['prompt']!r}, seeds 0-{last}: {right}")
