@@ -66,6 +66,26 @@ def test_outline_weights_cover_the_ring_around_an_object_and_spare_its_inside() 
     )
 
 
+def test_corner_weights_cover_the_corner_regions_of_each_objects_box() -> None:
+    from tools.demo_model.train import latent_corner_weights
+
+    # A big object on the left has the box 3..29 across and 19..45 down; a quarter of its side
+    # (6.5 px) at each corner overlaps latent cells 0..2 or 5..7 across and 4..6 or 9..11 down.
+    big = Scene("blue", (SceneObject("square", "red", "big", "left"),))
+    # A small one (box 25..39 across, 9..23 down at the top) is all corners at 4 px a cell.
+    small = Scene("white", (SceneObject("circle", "green", "small", "top"),))
+    weights = latent_corner_weights([big, small], 16, 64, 6.0)
+    expected = torch.ones(2, 1, 16, 16)
+    for rows in (slice(4, 7), slice(9, 12)):
+        for cols in (slice(0, 3), slice(5, 8)):
+            expected[0, 0, rows, cols] = 6.0
+    expected[1, 0, 2:6, 6:10] = 6.0
+    assert torch.equal(weights, expected)
+    # two objects: both boxes' corners
+    both = Scene("black", (*big.objects, *small.objects))
+    assert torch.equal(latent_corner_weights([both], 16, 64, 6.0)[0], expected.amax(dim=0))
+
+
 def test_epsilon_loss_weighs_object_cells_up_and_keeps_the_scale() -> None:
     cells = torch.ones(2, 1, 4, 4)
     cells[:, :, 0, 0] = 5.0  # one object cell
@@ -174,9 +194,20 @@ def test_pixel_loss_without_its_targets_is_refused() -> None:
         )  # fmt: skip
 
 
-def test_one_command_retrains_every_stage_and_exports_a_loadable_model(tmp_path, capsys) -> None:
+def test_one_command_retrains_every_stage_and_exports_a_loadable_model(
+    tmp_path, capsys, monkeypatch
+) -> None:
     from core.diffusion.loading import load_checkpoint
     from tools.demo_model import train
+
+    corner_calls = []
+    real_corners = train.latent_corner_weights
+
+    def recording_corners(scenes, size, image_size, corner_weight):
+        corner_calls.append((len(scenes), size, corner_weight))
+        return real_corners(scenes, size, image_size, corner_weight)
+
+    monkeypatch.setattr(train, "latent_corner_weights", recording_corners)
 
     out = tmp_path / "latentloom-shapes"
     train.main(
@@ -185,6 +216,7 @@ def test_one_command_retrains_every_stage_and_exports_a_loadable_model(tmp_path,
             *("--unet-steps", "2", "--unet-batch", "8", "--unet-object-weight", "3"),
             *("--x0-weight-floor", "0.1", "--precision", "fp32", "--polish-steps", "2"),
             *("--polish-pixel-weight", "0.5", "--unet-pixel-below", "1000"),
+            *("--polish-corner-weight", "4"),
             "--skip-eval",
             *("--out", str(out), "--work", str(tmp_path / "work")),
         ]
@@ -199,6 +231,9 @@ def test_one_command_retrains_every_stage_and_exports_a_loadable_model(tmp_path,
     assert [step for step, _ in log["losses"]["polish"]] == [0, 1]
     # the pixel-space loss runs in the polish only, on every sample (t < 1000)
     assert log["config"]["polish_pixel_weight"] == 0.5 and log["config"]["unet_pixel_weight"] == 0
+    # the corner weights are made for the polish only (the main phase's are off: 1)
+    assert log["config"]["polish_corner_weight"] == 4.0
+    assert corner_calls == [(96, 16, 4.0)]
     printed = capsys.readouterr().out.splitlines()
     assert any(" polish step " in line and " pixel=" in line for line in printed)
     assert not any(" unet step " in line and " pixel=" in line for line in printed)
@@ -299,7 +334,11 @@ def test_polish_phase_trains_uniform_timesteps_from_its_own_learning_rate() -> N
     from tools.demo_model import train
 
     main_phase = train.TrainConfig(
-        unet_steps=50, high_noise_fraction=0.5, x0_weight_floor=1.0, polish_pixel_weight=0.7
+        unet_steps=50,
+        high_noise_fraction=0.5,
+        x0_weight_floor=1.0,
+        polish_pixel_weight=0.7,
+        polish_corner_weight=5.0,
     )
     polish = train.polish_config(main_phase)
     assert polish.unet_steps == main_phase.polish_steps > 0
@@ -309,6 +348,7 @@ def test_polish_phase_trains_uniform_timesteps_from_its_own_learning_rate() -> N
     assert polish.high_noise_fraction == 0 and polish.x0_weight_floor == 0
     assert polish.unet_outline_weight == main_phase.polish_outline_weight > 1
     assert polish.unet_pixel_weight == 0.7 and main_phase.unet_pixel_weight == 0
+    assert polish.unet_corner_weight == 5.0 and main_phase.unet_corner_weight == 1.0
     assert polish.polish_steps == 0
     assert polish.unet_batch == main_phase.unet_batch and polish.seed == main_phase.seed
     assert train.cosine_lr(0, polish.unet_steps, polish.unet_lr, polish.warmup_steps, 0.05) < (

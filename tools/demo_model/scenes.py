@@ -146,7 +146,8 @@ def held_out_triples() -> frozenset[tuple[str, str, str]]:
     return frozenset(held)
 
 
-def _bounding_box(obj: SceneObject) -> tuple[float, float, float, float]:
+def bounding_box(obj: SceneObject) -> tuple[float, float, float, float]:
+    """The (x0, y0, x1, y1) pixel box a shape is drawn in (a square fills 0.9 of it)."""
     cx, cy = POSITIONS[obj.position]
     half = SIZES[obj.size] / 2
     return (
@@ -158,8 +159,8 @@ def _bounding_box(obj: SceneObject) -> tuple[float, float, float, float]:
 
 
 def _overlap(a: SceneObject, b: SceneObject, margin: float = 2.0) -> bool:
-    ax0, ay0, ax1, ay1 = _bounding_box(a)
-    bx0, by0, bx1, by1 = _bounding_box(b)
+    ax0, ay0, ax1, ay1 = bounding_box(a)
+    bx0, by0, bx1, by1 = bounding_box(b)
     return not (
         ax1 + margin <= bx0 or bx1 + margin <= ax0 or ay1 + margin <= by0 or by1 + margin <= ay0
     )
@@ -244,7 +245,7 @@ def all_single_object_scenes() -> Iterator[Scene]:
 
 
 def _draw_shape(draw: ImageDraw.ImageDraw, obj: SceneObject) -> None:
-    x0, y0, x1, y1 = (v * SUPERSAMPLE for v in _bounding_box(obj))
+    x0, y0, x1, y1 = (v * SUPERSAMPLE for v in bounding_box(obj))
     fill = COLOURS[obj.colour]
     if obj.shape == "circle":
         draw.ellipse((x0, y0, x1, y1), fill=fill)
