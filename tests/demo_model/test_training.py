@@ -296,12 +296,15 @@ def test_recipe_options_parse_into_the_train_config() -> None:
 
     parser = argparse.ArgumentParser()
     train.add_recipe_arguments(parser)
-    args = parser.parse_args(["--text-freeze-steps", "7", "--high-noise-fraction", "0.5"])
+    args = parser.parse_args(
+        ["--text-freeze-steps", "7", "--high-noise-fraction", "0.5", "--min-snr-gamma", "1e9"]
+    )
     recipe = train.recipe_from_arguments(args)
     assert set(recipe) == set(train.RECIPE_OPTIONS) | {"bf16"}
     config = train.TrainConfig(**recipe)
     assert config.text_freeze_steps == 7 and isinstance(config.text_freeze_steps, int)
     assert config.high_noise_fraction == 0.5
+    assert config.min_snr_gamma == 1e9
     defaults = train.TrainConfig()
     assert config.x0_weight_floor == defaults.x0_weight_floor
     assert config.unet_lr == defaults.unet_lr

@@ -838,6 +838,8 @@ RECIPE_OPTIONS: dict[str, str] = {
     "high_noise_from": "lowest timestep of the high-noise part of each batch",
     "high_noise_steps": "apply --high-noise-fraction and --x0-weight-floor to this many first "
     "steps only, then uniform timesteps and plain Min-SNR-γ (0 = every step)",
+    "min_snr_gamma": "Min-SNR-γ: a sample's ε-loss weight is min(SNR, γ) / SNR, which weighs "
+    "the low-noise timesteps down (a large γ: the plain ε-loss of DDPM)",
 }
 
 
