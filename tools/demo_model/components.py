@@ -65,9 +65,11 @@ TEXT_ENCODER_CONFIG: dict[str, Any] = {
 }
 
 # Latents are 16×16; the UNet works at 16, 8, 4 and 2. Conditioning enters by cross-attention
-# at every level: at 16×16 only cross-attention (self-attention over its 256 positions too made
-# a UNet training step 1.10 s against 0.76 s in session 18, bf16 on 2 threads; whether it helps
-# the squares is untested), below it and in the middle block both self- and cross-attention.
+# at every level: at 16×16 only cross-attention, below it and in the middle block both self- and
+# cross-attention. Self-attention over the 256 positions at 16×16 too made a UNet training step
+# 1.10 s against 0.76 s (session 18, bf16 on 2 threads); session 19's full run with it (and
+# 20/28 px shapes) drew 60.0 % of held-out shapes right against 55.6 % but lost colour (90.6 %),
+# so it stays off (tools/demo_model/experiments/session19_attention_and_sizes.txt).
 # Layout and colour are decided at the coarse levels; a shape's outline (a square's corners
 # against a circle's curve) only at the fine ones, where a 14-px object spans 3-4 latent cells.
 UNET_CONFIG: dict[str, Any] = {
