@@ -86,6 +86,96 @@ def test_corner_weights_cover_the_corner_regions_of_each_objects_box() -> None:
     assert torch.equal(latent_corner_weights([both], 16, 64, 6.0)[0], expected.amax(dim=0))
 
 
+def test_shape_code_maps_put_each_shapes_code_over_the_cells_of_its_box() -> None:
+    from tools.demo_model.train import SHAPE_CODES, shape_code_maps
+
+    # A small object (14 px) on the left has the box 9..23 across and 25..39 down: latent
+    # cells (4 px) 3-4 and 7-8 whole, 2 and 5 across, 6 and 9 down three quarters.
+    square = Scene("blue", (SceneObject("square", "red", "small", "left"),))
+    circle = Scene("blue", (SceneObject("circle", "red", "small", "left"),))
+    triangle = Scene("blue", (SceneObject("triangle", "red", "small", "left"),))
+    maps = shape_code_maps([square, circle, triangle], 16, 64)
+    assert maps.shape == (3, 1, 16, 16)
+    cover = torch.zeros(16, 16)
+    edge = torch.tensor([0.75, 1.0, 1.0, 0.75])
+    cover[6:10, 2:6] = torch.outer(edge, edge)
+    assert torch.allclose(maps[0, 0], SHAPE_CODES["square"] * cover)
+    assert torch.allclose(maps[1, 0], SHAPE_CODES["circle"] * cover)
+    assert torch.equal(maps[2], torch.zeros(1, 16, 16))  # triangles: the background's 0
+    # circle and square, the pair every model confused, lie as far apart as the codes allow
+    codes = SHAPE_CODES.values()
+    assert abs(SHAPE_CODES["circle"] - SHAPE_CODES["square"]) == max(codes) - min(codes) > 0
+    # two objects: each its own code on its own box
+    both = Scene("white", (SceneObject("square", "red", "small", "left"),
+                           SceneObject("circle", "green", "big", "right")))  # fmt: skip
+    pair = shape_code_maps([both], 16, 64)[0, 0]
+    assert torch.allclose(pair[:, :8], maps[0, 0, :, :8])
+    # the big circle's box is 35..61 across: cells 9-14 whole, 8 and 15 a quarter
+    assert pair[8, 9:15].tolist() == [1.0] * 6 and pair[8, 8].item() == pytest.approx(0.25)
+
+
+def test_shape_codes_replace_only_the_latents_least_used_direction() -> None:
+    from tools.demo_model.train import least_used_direction, with_shape_codes
+
+    generator = torch.Generator().manual_seed(0)
+    rotation, _ = torch.linalg.qr(torch.randn(4, 4, generator=generator))
+    spread = torch.tensor([2.0, 1.0, 0.05, 3.0]).view(1, 4, 1, 1)
+    latents = torch.einsum(
+        "ij,njhw->nihw", rotation, spread * torch.randn(64, 4, 8, 8, generator=generator)
+    )
+    direction = least_used_direction(latents)
+    # the rotated third axis, whose spread is smallest, up to sign
+    assert abs(torch.dot(direction, rotation[:, 2]).item()) == pytest.approx(1.0, abs=1e-3)
+    assert direction.norm().item() == pytest.approx(1.0, abs=1e-5)
+    codes = torch.randn(64, 1, 8, 8, generator=generator)
+    coded = with_shape_codes(latents, codes, direction)
+    d = direction.view(1, 4, 1, 1)
+    assert torch.allclose((coded * d).sum(1, keepdim=True), codes, atol=1e-5)
+    # everything orthogonal to the direction is untouched
+    assert torch.allclose(coded - (coded * d).sum(1, keepdim=True) * d,
+                          latents - (latents * d).sum(1, keepdim=True) * d, atol=1e-5)  # fmt: skip
+    assert not torch.allclose(coded, latents)
+
+
+def test_circles_and_squares_swap_and_everything_else_stays() -> None:
+    from tools.demo_model.train import with_circles_and_squares_swapped
+
+    scene = Scene("white", (SceneObject("circle", "red", "big", "left", (1, -2)),
+                            SceneObject("square", "blue", "small", "right"),
+                            SceneObject("triangle", "green", "small", "top")))  # fmt: skip
+    swapped = with_circles_and_squares_swapped(scene)
+    assert [obj.shape for obj in swapped.objects] == ["square", "circle", "triangle"]
+    assert [(o.colour, o.size, o.position, o.offset) for o in swapped.objects] == [
+        (o.colour, o.size, o.position, o.offset) for o in scene.objects
+    ]
+    assert swapped.background == "white"
+    assert with_circles_and_squares_swapped(swapped) == scene
+
+
+@pytest.mark.slow
+def test_the_shape_code_decoder_stage_changes_the_decoder_and_not_the_unet(tmp_path) -> None:
+    """The UNet learns from the encoder's latents only, so the decoder's shape-code fine-tune
+    (here with and without swapped scenes) leaves it exactly as it is: a model whose decoder
+    stage changed is still what the one command gives."""
+    from safetensors.torch import load_file
+
+    from tools.demo_model import train
+
+    tiny = [
+        *("--scenes", "64", "--ae-steps", "2", "--decoder-steps", "1", "--shape-code", "2.5"),
+        *("--shape-code-steps", "2", "--unet-steps", "2", "--unet-batch", "4"),
+        *("--polish-steps", "1", "--skip-eval"),
+    ]
+    for name, fraction in (("plain", "0"), ("swapped", "1")):
+        dirs = ("--out", str(tmp_path / name), "--work", str(tmp_path / f"work-{name}"))
+        train.main([*tiny, "--shape-code-swap-fraction", fraction, *dirs])
+    for part, same in (("unet/diffusion_pytorch_model", True), ("text_encoder/model", True),
+                       ("vae/diffusion_pytorch_model", False)):  # fmt: skip
+        plain = load_file(tmp_path / "plain" / f"{part}.safetensors")
+        swapped = load_file(tmp_path / "swapped" / f"{part}.safetensors")
+        assert all(torch.equal(plain[k], swapped[k]) for k in plain) == same, part
+
+
 def test_epsilon_loss_weighs_object_cells_up_and_keeps_the_scale() -> None:
     cells = torch.ones(2, 1, 4, 4)
     cells[:, :, 0, 0] = 5.0  # one object cell
@@ -216,7 +306,7 @@ def test_one_command_retrains_every_stage_and_exports_a_loadable_model(
             *("--unet-steps", "2", "--unet-batch", "8", "--unet-object-weight", "3"),
             *("--x0-weight-floor", "0.1", "--precision", "fp32", "--polish-steps", "2"),
             *("--polish-pixel-weight", "0.5", "--unet-pixel-below", "1000"),
-            *("--polish-corner-weight", "4"),
+            *("--polish-corner-weight", "4", "--shape-code", "2.5", "--shape-code-steps", "2"),
             "--skip-eval",
             *("--out", str(out), "--work", str(tmp_path / "work")),
         ]
@@ -227,7 +317,8 @@ def test_one_command_retrains_every_stage_and_exports_a_loadable_model(
     assert log["config"]["x0_weight_floor"] == 0.1
     assert log["config"]["bf16"] is False and log["precision"]["asked"] == "fp32"
     assert log["polish_steps_done"] == 2
-    assert set(log["losses"]) == {"autoencoder", "decoder", "unet", "polish"}
+    assert set(log["losses"]) == {"autoencoder", "decoder", "shape codes", "unet", "polish"}
+    assert [step for step, _ in log["losses"]["shape codes"]] == [0, 1]
     assert [step for step, _ in log["losses"]["polish"]] == [0, 1]
     # the pixel-space loss runs in the polish only, on every sample (t < 1000)
     assert log["config"]["polish_pixel_weight"] == 0.5 and log["config"]["unet_pixel_weight"] == 0
@@ -241,6 +332,10 @@ def test_one_command_retrains_every_stage_and_exports_a_loadable_model(
     assert (tmp_path / "work" / "main-phase" / "unet").is_dir()
     assert all(len(records) >= 1 for records in log["losses"].values())
     assert (tmp_path / "work" / "vae_decoder_tuned.safetensors").is_file()
+    assert (tmp_path / "work" / "vae_shape_codes.safetensors").is_file()
+    assert log["config"]["shape_code"] == 2.5
+    direction, code = train.read_shape_codes(out)  # where the latents carry the codes
+    assert code == 2.5 and direction.norm().item() == pytest.approx(1.0, abs=1e-5)
     loaded = load_checkpoint(out)
     assert loaded.model.latent_rgb is not None  # its own fitted preview factors
     assert loaded.model.preview_vae is loaded.vae
@@ -257,7 +352,7 @@ def test_training_on_a_saved_autoencoder_gives_what_the_full_command_gives(tmp_p
     from tools.demo_model import train
 
     tiny = [
-        *("--scenes", "64", "--ae-steps", "2", "--decoder-steps", "1"),
+        *("--scenes", "64", "--ae-steps", "2", "--decoder-steps", "1", "--shape-code-steps", "1"),
         *("--unet-steps", "3", "--unet-batch", "4", "--polish-steps", "1", "--skip-eval"),
     ]
     work = tmp_path / "work"

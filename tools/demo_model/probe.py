@@ -54,7 +54,13 @@ from tools.demo_model.scenes import (
     evaluation_scenes,
     render_batch,
 )
-from tools.demo_model.train import TokenCache, to_model_range
+from tools.demo_model.train import (
+    TokenCache,
+    read_shape_codes,
+    shape_code_maps,
+    to_model_range,
+    with_shape_codes,
+)
 
 BASE_PROMPT = "a big red circle on the left, blue background"
 # attribute -> (the base prompt's word, the other prompt's word, the other prompt)
@@ -202,8 +208,10 @@ def shape_kept_from_noise(
     """Shape accuracy, overall and by shape, of held-out scenes (``evaluation_scenes``) that are
     encoded, noised to each of ``starts`` and denoised with their own canonical prompts by DDIM
     (the schedule of a 20-step run from t = 999, continued from the first timestep at or below
-    the start) with CFG 5, then decoded and judged. At a low start the object is plain in x_t;
-    a model that still changes its shape there has not learned to denoise it."""
+    the start) with CFG 5, then decoded and judged. Where the model records shape codes
+    (``train.write_shape_codes``), the encoded latents get them, as in its training. At a low
+    start the object is plain in x_t; a model that still changes its shape there has not
+    learned to denoise it."""
     model = Path(model)
     unet, text_encoder, tokens = _load(model)
     vae = AutoencoderKL.from_pretrained(model / "vae").float().eval()
@@ -212,7 +220,13 @@ def shape_kept_from_noise(
     scheduler.set_timesteps(SAMPLER_STEPS)
     scenes = evaluation_scenes(per_triple=per_triple)
     images = to_model_range(render_batch(scenes))
-    latents = vae.encode(images).latent_dist.mean * scale
+    latents = vae.encode(images).latent_dist.mean
+    shape_codes = read_shape_codes(model)
+    if shape_codes is not None:  # as the model's training latents carry them
+        direction, code = shape_codes
+        maps = code * shape_code_maps(scenes, latents.shape[-1], images.shape[-1])
+        latents = with_shape_codes(latents, maps, direction)
+    latents = latents * scale
     unconditioned = text_encoder(tokens([""] * len(scenes))).last_hidden_state
     conditioned = text_encoder(tokens([canonical_caption(s) for s in scenes])).last_hidden_state
     noise = torch.randn(latents.shape, generator=torch.Generator().manual_seed(seed))
