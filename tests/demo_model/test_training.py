@@ -336,6 +336,8 @@ def test_one_command_retrains_every_stage_and_exports_a_loadable_model(
     assert log["config"]["shape_code"] == 2.5
     direction, code = train.read_shape_codes(out)  # where the latents carry the codes
     assert code == 2.5 and direction.norm().item() == pytest.approx(1.0, abs=1e-5)
+    # so does every other export a probe may be pointed at
+    assert torch.equal(train.read_shape_codes(tmp_path / "work" / "main-phase")[0], direction)
     loaded = load_checkpoint(out)
     assert loaded.model.latent_rgb is not None  # its own fitted preview factors
     assert loaded.model.preview_vae is loaded.vae

@@ -1153,7 +1153,8 @@ def main(argv: list[str] | None = None) -> None:
         vae.load_state_dict(load_file(autoencoder))
         vae.eval()
         first_psnr = float("nan")
-    ae_psnr = autoencoder_psnr(vae, images[-held_back(len(images)) :])
+    held = held_back(len(images))  # the last scenes, which no stage trains on
+    ae_psnr = autoencoder_psnr(vae, images[-held:])
     ae_minutes = (time.time() - log.start) / 60
     print(f"autoencoder PSNR after decoder fine-tuning {ae_psnr:.2f} dB", flush=True)
 
@@ -1172,12 +1173,9 @@ def main(argv: list[str] | None = None) -> None:
         )
         save_file(vae.state_dict(), args.work / "vae_shape_codes.safetensors")
         means = with_shape_codes(means, codes, direction)
-        ae_psnr = autoencoder_psnr(vae, images[-held_back(len(images)) :])
+        ae_psnr = autoencoder_psnr(vae, images[-held:])
         with torch.no_grad():
-            coded_psnr = psnr(
-                to_model_range(images[-held_back(len(images)) :]),
-                vae.decode(means[-held_back(len(images)) :]).sample,
-            )
+            coded_psnr = psnr(to_model_range(images[-held:]), vae.decode(means[-held:]).sample)
         print(
             f"autoencoder PSNR after the shape-code fine-tune {ae_psnr:.2f} dB (the encoder's "
             f"own latents), {coded_psnr:.2f} dB (with shape codes)",
@@ -1206,10 +1204,15 @@ def main(argv: list[str] | None = None) -> None:
     print(f"latent std {sample.std().item():.4f} -> scaling factor {scale:.4f}", flush=True)
     latent_rgb = fit_latent_rgb(vae, (sample[:256] * scale), scale)
 
+    def export(folder: Path, unet: UNet2DConditionModel, text_encoder: CLIPTextModel) -> None:
+        write_model_folder(folder, vae, unet, text_encoder, latent_rgb)
+        if config.shape_code:
+            write_shape_codes(folder, direction, config.shape_code)
+
     def export_average(ema: ExponentialAverage, folder: Path) -> None:
         unet, text_encoder = components.new_unet(), components.new_text_encoder()
         ema.copy_to([unet, text_encoder])
-        write_model_folder(folder, vae, unet, text_encoder, latent_rgb)
+        export(folder, unet, text_encoder)
 
     def checkpoint(ema: ExponentialAverage, step: int) -> None:
         export_average(ema, args.work / "checkpoint")
@@ -1238,9 +1241,7 @@ def main(argv: list[str] | None = None) -> None:
     if config.polish_steps and not stopped_early:
         # The polish starts from the exported (float16) average, exactly as --resume would.
         main_phase = args.work / "main-phase"
-        write_model_folder(main_phase, vae, unet, text_encoder, latent_rgb)
-        if config.shape_code:
-            write_shape_codes(main_phase, direction, config.shape_code)
+        export(main_phase, unet, text_encoder)
         print(f"main phase exported to {main_phase}; polishing", flush=True)
         polish = polish_config(config)
         unet, text_encoder, polish_done = train_unet(
@@ -1259,9 +1260,7 @@ def main(argv: list[str] | None = None) -> None:
         )
     total_minutes = (time.time() - log.start) / 60
 
-    write_model_folder(args.out, vae, unet, text_encoder, latent_rgb)
-    if config.shape_code:
-        write_shape_codes(args.out, direction, config.shape_code)
+    export(args.out, unet, text_encoder)
     summary = {
         "command": "python -m tools.demo_model.train",
         "resumed_from": None if args.resume is None else [str(p) for p in args.resume],
