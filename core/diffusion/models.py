@@ -84,6 +84,27 @@ class DiffusionModel:
     #: The VAE that came with this UNet's checkpoint: samplers decode x̂₀ with it for the
     #: optional full-quality live preview (``NodeContext.preview_vae_every``).
     preview_vae: VaeModel | None = None
+    #: Noise levels (σ_low, σ_high] where classifier-free guidance applies; outside them the
+    #: samplers use the positive prediction alone. None: guidance at every step.
+    guidance_interval: tuple[float, float] | None = None
+
+    def guided_at(self, sigma: float) -> bool:
+        """Whether a step whose input has noise level ``sigma`` gets guidance."""
+        if self.guidance_interval is None:
+            return True
+        low, high = self.guidance_interval
+        return low < sigma <= high
+
+    def with_guidance_interval(self, low: float, high: float) -> DiffusionModel:
+        """This model with guidance only where ``low < σ <= high`` (Kynkäänniemi et al.
+        2024, "Applying guidance in a limited interval improves sample and distribution
+        quality in diffusion models"); the UNet is shared, not copied."""
+        if not 0.0 <= low < high:
+            raise ValueError(
+                f"the guidance interval ({low:g}, {high:g}] is empty: sigma_low must be at "
+                "least 0 and below sigma_high"
+            )
+        return replace(self, guidance_interval=(float(low), float(high)))
 
     @property
     def preview(self) -> LatentRgb:

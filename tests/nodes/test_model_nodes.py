@@ -198,3 +198,22 @@ def test_nodes_place_models_on_the_device_offloading_idle_ones(registry, monkeyp
         ("unet", "cpu"),
         ("vae", "cuda"),
     ]
+
+
+def test_guidance_interval_node_limits_the_models_guidance(registry):
+    g, load, _ = _encode_graph(registry)
+    interval = g.add_node("GuidanceInterval", params={"sigma_low": 1.1, "sigma_high": 8.0}).id
+    g.connect(load, "MODEL", interval, "model")
+    executor = Executor(registry)
+    report = executor.run(g, outputs=[load, interval], device="cpu")
+    plain = report.outputs[load][0]
+    [limited] = report.outputs[interval]
+    assert limited.guidance_interval == (1.1, 8.0) and plain.guidance_interval is None
+    assert limited.unet is plain.unet  # the weights are shared, not copied
+    # Bounds the wrong way round are caught before anything runs, naming the field.
+    g.set_param(interval, "sigma_low", 9.0)
+    with pytest.raises(ValidationError) as info:
+        executor.run(g, outputs=[interval], device="cpu")
+    [problem] = info.value.problems
+    assert problem.node_id == interval and problem.field == "sigma_low"
+    assert "below sigma_high" in problem.message

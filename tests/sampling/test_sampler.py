@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from core.diffusion.conditioning import Area, Conditioning, ConditioningEntry, set_area
+from core.diffusion.models import DiffusionModel
 from core.diffusion.sampling import (
     SamplerSettings,
     SamplerStep,
@@ -155,6 +156,73 @@ def test_cfg_is_one_batched_call_and_a_single_pass_at_scale_one(setup) -> None:
         wrapped, positive, negative, torch.zeros(LATENT), SamplerSettings("euler", steps=3, cfg=1.0)
     )
     assert counting.batches == [1, 1, 1]
+
+
+def _sigmas_of(setup, settings, monkeypatch):
+    """The noise level σ each model call of a run sees, as the sampler asks the model."""
+    model, positive, negative = setup
+    seen: list[float] = []
+    asked = DiffusionModel.guided_at
+    monkeypatch.setattr(DiffusionModel, "guided_at", lambda m, s: seen.append(s) or asked(m, s))
+    sample(model, positive, negative, torch.zeros(LATENT), settings)
+    monkeypatch.undo()
+    return seen
+
+
+@pytest.mark.parametrize("sampler", ["ddim", "euler"])
+def test_guidance_interval_guides_only_inside_it_and_skips_the_negative_pass(
+    setup, sampler: str, monkeypatch
+) -> None:
+    model, positive, negative = setup
+    settings = SamplerSettings(sampler, "normal", 6, 7.5, seed=3)
+    sigmas = _sigmas_of(setup, settings, monkeypatch)
+    assert sigmas == sorted(sigmas, reverse=True) and len(sigmas) == 6
+    low = (sigmas[2] + sigmas[3]) / 2  # the first three calls guided, the last three not
+    counting = _CountingUNet(model.unet)
+    wrapped = type(model)(counting, model.family, model.prediction, model.scheduler_config)
+    limited = sample(
+        wrapped.with_guidance_interval(low, 1000.0),
+        positive,
+        negative,
+        torch.zeros(LATENT),
+        settings,
+    )
+    assert counting.batches == [2, 2, 2, 1, 1, 1]
+    # Guidance everywhere and nowhere are different pictures; the interval is neither.
+    everywhere = _run(setup, settings)
+    nowhere = _run(setup, SamplerSettings(sampler, "normal", 6, 1.0, seed=3))
+    assert not torch.equal(limited, everywhere) and not torch.equal(limited, nowhere)
+    # An interval that holds every step is plain guidance, bit for bit; one that holds none
+    # is the positive prompt alone.
+    whole = sample(
+        model.with_guidance_interval(0.0, 1000.0), positive, negative, torch.zeros(LATENT), settings
+    )
+    assert torch.equal(whole, everywhere)
+    empty = sample(
+        model.with_guidance_interval(500.0, 1000.0),
+        positive,
+        negative,
+        torch.zeros(LATENT),
+        settings,
+    )
+    assert torch.equal(empty, nowhere)
+
+
+def test_guidance_interval_is_half_open_and_rejects_empty_ones(setup) -> None:
+    model = setup[0]
+    assert model.guided_at(0.1)  # no interval: guidance everywhere
+    limited = model.with_guidance_interval(1.0, 5.0)
+    assert [limited.guided_at(s) for s in (0.5, 1.0, 1.01, 5.0, 5.01)] == [
+        False,
+        False,
+        True,
+        True,
+        False,
+    ]
+    assert limited.unet is model.unet and model.guidance_interval is None
+    for low, high in ((2.0, 2.0), (3.0, 1.0), (-1.0, 1.0)):
+        with pytest.raises(ValueError, match="guidance interval"):
+            model.with_guidance_interval(low, high)
 
 
 def test_repeated_tokens_do_not_change_attention(setup) -> None:

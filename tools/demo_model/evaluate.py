@@ -97,13 +97,18 @@ class WorkflowGenerator:
     def settings(self) -> dict:
         """The sampler's settings, for the report."""
         params = self.graph.node(self.sampler).params
-        return {
+        settings = {
             "workflow": _shown_path(self.workflow),
             "sampler": params["sampler_name"],
             "scheduler": params["scheduler"],
             "steps": params["steps"],
             "guidance": params["cfg"],
         }
+        model = self.graph.link_to(self.sampler, "model")
+        if model is not None and self.graph.node(model.src).type_id == "GuidanceInterval":
+            interval = self.graph.node(model.src).params
+            settings["guidance_sigma_interval"] = [interval["sigma_low"], interval["sigma_high"]]
+        return settings
 
     def __call__(self, prompts: Sequence[str], seed: int = DEFAULT_SEED) -> np.ndarray:
         """Images for ``prompts`` as uint8 ``[N, H, W, 3]``; prompt i uses seed + i."""
