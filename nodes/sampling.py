@@ -168,9 +168,13 @@ def _guidance_interval(ctx: Any, model: Any, sigma_low: float, sigma_high: float
 
 
 def _interval_problems(params: Mapping[str, Any]) -> Iterable[tuple[str, str]]:
+    from core.diffusion.models import guidance_interval_problem
+
     low, high = params.get("sigma_low"), params.get("sigma_high")
-    if isinstance(low, (int, float)) and isinstance(high, (int, float)) and low >= high:
-        yield "sigma_low", f"sigma_low ({low:g}) must be below sigma_high ({high:g})"
+    if isinstance(low, (int, float)) and isinstance(high, (int, float)):
+        problem = guidance_interval_problem(low, high)
+        if problem is not None:
+            yield "sigma_low", problem
 
 
 _MODEL_INPUTS = (
@@ -206,43 +210,6 @@ def _sampling_widgets(seed_name: str) -> tuple[WidgetInput, ...]:
         WidgetInput("sampler_name", t.COMBO, "euler", choices=SAMPLER_NAMES),
         WidgetInput("scheduler", t.COMBO, "normal", choices=SCHEDULE_NAMES),
     )
-
-
-GUIDANCE_INTERVAL_SPEC = NodeSpec(
-    "GuidanceInterval",
-    "Guidance Interval",
-    "sampling",
-    _guidance_interval,
-    inputs=(
-        SocketInput("model", t.MODEL),
-        WidgetInput(
-            "sigma_low",
-            t.FLOAT,
-            1.1,
-            min=0.0,
-            max=1000.0,
-            step=0.01,
-            description="no guidance at or below this noise level: the last, nearly clean "
-            "steps, where guidance only roughens outlines",
-        ),
-        WidgetInput(
-            "sigma_high",
-            t.FLOAT,
-            1000.0,
-            min=0.0,
-            max=1000.0,
-            step=0.01,
-            description="no guidance above this noise level (the first steps; SD 1.x starts "
-            "at σ ≈ 14.6); 1000: guide from the start",
-        ),
-    ),
-    outputs=(Output("MODEL", t.MODEL),),
-    description="Applies classifier-free guidance only to steps whose noise level σ lies in "
-    "(sigma_low, sigma_high] (Kynkäänniemi et al. 2024); the other steps use the positive "
-    "prompt alone and cost one UNet pass instead of two. On the demo model, guidance "
-    "stopped below σ = 1.1 draws crisper squares.",
-    check=_interval_problems,
-)
 
 
 SPECS = (
@@ -289,5 +256,39 @@ SPECS = (
         "across nodes (the half-denoised latent between them is cached like any output).",
         check=_schedule_problems,
     ),
-    GUIDANCE_INTERVAL_SPEC,
+    NodeSpec(
+        "GuidanceInterval",
+        "Guidance Interval",
+        "sampling",
+        _guidance_interval,
+        inputs=(
+            SocketInput("model", t.MODEL),
+            WidgetInput(
+                "sigma_low",
+                t.FLOAT,
+                1.1,
+                min=0.0,
+                max=1000.0,
+                step=0.01,
+                description="no guidance at or below this noise level: the last, nearly clean "
+                "steps, where guidance only roughens outlines",
+            ),
+            WidgetInput(
+                "sigma_high",
+                t.FLOAT,
+                1000.0,
+                min=0.0,
+                max=1000.0,
+                step=0.01,
+                description="no guidance above this noise level (the first steps; SD 1.x starts "
+                "at σ ≈ 14.6); 1000: guide from the start",
+            ),
+        ),
+        outputs=(Output("MODEL", t.MODEL),),
+        description="Applies classifier-free guidance only to steps whose noise level σ lies in "
+        "(sigma_low, sigma_high] (Kynkäänniemi et al. 2024); the other steps use the positive "
+        "prompt alone and cost one UNet pass instead of two. On the demo model, guidance "
+        "stopped below σ = 1.1 draws crisper squares.",
+        check=_interval_problems,
+    ),
 )

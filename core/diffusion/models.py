@@ -71,6 +71,16 @@ class ClipModel:
         return replace(self, layer=layer)
 
 
+def guidance_interval_problem(low: float, high: float) -> str | None:
+    """Why (``low``, ``high``] is no usable guidance interval, or None when it is."""
+    if 0.0 <= low < high:
+        return None
+    return (
+        f"the guidance interval ({low:g}, {high:g}] is empty: sigma_low must be at least 0 "
+        "and below sigma_high"
+    )
+
+
 @dataclass(frozen=True, eq=False)
 class DiffusionModel:
     """The MODEL socket value: a UNet and how to interpret its output."""
@@ -99,11 +109,9 @@ class DiffusionModel:
         """This model with guidance only where ``low < σ <= high`` (Kynkäänniemi et al.
         2024, "Applying guidance in a limited interval improves sample and distribution
         quality in diffusion models"); the UNet is shared, not copied."""
-        if not 0.0 <= low < high:
-            raise ValueError(
-                f"the guidance interval ({low:g}, {high:g}] is empty: sigma_low must be at "
-                "least 0 and below sigma_high"
-            )
+        problem = guidance_interval_problem(low, high)
+        if problem is not None:
+            raise ValueError(problem)
         return replace(self, guidance_interval=(float(low), float(high)))
 
     @property
