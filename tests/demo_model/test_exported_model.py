@@ -200,6 +200,17 @@ def test_evaluation_command_writes_its_report_grid_and_trained_triple_scores(tmp
     for scores in (report["accuracy"], report["trained_triples"]["accuracy"]):
         assert set(scores) == set(ATTRIBUTES) and all(0 <= v <= 1 for v in scores.values())
     assert report["autoencoder_ceiling"]["background"] >= 0.95
+    # One held-out prompt per combination: the generated shapes' per-class scores average, by
+    # the classes' prompt counts, to the overall shape accuracy.
+    by_class = report["shape_by_class"]
+    assert set(by_class) == {"generated", "autoencoder"}
+    assert set(by_class["generated"]) == {"circle", "square", "triangle"}
+    counts = {
+        s: sum(sc.objects[0].shape == s for sc in evaluation_scenes(per_triple=1))
+        for s in by_class["generated"]
+    }
+    weighted = sum(by_class["generated"][s] * n for s, n in counts.items()) / sum(counts.values())
+    assert weighted == pytest.approx(report["accuracy"]["shape"], abs=1e-3)
     assert set(report["by_prompt_form"]) == {"size said", "size unsaid"}
     for part in (report, report["trained_triples"]):  # every wrong attribute is listed, once
         for name in ATTRIBUTES:

@@ -9,7 +9,13 @@ import numpy as np
 import pytest
 
 from tools.demo_model import scenes
-from tools.demo_model.judge import ATTRIBUTES, accuracy, judge, largest_component
+from tools.demo_model.judge import (
+    ATTRIBUTES,
+    accuracy,
+    judge,
+    largest_component,
+    shape_accuracy_by_class,
+)
 
 
 def test_scenes_images_and_captions_are_deterministic_for_a_seed() -> None:
@@ -83,6 +89,21 @@ def test_judge_reads_the_renderers_ground_truth() -> None:
         totals, _ = accuracy(group, scenes.render_batch(group))
         for name in ATTRIBUTES:
             assert totals[name] >= 0.99, (name, totals)
+
+
+def test_shape_accuracy_by_class_scores_each_asked_shape_on_its_own() -> None:
+    """Squares can fail while circles do not; the per-class score keeps them apart, and a
+    shape no scene asked for does not appear."""
+    asked = ["square", "square", "circle", "square"]
+    group = [
+        scenes.Scene("black", (scenes.SceneObject(shape, "red", "big", "centre"),))
+        for shape in asked
+    ]
+    results = [{"shape": right} for right in (True, False, True, False)]
+    assert shape_accuracy_by_class(group, results) == {
+        "circle": 1.0,
+        "square": pytest.approx(1 / 3),
+    }
 
 
 def test_judge_finds_no_object_on_a_plain_background() -> None:

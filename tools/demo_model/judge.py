@@ -163,3 +163,14 @@ def accuracy(
 def fraction_right(results: Sequence[dict[str, bool]]) -> dict[str, float]:
     """The fraction of ``results`` (``score`` outputs) that got each attribute right."""
     return {name: sum(r[name] for r in results) / max(len(results), 1) for name in ATTRIBUTES}
+
+
+def shape_accuracy_by_class(
+    scenes: Sequence[Scene], results: Sequence[dict[str, bool]]
+) -> dict[str, float]:
+    """The fraction of ``results`` (``score`` outputs) whose shape is right, for each shape the
+    single-object ``scenes`` asked for (a shape none of them asked for is left out)."""
+    by_shape: dict[str, list[bool]] = {}
+    for scene, result in zip(scenes, results, strict=True):
+        by_shape.setdefault(scene.objects[0].shape, []).append(result["shape"])
+    return {shape: sum(right) / len(right) for shape, right in sorted(by_shape.items())}
