@@ -164,7 +164,7 @@ def test_the_shape_code_decoder_stage_changes_the_decoder_and_not_the_unet(tmp_p
     tiny = [
         *("--scenes", "64", "--ae-steps", "2", "--decoder-steps", "1", "--shape-code", "2.5"),
         *("--shape-code-steps", "2", "--unet-steps", "2", "--unet-batch", "4"),
-        *("--polish-steps", "1", "--skip-eval"),
+        *("--polish-steps", "1", "--refine-steps", "1", "--skip-eval"),
     ]
     for name, fraction in (("plain", "0"), ("swapped", "1")):
         dirs = ("--out", str(tmp_path / name), "--work", str(tmp_path / f"work-{name}"))
@@ -298,6 +298,15 @@ def test_one_command_retrains_every_stage_and_exports_a_loadable_model(
         return real_corners(scenes, size, image_size, corner_weight)
 
     monkeypatch.setattr(train, "latent_corner_weights", recording_corners)
+    # the ᾱ_t of every training step's timesteps, in the order the phases run
+    step_alphas = []
+    real_loss = train.epsilon_loss
+
+    def recording_loss(prediction, noise, cells, alphas_cumprod, *rest):
+        step_alphas.append(alphas_cumprod.clone())
+        return real_loss(prediction, noise, cells, alphas_cumprod, *rest)
+
+    monkeypatch.setattr(train, "epsilon_loss", recording_loss)
 
     out = tmp_path / "latentloom-shapes"
     train.main(
@@ -307,6 +316,7 @@ def test_one_command_retrains_every_stage_and_exports_a_loadable_model(
             *("--x0-weight-floor", "0.1", "--precision", "fp32", "--polish-steps", "2"),
             *("--polish-pixel-weight", "0.5", "--unet-pixel-below", "1000"),
             *("--polish-corner-weight", "4", "--shape-code", "2.5", "--shape-code-steps", "2"),
+            *("--refine-steps", "3", "--refine-timestep-below", "20"),
             "--skip-eval",
             *("--out", str(out), "--work", str(tmp_path / "work")),
         ]
@@ -317,19 +327,32 @@ def test_one_command_retrains_every_stage_and_exports_a_loadable_model(
     assert log["config"]["x0_weight_floor"] == 0.1
     assert log["config"]["bf16"] is False and log["precision"]["asked"] == "fp32"
     assert log["polish_steps_done"] == 2
-    assert set(log["losses"]) == {"autoencoder", "decoder", "shape codes", "unet", "polish"}
+    assert log["refine_steps_done"] == 3
+    assert log["config"]["refine_timestep_below"] == 20
+    assert set(log["losses"]) == {
+        *("autoencoder", "decoder", "shape codes", "unet", "polish", "refine"),
+    }
+    # the refining phase (the last 3 steps) draws only timesteps below 20; the others draw from
+    # all 1,000 (8 + 8 + 8 + 8 timesteps all below 20 would happen about once in 10^37 runs)
+    floor = components.new_scheduler().alphas_cumprod[19].item()
+    assert len(step_alphas) == 2 + 2 + 3
+    assert all((alphas >= floor - 1e-6).all() for alphas in step_alphas[-3:])
+    assert not all((alphas >= floor - 1e-6).all() for alphas in step_alphas[:-3])
     assert [step for step, _ in log["losses"]["shape codes"]] == [0, 1]
     assert [step for step, _ in log["losses"]["polish"]] == [0, 1]
     # the pixel-space loss runs in the polish only, on every sample (t < 1000)
     assert log["config"]["polish_pixel_weight"] == 0.5 and log["config"]["unet_pixel_weight"] == 0
-    # the corner weights are made for the polish only (the main phase's are off: 1)
+    # the corner weights are made for the polish and the refining phase, which shares its
+    # settings (the main phase's are off: 1)
     assert log["config"]["polish_corner_weight"] == 4.0
-    assert corner_calls == [(96, 16, 4.0)]
+    assert corner_calls == [(96, 16, 4.0)] * 2
     printed = capsys.readouterr().out.splitlines()
     assert any(" polish step " in line and " pixel=" in line for line in printed)
     assert not any(" unet step " in line and " pixel=" in line for line in printed)
-    # the polish continues the main phase's export, which stays in the work folder
+    # the polish continues the main phase's export, the refining phase the polish's; both
+    # stay in the work folder
     assert (tmp_path / "work" / "main-phase" / "unet").is_dir()
+    assert (tmp_path / "work" / "polished" / "unet").is_dir()
     assert all(len(records) >= 1 for records in log["losses"].values())
     assert (tmp_path / "work" / "vae_decoder_tuned.safetensors").is_file()
     assert (tmp_path / "work" / "vae_shape_codes.safetensors").is_file()
@@ -355,7 +378,8 @@ def test_training_on_a_saved_autoencoder_gives_what_the_full_command_gives(tmp_p
 
     tiny = [
         *("--scenes", "64", "--ae-steps", "2", "--decoder-steps", "1", "--shape-code-steps", "1"),
-        *("--unet-steps", "3", "--unet-batch", "4", "--polish-steps", "1", "--skip-eval"),
+        *("--unet-steps", "3", "--unet-batch", "4", "--polish-steps", "1", "--refine-steps", "1"),
+        "--skip-eval",
     ]
     work = tmp_path / "work"
     train.main([*tiny, "--out", str(tmp_path / "full"), "--work", str(work)])
@@ -449,8 +473,25 @@ def test_polish_phase_trains_uniform_timesteps_from_its_own_learning_rate() -> N
     assert polish.unet_outline_weight == main_phase.polish_outline_weight > 1
     assert polish.unet_pixel_weight == 0.7 and main_phase.unet_pixel_weight == 0
     assert polish.unet_corner_weight == 5.0 and main_phase.unet_corner_weight == 1.0
-    assert polish.polish_steps == 0
+    assert polish.polish_steps == 0 and polish.refine_steps == 0
+    assert polish.unet_timestep_below == 1000  # every timestep
     assert polish.unet_batch == main_phase.unet_batch and polish.seed == main_phase.seed
     assert train.cosine_lr(0, polish.unet_steps, polish.unet_lr, polish.warmup_steps, 0.05) < (
         train.cosine_lr(polish.warmup_steps, polish.unet_steps, polish.unet_lr, 30, 0.05)
     )
+
+
+def test_refining_phase_is_the_polish_on_low_noise_timesteps_only() -> None:
+    """The refining phase after the polish has the polish's settings, its own step count and
+    timesteps below ``refine_timestep_below``; it neither polishes nor refines again."""
+    from tools.demo_model import train
+
+    config = train.TrainConfig(refine_steps=123, refine_timestep_below=250, polish_lr=3e-4)
+    refine = train.refine_config(config)
+    polish = train.polish_config(config)
+    assert refine.unet_steps == 123 and refine.unet_timestep_below == 250
+    assert refine.polish_steps == 0 and refine.refine_steps == 0
+    assert refine.unet_lr == polish.unet_lr == 3e-4
+    assert refine.ema_decay == polish.ema_decay and refine.warmup_steps == polish.warmup_steps
+    assert refine.unet_outline_weight == polish.unet_outline_weight
+    assert refine.high_noise_fraction == 0 and refine.x0_weight_floor == 0

@@ -178,6 +178,9 @@ class TrainConfig:
     # the full data at half of each batch from t >= 900 and x0 floor 1 was still blotches with
     # the background right in a third of pictures after 1,500 steps of 64). 0: every step.
     high_noise_steps: int = 2200
+    # Timesteps are drawn from 0 up to (not including) this; 1000: all of them. Only the
+    # refining phase below draws fewer.
+    unet_timestep_below: int = 1000
     # 0.999 is effectively 0.9968 at 2,800 steps (the (1 + n) / (10 + n) warm-up). Against the
     # last weights (0) of the same run, session 11: the same held-out accuracy (98.8 / 89.4 /
     # 41.2 / 100 %) but the default prompt's red circle red for 3 of 4 seeds against 1 of 4
@@ -225,6 +228,17 @@ class TrainConfig:
     polish_outline_weight: float = 3.0
     polish_corner_weight: float = 1.0
     polish_pixel_weight: float = 0.0
+    # A refining phase after the polish (``--refine-steps``, ``--refine-timestep-below``; 0
+    # steps: off), with the polish's settings but timesteps drawn only below
+    # ``refine_timestep_below``: the nearly clean steps, where guidance is off in the default
+    # workflow and the UNet alone settles a square's edges. Session 23: held-out squares noised
+    # to t = 51 and denoised by the UNet alone stayed square only 75 % of the time (through the
+    # autoencoder alone: 92 %). Session 24, these 400 steps after session 21's model: held-out
+    # shape with 20 DDIM steps 78.1 -> 83.8 % (squares 34 -> 39 of 60, triangles 46 -> 49;
+    # 78.8 -> 87.5 % with other noise), colour 98.8 -> 99.4 %
+    # (tools/demo_model/experiments/session24_refining_low_noise.txt).
+    refine_steps: int = 400
+    refine_timestep_below: int = 400
     # bf16 autocast for the UNet and text encoder. The command's ``--precision auto`` (its
     # default) keeps it only where the CPU computes bfloat16 in hardware (AVX512-BF16 or AMX):
     # elsewhere autocast emulates it, and a training step takes ten times as long as in float32
@@ -779,7 +793,7 @@ def train_unet(
         z = means[index] + stds[index] * torch.randn(means[index].shape, generator=generator)
         z = z * scale
         noise = training_noise(z.shape, generator, config.offset_noise, config.pyramid_noise)
-        t = torch.randint(0, len(alphas_cumprod), (z.shape[0],), generator=generator)
+        t = torch.randint(0, config.unet_timestep_below, (z.shape[0],), generator=generator)
         emphasis = config.high_noise_steps == 0 or step < config.high_noise_steps
         high = round(config.high_noise_fraction * len(t)) if emphasis else 0
         if high:
@@ -900,6 +914,17 @@ def polish_config(config: TrainConfig) -> TrainConfig:
         unet_corner_weight=config.polish_corner_weight,
         unet_pixel_weight=config.polish_pixel_weight,
         polish_steps=0,
+        refine_steps=0,
+    )
+
+
+def refine_config(config: TrainConfig) -> TrainConfig:
+    """The settings of the refining phase that follows ``config``'s polish: the polish's, with
+    its own step count and timesteps drawn only below ``refine_timestep_below``."""
+    return replace(
+        polish_config(config),
+        unet_steps=config.refine_steps,
+        unet_timestep_below=config.refine_timestep_below,
     )
 
 
@@ -1069,6 +1094,18 @@ def main(argv: list[str] | None = None) -> None:
         "to continue a folder only as the other options say)",
     )
     parser.add_argument(
+        "--refine-steps",
+        type=int,
+        default=TrainConfig.refine_steps,
+        help="steps of the refining phase after the polish, on low-noise timesteps only (0: none)",
+    )
+    parser.add_argument(
+        "--refine-timestep-below",
+        type=int,
+        default=TrainConfig.refine_timestep_below,
+        help="the refining phase draws its timesteps from 0 up to this",
+    )
+    parser.add_argument(
         "--polish-lr",
         type=float,
         default=TrainConfig.polish_lr,
@@ -1118,6 +1155,8 @@ def main(argv: list[str] | None = None) -> None:
         threads=args.threads,
         unet_batch=args.unet_batch,
         polish_steps=args.polish_steps,
+        refine_steps=args.refine_steps,
+        refine_timestep_below=args.refine_timestep_below,
         polish_lr=args.polish_lr,
         polish_pixel_weight=args.polish_pixel_weight,
         polish_corner_weight=args.polish_corner_weight,
@@ -1258,6 +1297,28 @@ def main(argv: list[str] | None = None) -> None:
             stage="polish",
             pixel_targets=pixel_targets,
         )
+        stopped_early = polish_done < polish.unet_steps
+    refine_done = 0
+    if config.refine_steps and not stopped_early:
+        # Like the polish, the refining phase starts from the exported (float16) average.
+        polished = args.work / "polished"
+        export(polished, unet, text_encoder)
+        print(f"polished model exported to {polished}; refining", flush=True)
+        refine = refine_config(config)
+        unet, text_encoder, refine_done = train_unet(
+            means,
+            stds,
+            cell_weights_for(refine),
+            scale,
+            scenes,
+            refine,
+            log,
+            lambda *_: None,
+            time_limit,
+            polished,
+            stage="refine",
+            pixel_targets=pixel_targets,
+        )
     total_minutes = (time.time() - log.start) / 60
 
     export(args.out, unet, text_encoder)
@@ -1269,6 +1330,7 @@ def main(argv: list[str] | None = None) -> None:
         "precision": {"asked": args.precision, "cpu_native_bf16": cpu_has_native_bf16()},
         "unet_steps_done": steps_done,
         "polish_steps_done": polish_done,
+        "refine_steps_done": refine_done,
         "autoencoder_psnr_db": {
             "before_decoder_tuning": round(first_psnr, 2),
             "final": round(ae_psnr, 2),
