@@ -5,11 +5,11 @@
 Every prompt names a (shape, colour, position) combination that no training scene contains
 (``scenes.held_out_triples``), on varied backgrounds and in both sizes; half the prompts say
 the size, half leave it unsaid as the default workflow's prompt does. Each image is generated
-by LatentLoom's own executor running ``resources/workflows/default.json`` (20 DDIM steps,
-classifier-free guidance 5) with only its prompt and seed changed, exactly as a user's run
-would; each is judged by ``tools.demo_model.judge``. The accuracy per attribute is printed and
-saved as ``evaluation.json`` beside the model, and a grid of samples with their prompts as
-``samples.png``.
+by LatentLoom's own executor running ``resources/workflows/default.json`` (20 Euler steps on
+the Karras schedule, classifier-free guidance 5 above σ 1.1) with only its prompt and seed
+changed, exactly as a user's run would; each is judged by ``tools.demo_model.judge``. The
+accuracy per attribute is printed and saved as ``evaluation.json`` beside the model, and a grid
+of samples with their prompts as ``samples.png``.
 """
 
 from __future__ import annotations

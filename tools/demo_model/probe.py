@@ -25,10 +25,11 @@ which level alone the prompt's position word can matter in training. The same me
 empty prompt shows how much of the place x_t alone gives away at each level.
 
 Last, ``shape_kept_from_noise`` noises held-out scenes to a few levels and lets the model
-finish them with their own prompts, as the default workflow samples (DDIM, 20 steps, CFG 5),
-judging the shape of what comes out. Where a trained denoiser keeps the drawn shape, from low
-noise at least, it tells how much of the shortfall is the low-noise denoising itself rather
-than the prompt (session 13: from t = 200 the shipped model rounded 42 % of the squares).
+finish them with their own prompts by DDIM (20 steps, CFG 5; the default workflow's sampler
+until session 24, which now samples with Euler on the Karras schedule), judging the shape of
+what comes out. Where a trained denoiser keeps the drawn shape, from low noise at least, it
+tells how much of the shortfall is the low-noise denoising itself rather than the prompt
+(session 13: from t = 200 the shipped model rounded 42 % of the squares).
 """
 
 from __future__ import annotations
