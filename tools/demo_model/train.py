@@ -1275,50 +1275,39 @@ def main(argv: list[str] | None = None) -> None:
         lambda decay, ema: export_average(ema, args.work / f"ema-{decay:g}"),
         pixel_targets=pixel_targets,
     )
-    polish_done = 0
+
+    def continue_from_export(
+        folder: str, phase: TrainConfig, stage: str
+    ) -> tuple[UNet2DConditionModel, CLIPTextModel, int]:
+        """Export the current weights to ``work/<folder>`` and train ``phase`` from that
+        (float16) export, exactly as --resume would continue it."""
+        start = args.work / folder
+        export(start, unet, text_encoder)
+        print(f"{folder} exported to {start}; next: {stage}", flush=True)
+        return train_unet(
+            means,
+            stds,
+            cell_weights_for(phase),
+            scale,
+            scenes,
+            phase,
+            log,
+            lambda *_: None,
+            time_limit,
+            start,
+            stage=stage,
+            pixel_targets=pixel_targets,
+        )
+
+    polish_done = refine_done = 0
     stopped_early = steps_done < config.unet_steps
     if config.polish_steps and not stopped_early:
-        # The polish starts from the exported (float16) average, exactly as --resume would.
-        main_phase = args.work / "main-phase"
-        export(main_phase, unet, text_encoder)
-        print(f"main phase exported to {main_phase}; polishing", flush=True)
         polish = polish_config(config)
-        unet, text_encoder, polish_done = train_unet(
-            means,
-            stds,
-            cell_weights_for(polish),
-            scale,
-            scenes,
-            polish,
-            log,
-            lambda *_: None,
-            time_limit,
-            main_phase,
-            stage="polish",
-            pixel_targets=pixel_targets,
-        )
+        unet, text_encoder, polish_done = continue_from_export("main-phase", polish, "polish")
         stopped_early = polish_done < polish.unet_steps
-    refine_done = 0
     if config.refine_steps and not stopped_early:
-        # Like the polish, the refining phase starts from the exported (float16) average.
-        polished = args.work / "polished"
-        export(polished, unet, text_encoder)
-        print(f"polished model exported to {polished}; refining", flush=True)
         refine = refine_config(config)
-        unet, text_encoder, refine_done = train_unet(
-            means,
-            stds,
-            cell_weights_for(refine),
-            scale,
-            scenes,
-            refine,
-            log,
-            lambda *_: None,
-            time_limit,
-            polished,
-            stage="refine",
-            pixel_targets=pixel_targets,
-        )
+        unet, text_encoder, refine_done = continue_from_export("polished", refine, "refine")
     total_minutes = (time.time() - log.start) / 60
 
     export(args.out, unet, text_encoder)
