@@ -154,7 +154,8 @@ def _run_workflow(
     from tqdm import tqdm
 
     from core.engine import Executor, ValidationError, events
-    from core.graph.workflow import atomic_write, to_dict
+    from core.files import atomic_write
+    from core.graph.workflow import to_dict
 
     out_dir = Path(out_dir).resolve()  # printed paths say exactly where the files are
     registry = _registry(model_roots)

@@ -43,7 +43,7 @@ def _save_image(ctx: Any, images: Any, filename_prefix: str) -> tuple[()]:
     import json
 
     from core.diffusion import images as imageio
-    from core.graph.workflow import atomic_write
+    from core.files import atomic_write
 
     text = {PNG_WORKFLOW_KEY: json.dumps(ctx.workflow)} if ctx.workflow else {}
     for picture in images:

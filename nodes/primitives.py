@@ -65,7 +65,7 @@ def _text_join(ctx: Any, a: str, b: str, separator: str) -> str:
 
 
 def _save_text(ctx: Any, text: str, filename: str) -> tuple[()]:
-    from core.graph.workflow import atomic_write
+    from core.files import atomic_write
 
     ctx.output_dir.mkdir(parents=True, exist_ok=True)
     path = ctx.output_dir / f"{filename}.txt"

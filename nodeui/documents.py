@@ -19,9 +19,10 @@ from typing import Any
 from PySide6.QtCore import QObject, QStandardPaths, QTimer, Signal, Slot
 from PySide6.QtGui import QUndoStack
 
+from core.files import atomic_write
 from core.graph.model import Graph
 from core.graph.spec import NodeRegistry
-from core.graph.workflow import Workflow, atomic_write, load_workflow, to_dict
+from core.graph.workflow import Workflow, load_workflow, to_dict
 
 DATA_ENVIRONMENT = "LATENTLOOM_DATA_DIR"
 AUTOSAVE_INTERVAL_MS = 30_000

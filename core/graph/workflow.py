@@ -21,15 +21,14 @@ file raises one ``WorkflowError`` naming the file, the node and the field.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core.files import atomic_write
 from core.graph import png
 from core.graph.errors import GraphError
 from core.graph.model import Graph, Group
@@ -155,29 +154,6 @@ def to_dict(
 
 def dumps(graph: Graph, view: Mapping[str, Any] | None = None, **kwargs: Any) -> str:
     return json.dumps(to_dict(graph, view, **kwargs), indent=1, sort_keys=False)
-
-
-def atomic_write(path: str | os.PathLike[str], data: bytes) -> None:
-    """Writes ``data`` to ``path`` so that a crash leaves the old file or the new one, never
-    half of one: temporary file in the same folder, fsync, rename, fsync the folder."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    with contextlib.suppress(OSError):  # not every platform can fsync a folder
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
 
 
 def save_workflow(

@@ -30,8 +30,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from core.files import atomic_write
 from core.graph import png
-from core.graph.workflow import PNG_KEY, atomic_write
+from core.graph.workflow import PNG_KEY
 
 if TYPE_CHECKING:
     from nodeui.history import HistoryCursor

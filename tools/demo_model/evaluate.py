@@ -358,7 +358,7 @@ def main(argv: list[str] | None = None) -> dict:
         "seconds": round(seconds, 1),
         "failures": failures(prompts, results, images),
     }
-    from core.graph.workflow import atomic_write
+    from core.files import atomic_write
 
     text = json.dumps(report, indent=1) + "\n"
     atomic_write(args.model / "evaluation.json", text.encode())
