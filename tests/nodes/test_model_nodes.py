@@ -163,15 +163,16 @@ def test_nodes_place_models_on_the_device_offloading_idle_ones(registry, monkeyp
     moves: list[tuple[str, str]] = []
     names: dict[int, str] = {}
 
-    def fake_move(module, device):
-        moves.append((names.get(id(module), type(module).__name__), device.type))
+    def fake_move(modules, device):
+        for module in modules:
+            moves.append((names.get(id(module), type(module).__name__), device.type))
 
     gpu = DeviceResidency(
         torch.device("cuda"),
         budget_bytes=1,
         offload_device=torch.device("cpu"),
         move=fake_move,
-        size_of=lambda module: 1,
+        parts=lambda module: [(module, 1)],  # each model moves as one piece of one byte
     )
     monkeypatch.setattr("core.diffusion.cache.residency_for", lambda device: gpu)
     monkeypatch.setattr(placement, "compute_device", lambda ctx: torch.device("cpu"))
