@@ -9,6 +9,7 @@ from typing import Any
 
 from core.graph import types as t
 from core.graph.spec import NodeSpec, Output, SocketInput, WidgetInput
+from nodes.outputs import output_name_problems, write_output
 
 PNG_WORKFLOW_KEY = "latentloom"  # the same key core.graph.workflow reads back
 
@@ -43,12 +44,11 @@ def _save_image(ctx: Any, images: Any, filename_prefix: str) -> tuple[()]:
     import json
 
     from core.diffusion import images as imageio
-    from core.files import atomic_write
 
     text = {PNG_WORKFLOW_KEY: json.dumps(ctx.workflow)} if ctx.workflow else {}
     for picture in images:
-        path = imageio.next_free_path(Path(ctx.output_dir), filename_prefix)
-        atomic_write(path, imageio.png_bytes(picture, text))
+        data = imageio.png_bytes(picture, text)
+        path = write_output(ctx, "filename_prefix", filename_prefix, ".png", data)
         ctx.record("file", str(path))
     ctx.record("images", images)
     return ()
@@ -98,11 +98,19 @@ SPECS = (
         _save_image,
         inputs=(
             SocketInput("images", t.IMAGE),
-            WidgetInput("filename_prefix", t.STRING, "LatentLoom"),
+            WidgetInput(
+                "filename_prefix",
+                t.STRING,
+                "LatentLoom",
+                description="file name before the number; 'folder/name' saves in a subfolder",
+            ),
         ),
         output_node=True,
         description="Writes PNGs to the output folder with the workflow embedded, so opening "
-        "the picture reopens the graph that made it.",
+        "the picture reopens the graph that made it. Each picture gets the next free number "
+        "(PREFIX_00001.png, …); no file is ever replaced, and nothing is written outside the "
+        "output folder.",
+        check=output_name_problems("filename_prefix", "LatentLoom"),
     ),
     NodeSpec(
         "PreviewImage",

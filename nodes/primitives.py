@@ -8,6 +8,7 @@ from typing import Any
 
 from core.graph import types as t
 from core.graph.spec import NodeSpec, Output, SocketInput, WidgetInput
+from nodes.outputs import output_name_problems, write_output
 
 _BIG = 2**63 - 1
 
@@ -65,11 +66,8 @@ def _text_join(ctx: Any, a: str, b: str, separator: str) -> str:
 
 
 def _save_text(ctx: Any, text: str, filename: str) -> tuple[()]:
-    from core.files import atomic_write
-
-    ctx.output_dir.mkdir(parents=True, exist_ok=True)
-    path = ctx.output_dir / f"{filename}.txt"
-    atomic_write(path, text.encode("utf-8"))
+    data = text.encode("utf-8")
+    path = write_output(ctx, "filename", filename, ".txt", data, plain_first=True)
     ctx.record("file", str(path))
     return ()
 
@@ -155,8 +153,19 @@ SPECS = (
         "Save Text",
         "primitives",
         _save_text,
-        inputs=(SocketInput("text", t.STRING), WidgetInput("filename", t.STRING, "text")),
+        inputs=(
+            SocketInput("text", t.STRING),
+            WidgetInput(
+                "filename",
+                t.STRING,
+                "text",
+                description="file name without .txt; 'folder/name' saves in a subfolder",
+            ),
+        ),
         output_node=True,
-        description="Writes text to FILENAME.txt in the output folder.",
+        description="Writes text to FILENAME.txt in the output folder. When that file exists, "
+        "it is kept and the text goes to the next free FILENAME_00001.txt, …; nothing is "
+        "written outside the output folder.",
+        check=output_name_problems("filename", "text"),
     ),
 )

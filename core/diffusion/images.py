@@ -66,17 +66,6 @@ def png_bytes(image: torch.Tensor, text: Mapping[str, str] | None = None) -> byt
     return buffer.getvalue()
 
 
-def next_free_path(folder: Path, prefix: str, suffix: str = ".png") -> Path:
-    """``folder/prefix_00001.png``, numbered past every file already there."""
-    folder.mkdir(parents=True, exist_ok=True)
-    taken = 0
-    for existing in folder.glob(f"{prefix}_*{suffix}"):
-        number = existing.stem[len(prefix) + 1 :]
-        if number.isdigit():
-            taken = max(taken, int(number))
-    return folder / f"{prefix}_{taken + 1:05d}{suffix}"
-
-
 def gradient(
     width: int,
     height: int,

@@ -45,14 +45,6 @@ def test_png_round_trip_keeps_pixels_and_text():
     assert (back - picture).abs().max() <= 0.5 / 255 + 1e-6
 
 
-def test_next_free_path_never_overwrites(tmp_path):
-    first = images.next_free_path(tmp_path, "img")
-    first.write_bytes(b"x")
-    (tmp_path / "img_00007.png").write_bytes(b"x")
-    assert first.name == "img_00001.png"
-    assert images.next_free_path(tmp_path, "img").name == "img_00008.png"
-
-
 def test_gradient_and_colours():
     grad = images.gradient(4, 2, (0, 0, 0), (1, 1, 1), "horizontal")
     assert grad.shape == (1, 2, 4, 3)
