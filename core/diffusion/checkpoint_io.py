@@ -3,7 +3,9 @@
 ``.safetensors`` holds only a JSON header and raw tensor bytes. Legacy pickled files (``.ckpt``,
 ``.pt``, ``.pth``, ``.bin``) are opened with ``torch.load(weights_only=True)``, whose restricted
 unpickler accepts tensors and plain containers and refuses every other object, so a hostile file
-fails instead of running code.
+fails instead of running code. When it refuses a file, the file's opcodes are read (never run) to
+name the objects it refers to, so the user hears that the file wanted to run code, not that it
+is damaged. The numpy numbers old Lightning checkpoints store (``global_step``) are allowed.
 """
 
 from __future__ import annotations
@@ -11,9 +13,14 @@ from __future__ import annotations
 from core.diffusion import offline  # noqa: F401  (must precede diffusers/transformers)
 
 # isort: split
-import pickle
+import _compat_pickle
+import pickletools
 import re
+import zipfile
+from collections import deque
+from collections.abc import Iterator
 from pathlib import Path
+from typing import IO, Any
 
 import torch
 from safetensors import SafetensorError
@@ -55,27 +62,138 @@ def _read_safetensors(path: Path) -> StateDict:
 
 def _read_pickled(path: Path) -> StateDict:
     try:
-        loaded = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        refused = _refused_global(exc)
-        if refused is None:
+        with torch.serialization.safe_globals(_numpy_globals()):
+            loaded = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # the restricted unpickler refused the file, or it is damaged
+        refused = _foreign_globals(path)
+        if not refused:
             raise _unreadable(path, exc) from exc
+        # Not chained: torch's own message advises turning the protection off.
         raise ModelLoadError(
             path,
             "holds Python objects other than tensors, which LatentLoom refuses to load because "
-            f"unpickling them could run arbitrary code (it refers to {refused}).",
+            f"unpickling them could run arbitrary code (it refers to {', '.join(refused)}).",
             "Use a .safetensors version of this model, or convert the file with a tool you "
             "trust in an isolated environment.",
-        ) from exc
-    except Exception as exc:  # any other failure of the restricted unpickler: a damaged file
-        raise _unreadable(path, exc) from exc
+        ) from None
     return _tensors_of(path, loaded)
 
 
-def _refused_global(exc: BaseException) -> str | None:
-    """The object the restricted unpickler refused, if that is why it failed."""
-    match = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
-    return match.group(1) if match else None
+def _numpy_globals() -> list[tuple[Any, str]]:
+    """The numpy names old Lightning ``.ckpt`` files need for ``global_step`` and small arrays.
+
+    They rebuild a number or an array of numbers from bytes and call nothing else. Each is listed
+    under the module numpy 1.x wrote and the one numpy 2 writes, so files from both load; they
+    are allowed only for the duration of our own ``torch.load``.
+    """
+    import numpy
+
+    multiarray = numpy._core.multiarray if hasattr(numpy, "_core") else numpy.core.multiarray
+    allowed: list[tuple[Any, str]] = [
+        (numpy.dtype, "numpy.dtype"),
+        (numpy.ndarray, "numpy.ndarray"),
+    ]
+    for package in ("numpy.core", "numpy._core"):
+        allowed.append((multiarray.scalar, f"{package}.multiarray.scalar"))
+        allowed.append((multiarray._reconstruct, f"{package}.multiarray._reconstruct"))
+    for code in _NUMPY_NUMBER_CODES:
+        kind = type(numpy.dtype(code))
+        allowed.append((kind, f"{kind.__module__}.{kind.__qualname__}"))
+    return allowed
+
+
+#: Booleans, integers, floats and complex numbers: the dtypes a scalar or array may carry.
+_NUMPY_NUMBER_CODES = "?bBhHiIlLqQefdgFDG"
+
+#: What ``torch.save`` writes for tensors and their containers (torch's own allow-list). A file
+#: the restricted unpickler refused although it names nothing else is damaged, not dangerous.
+_TENSOR_MACHINERY = re.compile(
+    r"torch\._utils\._rebuild_\w+|torch\._tensor\._rebuild_from_type_v2"
+    r"|torch(\.storage)?\.\w*Storage|torch\.(Size|device|Tensor|nn\.parameter\.Parameter)"
+    r"|torch\.serialization\._get_layout|torch\.(bool|half|double|b?float\w*|u?int\d+)"
+    r"|torch\.(complex\w*|q\w+|per_\w+)"
+    r"|collections\.(OrderedDict|Counter)|_codecs\.encode|builtins\.(set|bytearray|complex)"
+)
+
+#: A legacy (non-zip) ``torch.save`` file is five pickles in a row, then raw tensor bytes.
+_LEGACY_PICKLES = 5
+
+_STRING_OPCODES = frozenset(
+    {"UNICODE", "BINUNICODE", "SHORT_BINUNICODE", "BINUNICODE8", "STRING", "BINSTRING"}
+    | {"SHORT_BINSTRING"}
+)
+
+
+def _foreign_globals(path: Path, limit: int = 4) -> list[str]:
+    """The first few distinct objects a pickled file refers to that are not tensor machinery.
+
+    The file's opcodes are read with ``pickletools``, which decodes and never executes, so this
+    names what a hostile file would have run even where torch stops at an earlier opcode.
+    """
+    allowed = {name for _, name in _numpy_globals()}
+    found: list[str] = []
+    try:
+        for name in _referenced_globals(path):
+            if name in allowed or _TENSOR_MACHINERY.fullmatch(name) or name in found:
+                continue
+            found.append(name)
+            if len(found) == limit:
+                break
+    except Exception:  # a damaged stream ends the search; what it named so far still counts
+        pass
+    return found
+
+
+def _referenced_globals(path: Path) -> Iterator[str]:
+    """``module.name`` of every global the pickles of a zip or legacy torch file refer to."""
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as archive:
+            for member in archive.namelist():
+                if member.endswith(".pkl"):
+                    with archive.open(member) as stream:
+                        yield from _globals_in_pickle(stream)
+        return
+    with path.open("rb") as stream:
+        for _ in range(_LEGACY_PICKLES):
+            yield from _globals_in_pickle(stream)
+
+
+def _globals_in_pickle(stream: IO[bytes]) -> Iterator[str]:
+    """The globals of one pickle (GLOBAL, INST and STACK_GLOBAL), in the order they appear."""
+    protocol = 0
+    pushed: deque[str | None] = deque([None, None], maxlen=2)  # the last two values pushed
+    memo: dict[int, str | None] = {}
+    for opcode, arg, _ in pickletools.genops(stream):
+        name = opcode.name
+        if name == "PROTO":
+            protocol = int(arg)
+        elif name in ("GLOBAL", "INST"):
+            module, _, attribute = str(arg).partition(" ")
+            yield _python3_name(module, attribute, protocol)
+        elif name == "STACK_GLOBAL":
+            module, attribute = pushed
+            if module is None or attribute is None:
+                yield "an object whose name is computed while unpickling"
+            else:
+                yield f"{module}.{attribute}"
+        elif name == "MEMOIZE":
+            memo[len(memo)] = pushed[-1]
+        elif name in ("PUT", "BINPUT", "LONG_BINPUT"):
+            memo[int(arg)] = pushed[-1]
+        elif name in ("GET", "BINGET", "LONG_BINGET"):
+            pushed.append(memo.get(int(arg)))
+        elif opcode.stack_after:
+            pushed.append(str(arg) if name in _STRING_OPCODES else None)
+
+
+def _python3_name(module: str, attribute: str, protocol: int) -> str:
+    """Python 2 names that protocols 0–2 store (``commands.Popen``) as Python 3 reads them."""
+    if protocol < 3:
+        if (module, attribute) in _compat_pickle.NAME_MAPPING:
+            module, attribute = _compat_pickle.NAME_MAPPING[(module, attribute)]
+        elif module in _compat_pickle.IMPORT_MAPPING:
+            module = _compat_pickle.IMPORT_MAPPING[module]
+    return f"{module}.{attribute}"
 
 
 def _unreadable(path: Path, exc: BaseException) -> ModelLoadError:
@@ -107,8 +225,16 @@ def _tensors_of(path: Path, loaded: object) -> StateDict:
 
 
 def _first_line(exc: BaseException) -> str:
-    """The informative line of an exception (torch's unpickler puts it after a preamble)."""
+    """The informative line of an exception, without torch's preamble about ``weights_only``
+    (whose advice to turn the protection off is never what a user should do)."""
     text = str(exc).strip()
     if "WeightsUnpickler error:" in text:
         text = text.split("WeightsUnpickler error:", 1)[1].strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+    for line in text.splitlines():
+        line = line.strip()
+        if line and "weights_only" not in line and not line.startswith(_TORCH_BOILERPLATE):
+            return line
+    return type(exc).__name__
+
+
+_TORCH_BOILERPLATE = ("Check the documentation", "Please file an issue", "Weights only load")
