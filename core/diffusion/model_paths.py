@@ -63,10 +63,6 @@ class ModelPaths:
                     found.append(folder)
         return found
 
-    def candidate_folders(self, kind: ModelKind) -> list[Path]:
-        """Every folder that would be searched for ``kind``, existing or not (for messages)."""
-        return [root / relative for root in self.roots for relative in LAYOUTS[kind]]
-
     def list(self, kind: ModelKind) -> list[str]:
         """Names of every ``kind`` file (and diffusers folder, for checkpoints), sorted."""
         names: set[str] = set()
@@ -87,7 +83,25 @@ class ModelPaths:
             candidate = folder.joinpath(*relative.parts)
             if candidate.is_file() or (candidate / "model_index.json").is_file():
                 return candidate
-        searched = ", ".join(str(f) for f in self.candidate_folders(kind)) or "(no model roots)"
+        folders = self.folders(kind)
+        if not folders:
+            roots = ", ".join(dict.fromkeys(str(root) for root in self.roots)) or "none"
+            layout = " or ".join(LAYOUTS[kind])
+            raise ModelNotFoundError(
+                None,
+                f"no {kind} model named '{name}': none of the model roots ({roots}) has a "
+                f"{layout} folder.",
+                f"Put the file in a '{LAYOUTS[kind][0]}' folder of a model root, or add the "
+                "root that holds it to the model paths.",
+            )
+        if any(folder.joinpath(*relative.parts).is_dir() for folder in folders):
+            raise ModelNotFoundError(
+                None,
+                f"'{name}' is a folder, not a {kind} model file or a diffusers model folder "
+                "(it has no model_index.json).",
+                "Choose a model file, or the folder of a complete diffusers model.",
+            )
+        searched = ", ".join(str(folder) for folder in folders)
         raise ModelNotFoundError(
             None,
             f"no {kind} model named '{name}'; searched {searched}.",

@@ -57,11 +57,32 @@ def test_resolve_prefers_earlier_roots(roots):
     assert paths.resolve(ModelKind.LORAS, "style.safetensors").is_relative_to(a1111)
 
 
-def test_missing_name_lists_searched_folders(roots):
-    paths, comfy, *_ = roots
+def test_missing_name_lists_only_the_folders_that_exist(roots):
+    paths, comfy, a1111, plain = roots
     with pytest.raises(ModelNotFoundError) as info:
         paths.resolve(ModelKind.VAE, "missing.safetensors")
     message = str(info.value)
-    assert "missing.safetensors" in message and str(comfy / "models/vae") in message
+    assert "missing.safetensors" in message
+    assert str(a1111 / "models/VAE") in message and str(plain / "vae") in message
+    assert str(comfy / "models/vae") not in message  # that folder does not exist
+    assert "models/models" not in message and message.count(str(plain / "vae")) == 1
+
+
+def test_missing_name_without_any_folder_names_the_roots(tmp_path):
+    paths = ModelPaths.of(tmp_path / "empty", tmp_path / "empty")
+    with pytest.raises(ModelNotFoundError) as info:
+        paths.resolve(ModelKind.LORAS, "style.safetensors")
+    message = str(info.value)
+    assert message.count(str(tmp_path / "empty")) == 1 and "loras" in message
+
+
+def test_a_plain_folder_is_not_a_model(tmp_path):
+    (tmp_path / "checkpoints" / "half.safetensors").mkdir(parents=True)
+    with pytest.raises(ModelNotFoundError, match="is a folder, not a checkpoints model"):
+        ModelPaths.of(tmp_path).resolve(ModelKind.CHECKPOINTS, "half.safetensors")
+
+
+def test_escaping_names_are_refused(roots):
+    paths, *_ = roots
     with pytest.raises(ModelNotFoundError, match="not a model name"):
         paths.resolve(ModelKind.VAE, "../secrets.safetensors")
