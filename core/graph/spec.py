@@ -50,6 +50,8 @@ class WidgetInput:
     description: str = ""
     #: For seeds: the editor offers fixed / randomize / increment after each run.
     control_after_run: bool = False
+    #: For INT widgets: values must be a multiple of this (a picture size in latent cells).
+    multiple_of: int | None = None
 
     optional = True  # a widget always has a value, so it never needs a link
 
@@ -82,6 +84,12 @@ class WidgetInput:
             return f"{value} is below the minimum {self.min:g}"
         if self.max is not None and value > self.max:
             return f"{value} is above the maximum {self.max:g}"
+        if self.multiple_of and kind == t.INT and value % self.multiple_of:
+            below = value - value % self.multiple_of
+            return (
+                f"{value} is not a multiple of {self.multiple_of} "
+                f"(use {below} or {below + self.multiple_of})"
+            )
         return None
 
 
@@ -181,8 +189,10 @@ def placeholder_spec(
     inputs: Iterable[tuple[str, str]],
     outputs: Iterable[tuple[str, str]],
     params: Mapping[str, Any] = (),  # type: ignore[assignment]
+    output_node: bool = False,
 ) -> NodeSpec:
-    """A stand-in for a node type this install lacks, keeping its sockets and params."""
+    """A stand-in for a node type this install lacks, keeping its sockets and params, and
+    whether it was an output node (so validation knows a run would need it)."""
 
     def missing(ctx: Any, **_: Any) -> Any:
         raise RuntimeError(f"node type {type_id!r} is not installed")
@@ -201,6 +211,7 @@ def placeholder_spec(
         inputs=socket_inputs + widget_inputs,
         outputs=tuple(Output(name, kind) for name, kind in outputs),
         description=f"Node type {type_id!r} is not installed; its sockets and values are kept.",
+        output_node=output_node,
         placeholder=True,
     )
 

@@ -10,7 +10,6 @@ problem. Nothing runs and nothing is downloaded.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import re
 from pathlib import Path
@@ -19,7 +18,15 @@ from typing import Any
 from core.graph import png
 from core.graph.errors import GraphError
 from core.graph.spec import NodeRegistry
-from core.graph.workflow import FORMAT, PNG_KEY, Workflow, WorkflowError, from_dict
+from core.graph.workflow import (
+    FORMAT,
+    PNG_KEY,
+    Workflow,
+    WorkflowError,
+    from_dict,
+    parse_json,
+    read_file,
+)
 from nodes.interop import a1111, comfyui
 from nodes.interop.report import (
     ImportReport,
@@ -40,11 +47,7 @@ Source = str | os.PathLike[str] | None
 def open_workflow(path: str | os.PathLike[str], registry: NodeRegistry) -> OpenResult:
     """Opens a workflow ``.json`` or a PNG carrying one, in any supported format."""
     path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise WorkflowError(f"cannot be read ({exc.strerror or exc})", source=path) from None
-    return open_bytes(raw, registry, path)
+    return open_bytes(read_file(path), registry, path)
 
 
 def open_bytes(raw: bytes, registry: NodeRegistry, source: Source = None) -> OpenResult:
@@ -68,13 +71,11 @@ def open_text(
 ) -> OpenResult:
     """Opens a workflow given as text: JSON in any supported format, or A1111 parameters."""
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
+        data = parse_json(text, source)
+    except WorkflowError:
         if a1111.looks_like_parameters(text):
             return _open_a1111(text, registry, source, "text" if container == "json" else container)
-        raise WorkflowError(
-            f"not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})", source=source
-        ) from None
+        raise
     return open_data(data, registry, source, container)
 
 
