@@ -3,6 +3,11 @@
 They are frozen wrappers around torch modules plus the facts about them that the rest of the
 pipeline needs (family, prediction type, text-encoder conventions). Identity matters, not
 equality: the model cache and LoRA patching hand out new wrappers and never mutate shared ones.
+
+Each wrapper reports the memory it holds through ``cache_storages()``: the distinct tensor
+storages behind its modules' parameters and buffers, keyed by device and address, so a storage
+shared by two values (a LoRA-patched copy and its base, a MODEL and the VAE it previews with) has
+the same key in both and the engine's cache can charge it once.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 from core.diffusion import offline  # noqa: F401  (must precede diffusers/transformers)
 
 # isort: split
+import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -20,9 +26,40 @@ import torch
 from core.diffusion.families import ModelFamily, PredictionType
 from core.diffusion.previews import FAMILY_LATENT_RGB, LatentRgb
 
+#: A tensor storage's identity while it lives: its device and its address there.
+StorageKey = tuple[str, int]
+
+
+def module_storages(*modules: torch.nn.Module) -> dict[StorageKey, int]:
+    """The distinct storages behind the modules' parameters and buffers, with their bytes.
+
+    Tensors that share a storage (tied weights, views, the untouched layers of a LoRA-patched
+    copy) count once; the storage's size is what memory holds even when a tensor views part.
+    """
+    found: dict[StorageKey, int] = {}
+    for module in modules:
+        for tensor in itertools.chain(module.parameters(), module.buffers()):
+            if tensor.device.type == "meta":
+                continue  # no memory behind it
+            storage = tensor.untyped_storage()
+            found[(str(tensor.device), storage.data_ptr())] = storage.nbytes()
+    return found
+
+
+class HoldsTensors:
+    """A value whose size is that of the tensor storages it holds (see ``cache_storages``)."""
+
+    def cache_storages(self) -> dict[StorageKey, int]:
+        """The distinct storages this value keeps alive, with their bytes."""
+        raise NotImplementedError
+
+    def cache_nbytes(self) -> int:
+        """Bytes of parameters and buffers this value holds, shared storages counted once."""
+        return sum(self.cache_storages().values())
+
 
 @dataclass(frozen=True, eq=False)
-class TextEncoder:
+class TextEncoder(HoldsTensors):
     """One CLIP text transformer with its tokenizer and the family's conventions for it.
 
     ``missing_last_layers`` counts blocks a stored encoder lacks compared with the encoder the
@@ -38,6 +75,9 @@ class TextEncoder:
     with_projection: bool = False
     missing_last_layers: int = 0
 
+    def cache_storages(self) -> dict[StorageKey, int]:
+        return module_storages(self.model)
+
     @property
     def num_layers(self) -> int:
         """Depth of the complete encoder this one stands for."""
@@ -50,7 +90,7 @@ class TextEncoder:
 
 
 @dataclass(frozen=True, eq=False)
-class ClipModel:
+class ClipModel(HoldsTensors):
     """The CLIP socket value: a family's text encoder(s) and the chosen last layer.
 
     ``layer`` is None for the family default (SD 1.x: -1, SD 2.x and SDXL: -2), or a negative
@@ -60,6 +100,9 @@ class ClipModel:
     family: ModelFamily
     encoders: tuple[TextEncoder, ...]
     layer: int | None = None
+
+    def cache_storages(self) -> dict[StorageKey, int]:
+        return module_storages(*(encoder.model for encoder in self.encoders))
 
     def with_last_layer(self, layer: int | None) -> ClipModel:
         """Return a CLIP that stops at ``layer`` (-1 = last, -2 = penultimate…), sharing weights."""
@@ -82,7 +125,7 @@ def guidance_interval_problem(low: float, high: float) -> str | None:
 
 
 @dataclass(frozen=True, eq=False)
-class DiffusionModel:
+class DiffusionModel(HoldsTensors):
     """The MODEL socket value: a UNet and how to interpret its output."""
 
     unet: Any  # diffusers UNet2DConditionModel
@@ -97,6 +140,13 @@ class DiffusionModel:
     #: Noise levels (σ_low, σ_high] where classifier-free guidance applies; outside them the
     #: samplers use the positive prediction alone. None: guidance at every step.
     guidance_interval: tuple[float, float] | None = None
+
+    def cache_storages(self) -> dict[StorageKey, int]:
+        """The UNet's storages and those of the preview VAE, which this value keeps alive."""
+        found = module_storages(self.unet)
+        if self.preview_vae is not None:
+            found.update(self.preview_vae.cache_storages())
+        return found
 
     def guided_at(self, sigma: float) -> bool:
         """Whether a step whose input has noise level ``sigma`` gets guidance."""
@@ -126,15 +176,18 @@ class DiffusionModel:
 
 
 @dataclass(frozen=True, eq=False)
-class VaeModel:
+class VaeModel(HoldsTensors):
     """The VAE socket value: an AutoencoderKL and its latent scale factor."""
 
     vae: Any  # diffusers AutoencoderKL
     scaling_factor: float
 
+    def cache_storages(self) -> dict[StorageKey, int]:
+        return module_storages(self.vae)
+
 
 @dataclass(frozen=True, eq=False)
-class LoadedCheckpoint:
+class LoadedCheckpoint(HoldsTensors):
     """Everything one checkpoint provides."""
 
     source: Path
@@ -142,6 +195,13 @@ class LoadedCheckpoint:
     model: DiffusionModel
     clip: ClipModel
     vae: VaeModel
+
+    def cache_storages(self) -> dict[StorageKey, int]:
+        return {
+            **self.model.cache_storages(),
+            **self.clip.cache_storages(),
+            **self.vae.cache_storages(),
+        }
 
 
 def module_dtype(module: torch.nn.Module) -> torch.dtype:

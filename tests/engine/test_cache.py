@@ -189,3 +189,45 @@ def test_reruns_match_downstream_on_random_graphs(toy: Toy) -> None:
         report = executor.run(g, outputs=ids)
         assert set(toy.calls) == g.downstream(edited) | {edited}
         assert report.ran_count == len(toy.calls)
+
+
+class SharedModel:
+    """A model value made of named storages; two values naming one storage share it."""
+
+    def __init__(self, **storages: int) -> None:
+        self.storages = storages
+
+    def cache_storages(self) -> dict[str, int]:
+        return dict(self.storages)
+
+
+def test_model_pool_charges_a_shared_storage_once() -> None:
+    cache = ResultCache(CacheBudgets(model_bytes=10_000))
+    base = SharedModel(unet=4000, clip=2000, vae=1000)
+    vae = SharedModel(vae=1000)
+    assert cache.put("checkpoint", (base, base, vae), ["MODEL", "CLIP", "VAE"])
+    assert cache.used_bytes(MODEL_POOL) == 7000
+    patched = SharedModel(unet=4000, vae=1000, patched_layer=500)  # a LoRA copy of the base
+    assert cache.put("lora", (patched,), ["MODEL"])
+    assert cache.used_bytes(MODEL_POOL) == 7500
+    assert cache.get("lora").nbytes == 5500  # what the entry holds, shared or not
+    cache.discard("checkpoint")  # the copy still keeps the UNet and the VAE alive
+    assert cache.used_bytes(MODEL_POOL) == 5500
+
+
+def test_model_pool_evicts_until_what_an_entry_adds_fits() -> None:
+    cache = ResultCache(CacheBudgets(model_bytes=10_000))
+    assert cache.put("a", (SharedModel(a=4000),), ["MODEL"])
+    assert cache.put("b", (SharedModel(b=4000),), ["MODEL"])
+    # Shares b's storage: adds only 1500 bytes, which fit next to a and b.
+    assert cache.put("b+lora", (SharedModel(b=4000, lora=1500),), ["MODEL"])
+    assert cache.keys(MODEL_POOL) == ["a", "b", "b+lora"]
+    assert cache.used_bytes(MODEL_POOL) == 9500
+    # 3000 new bytes: a goes; evicting b would free nothing, since b+lora keeps its storage.
+    assert cache.put("c", (SharedModel(c=3000),), ["MODEL"])
+    assert cache.keys(MODEL_POOL) == ["b", "b+lora", "c"]
+    assert cache.used_bytes(MODEL_POOL) == 8500
+    # 5000 new bytes: b frees nothing on its own, so b+lora goes too; then it fits.
+    assert cache.put("d", (SharedModel(d=5000),), ["MODEL"])
+    assert cache.keys(MODEL_POOL) == ["c", "d"]
+    assert cache.used_bytes(MODEL_POOL) == 8000 <= cache.budgets.model_bytes
