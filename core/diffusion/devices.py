@@ -66,9 +66,3 @@ def pick_dtype(device: torch.device, override: torch.dtype | None = None) -> tor
     if device.type == "cpu" and cpu_has_native_bf16():
         return torch.bfloat16
     return torch.float32
-
-
-def module_bytes(module: torch.nn.Module) -> int:
-    """Bytes held by a module's parameters and buffers."""
-    tensors = [*module.parameters(), *module.buffers()]
-    return sum(t.numel() * t.element_size() for t in tensors)
