@@ -13,6 +13,7 @@ from core.diffusion import offline  # noqa: F401  (must precede diffusers/transf
 
 # isort: split
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -382,13 +383,23 @@ def _read_scheduler_config(folder: Path) -> dict[str, Any]:
 
 
 def _from_pretrained(model_class: Any, component: Path, folder: Path, dtype: torch.dtype) -> Any:
-    """``from_pretrained`` on a local folder only; any failure names the folder."""
+    """``from_pretrained`` on a local folder only; any failure names the folder.
+
+    Only ``.safetensors`` weights go through the libraries' own loaders (``use_safetensors``
+    keeps them from falling back to a pickle); a component stored as pickled ``.bin`` files is
+    read by ``read_state_dict``, so a hostile one gets the same refusal as a single file.
+    """
+    pickled = _pickled_weights(component)
+    if pickled:
+        return _from_pickled_weights(model_class, component, pickled, folder, dtype)
     if model_class in (AutoencoderKL, UNet2DConditionModel):
         options = {"torch_dtype": dtype, "low_cpu_mem_usage": False}
     else:
         options = {"dtype": dtype}
     try:
-        model = model_class.from_pretrained(str(component), local_files_only=True, **options)
+        model = model_class.from_pretrained(
+            str(component), local_files_only=True, use_safetensors=True, **options
+        )
     except (OSError, ValueError, RuntimeError, KeyError) as exc:
         raise ModelLoadError(
             component,
@@ -396,3 +407,39 @@ def _from_pretrained(model_class: Any, component: Path, folder: Path, dtype: tor
             f"Check that {folder} is a complete diffusers folder with config and weights.",
         ) from exc
     return model.eval().requires_grad_(False)
+
+
+#: The pickled weight files ``from_pretrained`` would read: whole or sharded, no variants.
+_PICKLED_WEIGHTS = re.compile(r"(diffusion_)?pytorch_model(-\d+-of-\d+)?\.bin")
+
+
+def _pickled_weights(component: Path) -> list[Path]:
+    """A component's pickled weight files, when it has no ``.safetensors`` weights to prefer."""
+    if not component.is_dir() or any(component.glob("*.safetensors")):
+        return []
+    return sorted(p for p in component.iterdir() if _PICKLED_WEIGHTS.fullmatch(p.name))
+
+
+def _from_pickled_weights(
+    model_class: Any, component: Path, files: list[Path], folder: Path, dtype: torch.dtype
+) -> Any:
+    """Build ``model_class`` from the component's config and assign its ``.bin`` tensors."""
+    try:
+        if model_class in (AutoencoderKL, UNet2DConditionModel):
+            config = model_class.load_config(str(component))
+            factory = lambda: model_class.from_config(config)  # noqa: E731
+        else:
+            text_config = model_class.config_class.from_pretrained(str(component))
+            factory = lambda: model_class(text_config)  # noqa: E731
+    except (OSError, ValueError, KeyError) as exc:
+        raise ModelLoadError(
+            component,
+            f"has no readable config for {model_class.__name__} ({_summarise_mismatch(exc)}).",
+            f"Check that {folder} is a complete diffusers folder with config and weights.",
+        ) from exc
+    state_dict: dict[str, torch.Tensor] = {}
+    for file in files:
+        state_dict.update(read_state_dict(file))
+    if model_class in (CLIPTextModel, CLIPTextModelWithProjection):
+        state_dict = _fit_clip_keys(state_dict, model_class)
+    return _build(factory, state_dict, component, model_class.__name__, dtype)

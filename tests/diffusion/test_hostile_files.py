@@ -10,9 +10,13 @@ from pathlib import Path
 import numpy
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from core.diffusion.checkpoint_io import read_state_dict
 from core.diffusion.errors import ModelLoadError
+from core.diffusion.loading import load_checkpoint
+from tests.diffusion.test_loading import assert_same_state
+from tests.helpers.tiny_models import write_diffusers_folder
 
 
 class _Call:
@@ -147,3 +151,61 @@ def test_numpy_globals_are_allowed_only_during_our_load(tmp_path):
     assert list(torch.serialization.get_safe_globals()) == before
     with pytest.raises(pickle.UnpicklingError):
         torch.load(path, weights_only=True)
+
+
+_WEIGHTS = {  # component folder → (safetensors name, pickled name) as the libraries write them
+    "unet": ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin"),
+    "vae": ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin"),
+    "text_encoder": ("model.safetensors", "pytorch_model.bin"),
+    "text_encoder_2": ("model.safetensors", "pytorch_model.bin"),
+}
+
+
+@pytest.fixture
+def sd1_folder(tiny_pipelines, tmp_path) -> Path:
+    return write_diffusers_folder(tiny_pipelines["sd1"], tmp_path / "sd1")
+
+
+@pytest.mark.parametrize("component", ["unet", "vae", "text_encoder"])
+def test_diffusers_folder_with_a_hostile_bin_is_refused_by_name(sd1_folder, component):
+    marker = sd1_folder.parent / "executed"
+    safetensors_name, pickled_name = _WEIGHTS[component]
+    (sd1_folder / component / safetensors_name).unlink()
+    weights = sd1_folder / component / pickled_name
+    torch.save({"w": torch.zeros(1), "x": _Call(os.system, f"touch '{marker}'")}, weights)
+    with pytest.raises(ModelLoadError) as info:
+        load_checkpoint(sd1_folder)
+    message = str(info.value)
+    assert str(weights) in message
+    assert "could run arbitrary code (it refers to posix.system)" in message
+    assert "weights_only" not in message
+    assert not marker.exists()
+
+
+def test_diffusers_folder_prefers_safetensors_over_a_hostile_bin(sd1_folder, tiny_pipelines):
+    marker = sd1_folder.parent / "executed"
+    hostile = {"x": _Call(os.system, f"touch '{marker}'")}
+    for component in ("unet", "vae", "text_encoder"):
+        torch.save(hostile, sd1_folder / component / _WEIGHTS[component][1])
+    loaded = load_checkpoint(sd1_folder)
+    assert_same_state(tiny_pipelines["sd1"].unet, loaded.model.unet)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("variant", ["sd1", "sdxl"])
+def test_diffusers_folder_with_pickled_weights_loads_exactly(tiny_pipelines, tmp_path, variant):
+    pipeline = tiny_pipelines[variant]
+    folder = write_diffusers_folder(pipeline, tmp_path / variant)
+    for component, (safetensors_name, pickled_name) in _WEIGHTS.items():
+        if not (folder / component).is_dir():
+            continue
+        tensors = load_file(folder / component / safetensors_name)
+        if component == "text_encoder":  # transformers before 5.6 nested CLIP under text_model.
+            tensors = {f"text_model.{key}": value for key, value in tensors.items()}
+        torch.save(tensors, folder / component / pickled_name)
+        (folder / component / safetensors_name).unlink()
+    loaded = load_checkpoint(folder)
+    assert_same_state(pipeline.unet, loaded.model.unet)
+    assert_same_state(pipeline.vae, loaded.vae.vae)
+    for expected, encoder in zip(pipeline.text_encoders, loaded.clip.encoders, strict=True):
+        assert_same_state(expected, encoder.model)
