@@ -101,7 +101,8 @@ class _Loaders:
             prediction=None if prediction == "auto" else PredictionType(prediction),
         )
         try:
-            loaded = load_checkpoint(path, overrides)
+            # ctx.progress after each stage also stops the load there when the run is cancelled.
+            loaded = load_checkpoint(path, overrides, progress=ctx.progress)
         except ModelLoadError as exc:
             raise _node_error(exc, "ckpt_name") from None
         device = compute_device(ctx)
@@ -128,7 +129,8 @@ class _Loaders:
 
         path = self._resolve(ModelKind.VAE, vae_name, "vae_name")
         try:
-            vae = load_vae(path, ModelFamily.SD1 if family == "auto" else ModelFamily(family))
+            chosen = ModelFamily.SD1 if family == "auto" else ModelFamily(family)
+            vae = load_vae(path, chosen, progress=ctx.progress)
         except ModelLoadError as exc:
             raise _node_error(exc, "vae_name") from None
         device = compute_device(ctx)

@@ -78,20 +78,40 @@ class LoadOverrides:
         return (str(self.family), str(self.prediction), str(self.dtype))
 
 
-def load_checkpoint(path: str | Path, overrides: LoadOverrides | None = None) -> LoadedCheckpoint:
+#: ``progress(done, total)``, called after each stage of a load (reading the file, building
+#: each component); it may raise to stop the load there. The loader nodes pass their context's
+#: ``progress``, which raises ``Cancelled`` once the run is cancelled.
+StageProgress = Callable[[int, int], None]
+
+
+def _no_progress(done: int, total: int) -> None:
+    """The default ``StageProgress``: nothing to report, nothing to stop."""
+
+
+def load_checkpoint(
+    path: str | Path,
+    overrides: LoadOverrides | None = None,
+    progress: StageProgress = _no_progress,
+) -> LoadedCheckpoint:
     """Load a checkpoint file or a diffusers folder (one containing ``model_index.json``)."""
     path = Path(path)
     overrides = overrides or LoadOverrides()
     if path.is_dir():
-        return load_diffusers_folder(path, overrides)
+        return load_diffusers_folder(path, overrides, progress)
     state_dict = read_state_dict(path)
-    return load_checkpoint_state_dict(state_dict, path, overrides)
+    return load_checkpoint_state_dict(state_dict, path, overrides, progress)
 
 
 def load_checkpoint_state_dict(
-    state_dict: StateDict, path: Path, overrides: LoadOverrides
+    state_dict: StateDict,
+    path: Path,
+    overrides: LoadOverrides,
+    progress: StageProgress = _no_progress,
 ) -> LoadedCheckpoint:
-    """Build MODEL, CLIP and VAE from an LDM-layout state dict read from ``path``."""
+    """Build MODEL, CLIP and VAE from an LDM-layout state dict read from ``path``.
+
+    Stages reported: the file read, each text encoder, the UNet, the VAE.
+    """
     detected = detect_family(state_dict, path)
     family = overrides.family or detected
     prediction = overrides.prediction or detect_prediction(state_dict, family)
@@ -100,10 +120,13 @@ def load_checkpoint_state_dict(
     inpainting = int(unet_tensors["input_blocks.0.0.weight"].shape[1]) == 9
     folder = config_folder(family, prediction, inpainting)
     traits = FAMILY_TRAITS[family]
+    stages = _Stages(progress, 3 + len(traits.text_encoders))
+    stages.done()  # the file is read
 
-    encoders = tuple(
-        _load_ldm_text_encoder(state_dict, path, folder, enc, dtype) for enc in traits.text_encoders
-    )
+    encoders = []
+    for encoder_traits in traits.text_encoders:
+        encoders.append(_load_ldm_text_encoder(state_dict, path, folder, encoder_traits, dtype))
+        stages.done()
     unet_config = unet_config_from_ldm(unet_tensors, load_component_config(folder, "unet"), path)
     if unet_config.get("addition_embed_type") == "text_time":
         pooled = int(encoders[-1].model.config.projection_dim)
@@ -119,31 +142,49 @@ def load_checkpoint_state_dict(
         "UNet",
         dtype,
     )
+    stages.done()
     scheduler_config = load_component_config(folder, "scheduler")
     scheduler_config["prediction_type"] = str(prediction)
     vae = _load_ldm_vae(state_dict, path, folder, family, dtype)
+    stages.done()
     return LoadedCheckpoint(
         source=path,
         family=family,
         model=DiffusionModel(unet, family, prediction, scheduler_config, preview_vae=vae),
-        clip=ClipModel(family, encoders),
+        clip=ClipModel(family, tuple(encoders)),
         vae=vae,
     )
+
+
+class _Stages:
+    """Counts the stages of one load and reports each to a ``StageProgress``."""
+
+    def __init__(self, progress: StageProgress, total: int) -> None:
+        self.progress, self.total, self.count = progress, total, 0
+
+    def done(self) -> None:
+        self.count += 1
+        self.progress(self.count, self.total)
 
 
 def load_vae(
     path: str | Path,
     family: ModelFamily = ModelFamily.SD1,
     dtype: torch.dtype | None = None,
+    progress: StageProgress = _no_progress,
 ) -> VaeModel:
     """Load a standalone VAE: a single file (LDM names, bare or ``first_stage_model.``) or a
-    diffusers ``AutoencoderKL`` folder. ``family`` picks the latent scale factor."""
+    diffusers ``AutoencoderKL`` folder. ``family`` picks the latent scale factor. Stages
+    reported: the file read (single files), the VAE."""
     path = Path(path)
     dtype = dtype or torch.float32
     if path.is_dir():
         vae = _from_pretrained(AutoencoderKL, path, path, dtype)
+        _Stages(progress, 1).done()
         return VaeModel(vae, float(vae.config.scaling_factor))
     state_dict = read_state_dict(path)
+    stages = _Stages(progress, 2)
+    stages.done()
     if not any(k.startswith(("encoder.", "decoder.", VAE_PREFIX)) for k in state_dict):
         raise ModelLoadError(
             path,
@@ -151,7 +192,9 @@ def load_vae(
             "Expected a KL autoencoder such as vae-ft-mse-840000 or sdxl_vae.",
         )
     folder = config_folder(family, PredictionType.EPSILON, inpainting=False)
-    return _load_ldm_vae(state_dict, path, folder, family, dtype)
+    vae = _load_ldm_vae(state_dict, path, folder, family, dtype)
+    stages.done()
+    return vae
 
 
 def _load_ldm_vae(
@@ -277,8 +320,15 @@ def _materialise_position_ids(module: torch.nn.Module) -> None:
         owner.register_buffer(leaf, values, persistent=False)
 
 
-def load_diffusers_folder(folder: Path, overrides: LoadOverrides | None = None) -> LoadedCheckpoint:
-    """Load a diffusers pipeline folder from disk only (``local_files_only`` everywhere)."""
+def load_diffusers_folder(
+    folder: Path,
+    overrides: LoadOverrides | None = None,
+    progress: StageProgress = _no_progress,
+) -> LoadedCheckpoint:
+    """Load a diffusers pipeline folder from disk only (``local_files_only`` everywhere).
+
+    Stages reported: the UNet, each text encoder, the VAE.
+    """
     overrides = overrides or LoadOverrides()
     index_path = folder / "model_index.json"
     if not index_path.is_file():
@@ -301,6 +351,8 @@ def load_diffusers_folder(folder: Path, overrides: LoadOverrides | None = None) 
     dtype = overrides.dtype or torch.float32
     unet = _from_pretrained(UNet2DConditionModel, folder / "unet", folder, dtype)
     family = overrides.family or _family_of_unet(unet.config)
+    stages = _Stages(progress, 2 + len(FAMILY_TRAITS[family].text_encoders))
+    stages.done()
     scheduler_config = _read_scheduler_config(folder)
     default_prediction = scheduler_config.get("prediction_type", "epsilon")
     prediction = overrides.prediction or PredictionType(default_prediction)
@@ -335,8 +387,10 @@ def load_diffusers_folder(folder: Path, overrides: LoadOverrides | None = None) 
                 missing_last_layers=missing,
             )
         )
+        stages.done()
     autoencoder = _from_pretrained(AutoencoderKL, folder / "vae", folder, dtype)
     vae = VaeModel(autoencoder, float(autoencoder.config.scaling_factor))
+    stages.done()
     latent_rgb = _read_latent_rgb(folder)
     return LoadedCheckpoint(
         source=folder,
