@@ -9,7 +9,9 @@ from core.graph import types as t
 from core.graph.spec import NodeSpec, Output, SocketInput, WidgetInput
 from nodes.placement import place
 
-_SIZE = {"min": 16, "max": 16384, "step": 8}
+#: Picture sizes become whole latent cells: a size that is not a multiple of 8 (Stable
+#: Diffusion's cell) is refused rather than quietly rounded down to one.
+_SIZE = {"min": 16, "max": 16384, "step": 8, "multiple_of": 8}
 _BATCH = {"min": 1, "max": 4096, "step": 1}
 UPSCALE_METHODS = ("nearest-exact", "bilinear", "bicubic", "area")
 CROP_MODES = ("disabled", "center")
@@ -22,12 +24,30 @@ def _downscale(vae: Any) -> int:
     return latents.DEFAULT_DOWNSCALE if vae is None else vae_ops.latent_factor(vae)
 
 
+def _whole_cells(factor: int, zero_allowed: bool = False, **sizes: int) -> None:
+    """Refuses picture sizes (values that came by link; widgets are checked before the run)
+    that are not a whole number of latent cells, instead of rounding them down."""
+    from core.engine import NodeError
+
+    rule = f"a multiple of {factor} (one latent cell of this VAE)"
+    rule += ", or 0 to keep the aspect ratio" if zero_allowed else f", at least {factor}"
+    for name, value in sizes.items():
+        if value % factor or value < (0 if zero_allowed else factor):
+            below = max(factor, value - value % factor)
+            raise NodeError(
+                f"{name} is {value} pixels, but it must be {rule}: use {below} or {below + factor}",
+                field=name,
+            )
+
+
 def _empty_latent(
     ctx: Any, width: int, height: int, batch_size: int, vae: Any = None
 ) -> dict[str, Any]:
     from core.diffusion import latents
 
-    return latents.empty(width, height, batch_size, _downscale(vae))
+    factor = _downscale(vae)
+    _whole_cells(factor, width=width, height=height)
+    return latents.empty(width, height, batch_size, factor)
 
 
 def _latent_noise(
@@ -35,7 +55,9 @@ def _latent_noise(
 ) -> Any:
     from core.diffusion import latents
 
-    return latents.noise(seed, width, height, batch_size, _downscale(vae))
+    factor = _downscale(vae)
+    _whole_cells(factor, width=width, height=height)
+    return latents.noise(seed, width, height, batch_size, factor)
 
 
 def _vae_decode(ctx: Any, samples: Mapping[str, Any], vae: Any) -> Any:
@@ -91,6 +113,7 @@ def _upscale(
 ) -> dict[str, Any]:
     from core.diffusion import latents
 
+    _whole_cells(latents.downscale_of(samples), zero_allowed=True, width=width, height=height)
     return latents.upscale(samples, width, height, upscale_method, crop)
 
 
@@ -241,8 +264,8 @@ SPECS = (
         inputs=(
             SocketInput("samples", t.LATENT),
             WidgetInput("upscale_method", t.COMBO, "nearest-exact", choices=UPSCALE_METHODS),
-            WidgetInput("width", t.INT, 512, min=0, max=16384, step=8),
-            WidgetInput("height", t.INT, 512, min=0, max=16384, step=8),
+            WidgetInput("width", t.INT, 512, min=0, max=16384, step=8, multiple_of=8),
+            WidgetInput("height", t.INT, 512, min=0, max=16384, step=8, multiple_of=8),
             WidgetInput("crop", t.COMBO, "disabled", choices=CROP_MODES),
         ),
         outputs=_LATENT_OUT,
