@@ -18,7 +18,7 @@ class Problem:
 
     ``code`` is a stable machine-readable kind: ``missing_input``, ``type_mismatch``,
     ``bad_value``, ``unknown_type``, ``check_failed``, ``bypass_unresolvable``, ``cycle``,
-    ``unknown_node``.
+    ``unknown_node``, ``nothing_to_run`` (the graph has nodes but a run would compute none).
     """
 
     node_id: NodeId

@@ -365,6 +365,8 @@ class _Planner:
                 skipped[nid] = "not needed: every node that uses it is skipped"
 
         order = tuple(nid for nid in order_all if nid in active)
+        if not order and not problems and self.nodes:
+            problems += self.nothing_to_run(outputs is None, requested, blocked)
         seen: set[tuple[NodeId, str | None, str]] = set()
         for nid in order:
             for problem in problems_of[nid]:
@@ -375,6 +377,65 @@ class _Planner:
         targets = tuple(nid for nid in roots if nid in active)
         nodes = {nid: planned[nid] for nid in order}
         return self._finish(targets, nodes, order_all, muted, bypassed, skipped, problems, order)
+
+    def nothing_to_run(
+        self, defaulted: bool, requested: list[NodeId], blocked: dict[NodeId, NodeId]
+    ) -> list[Problem]:
+        """Why a plan evaluates no node at all, pinned to the nodes that explain it."""
+        if defaulted and not requested:
+            return self.no_output_node()
+        problems = []
+        for nid in requested:
+            node = self.nodes[nid]
+            label = self.label(nid)
+            if nid in blocked:
+                blocker = self.label(blocked[nid])
+                message = (
+                    f"{label} needs {blocker}, which is muted, so nothing would run. "
+                    f"Unmute {blocker}."
+                )
+            elif node.muted or node.bypassed:
+                state = "muted" if node.muted else "bypassed"
+                message = f"{label} is {state}, so nothing would run. Turn {state} off."
+            else:
+                message = f"{label} is a reroute, which computes nothing. Run an output node."
+            problems.append(Problem(nid, None, message, "nothing_to_run"))
+        return problems
+
+    def no_output_node(self) -> list[Problem]:
+        """Problems for a graph none of whose nodes a run would compute by default: its
+        muted or bypassed output nodes, else its unknown nodes that feed nothing (they may
+        have been outputs), else every node that feeds nothing."""
+        idle = [n.id for n in self.graph if self.spec(n.id).output_node]
+        if idle:
+            return self.nothing_to_run(False, idle, {})
+        feeding = {lk.src for lk in self.graph.links}
+        ends = sorted(nid for nid in self.nodes if nid not in feeding) or [min(self.nodes)]
+        unknown = [nid for nid in ends if self.spec(nid).placeholder]
+        if unknown:
+            return [
+                Problem(
+                    nid,
+                    None,
+                    f"{self.label(nid)}: node type '{self.nodes[nid].type_id}' is not "
+                    f"installed, and no installed node here is an output, so nothing would "
+                    f"run. Install what provides it, or replace it with an output node such "
+                    f"as Save Image.",
+                    "unknown_type",
+                )
+                for nid in unknown
+            ]
+        return [
+            Problem(
+                nid,
+                None,
+                f"{self.label(nid)}: the workflow has no output node (one that saves or shows "
+                f"a result), so nothing would run. Connect this node's output to an output "
+                f"node such as Save Image or Preview Image.",
+                "nothing_to_run",
+            )
+            for nid in ends
+        ]
 
     def _finish(
         self,

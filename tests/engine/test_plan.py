@@ -118,6 +118,8 @@ def test_structural_edits_replan_between_runs(toy: Toy, executor: Executor) -> N
     _const, add = _chain(toy, g)
     show = g.add_node("Show")
     g.connect(add.id, "out", show.id, "x")
+    live = g.add_node("Const")  # a branch that runs while the other one is muted
+    g.connect(live.id, "out", g.add_node("Show").id, "x")
     assert executor.run(g).status_of(add.id) == "ran"
     g.set_node_attribute(add.id, "muted", True)
     assert executor.run(g).status_of(add.id) == "muted"

@@ -122,6 +122,8 @@ def test_problems_of_muted_branches_are_ignored(toy: Toy) -> None:
     show = g.add_node("Show")
     g.connect(add.id, "out", show.id, "x")
     g.set_node_attribute(add.id, "muted", True)
+    live = g.add_node("Const")  # a branch that runs, so the run is not empty
+    g.connect(live.id, "out", g.add_node("Show").id, "x")
     assert validate(g) == []
 
 
@@ -140,3 +142,61 @@ def test_cycle_from_a_file_is_a_problem(toy: Toy, executor: Executor) -> None:
     with pytest.raises(ValidationError) as caught:
         executor.run(g)
     assert {p.code for p in caught.value.problems} == {"cycle"}
+
+
+def test_a_graph_without_output_nodes_says_nothing_would_run(toy: Toy, executor: Executor) -> None:
+    g = toy.graph()
+    const = g.add_node("Const")
+    add = g.add_node("Add")
+    g.connect(const.id, "out", add.id, "a")
+    problems = validate(g)
+    assert _codes(problems) == {(add.id, None, "nothing_to_run")}
+    assert "no output node" in problems[0].message and f"#{add.id}" in problems[0].message
+    with pytest.raises(ValidationError):
+        executor.run(g)
+    assert toy.calls == []
+
+
+def test_an_unknown_node_that_feeds_nothing_explains_why_nothing_would_run(toy: Toy) -> None:
+    g = toy.graph()
+    const = g.add_node("Const")
+    ghost = g.add_node("Ghost", placeholder=placeholder_spec("Ghost", [("x", "FLOAT")], []))
+    g.connect(const.id, "out", ghost.id, "x")
+    problems = validate(g)
+    assert _codes(problems) == {(ghost.id, None, "unknown_type")}
+    assert "'Ghost' is not installed" in problems[0].message
+    assert "nothing would run" in problems[0].message
+
+
+def test_an_unknown_output_node_is_planned_and_reported(toy: Toy) -> None:
+    g = toy.graph()
+    const = g.add_node("Const")
+    spec = placeholder_spec("FancySave", [("x", "FLOAT")], [], output_node=True)
+    ghost = g.add_node("FancySave", placeholder=spec)
+    g.connect(const.id, "out", ghost.id, "x")
+    show = g.add_node("Show")
+    g.connect(const.id, "out", show.id, "x")
+    assert _codes(validate(g)) == {(ghost.id, None, "unknown_type")}
+
+
+@pytest.mark.parametrize("flag", ["muted", "bypassed"])
+def test_muted_or_bypassed_only_outputs_say_nothing_would_run(toy: Toy, flag: str) -> None:
+    g = toy.graph()
+    const = g.add_node("Const")
+    show = g.add_node("Show")
+    g.connect(const.id, "out", show.id, "x")
+    g.set_node_attribute(show.id, flag, True)
+    problems = validate(g)
+    assert _codes(problems) == {(show.id, None, "nothing_to_run")}
+    assert f"is {flag}, so nothing would run" in problems[0].message
+
+
+def test_an_output_blocked_by_a_muted_node_says_which(toy: Toy) -> None:
+    g = toy.graph()
+    add = g.add_node("Add")
+    show = g.add_node("Show")
+    g.connect(add.id, "out", show.id, "x")
+    g.set_node_attribute(add.id, "muted", True)
+    problems = validate(g)
+    assert _codes(problems) == {(show.id, None, "nothing_to_run")}
+    assert f"needs Add #{add.id}, which is muted" in problems[0].message
