@@ -50,6 +50,16 @@ def _node_error(exc: Exception, field: str) -> Exception:
     return NodeError(str(exc), field=field)
 
 
+def _stop_if_cancelled(ctx: Any) -> Callable[[int, int], None]:
+    """A load's stage callback that raises ``Cancelled`` between stages once the run is
+    cancelled. It emits no progress events: a load's few stages are of very uneven length."""
+
+    def check(done: int, total: int) -> None:
+        ctx.cancel.raise_if_cancelled()
+
+    return check
+
+
 class _Loaders:
     """The loader node functions, bound to one set of model folders."""
 
@@ -101,8 +111,7 @@ class _Loaders:
             prediction=None if prediction == "auto" else PredictionType(prediction),
         )
         try:
-            # ctx.progress after each stage also stops the load there when the run is cancelled.
-            loaded = load_checkpoint(path, overrides, progress=ctx.progress)
+            loaded = load_checkpoint(path, overrides, progress=_stop_if_cancelled(ctx))
         except ModelLoadError as exc:
             raise _node_error(exc, "ckpt_name") from None
         device = compute_device(ctx)
@@ -130,7 +139,7 @@ class _Loaders:
         path = self._resolve(ModelKind.VAE, vae_name, "vae_name")
         try:
             chosen = ModelFamily.SD1 if family == "auto" else ModelFamily(family)
-            vae = load_vae(path, chosen, progress=ctx.progress)
+            vae = load_vae(path, chosen, progress=_stop_if_cancelled(ctx))
         except ModelLoadError as exc:
             raise _node_error(exc, "vae_name") from None
         device = compute_device(ctx)

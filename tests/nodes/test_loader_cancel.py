@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from core.diffusion import loading
 from core.diffusion.families import ModelFamily
 from core.diffusion.model_paths import ModelPaths
 from core.engine import CancelToken, Executor
-from core.engine.events import Progress
+from core.engine.events import NodeStarted
 from core.graph.model import Graph
 from nodes import build_registry
 from tests.helpers.tiny_models import make_tiny_pipeline, write_single_file
@@ -21,23 +22,39 @@ def registry(tmp_path_factory):
     return build_registry(ModelPaths.of(root))
 
 
-def test_cancel_during_a_checkpoint_load_stops_it_after_the_current_stage(registry):
+def test_cancel_during_a_checkpoint_load_stops_it_before_it_completes(registry, monkeypatch):
     graph = Graph(registry)
     load = graph.add_node("LoadCheckpoint", params={"ckpt_name": "tiny.safetensors"}).id
     token = CancelToken()
-    stages: list[Progress] = []
+    built: list[str] = []
+    real_build = loading._build
+
+    def build(factory, state_dict, path, what, dtype):
+        built.append(what)
+        token.cancel()  # the user presses Cancel while the first component is being built
+        return real_build(factory, state_dict, path, what, dtype)
+
+    monkeypatch.setattr(loading, "_build", build)
+    report = Executor(registry).run(graph, outputs=[load], device="cpu", cancel=token)
+    assert report.status == "cancelled"
+    assert report.status_of(load) == "cancelled"
+    assert built == ["text encoder"]  # the second text encoder, the UNet and the VAE never ran
+
+    monkeypatch.setattr(loading, "_build", real_build)
+    finished = Executor(registry).run(graph, outputs=[load], device="cpu")
+    assert finished.status_of(load) == "ran"
+
+
+def test_cancel_as_the_load_starts_stops_it_once_the_file_is_read(registry):
+    graph = Graph(registry)
+    load = graph.add_node("LoadCheckpoint", params={"ckpt_name": "tiny.safetensors"}).id
+    token = CancelToken()
 
     def on_event(event: object) -> None:
-        if isinstance(event, Progress) and event.node_id == load:
-            stages.append(event)
-            token.cancel()  # the user presses Cancel while the file is being loaded
+        if isinstance(event, NodeStarted) and event.node_id == load:
+            token.cancel()
 
     report = Executor(registry).run(
         graph, outputs=[load], device="cpu", on_event=on_event, cancel=token
     )
-    assert report.status == "cancelled"
     assert report.status_of(load) == "cancelled"
-    assert [(p.step, p.total) for p in stages] == [(1, 5)]  # read; encoders, UNet, VAE never ran
-
-    finished = Executor(registry).run(graph, outputs=[load], device="cpu")
-    assert finished.status_of(load) == "ran"
