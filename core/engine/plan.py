@@ -90,6 +90,25 @@ class _Resolution(NamedTuple):
     bypassed: tuple[NodeId, ...]
 
 
+class _Hop(NamedTuple):
+    """One step of a resolution through a reroute or a bypassed node (``bypassed``)."""
+
+    upstream: tuple[NodeId, str]
+    bypassed: NodeId | None = None
+    problem: Problem | None = None
+    conversion: t.Conversion | None = None
+
+    def apply(self, up: _Resolution) -> _Resolution:
+        """The resolution here, given the one upstream."""
+        if self.bypassed is None:
+            return up
+        source = up.source
+        if source is not None and self.conversion is not None:
+            source = Source(source.node_id, source.output, (*source.conversions, self.conversion))
+        problems = up.problems + ((self.problem,) if self.problem else ())
+        return _Resolution(source, up.dangling, problems, (*up.bypassed, self.bypassed))
+
+
 def default_targets(graph: Graph, registry: NodeRegistry | None = None) -> list[NodeId]:
     """The nodes a run computes when none are requested: output nodes neither muted nor
     bypassed."""
@@ -151,18 +170,25 @@ class _Planner:
         return label
 
     def output_type(self, nid: NodeId, output: str) -> str | None:
-        """The type an output carries (a reroute: what feeds it); None if it has no such output."""
+        """The type an output carries (a reroute: what feeds it); None if it has no such output.
+
+        Chains of reroutes are followed in a loop, never by recursion: a file may hold
+        thousands of them."""
         key = (nid, output)
-        if key in self.out_types:
-            return self.out_types[key]
-        spec = self.spec(nid)
-        out = spec.output(output)
-        kind = None if out is None else out.type
-        if spec is REROUTE:
-            feed = self.graph.link_to(nid, "value")
-            if feed is not None:
-                kind = self.output_type(feed.src, feed.src_output)
-        self.out_types[key] = kind
+        walked: dict[tuple[NodeId, str], None] = {}
+        kind = self.out_types.get(key)
+        while key not in self.out_types and key not in walked:
+            walked[key] = None
+            spec = self.spec(key[0])
+            out = spec.output(key[1])
+            kind = None if out is None else out.type
+            feed = self.graph.link_to(key[0], "value") if spec is REROUTE else None
+            if feed is None:
+                break
+            key = (feed.src, feed.src_output)
+            kind = self.out_types.get(key, kind)
+        for step in walked:
+            self.out_types[step] = kind
         return kind
 
     # --- resolving links -------------------------------------------------------------------
@@ -186,26 +212,46 @@ class _Planner:
         return src_type, Problem(dst, dst_input, message, "type_mismatch")
 
     def resolve(self, nid: NodeId, output: str) -> _Resolution:
-        """Follows reroutes and bypassed nodes back to the output that produces the value."""
+        """Follows reroutes and bypassed nodes back to the output that produces the value.
+
+        The walk is a loop, never recursion (a file may chain thousands of reroutes or
+        bypassed nodes); every step's resolution is cached on the way back."""
         key = (nid, output)
+        chain: list[tuple[tuple[NodeId, str], _Hop | None]] = []
+        on_path: set[tuple[NodeId, str]] = set()
         res = self.resolved.get(key)
-        if res is None:
-            res = self._resolve(nid, output)
-            self.resolved[key] = res
+        while res is None:
+            if key in on_path:
+                res = _Resolution(
+                    None, f"{self.label(key[0])}, which is in a loop of links", (), ()
+                )
+                break
+            on_path.add(key)
+            hop, res = self._hop(*key)
+            chain.append((key, hop))
+            if hop is None:
+                break
+            key = hop.upstream
+            res = self.resolved.get(key)
+        for step, hop in reversed(chain):
+            if hop is not None:
+                res = hop.apply(res)
+            self.resolved[step] = res
         return res
 
-    def _resolve(self, nid: NodeId, output: str) -> _Resolution:
+    def _hop(self, nid: NodeId, output: str) -> tuple[_Hop | None, _Resolution | None]:
+        """One step back from ``nid.output``: where to go next, or the final resolution."""
         node = self.nodes[nid]
         spec = self.spec(nid)
         if node.muted:
-            return _Resolution(Source(nid, output), None, (), ())
+            return None, _Resolution(Source(nid, output), None, (), ())
         if spec is REROUTE:
             feed = self.graph.link_to(nid, "value")
             if feed is None:
-                return _Resolution(None, f"{self.label(nid)}, which nothing feeds", (), ())
-            return self.resolve(feed.src, feed.src_output)
+                return None, _Resolution(None, f"{self.label(nid)}, which nothing feeds", (), ())
+            return _Hop((feed.src, feed.src_output)), None
         if not node.bypassed:
-            return _Resolution(Source(nid, output), None, (), ())
+            return None, _Resolution(Source(nid, output), None, (), ())
         out_type = self.output_type(nid, output)
         for inp in spec.inputs:
             link = self.graph.link_to(nid, inp.name)
@@ -214,19 +260,14 @@ class _Planner:
             src_type, problem = self.check_link(
                 link.src, link.src_output, nid, inp.name, inp.link_type
             )
-            up = self.resolve(link.src, link.src_output)
-            problems = up.problems + ((problem,) if problem else ())
-            source = up.source
             conversion = t.conversion_for(src_type, inp.link_type) if src_type else None
-            if source is not None and conversion is not None:
-                source = Source(source.node_id, source.output, (*source.conversions, conversion))
-            return _Resolution(source, up.dangling, problems, (*up.bypassed, nid))
+            return _Hop((link.src, link.src_output), nid, problem, conversion), None
         message = (
             f"{self.label(nid)} is bypassed, but none of its linked inputs has type {out_type} "
             f"to pass on to its output '{output}'. Link a {out_type} input, or stop bypassing it."
         )
         problem = Problem(nid, output, message, "bypass_unresolvable")
-        return _Resolution(None, None, (problem,), (nid,))
+        return None, _Resolution(None, None, (problem,), (nid,))
 
     def bind(
         self, nid: NodeId

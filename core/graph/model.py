@@ -229,18 +229,20 @@ class Graph:
         return [g for g in self._groups.values() if node_id in g.nodes]
 
     def output_type(self, node_id: NodeId, output: str) -> str:
-        """The type an output carries; a reroute carries what feeds it (ANY when unfed)."""
-        spec = self.spec(node_id)
-        out = spec.output(output)
-        if out is None:
-            raise e.UnknownSocketError(
-                f"node {node_id} ({spec.title}) has no output named {output!r}"
-            )
-        if out.type == t.ANY and spec is REROUTE:
-            feed = self.link_to(node_id, "value")
-            if feed is not None:
-                return self.output_type(feed.src, feed.src_output)
-        return out.type
+        """The type an output carries; a reroute carries what feeds it (ANY when unfed).
+
+        Chains of reroutes are followed in a loop, so a chain of any length has a type."""
+        while True:
+            spec = self.spec(node_id)
+            out = spec.output(output)
+            if out is None:
+                raise e.UnknownSocketError(
+                    f"node {node_id} ({spec.title}) has no output named {output!r}"
+                )
+            feed = self.link_to(node_id, "value") if spec is REROUTE else None
+            if out.type != t.ANY or feed is None:
+                return out.type
+            node_id, output = feed.src, feed.src_output
 
     def input_type(self, node_id: NodeId, input_name: str) -> str:
         """The link type an input accepts; a reroute accepts what its consumers accept."""

@@ -131,3 +131,25 @@ def test_structural_edits_replan_between_runs(toy: Toy, executor: Executor) -> N
     g.connect(other.id, "out", show.id, "x")
     report = executor.run(g)
     assert add.id not in report.entries and report.entries[show.id].records[0].value == 7.0
+
+
+def test_thousands_of_chained_reroutes_and_bypasses_plan_without_recursion(
+    toy: Toy, executor: Executor
+) -> None:
+    g = toy.graph()
+    const = g.add_node("Const", params={"value": 2.0})
+    prev, prev_out = const.id, "out"
+    for index in range(3000):
+        if index % 2:
+            node = g.add_node("Reroute").id
+            g.connect(prev, prev_out, node, "value")
+            prev, prev_out = node, "value"
+        else:
+            node = g.add_node("Add", params={"bias": 5.0}, bypassed=True).id
+            g.connect(prev, prev_out, node, "a")
+            prev, prev_out = node, "out"
+    show = g.add_node("Show")
+    g.connect(prev, prev_out, show.id, "x")
+    report = executor.run(g)
+    assert report.entries[show.id].records[0].value == 2.0
+    assert toy.calls == [const.id, show.id]

@@ -110,3 +110,15 @@ def test_upstream_and_downstream(graph):
     graph.connect(a, "LATENT", b, "latent")
     graph.connect(b, "LATENT", c, "latent")
     assert graph.downstream(a) == {b, c} and graph.upstream(c) == {a, b}
+
+
+def test_a_long_chain_of_reroutes_carries_its_source_type():
+    graph = Graph(make_registry())
+    prev, out = graph.add_node("Latent").id, "LATENT"
+    for _ in range(1500):  # deeper than Python's default recursion limit
+        node = graph.add_node("Reroute").id
+        graph.connect(prev, out, node, "value")
+        prev, out = node, "value"
+    assert graph.output_type(prev, "value") == "LATENT"
+    save = graph.add_node("Save").id
+    graph.connect(prev, "value", save, "latent")
