@@ -90,6 +90,11 @@ def _load(path: str | Path, registry: Any) -> Any:
         raise CliError(str(exc)) from None
     if result.report.source_format is not SourceFormat.LATENTLOOM or result.report.warnings:
         print(result.report.summary(), file=sys.stderr)
+    if not len(result.workflow.graph):
+        raise CliError(
+            f"{path}: the workflow has no nodes, so nothing would run. Add nodes that end in "
+            "an output node such as Save Image, or open another file"
+        )
     return result.workflow
 
 

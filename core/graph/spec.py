@@ -29,6 +29,11 @@ class SocketInput:
         return self.type
 
 
+#: The most characters a text widget takes unless it says otherwise: far beyond any prompt or
+#: file name, and short of what would stall the text encoder or the editor.
+MAX_TEXT_LENGTH = 100_000
+
+
 @dataclass(frozen=True)
 class WidgetInput:
     """An input with an editable value stored in the node's params.
@@ -52,6 +57,8 @@ class WidgetInput:
     control_after_run: bool = False
     #: For INT widgets: values must be a multiple of this (a picture size in latent cells).
     multiple_of: int | None = None
+    #: For STRING widgets: the most characters a value may have (``MAX_TEXT_LENGTH`` if None).
+    max_length: int | None = None
 
     optional = True  # a widget always has a value, so it never needs a link
 
@@ -75,6 +82,15 @@ class WidgetInput:
         elif kind in (t.STRING, t.COMBO):
             if not isinstance(value, str):
                 return f"expected text, got {value!r}"
+            if not value.isascii():
+                try:
+                    value.encode("utf-8")
+                except UnicodeEncodeError as exc:
+                    bad = value[exc.start]
+                    return f"character {exc.start + 1} ({bad!a}) is a lone surrogate, not Unicode"
+            limit = self.max_length or MAX_TEXT_LENGTH
+            if len(value) > limit:
+                return f"the text has {len(value):,} characters, more than the {limit:,} allowed"
             if kind == t.COMBO and self.choices is not None and value not in self.choices:
                 return f"{value!r} is not one of {', '.join(self.choices)}"
             return None

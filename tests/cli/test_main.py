@@ -9,9 +9,11 @@ from pathlib import Path
 import pytest
 
 import main
+from core.graph import png
 from core.graph import workflow as wf
 from core.graph.model import Graph
 from nodes import build_registry
+from tests.graph.test_workflow import _tiny_png
 
 ROOT = Path(main.__file__).parent
 
@@ -145,3 +147,92 @@ def test_models_flag_adds_a_model_root(tmp_path, capsys):
     loader = next(e for e in listing if e["type"] == "LoadCheckpoint")
     assert "custom.safetensors" in loader["inputs"][0]["choices"]
     assert loader["inputs"][0]["choices_from"] == "checkpoints"
+
+
+def _doc(nodes, links=(), **top) -> str:
+    return json.dumps({"format": "latentloom", "version": 2, "nodes": nodes, "links": links} | top)
+
+
+def _node(nid, type_id, **params) -> dict:
+    return {"id": nid, "type": type_id, "params": params}
+
+
+_SAVE = [_node(1, "String", value="hi"), _node(2, "SaveText", filename="t")]
+_SAVE_LINKS = [[1, "STRING", 2, "text"]]
+_FLOW = _doc(_SAVE, _SAVE_LINKS)
+
+#: (file name, content, words the error must contain)
+_BAD_FILES = [
+    ("empty.json", "", ["empty.json", "empty"]),
+    ("list.json", "[1, 2]", ["list.json", "not a workflow"]),
+    ("binary.json", bytes(range(256)) * 4, ["binary.json", "UTF-8"]),
+    ("v1.json", '{"format":"latentloom","version":1,"nodes":5}', ["v1.json", "'nodes'"]),
+    ("vtrue.json", _FLOW.replace('"version": 2', '"version": true'), ["field 'version'"]),
+    ("vfloat.json", _FLOW.replace('"version": 2', '"version": 2.0'), ["field 'version'"]),
+    ("deep.json", "[" * 3000 + "]" * 3000, ["deep.json", "nests deeper"]),
+    ("params.json", _doc([{"id": 1, "type": "String", "params": [1]}]), ["node 1", "params"]),
+    ("arity.json", _doc(_SAVE, [[1, "STRING", 2]]), ["arity.json", "field 'links'"]),
+    ("ids.json", _doc(_SAVE, [["1", "STRING", 2, "text"]]), ["field 'links'"]),
+    ("dup.json", _doc([*_SAVE, _node(2, "String")]), ["node 2", "already exists"]),
+    ("ghost.json", _doc(_SAVE, [[7, "STRING", 2, "text"]]), ["node 2", "'text'", "node 7"]),
+    ("nan.json", _FLOW.replace('"value": "hi"', '"value": NaN'), ["nodes[0].params.value"]),
+    ("inf.json", _FLOW.replace('"hi"', "1e400"), ["nodes[0].params.value"]),
+    ("digits.json", _FLOW.replace('"hi"', "9" * 5000), ["digits.json", "not a workflow"]),
+    ("no_nodes.json", _doc([]), ["no nodes", "nothing would run"]),
+    ("no_output.json", _doc([_node(1, "IntMath")]), ["#1", "no output node"]),
+    ("unknown.json", _doc([_node(1, "FancySave")]), ["FancySave", "nothing would run"]),
+    (
+        "text.json",
+        _doc([_SAVE[0], _node(2, "SaveText", filename=5)], _SAVE_LINKS),
+        ["'filename'"],
+    ),
+    (
+        "size.json",
+        _doc(
+            [_node(1, "EmptyLatentImage", width=17, height=24), _node(2, "PreviewLatent")],
+            [[1, "LATENT", 2, "samples"]],
+        ),
+        ["'width'", "not a multiple of 8"],
+    ),
+    (
+        "api.json",
+        json.dumps({"1": {"class_type": "KSampler", "inputs": {"model": ["7", 0]}}}),
+        ["KSampler #1", "no output node"],
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "content", "words"), _BAD_FILES, ids=[c[0] for c in _BAD_FILES])
+def test_bad_workflows_exit_2_with_one_clear_message(tmp_path, capsys, name, content, words):
+    path = tmp_path / name
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    out = tmp_path / "out"
+    for command in (["validate", str(path)], ["run", str(path), "--out", str(out)]):
+        assert main.main(command) == 2
+        err = capsys.readouterr().err
+        assert "Traceback" not in err
+        assert all(word in err for word in words), err
+    assert not out.exists()
+
+
+def test_a_folder_a_missing_file_and_a_png_without_workflow_exit_2(tmp_path, capsys):
+    plain = tmp_path / "plain.png"
+    plain.write_bytes(png.add_text_chunk(_tiny_png(), "Software", "paint"))
+    cases = [(tmp_path, "is a folder"), (tmp_path / "nope.json", "cannot be read")]
+    for path, words in [*cases, (plain, "carries no workflow")]:
+        assert main.main(["validate", str(path)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: {path}") and words in err and "Traceback" not in err
+
+
+def test_deep_json_gives_no_traceback_from_the_command_line(tmp_path):
+    path = tmp_path / "deep.json"
+    path.write_text('{"format": "latentloom", "version": 2, "nodes": ' + "[" * 50_000)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "main.py"), "validate", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"{path}: not a workflow" in result.stderr

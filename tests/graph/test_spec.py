@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from core.graph import types as t
-from core.graph.spec import WidgetInput
+from core.graph.spec import MAX_TEXT_LENGTH, WidgetInput
 
 
 def test_multiple_of_refuses_other_values_and_names_the_nearest_allowed():
@@ -16,3 +16,20 @@ def test_multiple_of_refuses_other_values_and_names_the_nearest_allowed():
 
 def test_without_multiple_of_any_whole_number_in_range_is_accepted():
     assert WidgetInput("steps", t.INT, 20, min=1, max=100).check_value(17) is None
+
+
+def test_text_with_a_lone_surrogate_is_refused_with_its_position():
+    text = WidgetInput("text", t.STRING, "")
+    assert text.check_value("a red circle") is None
+    assert text.check_value("café ok") is None
+    reason = text.check_value("a red \ud800 circle")
+    assert reason == "character 7 ('\\ud800') is a lone surrogate, not Unicode"
+
+
+def test_text_longer_than_the_limit_is_refused():
+    text = WidgetInput("text", t.STRING, "")
+    assert text.check_value("x" * MAX_TEXT_LENGTH) is None
+    assert "100,001 characters, more than the 100,000 allowed" in text.check_value(
+        "x" * (MAX_TEXT_LENGTH + 1)
+    )
+    assert WidgetInput("name", t.STRING, "", max_length=5).check_value("abcdef") is not None
