@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from typing import Any
 
+from core.diffusion.prompt_weights import MAX_PROMPT_CHARACTERS
 from core.graph import types as t
 from core.graph.spec import NodeSpec, Output, SocketInput, WidgetInput
 from nodes.placement import place
@@ -13,11 +15,29 @@ _STRENGTH = {"min": 0.0, "max": 10.0, "step": 0.01}
 
 
 def _encode(ctx: Any, clip: Any, text: str) -> Any:
+    from core.diffusion.prompt_weights import prompt_problem
     from core.diffusion.text_encoding import encode_prompt
+    from core.engine import NodeError
 
+    problem = prompt_problem(text)  # again here: a link may feed the text
+    if problem is not None:
+        raise NodeError(f"'text': {problem}", field="text")
     for encoder in clip.encoders:
         place(ctx, encoder.model)
-    return encode_prompt(clip, text)
+    return encode_prompt(clip, text, before_chunk=ctx.cancel.raise_if_cancelled)
+
+
+def _text_problems(params: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+    """Validation: emphasis brackets nested too deep. The widget itself refuses a text that is
+    too long or holds a broken character."""
+    from core.diffusion.prompt_weights import PromptError, parse_prompt_weights
+
+    text = params.get("text", "")
+    if isinstance(text, str) and len(text) <= MAX_PROMPT_CHARACTERS:
+        try:
+            parse_prompt_weights(text)
+        except PromptError as exc:
+            yield "text", str(exc)
 
 
 def _combine(ctx: Any, conditioning_1: Any, conditioning_2: Any) -> Any:
@@ -95,13 +115,16 @@ SPECS = (
                 t.STRING,
                 "",
                 multiline=True,
+                max_length=MAX_PROMPT_CHARACTERS,
                 description="(word:1.3) weighs a word up, [word] down; \\( escapes",
             ),
         ),
         outputs=(_COND,),
         description="Turns a prompt into conditioning. Weights like (word:1.3), (word), "
-        "[word]; prompts past 75 tokens are encoded in chunks and joined. SDXL uses both "
-        "encoders and the pooled embedding.",
+        f"[word]; prompts past 75 tokens are encoded in chunks and joined (up to "
+        f"{MAX_PROMPT_CHARACTERS:,} characters). SDXL uses both encoders and the pooled "
+        "embedding.",
+        check=_text_problems,
     ),
     NodeSpec(
         "ConditioningCombine",

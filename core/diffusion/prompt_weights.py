@@ -34,52 +34,106 @@ class WeightedText:
     weight: float
 
 
+#: The longest prompt LatentLoom encodes: about 5,000 CLIP tokens (some 65 chunks of 75), far
+#: past where more text still changes a picture, yet short enough to encode in seconds.
+MAX_PROMPT_CHARACTERS = 20_000
+
+#: How many emphasis groups may be open inside one another; real prompts stay under ten.
+MAX_NESTING = 64
+
+
+class PromptError(ValueError):
+    """A prompt LatentLoom cannot encode; the message says why and what to change."""
+
+
+def prompt_problem(prompt: str) -> str | None:
+    """Why ``prompt`` cannot be encoded, in words for the user, or None when it can.
+
+    Checks the length first, before anything reads the text, then its characters, then how deep
+    its emphasis brackets go.
+    """
+    if len(prompt) > MAX_PROMPT_CHARACTERS:
+        return (
+            f"the prompt is {len(prompt):,} characters long; the limit is "
+            f"{MAX_PROMPT_CHARACTERS:,} characters (about 5,000 tokens). Shorten it."
+        )
+    try:
+        prompt.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return (
+            f"the prompt has an invalid character at position {exc.start + 1} "
+            f"(U+{ord(prompt[exc.start]):04X}, half of a UTF-16 surrogate pair, usually left by "
+            "a broken copy and paste). Delete it and retype the text around it."
+        )
+    try:
+        parse_prompt_weights(prompt)
+    except PromptError as exc:
+        return str(exc)
+    return None
+
+
 def parse_prompt_weights(prompt: str) -> list[WeightedText]:
-    """Split ``prompt`` into runs of equal weight, in order; empty text yields no runs."""
-    pieces: list[WeightedText] = []
-    # Each open group: (bracket, index in `pieces` where it starts).
+    """Split ``prompt`` into runs of equal weight, in order; empty text yields no runs.
+
+    Raises ``PromptError`` when more than ``MAX_NESTING`` groups are open at once, which keeps
+    the work linear in the prompt's length.
+    """
+    texts: list[str] = []
+    weights: list[float] = []
+    # Each open group: (bracket, index in `texts` where it starts).
     open_groups: list[tuple[str, int]] = []
+
+    def scale(start: int, factor: float) -> None:
+        for i in range(start, len(weights)):
+            weights[i] *= factor
+
+    def add(text: str) -> None:
+        texts.append(text)
+        weights.append(1.0)
 
     def close(bracket: str, factor: float) -> None:
         for position in range(len(open_groups) - 1, -1, -1):
             if open_groups[position][0] == bracket:
-                start = open_groups.pop(position)[1]
-                for i in range(start, len(pieces)):
-                    pieces[i] = WeightedText(pieces[i].text, pieces[i].weight * factor)
+                scale(open_groups.pop(position)[1], factor)
                 return
-        pieces.append(WeightedText(")" if bracket == "(" else "]", 1.0))
+        add(")" if bracket == "(" else "]")
 
     for match in _TOKEN.finditer(prompt):
         token = match.group(0)
         if token.startswith("\\") and len(token) == 2:
-            pieces.append(WeightedText(token[1], 1.0))
+            add(token[1])
         elif match.group(1) is not None:
             if any(bracket == "(" for bracket, _ in open_groups):
                 close("(", float(match.group(1)))
             else:
-                pieces.append(WeightedText(token, 1.0))
+                add(token)
         elif token in "([":
-            open_groups.append((token, len(pieces)))
+            if len(open_groups) == MAX_NESTING:
+                raise PromptError(
+                    f"the prompt opens more than {MAX_NESTING} brackets inside one another "
+                    f"(at character {match.start() + 1}). Close some, or write literal "
+                    "brackets as \\( \\) \\[ \\]."
+                )
+            open_groups.append((token, len(texts)))
         elif token == ")":
             close("(", ROUND_FACTOR)
         elif token == "]":
             close("[", 1 / ROUND_FACTOR)
         else:
-            pieces.append(WeightedText(token, 1.0))
+            add(token)
     for bracket, start in reversed(open_groups):
-        factor = ROUND_FACTOR if bracket == "(" else 1 / ROUND_FACTOR
-        for i in range(start, len(pieces)):
-            pieces[i] = WeightedText(pieces[i].text, pieces[i].weight * factor)
-    return _merge(pieces)
+        scale(start, ROUND_FACTOR if bracket == "(" else 1 / ROUND_FACTOR)
+    return _merge(texts, weights)
 
 
-def _merge(pieces: list[WeightedText]) -> list[WeightedText]:
-    merged: list[WeightedText] = []
-    for piece in pieces:
-        if not piece.text:
+def _merge(texts: list[str], weights: list[float]) -> list[WeightedText]:
+    """Join neighbouring runs of equal weight, dropping empty ones."""
+    merged: list[tuple[list[str], float]] = []
+    for text, weight in zip(texts, weights, strict=True):
+        if not text:
             continue
-        if merged and merged[-1].weight == piece.weight:
-            merged[-1] = WeightedText(merged[-1].text + piece.text, piece.weight)
+        if merged and merged[-1][1] == weight:
+            merged[-1][0].append(text)
         else:
-            merged.append(piece)
-    return merged
+            merged.append(([text], weight))
+    return [WeightedText("".join(parts), weight) for parts, weight in merged]

@@ -21,6 +21,7 @@ from __future__ import annotations
 from core.diffusion import offline  # noqa: F401  (must precede diffusers/transformers)
 
 # isort: split
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -33,7 +34,7 @@ from core.diffusion.conditioning import (
 )
 from core.diffusion.families import BOS_TOKEN_ID, EOS_TOKEN_ID
 from core.diffusion.models import ClipModel, TextEncoder, module_device
-from core.diffusion.prompt_weights import parse_prompt_weights
+from core.diffusion.prompt_weights import PromptError, parse_prompt_weights, prompt_problem
 
 
 @dataclass(frozen=True)
@@ -106,17 +107,29 @@ def _layer_states(
     return states, pooled
 
 
+def _go_on() -> None:
+    """The default ``before_chunk``: never stops an encoding."""
+
+
 @torch.inference_mode()
 def encode_with(
-    encoder: TextEncoder, prompt: str, layer: int | None = None
+    encoder: TextEncoder,
+    prompt: str,
+    layer: int | None = None,
+    before_chunk: Callable[[], None] = _go_on,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Encode ``prompt`` with one encoder: ``[1, 77·chunks, width]`` states, pooled or None."""
+    """Encode ``prompt`` with one encoder: ``[1, 77·chunks, width]`` states, pooled or None.
+
+    ``before_chunk`` is called before each 77-token chunk goes through the encoder and may raise
+    to stop a long prompt's encoding there (the text node passes its run's cancel check).
+    """
     layer = encoder.default_layer if layer is None else layer
     ids, weights = tokenize_weighted(encoder.tokenizer, prompt)
     chunks = chunk_tokens(ids, weights, encoder.max_length, encoder.pad_token_id)
     device = module_device(encoder.model)
     states, pooled = [], None
     for chunk in chunks:
+        before_chunk()
         chunk_ids = torch.tensor([chunk.ids], device=device)
         hidden, chunk_pooled = _layer_states(encoder, chunk_ids, layer)
         states.append(apply_emphasis(hidden.float(), torch.tensor(chunk.weights)))
@@ -126,11 +139,20 @@ def encode_with(
 
 
 def encode_prompt(
-    clip: ClipModel, prompt: str, size: SizeConditioning | None = None
+    clip: ClipModel,
+    prompt: str,
+    size: SizeConditioning | None = None,
+    before_chunk: Callable[[], None] = _go_on,
 ) -> Conditioning:
-    """CLIP Text Encode: one conditioning entry for ``prompt`` (float32, on the CLIP's device)."""
+    """CLIP Text Encode: one conditioning entry for ``prompt`` (float32, on the CLIP's device).
+
+    Raises ``PromptError`` for a prompt that cannot be encoded (see ``prompt_problem``).
+    """
+    problem = prompt_problem(prompt)
+    if problem is not None:
+        raise PromptError(problem)
     layer = clip.layer
-    results = [encode_with(encoder, prompt, layer) for encoder in clip.encoders]
+    results = [encode_with(encoder, prompt, layer, before_chunk) for encoder in clip.encoders]
     embeds = torch.cat([states for states, _ in results], dim=-1)
     pooled = results[-1][1]
     entry = ConditioningEntry(embeds=embeds, pooled=pooled, options=ConditioningOptions(size=size))
