@@ -163,6 +163,7 @@ def _run_workflow(
     from core.graph.workflow import to_dict
 
     out_dir = Path(out_dir).resolve()  # printed paths say exactly where the files are
+    _check_destinations(out_dir, report_path, previews)
     registry = _registry(model_roots)
     workflow = _load(path, registry)
     _apply_overrides(workflow.graph, overrides)
@@ -197,8 +198,17 @@ def _run_workflow(
             bar.close()
         _print_problems(exc.problems, workflow.graph)
         return EXIT_INVALID
+    failed_report = False
     if report_path is not None:
-        atomic_write(report_path, report.to_json().encode("utf-8"))
+        try:
+            atomic_write(report_path, report.to_json().encode("utf-8"))
+        except OSError as exc:
+            print(
+                f"error: --report {report_path}: cannot be written ({exc.strerror or exc})",
+                file=sys.stderr,
+            )
+            report_path = None
+            failed_report = True
     files = [
         record.value
         for entry in report.entries.values()
@@ -221,7 +231,29 @@ def _run_workflow(
         print(f"previews: {len(written)} file(s) in {previews.folder}")
     if report_path is not None:
         print(f"report: {report_path}")
-    return EXIT_NODE_FAILED if failed or report.status != "ok" else EXIT_OK
+    if failed or report.status != "ok" or failed_report:
+        return EXIT_NODE_FAILED
+    return EXIT_OK
+
+
+def _check_destinations(
+    out_dir: Path, report_path: Path | None, previews: PreviewWriter | None
+) -> None:
+    """Refuses, before anything runs, output places that cannot be written: a folder that is
+    a file, a report path that is a folder or lies in a folder that does not exist."""
+    folders = [("--out", out_dir)] + ([("--previews", previews.folder)] if previews else [])
+    for flag, folder in folders:
+        if folder.exists() and not folder.is_dir():
+            raise CliError(f"{flag} {folder}: this is a file; give a folder")
+    if report_path is None:
+        return
+    if report_path.is_dir():
+        raise CliError(f"--report {report_path}: this is a folder; give a file name")
+    if not report_path.resolve().parent.is_dir():
+        raise CliError(
+            f"--report {report_path}: the folder {report_path.resolve().parent} does not "
+            "exist; create it or give another path"
+        )
 
 
 def _validate(path: Path, model_roots: Sequence[Path] = ()) -> int:

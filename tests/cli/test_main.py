@@ -236,3 +236,23 @@ def test_deep_json_gives_no_traceback_from_the_command_line(tmp_path):
     )
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert f"{path}: not a workflow" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("flag", "target", "words"),
+    [
+        ("--report", "folder", "this is a folder"),
+        ("--report", "missing/r.json", "does not exist"),
+        ("--out", "file.txt", "this is a file"),
+        ("--previews", "file.txt", "this is a file"),
+    ],
+)
+def test_unwritable_destinations_are_refused_before_the_run(tmp_path, capsys, flag, target, words):
+    path = _write(tmp_path, _text_flow)
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "file.txt").write_text("x")
+    args = ["run", str(path), "--out", str(tmp_path / "out"), flag, str(tmp_path / target)]
+    assert main.main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {flag} {tmp_path / target}") and words in err
+    assert not (tmp_path / "out").exists()
