@@ -350,6 +350,15 @@ def _non_negative(text: str) -> int:
     return value
 
 
+def _folder(text: str) -> Path:
+    """A ``--models`` root: a folder that exists (a typo must not be silently searched)."""
+    path = Path(text)
+    if not path.is_dir():
+        reason = "is a file" if path.exists() else "does not exist"
+        raise argparse.ArgumentTypeError(f"{text} {reason}; give a models folder")
+    return path
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="main.py", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command")
@@ -386,7 +395,7 @@ def _parser() -> argparse.ArgumentParser:
     for command in (run, validate, nodes):
         command.add_argument(
             "--models",
-            type=Path,
+            type=_folder,
             action="append",
             default=[],
             metavar="DIR",

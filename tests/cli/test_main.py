@@ -256,3 +256,12 @@ def test_unwritable_destinations_are_refused_before_the_run(tmp_path, capsys, fl
     err = capsys.readouterr().err
     assert err.startswith(f"error: {flag} {tmp_path / target}") and words in err
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("target", ["nowhere", "file.txt"])
+def test_a_models_root_that_is_not_a_folder_is_refused(tmp_path, capsys, target):
+    (tmp_path / "file.txt").write_text("x")
+    with pytest.raises(SystemExit) as info:
+        main.main(["nodes", "--models", str(tmp_path / target)])
+    assert info.value.code == 2
+    assert "give a models folder" in capsys.readouterr().err
