@@ -145,7 +145,11 @@ def _foreign_globals(path: Path, limit: int = 4) -> list[str]:
 
 
 def _referenced_globals(path: Path) -> Iterator[str]:
-    """``module.name`` of every global the pickles of a zip or legacy torch file refer to."""
+    """``module.name`` of every global the pickles of a zip or legacy torch file refer to.
+
+    Only complete pickles count, so random bytes that happen to decode as a few opcodes are
+    never taken for a reference to code.
+    """
     if zipfile.is_zipfile(path):
         with zipfile.ZipFile(path) as archive:
             for member in archive.namelist():
@@ -158,9 +162,13 @@ def _referenced_globals(path: Path) -> Iterator[str]:
             yield from _globals_in_pickle(stream)
 
 
-def _globals_in_pickle(stream: IO[bytes]) -> Iterator[str]:
-    """The globals of one pickle (GLOBAL, INST and STACK_GLOBAL), in the order they appear."""
+def _globals_in_pickle(stream: IO[bytes]) -> list[str]:
+    """The globals of one pickle (GLOBAL, INST and STACK_GLOBAL), in the order they appear.
+
+    Raises ``ValueError`` (from ``pickletools``) when the stream ends or breaks before STOP.
+    """
     protocol = 0
+    found: list[str] = []
     pushed: deque[str | None] = deque([None, None], maxlen=2)  # the last two values pushed
     memo: dict[int, str | None] = {}
     for opcode, arg, _ in pickletools.genops(stream):
@@ -169,13 +177,13 @@ def _globals_in_pickle(stream: IO[bytes]) -> Iterator[str]:
             protocol = int(arg)
         elif name in ("GLOBAL", "INST"):
             module, _, attribute = str(arg).partition(" ")
-            yield _python3_name(module, attribute, protocol)
+            found.append(_python3_name(module, attribute, protocol))
         elif name == "STACK_GLOBAL":
             module, attribute = pushed
             if module is None or attribute is None:
-                yield "an object whose name is computed while unpickling"
+                found.append("an object whose name is computed while unpickling")
             else:
-                yield f"{module}.{attribute}"
+                found.append(f"{module}.{attribute}")
         elif name == "MEMOIZE":
             memo[len(memo)] = pushed[-1]
         elif name in ("PUT", "BINPUT", "LONG_BINPUT"):
@@ -184,6 +192,7 @@ def _globals_in_pickle(stream: IO[bytes]) -> Iterator[str]:
             pushed.append(memo.get(int(arg)))
         elif opcode.stack_after:
             pushed.append(str(arg) if name in _STRING_OPCODES else None)
+    return found
 
 
 def _python3_name(module: str, attribute: str, protocol: int) -> str:

@@ -108,7 +108,9 @@ def test_a_payload_among_real_tensors_names_the_dangerous_object(tmp_path):
     _assert_refused(path, "posix.system", marker)
 
 
-@pytest.mark.parametrize("data", [b"\x80\x02}q\x00(X", b"not a pickle"])
+@pytest.mark.parametrize(
+    "data", [b"\x80\x02}q\x00(X", b"not a pickle", b"cshopping\nlist\n\xff\x00 garbage"]
+)
 def test_damaged_files_never_advise_turning_protection_off(tmp_path, data):
     path = tmp_path / "model.ckpt"
     path.write_bytes(data)
