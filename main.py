@@ -257,15 +257,20 @@ def _check_destinations(
 
 
 def _validate(path: Path, model_roots: Sequence[Path] = ()) -> int:
-    from core.engine import validate
+    from core.engine import make_plan, validate_plan
 
     registry = _registry(model_roots)
     workflow = _load(path, registry)
-    problems = validate(workflow.graph)
+    plan = make_plan(workflow.graph)
+    problems = validate_plan(workflow.graph, plan)
     if problems:
         _print_problems(problems, workflow.graph)
         return EXIT_INVALID
-    print(f"{path}: valid ({len(workflow.graph)} nodes, {len(workflow.graph.links)} links)")
+    graph = workflow.graph
+    print(
+        f"{path}: valid ({len(graph)} nodes, {len(graph.links)} links; a run computes "
+        f"{len(plan.order)} of the nodes)"
+    )
     return EXIT_OK
 
 

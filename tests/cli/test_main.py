@@ -107,7 +107,7 @@ def test_unreadable_workflow_exits_2(tmp_path, capsys):
 def test_validate_and_nodes(tmp_path, capsys):
     path = _write(tmp_path, _text_flow)
     assert main.main(["validate", str(path)]) == 0
-    assert "valid (3 nodes, 2 links)" in capsys.readouterr().out
+    assert "valid (3 nodes, 2 links; a run computes 3 of the nodes)" in capsys.readouterr().out
     assert main.main(["nodes", "--json"]) == 0
     listing = json.loads(capsys.readouterr().out)
     save = next(e for e in listing if e["type"] == "SaveImage")
@@ -118,6 +118,15 @@ def test_validate_and_nodes(tmp_path, capsys):
     }
     assert main.main(["nodes"]) == 0
     assert "IntMath  [primitives]  Math (Integer)" in capsys.readouterr().out
+
+
+def test_validate_says_how_many_nodes_a_run_would_compute(tmp_path, capsys):
+    def build(graph: Graph) -> None:
+        _text_flow(graph)
+        graph.add_node("IntMath")  # feeds nothing that is saved: not computed
+
+    assert main.main(["validate", str(_write(tmp_path, build))]) == 0
+    assert "(4 nodes, 2 links; a run computes 3 of the nodes)" in capsys.readouterr().out
 
 
 def test_no_arguments_without_display_runs_default_workflow_headless(tmp_path):
