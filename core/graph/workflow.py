@@ -273,7 +273,7 @@ def _check_shape(data: dict[str, Any], version: int, source: Any) -> None:
                 field="nodes",
             )
         if version == 1:
-            where = {"source": source, "node_id": raw.get("id", index)}
+            where = {"source": source, "node_id": _node_name(raw, index)}
             for name, kind in _V1_NODE_FIELDS.items():
                 if name in raw:
                     _expect(raw[name], kind, name, field=name, **where)
@@ -284,6 +284,14 @@ def _check_shape(data: dict[str, Any], version: int, source: Any) -> None:
                 source=source,
                 field="links",
             )
+
+
+def _node_name(raw: dict[str, Any], index: int) -> object:
+    """How messages name a node entry: its id when that is short, else its position."""
+    node_id = raw.get("id")
+    if isinstance(node_id, (int, str)) and len(str(node_id)) <= 40:
+        return node_id
+    return f"entry {index}"
 
 
 _KIND_NAMES = {
@@ -318,7 +326,7 @@ def _build(data: dict[str, Any], registry: NodeRegistry, source: Any) -> Workflo
     ui = data.get("ui", {})
     ui_nodes = _expect(ui.get("nodes", {}), dict, "ui.nodes", source=source, field="ui")
     for index, raw in enumerate(data.get("nodes", [])):
-        where = {"source": source, "node_id": raw.get("id", index)}
+        where = {"source": source, "node_id": _node_name(raw, index)}
         node_id = _expect(raw.get("id"), int, "the node id", field="id", **where)
         type_id = _expect(raw.get("type"), str, "the node type", field="type", **where)
         params = dict(_expect(raw.get("params", {}), dict, "params", field="params", **where))

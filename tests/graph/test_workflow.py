@@ -320,3 +320,12 @@ def test_an_upgrade_that_fails_is_a_workflow_error(tmp_path):
     path.write_text(json.dumps({"format": "latentloom", "version": 2, "nodes": [node]}))
     with pytest.raises(wf.WorkflowError, match="node 4, field 'params': its params could not"):
         wf.load_workflow(path, registry)
+
+
+def test_a_node_id_that_is_not_short_is_named_by_its_position(tmp_path):
+    data = wf.to_dict(_graph())
+    data["nodes"][1]["id"] = [list(range(500))]
+    with pytest.raises(wf.WorkflowError) as info:
+        _load_data(tmp_path, data)
+    message = str(info.value)
+    assert "node entry 1, field 'id'" in message and len(message) < 300
