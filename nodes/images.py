@@ -25,8 +25,10 @@ def _load_image(ctx: Any, image: str) -> tuple[Any, Any]:
 
 
 def _image_file_problems(params: Mapping[str, Any]) -> Iterable[tuple[str, str]]:
-    path = Path(str(params.get("image", ""))).expanduser()
-    if not str(params.get("image", "")).strip():
+    if "image" not in params:
+        return  # the path arrives by a link
+    path = Path(str(params["image"])).expanduser()
+    if not str(params["image"]).strip():
         yield "image", "no image file chosen: set 'image' to the path of a picture"
     elif not path.is_file():
         yield "image", f"image file {path} does not exist: choose an existing file"
@@ -71,7 +73,9 @@ def _gradient_image(
 
 def _colour_problems(params: Mapping[str, Any]) -> Iterable[tuple[str, str]]:
     for name in ("start_color", "end_color"):
-        value = str(params.get(name, ""))
+        if name not in params:
+            continue  # the colour arrives by a link
+        value = str(params[name])
         digits = value.strip().lstrip("#")
         if len(digits) not in (3, 6) or any(c not in "0123456789abcdefABCDEF" for c in digits):
             yield name, f"{value!r} is not a colour: write it like #ff8800"
@@ -110,7 +114,7 @@ SPECS = (
         "the picture reopens the graph that made it. Each picture gets the next free number "
         "(PREFIX_00001.png, …); no file is ever replaced, and nothing is written outside the "
         "output folder.",
-        check=output_name_problems("filename_prefix", "LatentLoom"),
+        check=output_name_problems("filename_prefix"),
     ),
     NodeSpec(
         "PreviewImage",

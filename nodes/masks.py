@@ -29,7 +29,9 @@ def _load_mask(ctx: Any, image: str, channel: str) -> Any:
 
 
 def _file_problems(params: Mapping[str, Any]) -> Iterable[tuple[str, str]]:
-    value = str(params.get("image", ""))
+    if "image" not in params:
+        return  # the path arrives by a link
+    value = str(params["image"])
     if not value.strip():
         yield "image", "no image file chosen: set 'image' to the path of a picture"
     elif not Path(value).expanduser().is_file():

@@ -78,7 +78,9 @@ class _Loaders:
         def check(params: Mapping[str, Any]) -> Iterable[tuple[str, str]]:
             from core.diffusion.errors import ModelNotFoundError
 
-            name = str(params.get(field, ""))
+            if field not in params:
+                return  # the name arrives by a link
+            name = str(params[field])
             if not name:
                 yield field, f"no {kind} model chosen: pick one from the list"
                 return

@@ -28,13 +28,15 @@ def write_output(
         raise NodeError(str(exc)) from None
 
 
-def output_name_problems(field: str, default: str) -> CheckFn:
+def output_name_problems(field: str) -> CheckFn:
     """A ``check`` hook refusing an output name in the widget ``field`` before the run."""
 
     def problems(params: Mapping[str, Any]) -> Iterable[tuple[str, str]]:
         from core.files import check_output_name
 
-        reason = check_output_name(params.get(field, default))
+        if field not in params:
+            return  # the name arrives by a link: ``write_output`` checks it at run time
+        reason = check_output_name(params[field])
         if reason is not None:
             yield field, reason
 

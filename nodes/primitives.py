@@ -66,7 +66,16 @@ def _text_join(ctx: Any, a: str, b: str, separator: str) -> str:
 
 
 def _save_text(ctx: Any, text: str, filename: str) -> tuple[()]:
-    data = text.encode("utf-8")
+    from core.engine import NodeError
+
+    try:
+        data = text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise NodeError(
+            f"'text': character {exc.start + 1} ({text[exc.start]!a}) is a lone surrogate, "
+            "not Unicode, so the text cannot be written as UTF-8: fix the text that feeds it",
+            field="text",
+        ) from None
     path = write_output(ctx, "filename", filename, ".txt", data, plain_first=True)
     ctx.record("file", str(path))
     return ()
@@ -166,6 +175,6 @@ SPECS = (
         description="Writes text to FILENAME.txt in the output folder. When that file exists, "
         "it is kept and the text goes to the next free FILENAME_00001.txt, …; nothing is "
         "written outside the output folder.",
-        check=output_name_problems("filename", "text"),
+        check=output_name_problems("filename"),
     ),
 )

@@ -33,7 +33,9 @@ _SEED_MAX = 2**64 - 1
 def _schedule_problems(params: Mapping[str, Any]) -> Iterable[tuple[str, str]]:
     from core.diffusion.schedulers import schedule_problem
 
-    problem = schedule_problem(str(params.get("sampler_name")), str(params.get("scheduler")))
+    if "sampler_name" not in params or "scheduler" not in params:
+        return  # one of them arrives by a link: the sampler checks the pair when it runs
+    problem = schedule_problem(str(params["sampler_name"]), str(params["scheduler"]))
     if problem is not None:
         yield "scheduler", problem
 

@@ -63,7 +63,11 @@ def validate_plan(graph: Graph, plan: Plan) -> list[Problem]:
                     )
                 problems.append(Problem(nid, inp.name, message, "missing_input"))
         if spec.check is not None:
-            problems.extend(_run_check(nid, label, spec.check, params))
+            # A linked widget's stored value is not what the node will get: hide it from the
+            # hook, which sees only the values this run would use as they are.
+            linked = {b.name for b in pn.bindings if b.is_widget and b.linked}
+            own = {name: value for name, value in params.items() if name not in linked}
+            problems.extend(_run_check(nid, label, spec.check, own))
     return problems
 
 

@@ -70,18 +70,20 @@ class WidgetInput:
         """Why ``value`` is not acceptable for this widget, or None when it is."""
         kind = self.type
         if kind == t.BOOLEAN:
-            return None if isinstance(value, bool) else f"expected true or false, got {value!r}"
+            if isinstance(value, bool):
+                return None
+            return f"expected true or false, got {_shown(value)}"
         if kind == t.INT:
             if isinstance(value, bool) or not isinstance(value, int):
-                return f"expected a whole number, got {value!r}"
+                return f"expected a whole number, got {_shown(value)}"
         elif kind == t.FLOAT:
             if isinstance(value, bool) or not isinstance(value, (int, float)):
-                return f"expected a number, got {value!r}"
+                return f"expected a number, got {_shown(value)}"
             if not math.isfinite(value):
                 return f"expected a finite number, got {value}"
         elif kind in (t.STRING, t.COMBO):
             if not isinstance(value, str):
-                return f"expected text, got {value!r}"
+                return f"expected text, got {_shown(value)}"
             if not value.isascii():
                 try:
                     value.encode("utf-8")
@@ -92,14 +94,14 @@ class WidgetInput:
             if len(value) > limit:
                 return f"the text has {len(value):,} characters, more than the {limit:,} allowed"
             if kind == t.COMBO and self.choices is not None and value not in self.choices:
-                return f"{value!r} is not one of {', '.join(self.choices)}"
+                return f"{_shown(value)} is not one of {', '.join(self.choices)}"
             return None
         else:
             return f"unknown widget type {kind}"
         if self.min is not None and value < self.min:
-            return f"{value} is below the minimum {self.min:g}"
+            return f"{_shown(value)} is below the minimum {self.min:g}"
         if self.max is not None and value > self.max:
-            return f"{value} is above the maximum {self.max:g}"
+            return f"{_shown(value)} is above the maximum {self.max:g}"
         if self.multiple_of and kind == t.INT and value % self.multiple_of:
             below = value - value % self.multiple_of
             return (
@@ -107,6 +109,14 @@ class WidgetInput:
                 f"(use {below} or {below + self.multiple_of})"
             )
         return None
+
+
+def _shown(value: Any, limit: int = 60) -> str:
+    """A value as an error message quotes it: short, whatever the file held."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 200:
+        return f"a number of about {int(value.bit_length() * math.log10(2)) + 1} digits"
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
 
 
 Input = SocketInput | WidgetInput
@@ -121,6 +131,8 @@ class Output:
 
 #: ``check(params) -> problems``: problems a node's params have outside the graph (a missing
 #: file, say), each as ``(param name, message)``. Run by validation, never runs the node.
+#: A widget fed by a link is absent from ``params``: its value is known only when the node runs,
+#: so the node function checks it then.
 CheckFn = Callable[[Mapping[str, Any]], Iterable[tuple[str, str]]]
 #: ``fingerprint(params) -> str``: a digest of state outside the graph the output depends on
 #: (a file's content hash). Part of the cache key.

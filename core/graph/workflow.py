@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -544,9 +545,12 @@ def parse_json(text: str, source: str | os.PathLike[str] | None = None) -> Any:
         raise WorkflowError(
             f"not a workflow: its JSON nests deeper than {MAX_DEPTH} levels", source=source
         ) from None
-    except ValueError as exc:  # an integer with more digits than Python converts
+    except ValueError:  # an integer with more digits than Python converts (4,300)
         raise WorkflowError(
-            f"not a workflow: {exc}", source=source, hint="Write numbers of a usual size"
+            f"not a workflow: it holds a number of more than {sys.get_int_max_str_digits():,} "
+            "digits",
+            source=source,
+            hint="Write numbers of a usual size",
         ) from None
     _check_values(data, source)
     return data

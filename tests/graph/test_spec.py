@@ -33,3 +33,12 @@ def test_text_longer_than_the_limit_is_refused():
         "x" * (MAX_TEXT_LENGTH + 1)
     )
     assert WidgetInput("name", t.STRING, "", max_length=5).check_value("abcdef") is not None
+
+
+def test_messages_quote_huge_or_long_values_briefly():
+    seed = WidgetInput("seed", t.INT, 0, min=0, max=2**64 - 1)
+    message = seed.check_value(10**400)
+    assert message == "a number of about 401 digits is above the maximum 1.84467e+19"
+    choice = WidgetInput("sampler", t.COMBO, "euler", choices=("euler",))
+    long_text = choice.check_value("x" * 5000)
+    assert long_text is not None and len(long_text) < 100

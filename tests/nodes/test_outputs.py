@@ -117,3 +117,28 @@ def test_save_text_keeps_an_existing_file_and_takes_the_next_number(registry, tm
     assert (tmp_path / "notes" / "answer_00002.txt").read_text() == "hello"
     [record] = [r for r in report.entries[_saver(g)].records if r.kind == "file"]
     assert record.value == str(tmp_path / "notes" / "answer_00002.txt")
+
+
+def test_a_stale_widget_value_under_a_link_is_not_checked(registry, tmp_path):
+    """The name a linked String gives is what the run uses: the widget's old value, left in
+    the file from before the link, must not block validation."""
+    g = _save_image(registry)
+    save = next(n.id for n in g if n.type_id == "SaveImage")
+    g.set_param(save, "filename_prefix", "../stale")
+    assert [p.field for p in validate(g)] == ["filename_prefix"]
+    name = g.add_node("String", params={"value": "fresh"}).id
+    g.connect(name, "STRING", save, "filename_prefix")
+    assert validate(g) == []
+    Executor(registry).run(g, output_dir=tmp_path)
+    assert [p.name for p in tmp_path.iterdir()] == ["fresh_00001.png"]
+
+
+def test_a_stale_image_path_under_a_link_is_not_checked(registry, tmp_path):
+    g = Graph(registry)
+    load = g.add_node("LoadImage", params={"image": str(tmp_path / "gone.png")}).id
+    preview = g.add_node("PreviewImage").id
+    g.connect(load, "IMAGE", preview, "images")
+    assert [p.field for p in validate(g)] == ["image"]
+    path = g.add_node("String", params={"value": str(tmp_path / "here.png")}).id
+    g.connect(path, "STRING", load, "image")
+    assert validate(g) == []

@@ -119,3 +119,15 @@ def test_default_workflow_is_valid(registry):
     path = Path(__file__).parents[2] / "resources" / "workflows" / "default.json"
     assert json.loads(path.read_text())["format"] == "latentloom"
     assert validate(wf.load_workflow(path, registry).graph) == []
+
+
+def test_save_text_refuses_text_that_is_not_unicode_without_writing(registry, tmp_path):
+    """Widgets refuse lone surrogates; text made by another node is checked when saved."""
+    from types import SimpleNamespace
+
+    save = registry.get("SaveText").function
+    ctx = SimpleNamespace(output_dir=tmp_path, record=lambda kind, value: None)
+    with pytest.raises(NodeError, match="lone surrogate") as info:
+        save(ctx, text="broken \ud800", filename="notes")
+    assert info.value.field == "text"
+    assert list(tmp_path.iterdir()) == []
