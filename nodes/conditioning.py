@@ -11,6 +11,9 @@ from core.graph.spec import NodeSpec, Output, SocketInput, WidgetInput
 from nodes.placement import place
 
 _PIXELS = {"min": 0, "max": 16384, "step": 8}
+#: An area is placed on whole latent cells, so its pixel box must fall on the 8-pixel grid:
+#: refused otherwise, never rounded behind the user's back.
+_AREA = {**_PIXELS, "multiple_of": 8}
 _STRENGTH = {"min": 0.0, "max": 10.0, "step": 0.01}
 
 
@@ -64,7 +67,14 @@ def _set_area(
     ctx: Any, conditioning: Any, width: int, height: int, x: int, y: int, strength: float
 ) -> Any:
     from core.diffusion import conditioning as cond
+    from core.engine import NodeError
 
+    for name, value in (("width", width), ("height", height), ("x", x), ("y", y)):
+        if value % 8:  # a linked value: widgets are checked before the run
+            raise NodeError(
+                f"'{name}': {value} is not a multiple of 8; areas lie on the 8-pixel grid",
+                field=name,
+            )
     return cond.set_area(conditioning, cond.Area(x, y, width, height), strength)
 
 
@@ -172,10 +182,10 @@ SPECS = (
         _set_area,
         inputs=(
             SocketInput("conditioning", t.CONDITIONING),
-            WidgetInput("width", t.INT, 64, **_PIXELS),
-            WidgetInput("height", t.INT, 64, **_PIXELS),
-            WidgetInput("x", t.INT, 0, **_PIXELS),
-            WidgetInput("y", t.INT, 0, **_PIXELS),
+            WidgetInput("width", t.INT, 64, **_AREA),
+            WidgetInput("height", t.INT, 64, **_AREA),
+            WidgetInput("x", t.INT, 0, **_AREA),
+            WidgetInput("y", t.INT, 0, **_AREA),
             WidgetInput("strength", t.FLOAT, 1.0, **_STRENGTH),
         ),
         outputs=(_COND,),

@@ -242,7 +242,9 @@ def _first_line(exc: BaseException) -> str:
     for line in text.splitlines():
         line = line.strip()
         if line and "weights_only" not in line and not line.startswith(_TORCH_BOILERPLATE):
-            return line
+            # Its first sentence: torch appends requests to report its own internals.
+            sentence = line.split(". ", 1)[0].split("  (", 1)[0].rstrip(".")
+            return sentence if len(sentence) <= 200 else sentence[:197] + "..."
     return type(exc).__name__
 
 

@@ -119,6 +119,21 @@ def test_damaged_files_never_advise_turning_protection_off(tmp_path, data):
     assert "weights_only" not in str(info.value)
 
 
+def test_damaged_zip_checkpoints_quote_only_torch_s_first_sentence(tmp_path):
+    """torch appends requests to report its internals ("Could this error message be
+    improved?"); a user needs only what is wrong with the file."""
+    import zipfile
+
+    path = tmp_path / "model.ckpt"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("archive/data.pkl", pickle.dumps({"a": 1}, protocol=2))
+    with pytest.raises(ModelLoadError, match="truncated, corrupt or not a model") as info:
+        read_state_dict(path)
+    message = str(info.value)
+    assert "improved" not in message and "report" not in message
+    assert "hasRecord" in message
+
+
 def _lightning_checkpoint(path: Path, **extra: object) -> dict[str, torch.Tensor]:
     tensors = {"model.diffusion_model.out.2.bias": torch.arange(4.0)}
     contents = {"state_dict": tensors, "global_step": numpy.int64(470000), **extra}
@@ -146,11 +161,12 @@ def test_numpy_names_written_by_numpy_1_are_allowed(tmp_path):
 
 
 def test_numpy_globals_are_allowed_only_during_our_load(tmp_path):
-    before = list(torch.serialization.get_safe_globals())
     path = tmp_path / "model.ckpt"
     _lightning_checkpoint(path)
     read_state_dict(path)
-    assert list(torch.serialization.get_safe_globals()) == before
+    # torch registers some of its own classes lazily, on import: compare numpy's only.
+    after = torch.serialization.get_safe_globals()
+    assert not [g for g in after if "numpy" in getattr(g, "__module__", "")]
     with pytest.raises(pickle.UnpicklingError):
         torch.load(path, weights_only=True)
 

@@ -40,3 +40,20 @@ def test_a_linked_size_off_the_grid_fails_the_node_naming_the_field(registry):
     assert (entry.status, entry.field) == ("failed", "width")
     assert "width is 13 pixels, but it must be a multiple of 8" in entry.message
     assert "use 8 or 16" in entry.message
+
+
+def test_conditioning_areas_off_the_8_pixel_grid_are_refused(registry):
+    graph = Graph(registry)
+    area = graph.add_node("ConditioningSetArea", params={"width": 13, "x": 12}).id
+    problems = {p.field: p.message for p in validate(graph, outputs=[area])}
+    assert "13 is not a multiple of 8 (use 8 or 16)" in problems["width"]
+    assert "12 is not a multiple of 8 (use 8 or 16)" in problems["x"]
+
+
+def test_a_linked_area_size_off_the_grid_fails_the_node_on_its_field(registry):
+    from core.engine import NodeError
+
+    set_area = registry.get("ConditioningSetArea").function
+    with pytest.raises(NodeError) as info:
+        set_area(None, conditioning=[], width=64, height=20, x=0, y=0, strength=1.0)
+    assert info.value.field == "height" and "multiple of 8" in str(info.value)
