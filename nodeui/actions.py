@@ -3,6 +3,9 @@
 Shortcuts the canvas view installs itself (Tab, Delete, Ctrl+C/V/D, F, Home…) are only shown
 in the menus (after a tab in the text), never registered twice: two owners of one key
 sequence make Qt ignore both.
+
+Every action first calls the handlers' ``commit_pending`` (what is typed in an open editor goes
+into the graph), so Run, Save, Export, Copy, Quit… never act on a graph that lacks it.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ class EditorActions:
         self.window = window
         self.by_name: dict[str, QAction] = {}
         h = handlers
+        self._commit_pending = h.commit_pending
         K = QKeySequence.StandardKey
         file_specs = [
             ActionSpec("new", "&New", h.new, K.New),
@@ -117,9 +121,14 @@ class EditorActions:
         if spec.tip:
             action.setToolTip(spec.tip)
             action.setStatusTip(spec.tip)
-        action.triggered.connect(lambda _checked=False, slot=spec.slot: slot())
+        action.triggered.connect(lambda _checked=False, slot=spec.slot: self.dispatch(slot))
         self.by_name[spec.name] = action
         return action
+
+    def dispatch(self, slot: Callable[[], object]) -> object:
+        """Runs an action's slot once the edits in progress are in the graph."""
+        self._commit_pending()
+        return slot()
 
     def _menu(
         self, menu: QMenu, specs: list[ActionSpec], separators: tuple[str, ...] = ()
@@ -134,14 +143,16 @@ class EditorActions:
         self.recent_menu.clear()
         for path in paths:
             action = self.recent_menu.addAction(str(path))
-            action.triggered.connect(lambda _checked=False, p=path: self._open_recent(p))
+            action.triggered.connect(
+                lambda _checked=False, p=path: self.dispatch(lambda: self._open_recent(p))
+            )
         if not paths:
             self.recent_menu.addAction("(none)").setEnabled(False)
 
 
 @dataclass(frozen=True)
 class EditorHandlers:
-    """What the actions call; the window fills it in."""
+    """What the actions call; the window fills it in. ``commit_pending`` runs before each."""
 
     new: Callable[[], object]
     open: Callable[[], object]
@@ -170,3 +181,4 @@ class EditorHandlers:
     run: Callable[[], object]
     cancel: Callable[[], object]
     cancel_all: Callable[[], object]
+    commit_pending: Callable[[], object] = lambda: None

@@ -5,10 +5,13 @@ command first, in Python, so a refused edit returns its ``GraphError`` message a
 nothing on the stack (an exception raised inside a Qt virtual would be lost); only an applied
 command is recorded. Consecutive commands that core says
 merge (a drag's ``MoveNodes``, a slider's ``SetParam`` with the same gesture token) become one
-undo step.
+undo step; a merged ``SetParam`` that ends where it started (typing, then Escape) leaves the
+history altogether.
 """
 
 from __future__ import annotations
+
+import copy
 
 from PySide6.QtGui import QUndoCommand, QUndoStack
 
@@ -24,10 +27,12 @@ class GraphUndoCommand(QUndoCommand):
     """One core command on the Qt undo stack. The first ``redo`` (Qt calls it on push) is
     skipped because ``push`` already did the command."""
 
-    def __init__(self, graph: Graph, command: Command) -> None:
+    def __init__(self, graph: Graph, command: Command, start_value: object = None) -> None:
         super().__init__(command.text)
         self.graph = graph
         self.command = command
+        #: For a ``SetParam``: the param's value before the first edit of the step.
+        self.start_value = start_value
         self._already_done = True
 
     def redo(self) -> None:
@@ -45,7 +50,11 @@ class GraphUndoCommand(QUndoCommand):
     def mergeWith(self, other: QUndoCommand) -> bool:
         if not isinstance(other, GraphUndoCommand) or other.graph is not self.graph:
             return False
-        return self.command.merge(other.command)
+        if not self.command.merge(other.command):
+            return False
+        if isinstance(self.command, SetParam) and self.command.value == self.start_value:
+            self.setObsolete(True)  # back where it started: nothing to undo
+        return True
 
 
 def push(stack: QUndoStack, graph: Graph, command: Command) -> str | None:
@@ -54,9 +63,12 @@ def push(stack: QUndoStack, graph: Graph, command: Command) -> str | None:
     Returns None when applied, or the ``GraphError`` message when the model refused the edit
     (nothing recorded, graph unchanged). This is the only way the editor changes a graph.
     """
+    start_value = None
+    if isinstance(command, SetParam) and command.node_id in graph:
+        start_value = copy.deepcopy(graph.node(command.node_id).params.get(command.name))
     try:
         command.do(graph)
     except GraphError as exc:
         return str(exc)
-    stack.push(GraphUndoCommand(graph, command))
+    stack.push(GraphUndoCommand(graph, command, start_value))
     return None

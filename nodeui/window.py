@@ -105,7 +105,9 @@ class MainWindow(QMainWindow):
             self.recovery, lambda: self.document, autosave_ms or AUTOSAVE_INTERVAL_MS, self
         )
 
-        self.drops = DropHandler(self.files.open, self.add_image_node, self._drop_scene_pos, self)
+        self.drops = DropHandler(
+            self._open_dropped, self._add_dropped_image, self._drop_scene_pos, self
+        )
         self.installEventFilter(self.drops)
         self.view.viewport().setAcceptDrops(True)
         self.view.viewport().installEventFilter(self.drops)
@@ -163,6 +165,7 @@ class MainWindow(QMainWindow):
             run=self.run_graph,
             cancel=self.runs.cancel_current,
             cancel_all=self.runs.cancel_all,
+            commit_pending=self.commit_pending_edits,
         )
 
     def _build_docks(self) -> None:
@@ -244,6 +247,14 @@ class MainWindow(QMainWindow):
         self._update_title()
         self._update_actions()
 
+    def commit_pending_edits(self) -> None:
+        """Puts what is typed in an editor, on the canvas or in the inspector, into the graph.
+        Every menu and toolbar action, a drop and closing the window call this first."""
+        commit = getattr(self.scene, "commit_inline_editor", None)
+        if callable(commit):
+            commit()
+        self.inspector.commit_pending_edits()
+
     def view_state(self) -> dict[str, Any]:
         return dict(self.view.view_state())
 
@@ -283,6 +294,14 @@ class MainWindow(QMainWindow):
             self.show_status(error)
             return None
         return command.node_id
+
+    def _open_dropped(self, path: Path) -> bool:
+        self.commit_pending_edits()
+        return self.files.open(path)
+
+    def _add_dropped_image(self, path: Path, at: QPointF | None) -> int | None:
+        self.commit_pending_edits()
+        return self.add_image_node(path, at)
 
     def add_image_node(self, path: Path, at: QPointF | None) -> int | None:
         return self.add_node("LoadImage", at, {"image": str(path)})
@@ -450,6 +469,7 @@ class MainWindow(QMainWindow):
         if self._shut_down:
             event.accept()
             return
+        self.commit_pending_edits()
         if not self.files.maybe_save():
             event.ignore()
             return

@@ -1,8 +1,13 @@
 """Temporary editors that exist only while the user types (or picks from a combo).
 
 Nodes paint their editors themselves; a double-click on a value opens a ``QLineEdit`` (or a
-``QPlainTextEdit`` for prompts) over the painted one, and Enter / focus-out commits it as one
-``SetParam`` (Escape cancels). Combos open a menu of ``registry.choices(widget)``.
+``QPlainTextEdit`` for prompts) over the painted one. Text goes into the graph as it is typed,
+one ``SetParam`` per keystroke merged into one undo step per visit, so the inspector, the title's
+unsaved mark and every action see it at once; Escape takes the visit back. A number is applied
+on Enter or focus-out (or when an action ends typing, ``GraphScene.commit_inline_editor``), and
+one that breaks its widget's rules is never changed quietly: Enter shows the corrected value in
+the field and says why, a second Enter takes it. Combos open a menu of
+``registry.choices(widget)``.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from core.graph import types as t
 from core.graph.commands import EditGroup, SetParam
 from nodeui.canvas.items.editors import format_value
 from nodeui.canvas.layout import MULTILINE, EditorRow
+from nodeui.values import Conformed, conform, parse_number
 
 if TYPE_CHECKING:
     from nodeui.canvas.items.group import GroupItem
@@ -31,16 +37,26 @@ _STYLE = (
 
 
 class InlineEditor(QObject):
-    """One open text editor over the canvas; commits or cancels exactly once."""
+    """One open text editor over the canvas; commits or cancels exactly once.
+
+    ``commit(text)`` applies the final text; ``live(text)``, when given, applies every change as
+    it is typed and ``revert()`` takes those back on Escape; ``accept(text)`` may keep the editor
+    open on Enter (False) after showing the user why.
+    """
 
     def __init__(
         self,
         scene: GraphScene,
         widget: QLineEdit | QPlainTextEdit,
         commit: Callable[[str], None],
+        *,
+        live: Callable[[str], None] | None = None,
+        revert: Callable[[], None] | None = None,
+        accept: Callable[[str], bool] | None = None,
     ) -> None:
         super().__init__(scene)
         self.scene, self.widget, self._commit = scene, widget, commit
+        self._revert, self._accept = revert, accept
         self.done = False
         widget.setStyleSheet(_STYLE)
         self.proxy = QGraphicsProxyWidget()
@@ -52,6 +68,9 @@ class InlineEditor(QObject):
         self.proxy.setFocus()
         widget.setFocus()
         scene.inline_editor = self
+        if live is not None:
+            changed = widget.textChanged
+            changed.connect(lambda *_args: None if self.done else live(self.text()))
 
     def text(self) -> str:
         w = self.widget
@@ -68,6 +87,12 @@ class InlineEditor(QObject):
         if not self.done:
             self.done = True
             self._close()
+            if self._revert is not None:
+                self._revert()
+
+    def _enter(self) -> None:
+        if self._accept is None or self._accept(self.text()):
+            self.commit()
 
     def _close(self) -> None:
         if getattr(self.scene, "inline_editor", None) is self:
@@ -87,7 +112,7 @@ class InlineEditor(QObject):
             if key in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and (
                 isinstance(self.widget, QLineEdit) or mods & Qt.KeyboardModifier.ControlModifier
             ):
-                self.commit()
+                self._enter()
                 return True
         elif event.type() == QEvent.Type.FocusOut:
             self.commit()
@@ -95,49 +120,69 @@ class InlineEditor(QObject):
 
 
 def parse_value(row: EditorRow, text: str) -> object:
-    """The typed text as the widget's value; raises ValueError with a readable message."""
-    kind = row.widget.type
-    if kind == t.INT:
-        try:
-            return int(float(text.strip()))
-        except ValueError:
-            raise ValueError(f"{row.widget.name}: {text!r} is not a whole number") from None
-    if kind == t.FLOAT:
-        try:
-            return float(text.strip())
-        except ValueError:
-            raise ValueError(f"{row.widget.name}: {text!r} is not a number") from None
+    """The typed text as the widget's value, within its rules; raises ValueError with a
+    readable message. Use ``check_number`` to learn whether (and why) a number was corrected."""
+    if row.widget.type in (t.INT, t.FLOAT):
+        return check_number(row, text).value
     return text
 
 
-def open_text(scene: GraphScene, item: NodeItem, row: EditorRow) -> InlineEditor:
-    """Opens a line (or prompt) editor over ``row`` of ``item``; commit sets the param."""
-    from nodeui.canvas.gestures import clamp
+def check_number(row: EditorRow, text: str) -> Conformed:
+    """The typed number brought within the widget's rules, with the rule it broke if any."""
+    return conform(row.widget, parse_number(row.widget, text))
 
-    node_id, name = item.node_id, row.widget.name
-    value = scene.graph.node(node_id).params.get(name, row.widget.default)
+
+def open_text(scene: GraphScene, item: NodeItem, row: EditorRow) -> InlineEditor:
+    """Opens a line (or prompt) editor over ``row`` of ``item``: text is applied as it is typed,
+    numbers on Enter (corrected visibly when they break a rule)."""
+    node_id, name, spec = item.node_id, row.widget.name, row.widget
+    value = scene.graph.node(node_id).params.get(name, spec.default)
+    at = item.mapToScene(row.rect.center())
     multiline = row.kind == MULTILINE
     widget: QLineEdit | QPlainTextEdit
     if multiline:
         widget = QPlainTextEdit()
         widget.setPlainText(str(value))
     else:
-        widget = QLineEdit(
-            format_value(row.widget, value) if row.widget.type != t.STRING else value
+        widget = QLineEdit(format_value(spec, value) if spec.type != t.STRING else value)
+    visit = object()  # one undo step per visit: every keystroke's SetParam merges into it
+
+    def apply(new: object) -> None:
+        if node_id in scene.graph and new != scene.graph.node(node_id).params.get(name):
+            scene.push(SetParam(node_id, name, new, gesture=visit), at)
+
+    if spec.type not in (t.INT, t.FLOAT):
+        editor = InlineEditor(
+            scene, widget, apply, live=apply, revert=lambda: apply(value), accept=None
         )
+    else:
 
-    def commit(text: str) -> None:
-        try:
-            new = parse_value(row, text)
-        except ValueError as exc:
-            scene.refuse(str(exc), item.mapToScene(row.rect.center()))
-            return
-        if row.widget.type in (t.INT, t.FLOAT):
-            new = clamp(row.widget, new)  # type: ignore[arg-type]
-        if new != scene.graph.node(node_id).params.get(name):
-            scene.push(SetParam(node_id, name, new, gesture=object()))
+        def accept(text: str) -> bool:
+            try:
+                checked = check_number(row, text)
+            except ValueError as exc:
+                scene.refuse(str(exc), at)
+                return False
+            if checked.rule is None:
+                return True
+            shown = format_value(spec, checked.value)
+            scene.refuse(f"{checked.message(spec, text.strip())}; Enter to keep it", at)
+            if isinstance(widget, QLineEdit):
+                widget.setText(shown)
+                widget.selectAll()
+            return False
 
-    editor = InlineEditor(scene, widget, commit)
+        def commit(text: str) -> None:
+            try:
+                checked = check_number(row, text)
+            except ValueError as exc:
+                scene.refuse(str(exc), at)
+                return
+            if checked.rule is not None:
+                scene.refuse(checked.message(spec, text.strip()), at)
+            apply(checked.value)
+
+        editor = InlineEditor(scene, widget, commit, accept=accept)
     rect = row.rect
     editor.proxy.setPos(item.mapToScene(rect.topLeft()))
     widget.setFixedSize(int(rect.width()), int(max(rect.height(), 20)))

@@ -87,6 +87,12 @@ class GraphScene(QGraphicsScene):
         for gid in self.graph.groups:
             self._add_group_item(gid)
 
+    def commit_inline_editor(self) -> None:
+        """Ends typing in the open inline editor, if any, applying what it holds (an action of
+        the window is about to act on the graph)."""
+        if self.inline_editor is not None:
+            self.inline_editor.commit()
+
     def detach(self) -> None:
         """Stops listening to the graph (call when the scene is discarded)."""
         _quietly(self._unsubscribe)

@@ -13,7 +13,7 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, QPoint, Signal
 from PySide6.QtGui import QFocusEvent, QUndoStack, QValidator
 from PySide6.QtWidgets import (
     QAbstractSpinBox,
@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
     QScrollArea,
     QSpinBox,
     QToolButton,
+    QToolTip,
     QVBoxLayout,
     QWidget,
 )
@@ -47,6 +48,7 @@ from core.graph.model import (
 from core.graph.spec import NodeRegistry, WidgetInput
 from nodeui import undo
 from nodeui.runstate import CONTROL_MODES, control_mode
+from nodeui.values import conform, format_number, parse_number
 
 _INT32 = 2**31 - 1
 _FLOAT_LIMIT = 1e12
@@ -61,15 +63,108 @@ def push_command(stack: QUndoStack, graph: Graph, command: Command) -> str | Non
     return result if isinstance(result, str) else None
 
 
+class _RuleChecks:
+    """What the inspector's spin boxes share: any number may be typed (a minus sign, a value
+    out of range, a size off its step grid), and when editing ends one that breaks a rule is
+    replaced by the nearest allowed value, which the field shows, and ``corrected`` says why
+    (instead of Qt's silent refusal of the keystroke or return to the previous value)."""
+
+    spec: WidgetInput
+
+    def rule_state(self, text: str) -> QValidator.State:
+        body = self.body(text)
+        if body in ("", "-", "+", "\u2212", ".", "-."):
+            return QValidator.State.Intermediate
+        try:
+            value = parse_number(self.spec, body)
+        except ValueError:
+            return QValidator.State.Invalid
+        ok = conform(self.spec, value).rule is None
+        return QValidator.State.Acceptable if ok else QValidator.State.Intermediate
+
+    def body(self, text: str) -> str:
+        return text.strip()
+
+    def rule_fixup(self, text: str) -> str | None:
+        """The corrected text (None when nothing can be read from ``text``), reported."""
+        try:
+            value = parse_number(self.spec, self.body(text))
+        except ValueError:
+            return None
+        checked = conform(self.spec, value)
+        if checked.rule is not None:
+            self.corrected.emit(checked.message(self.spec, self.body(text)))  # type: ignore[attr-defined]
+        return self.show_number(checked.value)
+
+    def show_number(self, value: float) -> str:
+        return format_number(self.spec, value)
+
+
+class RuleSpinBox(_RuleChecks, QSpinBox):
+    """A 32-bit spin box that corrects a typed value visibly (see ``_RuleChecks``)."""
+
+    corrected = Signal(str)
+
+    def __init__(self, spec: WidgetInput, low: int, high: int, step: int) -> None:
+        super().__init__()
+        self.spec = spec
+        self.setRange(low, high)
+        self.setSingleStep(step)
+
+    def validate(self, text: str, pos: int) -> object:
+        return self.rule_state(text), text, pos
+
+    def fixup(self, text: str) -> str:
+        fixed = self.rule_fixup(text)
+        return fixed if fixed is not None else str(self.value())
+
+    def valueFromText(self, text: str) -> int:
+        try:
+            return int(conform(self.spec, parse_number(self.spec, text)).value)
+        except ValueError:
+            return self.value()
+
+
+class RuleDoubleSpinBox(_RuleChecks, QDoubleSpinBox):
+    """A float spin box that corrects a value out of range visibly (see ``_RuleChecks``)."""
+
+    corrected = Signal(str)
+
+    def __init__(self, spec: WidgetInput) -> None:
+        super().__init__()
+        self.spec = spec
+
+    def validate(self, text: str, pos: int) -> object:
+        return self.rule_state(text), text, pos
+
+    def fixup(self, text: str) -> str:
+        fixed = self.rule_fixup(text)
+        return fixed if fixed is not None else self.textFromValue(self.value())
+
+    def show_number(self, value: float) -> str:
+        return self.textFromValue(value)
+
+    def valueFromText(self, text: str) -> float:
+        try:
+            return float(conform(self.spec, parse_number(self.spec, text)).value)
+        except ValueError:
+            return self.value()
+
+
 class BigIntSpinBox(QAbstractSpinBox):
     """A spin box for whole numbers beyond 32 bits (seeds go up to 2**64 − 1)."""
 
     valueChanged = Signal(object)
+    #: A typed value was replaced by the nearest allowed one; the sentence says why.
+    corrected = Signal(str)
 
     def __init__(self, minimum: int, maximum: int, step: int = 1) -> None:
         super().__init__()
         self._min, self._max, self._step, self._value = minimum, maximum, max(1, step), minimum
+        #: The field's name in ``corrected``'s sentences.
+        self.label = ""
         self.lineEdit().textEdited.connect(self._parse)
+        self.editingFinished.connect(self.interpretText)
         self.setKeyboardTracking(True)
         self._show()
 
@@ -119,7 +214,24 @@ class BigIntSpinBox(QAbstractSpinBox):
         return (QValidator.State.Acceptable if ok else QValidator.State.Intermediate), text, pos
 
     def fixup(self, text: str) -> str:
-        return str(self._value)
+        try:
+            typed = int(text.strip().replace("\u2212", "-"))
+        except ValueError:
+            return str(self._value)
+        value = max(self._min, min(self._max, typed))
+        if value != typed:
+            rule = f"at least {self._min}" if typed < self._min else f"at most {self._max}"
+            self.corrected.emit(f"{self.label} must be {rule}: {typed} became {value}".strip())
+        return str(value)
+
+    def interpretText(self) -> None:
+        """Applies the typed text, corrected visibly when it is out of range."""
+        text = self.lineEdit().text()
+        state = self.validate(text, 0)[0]
+        if state != QValidator.State.Acceptable:
+            text = self.fixup(text)
+        self.setValue(int(text))
+        self._show()
 
 
 class ParamEditor(QObject):
@@ -128,6 +240,8 @@ class ParamEditor(QObject):
     session's edits merge into one undo step."""
 
     edited = Signal(object, object)
+    #: A typed value was replaced by the nearest one the widget allows; the sentence says why.
+    corrected = Signal(str)
 
     def __init__(self, spec: WidgetInput, widget: QWidget) -> None:
         super().__init__(widget)
@@ -138,6 +252,9 @@ class ParamEditor(QObject):
 
     def new_gesture(self) -> None:
         self._gesture = object()
+
+    def commit_typing(self) -> None:
+        """Applies what the user is typing, if this editor waits for editing to end."""
 
     def set_value(self, value: Any) -> None:
         if self._updating or value == self.value():
@@ -167,6 +284,11 @@ class _SpinEditor(ParamEditor):
         super().__init__(spec, box)
         box.valueChanged.connect(lambda _v: self._emit())
         box.editingFinished.connect(self.new_gesture)
+        box.corrected.connect(self.corrected)
+
+    def commit_typing(self) -> None:
+        """Applies text still being typed (corrected visibly if it breaks a rule)."""
+        self.widget.interpretText()
 
     def value(self) -> Any:
         return self.widget.value()
@@ -180,15 +302,14 @@ def _int_box(spec: WidgetInput) -> QWidget:
     high = int(spec.max) if spec.max is not None else 2**63 - 1
     step = int(spec.step) if spec.step else 1
     if low >= -_INT32 and high <= _INT32:
-        box = QSpinBox()
-        box.setRange(low, high)
-        box.setSingleStep(step)
-        return box
-    return BigIntSpinBox(low, high, step)
+        return RuleSpinBox(spec, low, high, step)
+    box = BigIntSpinBox(low, high, step)
+    box.label = spec.name.replace("_", " ")
+    return box
 
 
 def _float_box(spec: WidgetInput) -> QDoubleSpinBox:
-    box = QDoubleSpinBox()
+    box = RuleDoubleSpinBox(spec)
     step = float(spec.step) if spec.step else 0.01
     decimals = max(2, len(f"{step:.10f}".rstrip("0").split(".")[1]))
     box.setDecimals(decimals)
@@ -399,6 +520,7 @@ class Inspector(QWidget):
             editor.edited.connect(
                 lambda value, gesture, name=widget.name: self._edit(name, value, gesture)
             )
+            editor.corrected.connect(lambda text, e=editor: self._show_correction(e, text))
             self.editors[widget.name] = editor
             row: QWidget = editor.widget
             if widget.control_after_run:
@@ -429,6 +551,25 @@ class Inspector(QWidget):
             editor.widget.setToolTip(tip)
 
     # --- edits -----------------------------------------------------------------------------
+
+    def commit_pending_edits(self) -> None:
+        """Applies what is still being typed (a number not yet confirmed, the title) and starts
+        a new undo step for whatever is typed next (an action such as Save is a boundary)."""
+        if self.graph is None or self.node_id is None or self.node_id not in self.graph:
+            return
+        for editor in list(self.editors.values()):
+            if editor.widget.isEnabled():
+                editor.commit_typing()
+            editor.new_gesture()
+        if not self.title_edit.isHidden():
+            self._rename()
+
+    def _show_correction(self, editor: ParamEditor, text: str) -> None:
+        """A typed value was corrected: says so in the status bar and beside the field."""
+        self.statusMessage.emit(text)
+        widget = editor.widget
+        if widget.isVisible():
+            QToolTip.showText(widget.mapToGlobal(QPoint(0, widget.height())), text, widget)
 
     def _push(self, command: Command) -> None:
         if self.graph is None or self.stack is None:
