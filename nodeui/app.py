@@ -60,7 +60,7 @@ def run_app(
             return 2
     if scripted:
         window.resize(*SCREENSHOT_SIZE)
-    recovered = False if scripted else window.files.offer_recovery()
+    recovered = [] if scripted else window.recover_left_behind()
     if path is not None and not recovered:
         window.files.open(Path(path), ask=False)
     window.show()

@@ -1,22 +1,26 @@
 """Documents: one open graph with its undo stack and file, plus autosave and crash recovery.
 
-A ``Document`` is the unit the window swaps on New/Open. ``RecoveryStore`` keeps one recovery
-file in a per-user data folder (``QStandardPaths``; ``$LATENTLOOM_DATA_DIR`` or a constructor
-argument override it for tests); ``Autosaver`` writes it every 30 s while the document is dirty,
-atomically, and a clean exit deletes it, so a recovery file at startup means a crash.
+A ``Document`` is the unit the window swaps on New/Open. Each window has its own
+``RecoveryStore``: a recovery file with a name of its own in a per-user data folder
+(``QStandardPaths``; ``$LATENTLOOM_DATA_DIR`` or a constructor argument override it for tests),
+held by a lock file while the window lives. ``Autosaver`` writes it every 30 s while the
+document is dirty, atomically, and a clean exit deletes it (never another window's), so a
+recovery file whose lock is free at startup was left by a crash, and every such file is offered.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, QStandardPaths, QTimer, Signal, Slot
+from PySide6.QtCore import QLockFile, QObject, QStandardPaths, QTimer, Signal, Slot
 from PySide6.QtGui import QUndoStack
 
 from core.files import atomic_write
@@ -123,16 +127,57 @@ def default_data_dir() -> Path:
 
 
 class RecoveryStore:
-    """The one recovery file of the editor."""
+    """One window's recovery file, ``recovery-<pid>-<n>-<random>.json``, and the lock that
+    tells other windows (in this process or another) that it is in use.
 
-    NAME = "recovery.json"
+    The lock (``QLockFile``, beside the file) is taken on the first write and freed by
+    ``discard``; a process that dies leaves a stale lock, which ``left_behind`` recognises
+    (the process is gone), so a file is offered only once its window cannot come back.
+    """
 
-    def __init__(self, folder: Path | None = None) -> None:
-        self.folder = Path(folder) if folder is not None else default_data_dir() / "recovery"
+    PATTERN = "recovery*.json"
+    _numbers = itertools.count(1)
+
+    def __init__(self, folder: Path | None = None, *, path: Path | None = None) -> None:
+        """A new store with a file name of its own in ``folder``; ``path`` binds the store to an
+        existing file instead (one left behind)."""
+        if path is not None:
+            self.folder = Path(path).parent
+            self._path = Path(path)
+        else:
+            self.folder = Path(folder) if folder is not None else default_data_dir() / "recovery"
+            name = f"recovery-{os.getpid()}-{next(self._numbers)}-{uuid.uuid4().hex[:8]}.json"
+            self._path = self.folder / name
+        self._lock: QLockFile | None = None
 
     @property
     def path(self) -> Path:
-        return self.folder / self.NAME
+        return self._path
+
+    def _claim(self) -> bool:
+        """Takes the file's lock; False while a living window holds it."""
+        if self._lock is not None:
+            return True
+        lock = QLockFile(str(self._path) + ".lock")
+        lock.setStaleLockTime(0)  # a lock is stale only when its process is gone, never by age
+        if not lock.tryLock(0):
+            return False
+        self._lock = lock
+        return True
+
+    def left_behind(self) -> list[RecoveryStore]:
+        """The recovery files in this store's folder whose windows are gone, newest first, each
+        bound to a store that holds its lock (so no other window offers it at the same time).
+        Files of windows still open, in this process or another, are never among them."""
+        found: list[RecoveryStore] = []
+        for path in self.folder.glob(self.PATTERN) if self.folder.is_dir() else ():
+            if path == self._path:
+                continue
+            other = RecoveryStore(path=path)
+            if other._claim():
+                found.append(other)
+        found.sort(key=lambda store: _mtime(store.path), reverse=True)
+        return found
 
     def write(self, document: Document) -> None:
         data = document.workflow_data()
@@ -142,6 +187,7 @@ class RecoveryStore:
             "saved_at": time.time(),
         }
         self.folder.mkdir(parents=True, exist_ok=True)
+        self._claim()
         atomic_write(self.path, json.dumps(data).encode("utf-8"))
 
     def pending(self) -> bool:
@@ -175,7 +221,18 @@ class RecoveryStore:
         )
 
     def discard(self) -> None:
+        """Deletes this store's recovery file and frees its lock (never another's file)."""
         self.path.unlink(missing_ok=True)
+        if self._lock is not None:
+            self._lock.unlock()
+            self._lock = None
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
 
 
 class Autosaver(QObject):

@@ -153,17 +153,43 @@ class FileController(QObject):
 
     # --- recovery --------------------------------------------------------------------------
 
-    def offer_recovery(self) -> bool:
-        """At startup: a recovery file newer than its document means a crash; offer it back.
-        True when the recovered graph was loaded."""
-        if not self.recovery.pending():
-            return False
+    def offer_recovery(self, open_more: Callable[[Document], object]) -> list[Document]:
+        """At startup: offers back, one by one, every recovery file that a window which did not
+        close cleanly left behind (newest first; never a file of a window still open). The first
+        graph taken back is shown in this window, each further one goes to ``open_more`` (a new
+        window). An offered file is deleted once answered, after a taken-back graph is in its new
+        window's own recovery file. Returns the documents taken back."""
+        recovered: list[Document] = []
+        for left in self.recovery.left_behind():
+            document = self._offer(left)
+            if document is not None:
+                if recovered:
+                    open_more(document)
+                else:
+                    self.host.set_document(document)
+                    try:
+                        self.recovery.write(document)
+                    except OSError as exc:
+                        self.statusMessage.emit(f"autosave failed: {exc}")
+                        recovered.append(document)
+                        continue  # keep the file left behind: it is the only copy on disk
+                recovered.append(document)
+            left.discard()
+        if recovered:
+            what = f"{len(recovered)} autosaved graphs" if len(recovered) > 1 else "the graph"
+            self.statusMessage.emit(f"Recovered {what}; save to keep the changes")
+        return recovered
+
+    def _offer(self, left: RecoveryStore) -> Document | None:
+        """Asks about one recovery file; the recovered document, or None (declined, unusable,
+        or older than the file it copies)."""
+        if not left.pending():
+            return None
         try:
-            recovery = self.recovery.read(self.host.registry)
+            recovery = left.read(self.host.registry)
         except (OSError, WorkflowError) as exc:
             self.statusMessage.emit(f"The recovery file could not be read: {exc}")
-            self.recovery.discard()
-            return False
+            return None
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(recovery.saved_at))
         name = recovery.source.name if recovery.source else "an untitled graph"
         answer = QMessageBox.question(
@@ -175,10 +201,7 @@ class FileController(QObject):
             QMessageBox.StandardButton.Yes,
         )
         if answer != QMessageBox.StandardButton.Yes:
-            self.recovery.discard()
-            return False
+            return None
         document = Document.from_workflow(recovery.workflow, recovery.source)
         document.recovered = True
-        self.host.set_document(document)
-        self.statusMessage.emit("Recovered the autosaved graph; save it to keep it")
-        return True
+        return document

@@ -53,7 +53,7 @@ def build_registry(settings: EditorSettings) -> NodeRegistry:
 
 
 def canvas_classes() -> tuple[type, type]:
-    """The canvas engineer's scene and view (``nodeui.canvas``)."""
+    """The canvas's scene and view classes (``nodeui.canvas``), imported when a window is made."""
     from nodeui.canvas import GraphScene, GraphView
 
     return GraphScene, GraphView
@@ -130,6 +130,8 @@ class MainWindow(QMainWindow):
         self.runs.queue.changed.connect(self._update_actions)
         self.last_problems: tuple[Any, ...] = ()
         self.problem_box: QMessageBox | None = None
+        #: Windows this one opened for further recovered graphs.
+        self.companions: list[MainWindow] = []
         self.set_document(self.document)
         self._restore_layout()
 
@@ -272,6 +274,24 @@ class MainWindow(QMainWindow):
 
     def open_path(self, path: Path, *, ask: bool = True) -> bool:
         return self.files.open(path, ask=ask)
+
+    def recover_left_behind(self) -> list[Document]:
+        """At startup: offers every graph that windows which crashed left behind; the first one
+        taken back opens here, each further one in a window of its own (``companions``)."""
+        return self.files.offer_recovery(self._open_in_new_window)
+
+    def _open_in_new_window(self, document: Document) -> MainWindow:
+        window = MainWindow(
+            self.store,
+            recovery=RecoveryStore(self.recovery.folder),
+            output_dir=self.runs.output_dir,
+            registry=self.registry,
+        )
+        window.set_document(document)
+        window.autosaver.save_now()
+        window.show()
+        self.companions.append(window)
+        return window
 
     # --- adding nodes ----------------------------------------------------------------------
 

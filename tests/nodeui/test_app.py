@@ -11,14 +11,16 @@ from PySide6.QtCore import QMimeData, QPointF, Qt, QTimer, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication, QMessageBox
 
-from core.graph.commands import SetNodeAttribute, SetParam
+from core.graph.commands import AddNode, SetNodeAttribute, SetParam
 from core.graph.workflow import load_workflow, save_workflow
+from nodes import build_registry
 from nodeui.documents import RecoveryStore
 from nodeui.runs import OK
 from nodeui.settings import open_settings
 from nodeui.undo import push
 from nodeui.window import MainWindow
 from tests.nodeui import shell_fakes
+from tests.nodeui.crash import crash_leaving_recovery
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT = ROOT / "resources" / "workflows" / "default.json"
@@ -137,27 +139,66 @@ def test_a_bad_file_shows_one_error_and_keeps_the_graph(qtbot, make_window, monk
 
 def test_autosave_recovery_after_a_crash(qtbot, make_window, monkeypatch, tmp_path):
     path = tmp_path / "flow.json"
-    reg = shell_fakes.registry()
-    save_workflow(shell_fakes.slow_graph(reg), path)
+    graph = load_workflow(DEFAULT, build_registry()).graph
+    save_workflow(graph, path)
     os.utime(path, (time.time() - 60, time.time() - 60))
-    first = make_window(registry=reg)
-    first.open_path(path, ask=False)
-    push(first.document.undo_stack, first.document.graph, SetParam(1, "steps", 77))
-    assert first.autosaver.save_now()
-    edited = first.document.graph.state()
-    first.autosaver.timer.stop()  # the "crash": no clean shutdown, the recovery file stays
+    prompt = _first(graph, "CLIPTextEncode")
+    left = crash_leaving_recovery(tmp_path / "data", path, [(prompt, "text", "a blue circle")])
 
     asked = []
     monkeypatch.setattr(
         QMessageBox, "question", lambda *a, **k: asked.append(a) or QMessageBox.StandardButton.Yes
     )
-    second = make_window(registry=reg)
-    assert second.files.offer_recovery()
-    assert len(asked) == 1
-    assert second.document.graph.state() == edited
-    assert second.document.path == path and second.document.dirty
-    second.shutdown()  # a clean exit deletes the recovery file
-    assert not second.recovery.path.exists()
+    window = make_window()
+    assert len(window.recover_left_behind()) == 1
+    assert len(asked) == 1 and "flow.json" in asked[0][2]
+    assert window.document.graph.node(prompt).params["text"] == "a blue circle"
+    assert window.document.path == path and window.document.dirty
+    assert not left.exists() and window.recovery.path.is_file()  # now in this window's file
+    window.shutdown()  # a clean exit deletes its own recovery file
+    assert not window.recovery.path.exists()
+
+
+def test_a_clean_second_window_keeps_the_first_windows_autosave(qtbot, make_window):
+    first, second = make_window(), make_window()
+    first.open_path(DEFAULT, ask=False)
+    second.open_path(DEFAULT, ask=False)
+    empty = _first(first.document.graph, "EmptyLatentImage")
+    push(first.document.undo_stack, first.document.graph, SetParam(empty, "width", 32))
+    assert first.autosaver.save_now()
+    assert not second.autosaver.save_now()  # clean: its tick deletes only its own file
+    second.shutdown()  # a clean exit, likewise
+    assert first.recovery.path.is_file()
+    third = make_window()
+    assert third.recover_left_behind() == []  # the first window is still open: not offered
+
+
+def test_every_file_left_behind_is_offered_each_in_its_own_window(
+    qtbot, make_window, monkeypatch, tmp_path
+):
+    live = make_window()
+    push(live.document.undo_stack, live.document.graph, AddNode("CLIPTextEncode", node_id=1))
+    assert live.autosaver.save_now()
+    folder = tmp_path / "data"
+    crash_leaving_recovery(folder, edits=[(1, "text", "first crash")])
+    crash_leaving_recovery(folder, edits=[(1, "text", "second crash")])
+    asked = []
+    monkeypatch.setattr(
+        QMessageBox, "question", lambda *a, **k: asked.append(a) or QMessageBox.StandardButton.Yes
+    )
+    window = make_window()
+    recovered = window.recover_left_behind()
+    assert len(asked) == 2 and len(recovered) == 2
+    (other,) = window.companions
+    texts = {w.document.graph.node(1).params["text"] for w in (window, other)}
+    assert texts == {"first crash", "second crash"}
+    assert window.document.dirty and other.document.dirty
+    assert other.recovery.path.is_file() and window.recovery.path.is_file()
+    assert live.recovery.path.is_file()  # a living window's file is never offered or taken
+    files = {p for p in folder.glob("*.json")}
+    assert files == {live.recovery.path, window.recovery.path, other.recovery.path}
+    other.shutdown(persist=False)
+    other.close()
 
 
 def _drop(window, paths):

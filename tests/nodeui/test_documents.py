@@ -6,11 +6,13 @@ import os
 import time
 
 from core.graph.commands import SetParam
+from core.graph.model import Graph
 from core.graph.workflow import save_workflow
 from nodes import build_registry
 from nodeui.documents import Autosaver, Document, RecoveryStore, classify_drop
 from nodeui.undo import push
 from tests.nodeui import shell_fakes
+from tests.nodeui.crash import crash_leaving_recovery
 
 
 def test_autosave_writes_only_when_dirty_and_recovery_restores(qtbot, tmp_path):
@@ -75,3 +77,43 @@ def test_classify_drop(tmp_path):
     assert classify_drop(tmp_path / "photo.JPG") == "image"
     assert classify_drop(tmp_path / "flow.json") == "workflow"
     assert classify_drop(tmp_path / "notes.txt") == "unknown"
+
+
+def test_each_window_has_its_own_recovery_file_and_a_clean_one_leaves_the_others(qtbot, tmp_path):
+    reg = shell_fakes.registry()
+    folder = tmp_path / "data"
+    edited, clean = Document(shell_fakes.slow_graph(reg)), Document(shell_fakes.slow_graph(reg))
+    push(edited.undo_stack, edited.graph, SetParam(1, "steps", 42))
+    first, second = RecoveryStore(folder), RecoveryStore(folder)
+    assert first.path != second.path and first.path.parent == second.path.parent == folder
+    first_saver = Autosaver(first, lambda: edited, interval_ms=60_000)
+    second_saver = Autosaver(second, lambda: clean, interval_ms=60_000)
+    assert first_saver.save_now()
+    assert not second_saver.save_now()  # a clean window's tick drops only its own file
+    second.discard()  # and so does its clean exit
+    assert first.path.is_file()
+    # The first window is alive: nobody offers its file, not even a window of this process.
+    assert second.left_behind() == [] and RecoveryStore(folder).left_behind() == []
+    first_saver.timer.stop()
+    second_saver.timer.stop()
+    first.discard()
+    assert list(folder.iterdir()) == []
+
+
+def test_files_left_by_crashed_processes_are_found_newest_first_and_claimed(tmp_path):
+    folder = tmp_path / "data"
+    older = crash_leaving_recovery(folder, edits=[(1, "text", "older")])
+    newer = crash_leaving_recovery(folder, edits=[(1, "text", "newer")])
+    os.utime(older, (time.time() - 60, time.time() - 60))
+    live = RecoveryStore(folder)
+    live.write(Document(Graph(build_registry())))
+    found = RecoveryStore(folder).left_behind()
+    assert [store.path for store in found] == [newer, older]
+    assert RecoveryStore(folder).left_behind() == []  # claimed: offered by one window only
+    texts = [store.read(build_registry()).workflow.graph.node(1).params["text"] for store in found]
+    assert texts == ["newer", "older"]
+    for store in found:
+        store.discard()
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        [live.path.name, f"{live.path.name}.lock"]
+    )
