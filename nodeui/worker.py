@@ -32,7 +32,7 @@ from core.graph.spec import NodeRegistry, WidgetInput
 from core.graph.workflow import WorkflowError, from_dict
 from nodeui.images import images_from_records, preview_to_qimage
 
-#: At most this many live previews per second per node reach the GUI (the issue allows 15).
+#: At most this many live previews per second per node reach the GUI (15 would still be smooth).
 PREVIEW_RATE_HZ = 8.0
 
 
