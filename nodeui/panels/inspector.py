@@ -135,6 +135,10 @@ class RuleDoubleSpinBox(_RuleChecks, QDoubleSpinBox):
         self.spec = spec
 
     def validate(self, text: str, pos: int) -> object:
+        _whole, point, fraction = self.body(text).partition(".")
+        if point and len(fraction.rstrip()) > self.decimals():
+            # refused as it is typed, as Qt does, rather than rounded away when editing ends
+            return QValidator.State.Invalid, text, pos
         return self.rule_state(text), text, pos
 
     def fixup(self, text: str) -> str:

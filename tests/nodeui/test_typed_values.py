@@ -5,14 +5,16 @@ inspector's spin boxes show the correction in the field and say why in the statu
 from __future__ import annotations
 
 import pytest
-from PySide6.QtCore import Qt
-from PySide6.QtGui import QUndoStack
+from PySide6.QtCore import QEvent, Qt
+from PySide6.QtGui import QKeyEvent, QUndoStack
 from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication
 
 from core.graph.commands import AddNode
 from core.graph.model import Graph
 from nodes import build_registry
 from nodeui import undo
+from nodeui.canvas.items.editors import format_value
 from nodeui.panels.inspector import Inspector
 from tests.nodeui.canvas_helpers import make_canvas
 
@@ -38,6 +40,17 @@ def canvas(qtbot, registry):
     return view, messages
 
 
+def _type(widget, text: str) -> None:
+    """Real key events for ``text``; a character beyond ASCII (a typographic minus) comes as
+    the key event a keyboard layout would send for it."""
+    for char in text:
+        if char.isascii():
+            QTest.keyClicks(widget, char)
+        else:
+            for kind in (QEvent.Type.KeyPress, QEvent.Type.KeyRelease):
+                QApplication.sendEvent(widget, QKeyEvent(kind, Qt.Key.Key_Minus, NO_MODS, char))
+
+
 def _type_in_row(view, node_id: int, name: str, text: str):
     """Double-clicks the value ``name`` on the node and replaces it by typing ``text``."""
     scene = view.graph_scene
@@ -49,7 +62,7 @@ def _type_in_row(view, node_id: int, name: str, text: str):
     editor = scene.inline_editor
     assert editor is not None
     QTest.keyClick(editor.widget, Qt.Key.Key_A, CTRL)
-    QTest.keyClicks(editor.widget, text)
+    _type(editor.widget, text)
     return editor
 
 
@@ -159,3 +172,22 @@ def test_an_action_applies_a_number_still_being_typed_in_the_inspector(inspector
     panel.commit_pending_edits()
     assert graph.node(2).params["width"] == 16
     assert messages == ["width must be a multiple of 8: 13 became 16"]
+
+
+def test_the_node_shows_every_digit_of_a_typed_float(canvas):
+    view, _messages = canvas
+    editor = _type_in_row(view, 1, "cfg", "6.55")  # cfg steps by 0.1
+    QTest.keyClick(editor.widget, Qt.Key.Key_Return)
+    item = view.graph_scene.nodes[1]
+    row = item.layout.editor("cfg")
+    assert view.graph_scene.graph.node(1).params["cfg"] == 6.55
+    assert format_value(row.widget, 6.55) == "6.55"
+    assert format_value(row.widget, 6.5) == "6.5"
+
+
+def test_a_digit_beyond_the_spin_boxs_decimals_is_refused_not_rounded_away(inspector):
+    panel, graph, messages = inspector
+    box = _type_in_box(panel, 1, "cfg", "6.555")
+    assert box.lineEdit().text() == "6.55"  # the third decimal was not taken
+    QTest.keyClick(box, Qt.Key.Key_Return)
+    assert graph.node(1).params["cfg"] == 6.55 and not messages

@@ -34,7 +34,9 @@ def decimals(widget: WidgetInput) -> int:
 def format_value(widget: WidgetInput, value: Any) -> str:
     """The text an editor shows for ``value``."""
     if widget.type == t.FLOAT and isinstance(value, (int, float)):
-        return f"{value:.{decimals(widget)}f}"
+        text = f"{value:.{decimals(widget)}f}"
+        # more digits than the step's when the value has them: a typed 6.55 never shows as 6.5
+        return text if float(text) == value else f"{value:.10g}"
     if widget.type == t.BOOLEAN:
         return "true" if value else "false"
     return "" if value is None else str(value)
