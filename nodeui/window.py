@@ -106,7 +106,7 @@ class MainWindow(QMainWindow):
         )
 
         self.drops = DropHandler(
-            self._open_dropped, self._add_dropped_image, self._drop_scene_pos, self
+            self._open_dropped, self.add_image_node, self._drop_scene_pos, self
         )
         self.installEventFilter(self.drops)
         self.view.viewport().setAcceptDrops(True)
@@ -251,7 +251,8 @@ class MainWindow(QMainWindow):
 
     def commit_pending_edits(self) -> None:
         """Puts what is typed in an editor, on the canvas or in the inspector, into the graph.
-        Every menu and toolbar action, a drop and closing the window call this first."""
+        Every menu and toolbar action, opening a dropped workflow and closing the window call
+        this first."""
         commit = getattr(self.scene, "commit_inline_editor", None)
         if callable(commit):
             commit()
@@ -316,12 +317,9 @@ class MainWindow(QMainWindow):
         return command.node_id
 
     def _open_dropped(self, path: Path) -> bool:
+        """A dropped workflow replaces the document: what is being typed counts as a change."""
         self.commit_pending_edits()
         return self.files.open(path)
-
-    def _add_dropped_image(self, path: Path, at: QPointF | None) -> int | None:
-        self.commit_pending_edits()
-        return self.add_image_node(path, at)
 
     def add_image_node(self, path: Path, at: QPointF | None) -> int | None:
         return self.add_node("LoadImage", at, {"image": str(path)})

@@ -4,10 +4,11 @@ action of the menus or the toolbar (Run, Save, Export, Copy, Close, Quit) acts o
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
-from PySide6.QtCore import Qt
-from PySide6.QtGui import QColor, QGuiApplication, QImage
+from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+from PySide6.QtGui import QColor, QDropEvent, QGuiApplication, QImage
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
@@ -18,6 +19,7 @@ from nodeui.settings import open_settings
 from nodeui.undo import push
 from nodeui.window import MainWindow
 
+ROOT = Path(__file__).resolve().parents[2]
 TYPED = "a red square, (glossy:1.2)"
 LEFT = Qt.MouseButton.LeftButton
 NO_MODS = Qt.KeyboardModifier.NoModifier
@@ -209,3 +211,26 @@ def test_run_applies_the_title_typed_in_the_inspector(qtbot, window):
     (run,) = _all_runs(window)
     (node,) = [n for n in run.workflow["nodes"] if n["id"] == 1]
     assert node["title"] == "Positive prompt"
+
+
+def test_dropping_a_workflow_asks_about_the_title_being_typed(qtbot, window, monkeypatch):
+    asked = []
+
+    def answer(*args, **kwargs):
+        asked.append(args[2])
+        return QMessageBox.StandardButton.Cancel
+
+    monkeypatch.setattr(QMessageBox, "question", answer)
+    window.scene.select_nodes([1])
+    window.inspector.title_edit.setFocus()
+    QTest.keyClicks(window.inspector.title_edit, "Positive prompt")  # applied when typing ends
+    document = window.document
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(ROOT / "resources" / "workflows" / "default.json"))])
+    viewport = window.view.viewport()
+    drop = QDropEvent(
+        QPointF(viewport.rect().center()), Qt.DropAction.CopyAction, mime, LEFT, NO_MODS
+    )
+    assert window.drops.eventFilter(viewport, drop)
+    assert len(asked) == 1 and window.document is document
+    assert document.graph.node(1).title == "Positive prompt"
