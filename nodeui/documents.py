@@ -294,10 +294,11 @@ WORKFLOW_PNG_KEYS = ("latentloom", "workflow", "prompt", "parameters")
 def png_has_workflow(path: Path) -> bool:
     """The PNG carries a graph that Open understands (LatentLoom, ComfyUI or A1111)."""
     from core.graph import png
+    from core.graph.workflow import WorkflowError, read_file
 
-    try:
-        chunks = png.read_text_chunks(Path(path).read_bytes())
-    except (OSError, png.PngError):
+    try:  # reads the text chunks only, within their limits, never the picture data
+        chunks = png.read_text_chunks(read_file(path))
+    except (WorkflowError, png.PngError):
         return False
     return any(key in chunks for key in WORKFLOW_PNG_KEYS)
 
