@@ -8,7 +8,7 @@ editor's conversion of every preview to a ``QImage`` (an upper bound: the editor
 most 8 a second). Reports the median seconds per step of each and the overheads in %, and,
 because a loaded machine's run-to-run noise is far larger than 2 %, also the time measured
 inside the callback as a share of the step time (precise whatever the load). Prints one JSON
-object; the issue's target is ≤ 2 % for the KSampler's callback.
+object; the target is ≤ 2 % for the KSampler's callback.
 
     python bench/previews.py [--quick]
 """
@@ -35,7 +35,7 @@ from core.diffusion.models import DiffusionModel
 from core.diffusion.previews import SD1_LATENT_RGB, StepHistory, StepPreview
 from core.diffusion.sampling import SamplerSettings, SamplerStep, sample
 
-#: The issue's budget: previews and history may slow sampling by at most this much.
+#: The budget: previews and history may slow sampling by at most this much.
 TARGET_OVERHEAD_PERCENT = 2.0
 CONTEXT_DIM = 256
 

@@ -3,10 +3,10 @@
 Tests run torch single-threaded: the tiny random models gain nothing from threads, and on a
 shared 2-core machine thread contention made them 10–20× slower.
 
-Under CI (``CI`` set, as ``.ci/run`` is run) Hypothesis draws the same examples every run: a
-submission lands only when CI passes, and session 9's fresh-clone CI failed once on an example a
-property test had never drawn before (the test was wrong, but a random draw decided which run
-found it). Locally examples stay random, so new ones keep being explored.
+Under CI (``CI`` set, as ``.ci/run`` is run) Hypothesis draws the same examples every run, so
+whether CI passes never depends on a random draw: a fresh-clone CI run once failed on an
+example a property test had never drawn before (the test was wrong, but chance decided which
+run found it). Locally examples stay random, so new ones keep being explored.
 """
 
 from __future__ import annotations

@@ -45,7 +45,7 @@ def test_plain_text_is_one_unit_run(text):
 
 
 @given(st.text(alphabet="ab ()[]:.0123456789\\", max_size=30))
-@example("(0:0)")  # found by CI in session 9: an explicit zero weight
+@example("(0:0)")  # once found by CI: an explicit zero weight
 def test_never_loses_plain_letters(prompt):
     letters = "".join(r.text for r in parse_prompt_weights(prompt))
     assert letters.count("a") == prompt.count("a")
