@@ -50,6 +50,8 @@ class ImportReport:
     mapped: int = 0
     unknown: tuple[UnknownNode, ...] = ()
     warnings: tuple[str, ...] = ()
+    #: Values of the wrong kind for their widget (a sign the file was read out of place).
+    misfits: tuple[str, ...] = ()
 
     @property
     def label(self) -> str:
@@ -63,7 +65,9 @@ class ImportReport:
 
     def summary(self) -> str:
         """A few lines for the CLI or a status message: what was opened and every warning."""
-        lines = [f"Opened a {self.label}: {self.mapped} node(s) mapped"]
+        label = self.label
+        article = "an" if label[:1].lower() in "aeiou" else "a"
+        lines = [f"Opened {article} {label}: {self.mapped} node(s) mapped"]
         if self.unknown:
             lines[0] += f", {len(self.unknown)} unknown (kept as placeholders)"
         lines.extend(f"  - {warning}" for warning in self.warnings)
@@ -84,6 +88,13 @@ class ReportBuilder:
 
     warnings: list[str] = field(default_factory=list)
     unknown: list[UnknownNode] = field(default_factory=list)
+    #: Values that do not fit their widget's kind ("node 3 (KSampler): steps=True").
+    misfits: list[str] = field(default_factory=list)
+
+    def misfit(self, where: str) -> None:
+        """A value of the wrong kind for its widget: the file's values may be out of place."""
+        self.misfits.append(where)
+        self.warn(f"{where} is not the kind of value the widget holds; check the node")
 
     def warn(self, message: str) -> None:
         self.warnings.append(message)
@@ -111,4 +122,5 @@ class ReportBuilder:
             mapped=sum(1 for node in workflow.graph if node.id not in placeholders),
             unknown=tuple(self.unknown),
             warnings=tuple(self.warnings),
+            misfits=tuple(self.misfits),
         )

@@ -13,10 +13,10 @@ from core.graph.spec import NodeRegistry, placeholder_spec
 from core.graph.workflow import Workflow
 from nodes.interop.comfyui.common import Slots, connect_slots, layout, node_id_of, node_label
 from nodes.interop.comfyui.mapping import (
-    BY_COMFY_TYPE,
     META_PARAMS,
     coerce,
     custom_title,
+    mapping_for,
     to_ours,
     widget_of,
 )
@@ -67,7 +67,7 @@ def import_api(
         slots[node_id] = _add_api_node(
             graph, raw, node_id, inputs, used_outputs.get(str(key), 0), report
         )
-        mapping = BY_COMFY_TYPE.get(str(raw.get("class_type")))
+        mapping = mapping_for(str(raw.get("class_type")), graph.registry)
         if graph.node(node_id).placeholder is not None:
             mapping = None
         for name, value in inputs.items():
@@ -114,8 +114,8 @@ def _add_api_node(
     type_id = str(raw.get("class_type"))
     meta = raw.get("_meta") if isinstance(raw.get("_meta"), dict) else {}
     label = node_label(node_id, type_id)
-    mapping = BY_COMFY_TYPE.get(type_id)
-    if mapping is not None and mapping.our_type in graph.registry:
+    mapping = mapping_for(type_id, graph.registry)
+    if mapping is not None:
         spec = graph.registry.get(mapping.our_type)
         params: dict[str, Any] = {}
         for name, value in inputs.items():

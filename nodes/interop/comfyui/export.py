@@ -8,7 +8,13 @@ from typing import Any
 from core.graph import types as t
 from core.graph.model import Graph
 from core.graph.spec import REROUTE
-from nodes.interop.comfyui.mapping import BY_OUR_TYPE, META_PARAMS, to_comfy, widget_of
+from nodes.interop.comfyui.mapping import (
+    META_PARAMS,
+    TypeMapping,
+    export_mapping,
+    to_comfy,
+    widget_of,
+)
 
 
 class ComfyExportError(ValueError):
@@ -39,17 +45,21 @@ def to_comfy_api(graph: Graph) -> dict[str, dict[str, Any]]:
     """
     exported = [n for n in graph if not (n.muted or n.bypassed or n.type_id == REROUTE.type_id)]
     unmapped: dict[str, list[int]] = {}
+    mappings: dict[int, TypeMapping] = {}
     for node in exported:
-        if node.placeholder is not None or node.type_id not in BY_OUR_TYPE:
+        found = None if node.placeholder else export_mapping(node.type_id, graph.registry)
+        if found is None:
             unmapped.setdefault(node.type_id, []).append(node.id)
+        else:
+            mappings[node.id] = found
     outputs = sorted(
         {
             f"output {lk.src_output} of {node.type_id} (node {node.id})"
             for node in exported
-            if node.id not in {i for ids in unmapped.values() for i in ids}
+            if node.id in mappings
             for lk in graph.links_from(node.id)
-            if BY_OUR_TYPE[node.type_id].outputs
-            and lk.src_output not in BY_OUR_TYPE[node.type_id].outputs
+            if mappings[node.id].outputs
+            and lk.src_output not in mappings[node.id].outputs
             and not graph.node(lk.dst).muted
         }
     )
@@ -57,7 +67,7 @@ def to_comfy_api(graph: Graph) -> dict[str, dict[str, Any]]:
         raise ComfyExportError(unmapped, outputs)
     prompt: dict[str, dict[str, Any]] = {}
     for node in sorted(exported, key=lambda n: n.id):
-        mapping = BY_OUR_TYPE[node.type_id]
+        mapping = mappings[node.id]
         spec = graph.spec(node.id)
         inputs: dict[str, Any] = {}
         comfy_params = set()

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core.graph import types as t
-from core.graph.spec import NodeSpec, WidgetInput
+from core.graph.spec import REROUTE, NodeRegistry, NodeSpec, WidgetInput
 from nodes.interop.report import ReportBuilder
 
 #: The values ComfyUI's frontend writes after a seed widget.
@@ -217,10 +217,110 @@ MAPPINGS: tuple[TypeMapping, ...] = (
         export=False,
     ),
     _map("PrimitiveBoolean", "Boolean", ("value",), title="Boolean"),
+    # ComfyUI core nodes that map by name once this install has a node of that name (with
+    # these widgets): the lookup below skips an entry whose type the registry lacks.
+    _map("LatentComposite", widgets=("x", "y", "feather"), title="Latent Composite"),
+    _map(
+        "LatentCompositeMasked", widgets=("x", "y", "resize_source"), title="LatentCompositeMasked"
+    ),
+    _map("LatentFlip", widgets=("flip_method",), title="Flip Latent"),
+    _map("LatentRotate", widgets=("rotation",), title="Rotate Latent"),
+    _map("LatentCrop", widgets=("width", "height", "x", "y"), title="Crop Latent"),
+    _map("EmptyImage", widgets=("width", "height", "batch_size", "color"), title="EmptyImage"),
+    _map("ImageBatch", title="Batch Images"),
+    _map("ImageCrop", widgets=("width", "height", "x", "y"), title="Image Crop"),
+    _map(
+        "ImagePadForOutpaint",
+        widgets=("left", "top", "right", "bottom", "feathering"),
+        title="Pad Image for Outpainting",
+    ),
+    _map("ImageBlend", widgets=("blend_factor", "blend_mode"), title="Image Blend"),
+    _map("ImageBlur", widgets=("blur_radius", "sigma"), title="Image Blur"),
+    _map("ImageSharpen", widgets=("sharpen_radius", "sigma", "alpha"), title="Image Sharpen"),
+    _map("FeatherMask", widgets=("left", "top", "right", "bottom"), title="FeatherMask"),
+    _map("ThresholdMask", widgets=("value",), title="ThresholdMask"),
+    _map(
+        "CLIPTextEncodeSDXL",
+        widgets=(
+            "width",
+            "height",
+            "crop_w",
+            "crop_h",
+            "target_width",
+            "target_height",
+            "text_g",
+            "text_l",
+        ),
+        title="CLIPTextEncodeSDXL",
+    ),
+    _map(
+        "CLIPTextEncodeSDXLRefiner",
+        widgets=("ascore", "width", "height", "text"),
+        title="CLIPTextEncodeSDXLRefiner",
+    ),
+    _map("ModelMergeSimple", widgets=("ratio",), title="ModelMergeSimple"),
+    _map("CLIPMergeSimple", widgets=("ratio",), title="CLIPMergeSimple"),
+    _map("KSamplerSelect", widgets=("sampler_name",), title="KSamplerSelect"),
+    _map("BasicScheduler", widgets=("scheduler", "steps", "denoise"), title="BasicScheduler"),
+    _map(
+        "SamplerCustom",
+        widgets=("add_noise", "noise_seed", "cfg"),
+        seeds=("noise_seed",),
+        title="SamplerCustom",
+    ),
 )
 
 BY_COMFY_TYPE: dict[str, TypeMapping] = {m.comfy_type: m for m in MAPPINGS}
 BY_OUR_TYPE: dict[str, TypeMapping] = {m.our_type: m for m in MAPPINGS if m.export}
+
+
+def normalised_type(type_id: str) -> str:
+    """A node type name without stray whitespace: old ComfyUI registered
+    ``"ConditioningAverage "`` with a trailing space, and files kept it."""
+    return " ".join(type_id.split())
+
+
+def mapping_for(type_id: str, registry: NodeRegistry) -> TypeMapping | None:
+    """How a ComfyUI node type imports into ``registry``, or None when it does not.
+
+    The table's entry when the registry has its type with every widget it names; else, when
+    the registry has a node type of the same name, that type with its own widgets in its own
+    order (ComfyUI's order for nodes written to match ComfyUI), so new nodes import without a
+    table entry.
+    """
+    name = normalised_type(type_id)
+    entry = BY_COMFY_TYPE.get(name)
+    if entry is not None and entry.our_type in registry:
+        spec = registry.get(entry.our_type)
+        if all(
+            widget_of(spec, entry.param_for(w)) is not None
+            for w in entry.widgets
+            if entry.param_for(w) is not None
+        ):
+            return entry
+    if name in registry and name != REROUTE.type_id:
+        spec = registry.get(name)
+        return TypeMapping(
+            name,
+            name,
+            tuple(w.name for w in spec.widgets),
+            seeds=frozenset(w.name for w in spec.widgets if w.control_after_run),
+            comfy_title=spec.title,
+            export=False,
+        )
+    return None
+
+
+def export_mapping(our_type: str, registry: NodeRegistry) -> TypeMapping | None:
+    """The table's entry that exports ``our_type`` to ComfyUI, or None when it has none."""
+    entry = BY_OUR_TYPE.get(our_type)
+    return entry if entry is not None and mapping_for(entry.comfy_type, registry) is entry else None
+
+
+def active_mappings(registry: NodeRegistry) -> list[TypeMapping]:
+    """The table's entries that import into ``registry`` as they stand."""
+    return [m for m in MAPPINGS if mapping_for(m.comfy_type, registry) is m]
+
 
 #: The frontend-only node that feeds a widget converted to an input, by the type it carries.
 PRIMITIVE_NODE_TYPES = {
@@ -313,13 +413,16 @@ def widget_values_to_params(
             report.warn(f"{label}: its value {comfy_name}={value!r} has no place here; ignored")
             return
         params[target] = to_ours(mapping.our_type, widget, value)
+        if not value_fits(widget, params[target]):
+            report.misfit(f"{label}: {target}={params[target]!r}")
 
     if isinstance(values, dict):
         for name, value in values.items():
             if name == "control_after_generate":
                 seeds = [mapping.param_for(s) for s in mapping.widgets if s in mapping.seeds]
-                if seeds and seeds[0] and value in CONTROL_MODES:
-                    control[seeds[0]] = value
+                mode = control_mode(value)
+                if seeds and seeds[0] and mode is not None:
+                    control[seeds[0]] = mode
             elif name in mapping.widgets:
                 put(name, value)
             else:
@@ -331,21 +434,53 @@ def widget_values_to_params(
         report.warn(f"{label}: widgets_values should be a list, found {values!r}; defaults used")
         return params, control
     position = 0
-    for name in mapping.widgets:
+    # How many values the list holds beyond one per widget: at most that many control values.
+    room = len(values) - len(mapping.widgets)
+    for index, name in enumerate(mapping.widgets):
         if position >= len(values):
             break
         put(name, values[position])
         position += 1
-        # The frontend writes the seed's after-run mode right after it (older files did not).
-        if name in mapping.seeds and position < len(values) and values[position] in CONTROL_MODES:
+        if name not in mapping.seeds or position >= len(values) or room <= 0:
+            continue
+        # The frontend writes the seed's after-run mode right after it: a word today, a
+        # "randomize" checkbox (true/false) before mid-2023, nothing in some files.
+        following = widget_of(spec, _param_at(mapping, index + 1))
+        mode = control_mode(values[position], following)
+        if mode is not None:
             target = mapping.param_for(name)
             if target is not None:
-                control[target] = values[position]
+                control[target] = mode
             position += 1
-    if position < len(values):
-        extra = values[position:]
-        report.warn(f"{label}: {len(extra)} extra widget value(s) {extra!r} ignored")
+            room -= 1
     return params, control
+
+
+def _param_at(mapping: TypeMapping, index: int) -> str | None:
+    """Our param for ComfyUI's widget at ``index`` (None past the end or when skipped)."""
+    return mapping.param_for(mapping.widgets[index]) if index < len(mapping.widgets) else None
+
+
+def control_mode(value: Any, following: WidgetInput | None = None) -> str | None:
+    """The after-run mode a control_after_generate value stands for, or None when ``value``
+    is not one (it is then the next widget's value). ``following`` is the widget after the
+    seed: a boolean before a BOOLEAN widget is that widget's value, not an old checkbox."""
+    if isinstance(value, str) and value.strip().lower() in CONTROL_MODES:
+        return value.strip().lower()
+    if isinstance(value, bool) and (following is None or following.type != t.BOOLEAN):
+        return "randomize" if value else "fixed"
+    return None
+
+
+def value_fits(widget: WidgetInput, value: Any) -> bool:
+    """Whether ``value`` is of the kind ``widget`` holds (a number for a number…); ranges and
+    choices are left to validation. A misfit means the values were read out of place."""
+    if widget.type == t.BOOLEAN:
+        return isinstance(value, bool)
+    if widget.type in (t.INT, t.FLOAT):
+        allowed = (int,) if widget.type == t.INT else (int, float)
+        return isinstance(value, allowed) and not isinstance(value, bool)
+    return isinstance(value, str)
 
 
 def control_ui(control: Mapping[str, str]) -> dict[str, Any]:

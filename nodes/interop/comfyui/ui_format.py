@@ -33,14 +33,14 @@ from nodes.interop.comfyui.common import (
     xy_pair,
 )
 from nodes.interop.comfyui.mapping import (
-    BY_COMFY_TYPE,
-    CONTROL_MODES,
     MODE_BYPASSED,
     MODE_MUTED,
     PRIMITIVE_NODE_TYPES,
     coerce,
+    control_mode,
     control_ui,
     custom_title,
+    mapping_for,
     widget_values_to_params,
 )
 from nodes.interop.report import ImportReport, ReportBuilder, SourceFormat
@@ -142,8 +142,8 @@ def _add_ui_node(
         made = _add_primitive_node(graph, raw, node_id, raw_outputs, values, common, report)
         if made is not None:
             return made
-    mapping = BY_COMFY_TYPE.get(type_id)
-    if mapping is not None and mapping.our_type in graph.registry:
+    mapping = mapping_for(type_id, graph.registry)
+    if mapping is not None:
         spec = graph.registry.get(mapping.our_type)
         params, control = widget_values_to_params(mapping, spec, values, report, label)
         graph.add_node(
@@ -203,21 +203,18 @@ def _add_primitive_node(
 ) -> Slots | None:
     """ComfyUI's frontend-only Primitive node (it feeds a widget turned into an input) as our
     Int/Float/String/Boolean node; None when its type cannot be told."""
-    kind = raw_outputs[0].get("type") if raw_outputs else None
-    if isinstance(kind, list):  # a combo's choices
-        kind = t.COMBO
-    our_type = PRIMITIVE_NODE_TYPES.get(kind) if isinstance(kind, str) else None
+    kind = _primitive_kind(raw_outputs[0].get("type") if raw_outputs else None, values)
+    our_type = PRIMITIVE_NODE_TYPES.get(kind) if kind is not None else None
     if our_type is None or our_type not in graph.registry:
         return None
     spec = graph.registry.get(our_type)
     params: dict[str, Any] = {}
     control: dict[str, str] = {}
     if isinstance(values, list) and values:
-        params["value"] = coerce(spec.widgets[0], values[0])
-        if kind == t.COMBO:
-            params["value"] = str(values[0])
-        if len(values) > 1 and values[1] in CONTROL_MODES:
-            control["value"] = values[1]
+        params["value"] = str(values[0]) if kind == t.COMBO else coerce(spec.widgets[0], values[0])
+        mode = control_mode(values[1]) if len(values) > 1 else None
+        if mode is not None and spec.widgets[0].control_after_run:
+            control["value"] = mode
     title = raw.get("title")
     graph.add_node(
         our_type,
@@ -228,6 +225,24 @@ def _add_primitive_node(
         **common,
     )
     return Slots([], [spec.outputs[0].name])
+
+
+def _primitive_kind(declared: Any, values: Any) -> str | None:
+    """The value type a Primitive node carries. Its output names the type it feeds, except
+    for a combo: then it holds the choices, as a list or (older files) one comma-joined string,
+    or "COMBO". An unlinked Primitive says "*": its value's kind tells."""
+    if isinstance(declared, str) and declared in PRIMITIVE_NODE_TYPES:
+        return declared
+    if isinstance(declared, list) or (isinstance(declared, str) and declared not in ("", t.ANY)):
+        return t.COMBO
+    value = values[0] if isinstance(values, list) and values else None
+    if isinstance(value, bool):
+        return t.BOOLEAN
+    if isinstance(value, int):
+        return t.INT
+    if isinstance(value, float):
+        return t.FLOAT
+    return t.STRING if isinstance(value, str) else None
 
 
 def _ui_links(raw_links: Any, report: ReportBuilder) -> list[_UiLink]:
