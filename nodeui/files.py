@@ -16,7 +16,10 @@ from core.graph.workflow import WorkflowError
 from nodeui.documents import Document, RecoveryStore, new_document
 from nodeui.settings import RecentFiles
 
-OPEN_FILTER = "Workflows and images (*.json *.png);;Workflows (*.json);;PNG images (*.png)"
+OPEN_FILTER = (
+    "Workflows and images (*.json *.png *.webp *.jpg *.jpeg);;Workflows (*.json);;"
+    "Images (*.png *.webp *.jpg *.jpeg)"
+)
 SAVE_FILTER = "Workflows (*.json)"
 
 

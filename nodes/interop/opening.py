@@ -2,7 +2,8 @@
 
 ``open_workflow(path, registry)`` reads ``.json`` files (LatentLoom's own, ComfyUI's UI format
 0.4 or 1, ComfyUI's API format) and PNGs (with LatentLoom's embedded workflow, ComfyUI's
-``workflow``/``prompt`` chunks or A1111's ``parameters``), and returns the workflow with an
+``workflow``/``prompt`` chunks or A1111's ``parameters``), WebP and JPEG pictures (the same
+texts in their EXIF data, see ``nodes.interop.exif``), and returns the workflow with an
 ``ImportReport``. Anything it cannot read raises ``WorkflowError`` naming the file and the
 problem. Nothing runs and nothing is downloaded.
 """
@@ -27,7 +28,7 @@ from core.graph.workflow import (
     parse_json,
     read_file,
 )
-from nodes.interop import a1111, comfyui
+from nodes.interop import a1111, comfyui, exif
 from nodes.interop.report import (
     ImportReport,
     OpenResult,
@@ -42,6 +43,8 @@ _IMAGE_LOADERS = ("LoadImage", "LoadImageMask")
 _ANNOTATION = re.compile(r"\s*\[(input|output|temp)\]$")
 
 Source = str | os.PathLike[str] | None
+#: The pictures workflows come in, as messages name them.
+_CONTAINER_NAMES = {"png": "PNG", "webp": "WebP", "jpeg": "JPEG"}
 
 
 def open_workflow(path: str | os.PathLike[str], registry: NodeRegistry) -> OpenResult:
@@ -55,6 +58,9 @@ def open_bytes(raw: bytes, registry: NodeRegistry, source: Source = None) -> Ope
     messages and is the folder relative image names are looked up in."""
     if raw.startswith(png.SIGNATURE):
         return _open_png(raw, registry, source)
+    kind = exif.image_kind(raw)
+    if kind is not None:
+        return _open_exif_image(raw, registry, source, kind)
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -140,29 +146,74 @@ def _open_png(raw: bytes, registry: NodeRegistry, source: Source) -> OpenResult:
         raise WorkflowError(f"damaged PNG ({exc})", source=source) from None
     if PNG_KEY in chunks:
         return open_text(chunks[PNG_KEY], registry, source, "png")
+    return _open_texts(chunks, registry, source, "png")
+
+
+def _open_exif_image(raw: bytes, registry: NodeRegistry, source: Source, kind: str) -> OpenResult:
+    name = _CONTAINER_NAMES[kind]
+    try:
+        texts = exif.read_texts(raw)
+    except ValueError as exc:
+        raise WorkflowError(f"damaged {name} picture ({exc})", source=source) from None
+    return _open_texts(texts, registry, source, kind)
+
+
+def _open_texts(
+    texts: dict[str, str], registry: NodeRegistry, source: Source, container: str
+) -> OpenResult:
+    """Opens the best workflow among a picture's texts: ComfyUI's UI workflow (it has
+    positions and groups), else its API prompt, else A1111's parameters."""
+    name = _CONTAINER_NAMES[container]
     notes: list[str] = []
-    # ComfyUI's UI workflow has positions and groups; its API prompt is the fallback.
+    results: dict[str, OpenResult] = {}
     for key in (COMFY_WORKFLOW_KEY, COMFY_PROMPT_KEY):
-        if key not in chunks:
+        if key not in texts:
             continue
         try:
-            result = open_text(chunks[key], registry, source, "png")
+            results[key] = open_text(texts[key], registry, source, container)
         except WorkflowError as exc:
-            notes.append(f"the PNG's ComfyUI {key!r} text could not be used ({exc.problem})")
-            continue
-        report = dataclasses.replace(result.report, warnings=(*notes, *result.report.warnings))
-        return OpenResult(result.workflow, report)
-    if A1111_KEY in chunks and chunks[A1111_KEY].strip():
-        result = _open_a1111(chunks[A1111_KEY], registry, source, "png")
+            where = f"the {name}'s ComfyUI {key!r} text could not be used ({exc.problem})"
+            if key == COMFY_WORKFLOW_KEY and COMFY_PROMPT_KEY in texts:
+                where += "; its 'prompt' text, which names every value, is opened instead"
+            notes.append(where)
+    chosen = _prefer_prompt(results, notes, name)
+    if chosen is not None:
+        report = dataclasses.replace(chosen.report, warnings=(*notes, *chosen.report.warnings))
+        return OpenResult(chosen.workflow, report)
+    if A1111_KEY in texts and texts[A1111_KEY].strip():
+        result = _open_a1111(texts[A1111_KEY], registry, source, container)
         report = dataclasses.replace(result.report, warnings=(*notes, *result.report.warnings))
         return OpenResult(result.workflow, report)
     if notes:
         raise WorkflowError("; ".join(notes), source=source)
     raise WorkflowError(
-        "this PNG carries no workflow",
+        f"this {name} picture carries no workflow",
         source=source,
-        hint="Open a PNG saved by LatentLoom, ComfyUI or AUTOMATIC1111 (with its metadata kept)",
+        hint="Open a picture saved by LatentLoom, ComfyUI or AUTOMATIC1111 with its metadata "
+        "kept, or drop it on the canvas to load it as an image",
     )
+
+
+def _prefer_prompt(results: dict[str, OpenResult], notes: list[str], name: str) -> Any:
+    """The UI workflow's result, unless its values were read out of place and the API prompt
+    (values by name) reads cleanly: then the prompt's graph, at the workflow's positions."""
+    workflow, prompt = results.get(COMFY_WORKFLOW_KEY), results.get(COMFY_PROMPT_KEY)
+    if workflow is None or not workflow.report.misfits:
+        return workflow or prompt
+    if prompt is None or prompt.report.misfits:
+        return workflow
+    notes.append(
+        f"the {name}'s ComfyUI 'workflow' text has values out of place "
+        f"({'; '.join(workflow.report.misfits[:3])}); its 'prompt' text, which names every "
+        "value, is opened instead"
+    )
+    placed = workflow.workflow.graph
+    graph = prompt.workflow.graph
+    for node in list(graph):
+        if node.id in placed and placed.node(node.id).type_id == node.type_id:
+            graph.set_node_attribute(node.id, "pos", placed.node(node.id).pos)
+            graph.set_node_attribute(node.id, "size", placed.node(node.id).size)
+    return prompt
 
 
 def _open_a1111(text: str, registry: NodeRegistry, source: Source, container: str) -> OpenResult:

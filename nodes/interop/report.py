@@ -44,7 +44,7 @@ class ImportReport:
     source_format: SourceFormat
     #: The source's own format version where it has one ("0.4" or "1" for the ComfyUI UI).
     format_version: str = ""
-    #: "json", "png" or "text": the container the workflow came in.
+    #: "json", "png", "webp", "jpeg" or "text": the container the workflow came in.
     container: str = "json"
     #: Nodes that became real LatentLoom nodes (placeholders not counted).
     mapped: int = 0
@@ -59,8 +59,9 @@ class ImportReport:
         text = _LABELS[self.source_format]
         if self.source_format is SourceFormat.COMFYUI_UI and self.format_version:
             text += f" (UI format {self.format_version})"
-        if self.container == "png":
-            text += " in a PNG"
+        picture = {"png": "PNG", "webp": "WebP", "jpeg": "JPEG"}.get(self.container)
+        if picture is not None:
+            text += f" in a {picture}"
         return text
 
     def summary(self) -> str:

@@ -59,6 +59,11 @@ def test_parameters_without_negative_prompt_or_settings():
         ("DDIM", None, ("ddim", "ddim_uniform")),
         ("LMS Karras", None, ("lms", "karras")),
         ("UniPC", None, ("uni_pc", "normal")),
+        # A1111 1.9+ and Forge write the schedule apart from the sampler.
+        ("Euler a", "Karras", ("euler_ancestral", "karras")),
+        ("Euler a", "Automatic", ("euler_ancestral", "normal")),
+        ("DPM++ 2M Karras", "Automatic", ("dpmpp_2m", "karras")),
+        ("DPM++ SDE", "SGM Uniform", ("dpmpp_sde", "sgm_uniform")),
         ("Mystery sampler", None, ("", "")),
     ],
 )
@@ -161,6 +166,9 @@ def test_unsupported_sampler_falls_back_with_a_warning(registry):
 def test_a1111_png_opens_validates_and_runs(registry, executor, tmp_path):
     path = write_png(tmp_path / "00001-1234.png", {"parameters": TEXT})
     result = open_workflow(path, registry)
+    assert result.report.summary().startswith(
+        "Opened an AUTOMATIC1111 generation parameters in a PNG: "
+    )
     assert result.report.source_format is SourceFormat.A1111
     assert result.report.container == "png"
     report = executor.run(result.workflow.graph, output_dir=tmp_path / "out", device="cpu")
