@@ -159,14 +159,20 @@ class _Loaders:
         strength_clip: float,
     ) -> tuple[Any, Any]:
         from core.diffusion.errors import ModelLoadError
-        from core.diffusion.lora import LoraUse, apply_loras, load_lora
+        from core.diffusion.lora import LoraUse, apply_loras, ignored_notice, load_lora
 
         path = self._resolve(ModelKind.LORAS, lora_name, "lora_name")
+        notices: list[str] = []
         try:
             weights = load_lora(path)
-            return apply_loras(model, clip, [LoraUse(weights, strength_model, strength_clip)])
+            use = LoraUse(weights, strength_model, strength_clip)
+            patched = apply_loras(model, clip, [use], notices)
         except ModelLoadError as exc:
             raise _node_error(exc, "lora_name") from None
+        for notice in filter(None, [ignored_notice(weights), *notices]):
+            if ctx is not None:
+                ctx.record("notice", notice)
+        return patched
 
 
 def _clip_set_last_layer(ctx: Any, clip: Any, stop_at_clip_layer: int) -> Any:
@@ -256,9 +262,10 @@ def specs(paths: ModelPaths) -> tuple[NodeSpec, ...]:
                 WidgetInput("strength_clip", t.FLOAT, 1.0, min=-10, max=10, step=0.05),
             ),
             outputs=(Output("MODEL", t.MODEL), Output("CLIP", t.CLIP)),
-            description="Applies a LoRA (kohya/A1111 or diffusers format) with separate "
-            "strengths for the UNet and the text encoder; chain several to stack them. The "
-            "loaded checkpoint is left untouched.",
+            description="Applies a LoRA, LoCon, LoHa or LoKr file (kohya/A1111, LyCORIS or "
+            "diffusers format) with separate strengths for the UNet and the text encoder; chain "
+            "several to stack them. The loaded checkpoint is left untouched. Keys of the file "
+            "that are no such layer are left out and listed in a notice.",
             fingerprint=loaders.fingerprint(lora, "lora_name"),
             check=loaders.problems(lora, "lora_name"),
         ),

@@ -172,3 +172,21 @@ def test_lora_errors(sd1, sdxl, tmp_path):
     with pytest.raises(ModelLoadError, match="matches no layer") as info:
         apply_loras(sd1.model, sd1.clip, [LoraUse(load_lora(foreign))])
     assert "foreign.safetensors" in str(info.value)
+
+
+def test_peft_adapter_of_a_bare_unet(sd1, tmp_path):
+    """PEFT saves a UNet-only adapter from the UNet's root: ``base_model.model.<module>``."""
+    unet_w = sd1.model.unet.get_submodule(UNET_MODULE).weight
+    down, up = low_rank(unet_w, seed=5)
+    path = write(
+        tmp_path / "adapter_model.safetensors",
+        {
+            f"base_model.model.{UNET_MODULE}.lora_A.weight": down,
+            f"base_model.model.{UNET_MODULE}.lora_B.weight": up,
+        },
+    )
+    model, _ = apply_loras(sd1.model, sd1.clip, [LoraUse(load_lora(path), 0.5)])
+    torch.testing.assert_close(
+        model.unet.get_submodule(UNET_MODULE).weight,
+        unet_w + expected_delta(down, up, 2.0, 0.5),
+    )
