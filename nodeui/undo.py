@@ -15,7 +15,7 @@ import copy
 
 from PySide6.QtGui import QUndoCommand, QUndoStack
 
-from core.graph.commands import Command, MoveNodes, SetParam
+from core.graph.commands import Command, EditNote, MoveNodes, SetParam
 from core.graph.errors import GraphError
 from core.graph.model import Graph
 
@@ -45,7 +45,7 @@ class GraphUndoCommand(QUndoCommand):
         self.command.undo(self.graph)
 
     def id(self) -> int:
-        return _MERGEABLE_ID if isinstance(self.command, (MoveNodes, SetParam)) else -1
+        return _MERGEABLE_ID if isinstance(self.command, (MoveNodes, SetParam, EditNote)) else -1
 
     def mergeWith(self, other: QUndoCommand) -> bool:
         if not isinstance(other, GraphUndoCommand) or other.graph is not self.graph:

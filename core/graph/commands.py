@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core.graph.errors import GraphError
-from core.graph.model import Graph, Group, Link, Node, NodeId
+from core.graph.model import Graph, Group, Link, Node, NodeId, Note
 
 
 class Command:
@@ -299,6 +299,83 @@ class EditGroup(Command):
 
     def undo(self, graph: Graph) -> None:
         graph.update_group(self.group_id, **self._old)
+
+
+class AddNote(Command):
+    """Adds a text note; redo reuses the id the first ``do`` allocated."""
+
+    text = "Add Note"
+
+    def __init__(
+        self,
+        body: str = "",
+        pos: tuple[float, float] = (0.0, 0.0),
+        size: tuple[float, float] = (260.0, 120.0),
+        markdown: bool = False,
+        note_id: int | None = None,
+    ) -> None:
+        self.body, self.pos, self.size, self.markdown = body, pos, size, markdown
+        self.note_id = note_id
+
+    def do(self, graph: Graph) -> None:
+        note_id = graph.next_note_id() if self.note_id is None else self.note_id
+        graph.add_note(Note(note_id, self.body, self.pos, self.size, self.markdown))
+        self.note_id = note_id
+
+    def undo(self, graph: Graph) -> None:
+        assert self.note_id is not None
+        graph.remove_note(self.note_id)
+
+
+class RemoveNotes(Command):
+    """Removes notes; undo puts each back as it was."""
+
+    text = "Delete"
+
+    def __init__(self, note_ids: Iterable[int]) -> None:
+        self.note_ids = sorted(set(note_ids))
+        self._notes: list[Note] = []
+
+    def do(self, graph: Graph) -> None:
+        for note_id in self.note_ids:
+            if note_id not in graph.notes:
+                graph.remove_note(note_id)  # raises before anything changes
+        self._notes = [graph.remove_note(note_id) for note_id in self.note_ids]
+
+    def undo(self, graph: Graph) -> None:
+        for note in self._notes:
+            graph.add_note(note)
+
+
+class EditNote(Command):
+    """Changes a note's text, position, size or markdown flag. Consecutive edits of the same
+    fields of one note with the same ``gesture`` token merge (typing, one drag)."""
+
+    def __init__(self, note_id: int, gesture: object = None, **changes: Any) -> None:
+        self.note_id, self.gesture, self.changes = note_id, gesture, changes
+        self.text = "Move Note" if set(changes) == {"pos"} else "Edit Note"
+        self._old: dict[str, Any] = {}
+
+    def do(self, graph: Graph) -> None:
+        note = graph.notes.get(self.note_id)
+        old = {k: getattr(note, k) for k in self.changes if hasattr(note, k)}
+        graph.update_note(self.note_id, **self.changes)
+        self._old = old
+
+    def undo(self, graph: Graph) -> None:
+        graph.update_note(self.note_id, **self._old)
+
+    def merge(self, newer: Command) -> bool:
+        if (
+            isinstance(newer, EditNote)
+            and newer.note_id == self.note_id
+            and newer.changes.keys() == self.changes.keys()
+            and self.gesture is not None
+            and newer.gesture == self.gesture
+        ):
+            self.changes = dict(newer.changes)
+            return True
+        return False
 
 
 @dataclass

@@ -45,3 +45,7 @@ class InputOccupiedError(GraphError):
 
 class GroupNotFoundError(GraphError):
     pass
+
+
+class NoteNotFoundError(GraphError):
+    """No note with the given id."""

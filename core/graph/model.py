@@ -1,4 +1,4 @@
-"""The graph model: nodes, links, groups and reroutes, with its invariants enforced here.
+"""The graph model: nodes, links, groups, reroutes and notes, with its invariants enforced here.
 
 Every mutation goes through a method of ``Graph`` that checks the invariants (known types and
 params, compatible types, one link per input, no cycle) and raises a typed ``GraphError``
@@ -75,6 +75,18 @@ class Group:
     rect: tuple[float, float, float, float] | None = None
 
 
+@dataclass(frozen=True)
+class Note:
+    """A text note on the canvas, for the people reading the graph: saved with it, never
+    planned or run. ``markdown`` notes are shown as formatted text."""
+
+    id: int
+    text: str
+    pos: tuple[float, float] = (0.0, 0.0)
+    size: tuple[float, float] = (260.0, 120.0)
+    markdown: bool = False
+
+
 # --- change events ------------------------------------------------------------------------
 
 
@@ -127,6 +139,21 @@ class GroupChanged:
     group_id: int
 
 
+@dataclass(frozen=True)
+class NoteAdded:
+    note_id: int
+
+
+@dataclass(frozen=True)
+class NoteRemoved:
+    note_id: int
+
+
+@dataclass(frozen=True)
+class NoteChanged:
+    note_id: int
+
+
 GraphChange = (
     NodeAdded
     | NodeRemoved
@@ -137,6 +164,9 @@ GraphChange = (
     | GroupAdded
     | GroupRemoved
     | GroupChanged
+    | NoteAdded
+    | NoteRemoved
+    | NoteChanged
 )
 Observer = Callable[[GraphChange], None]
 
@@ -153,6 +183,7 @@ class Graph:
         self._out: dict[NodeId, set[Link]] = {}  # links leaving each node
         self._in: dict[NodeId, set[Link]] = {}  # links entering each node
         self._groups: dict[int, Group] = {}
+        self._notes: dict[int, Note] = {}
         self._observers: list[Observer] = []
 
     # --- observation -----------------------------------------------------------------------
@@ -179,6 +210,10 @@ class Graph:
     @property
     def groups(self) -> Mapping[int, Group]:
         return self._groups
+
+    @property
+    def notes(self) -> Mapping[int, Note]:
+        return self._notes
 
     @property
     def reroutes(self) -> list[Node]:
@@ -208,6 +243,9 @@ class Graph:
 
     def next_group_id(self) -> int:
         return max(self._groups, default=0) + 1
+
+    def next_note_id(self) -> int:
+        return max(self._notes, default=0) + 1
 
     def link_to(self, node_id: NodeId, input_name: str) -> Link | None:
         return self._links.get((node_id, input_name))
@@ -287,6 +325,7 @@ class Graph:
                 gid: (g.title, tuple(sorted(g.nodes)), g.color, g.rect)
                 for gid, g in sorted(self._groups.items())
             },
+            "notes": dict(sorted(self._notes.items())),
         }
 
     # --- node edits ------------------------------------------------------------------------
@@ -445,6 +484,42 @@ class Graph:
     def _replace_group(self, group: Group) -> None:
         self._groups[group.id] = group
         self._emit(GroupChanged(group.id))
+
+    # --- notes -----------------------------------------------------------------------------
+
+    def add_note(self, note: Note) -> None:
+        if note.id in self._notes:
+            raise e.DuplicateIdError(f"a note with id {note.id} already exists")
+        self._notes[note.id] = _checked_note(note)
+        self._emit(NoteAdded(note.id))
+
+    def remove_note(self, note_id: int) -> Note:
+        try:
+            note = self._notes.pop(note_id)
+        except KeyError:
+            raise e.NoteNotFoundError(f"no note with id {note_id}") from None
+        self._emit(NoteRemoved(note_id))
+        return note
+
+    def update_note(self, note_id: int, **changes: Any) -> None:
+        """Changes a note's text, pos, size or markdown flag."""
+        if note_id not in self._notes:
+            raise e.NoteNotFoundError(f"no note with id {note_id}")
+        if "id" in changes:
+            raise ValueError("a note's id cannot change")
+        self._notes[note_id] = _checked_note(replace(self._notes[note_id], **changes))
+        self._emit(NoteChanged(note_id))
+
+
+def _checked_note(note: Note) -> Note:
+    """The note with its position and size as float pairs (the view reads them so)."""
+    return replace(
+        note,
+        text=str(note.text),
+        pos=(float(note.pos[0]), float(note.pos[1])),
+        size=(float(note.size[0]), float(note.size[1])),
+        markdown=bool(note.markdown),
+    )
 
 
 def _link_order(link: Link) -> tuple[NodeId, str, NodeId, str]:

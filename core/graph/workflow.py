@@ -9,6 +9,8 @@ Layout of the current version (2)::
                 "output_node": true}],          (only on output nodes)
      "links": [[src_id, "OUTPUT", dst_id, "input"], ...],
      "groups": [{"id": 1, "title": "Prompt", "nodes": [3, 4]}],
+     "notes": [{"id": 1, "text": "…", "markdown": false, "pos": [x, y], "size": [w, h]}],
+                                                 (optional, only when there are notes)
      "ui": {"nodes": {"3": {"pos": [x, y], "size": [w, h], "collapsed": false}},
             "groups": {"1": {"color": "#3f5f7f", "rect": [x, y, w, h]}},
             "view": {"center": [x, y], "zoom": 1.0}},
@@ -36,6 +38,7 @@ from core.files import atomic_write
 from core.graph import png
 from core.graph.errors import GraphError
 from core.graph.model import Graph, Group
+from core.graph.notes import NoteFormatError, add_notes, notes_to_list
 from core.graph.spec import NodeRegistry, NodeSpec, SocketInput, placeholder_spec
 
 FORMAT = "latentloom"
@@ -151,7 +154,7 @@ def to_dict(
             "color": group.color,
             "rect": None if group.rect is None else list(group.rect),
         }
-    return {
+    data = {
         "format": FORMAT,
         "version": VERSION,
         "nodes": nodes,
@@ -160,6 +163,9 @@ def to_dict(
         "ui": {"nodes": ui_nodes, "groups": ui_groups, "view": dict(view or {})},
         "extra": dict(extra or {}),
     }
+    if graph.notes and node_ids is None:  # copying a selection of nodes leaves notes out
+        data["notes"] = notes_to_list(graph)
+    return data
 
 
 def dumps(graph: Graph, view: Mapping[str, Any] | None = None, **kwargs: Any) -> str:
@@ -221,7 +227,7 @@ MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _migrate
 #: What each top-level key of a workflow holds, by version (1 had no groups, ui or extra).
 _TOP_LEVEL = {
     1: {"nodes": list, "links": list},
-    2: {"nodes": list, "links": list, "groups": list, "ui": dict, "extra": dict},
+    2: {"nodes": list, "links": list, "groups": list, "ui": dict, "extra": dict, "notes": list},
 }
 #: The node fields of a version 1 file that its migration reads, with their types.
 _V1_NODE_FIELDS = {"widgets": dict, "bypass": bool, "mute": bool}
@@ -370,6 +376,10 @@ def _build(data: dict[str, Any], registry: NodeRegistry, source: Any) -> Workflo
     for index, raw in enumerate(data.get("links", [])):
         _add_link(graph, index, raw, source)
     _add_groups(graph, data.get("groups", []), ui, source)
+    try:
+        add_notes(graph, data.get("notes", []))
+    except NoteFormatError as exc:
+        raise WorkflowError(str(exc), source=source, field="notes") from None
     view = ui.get("view") if isinstance(ui.get("view"), dict) else {}
     extra = dict(data.get("extra", {}))
     return Workflow(graph, dict(view), extra, Path(source) if source else None)
