@@ -71,6 +71,12 @@ def _gradient_image(
     )
 
 
+def _empty_image(ctx: Any, width: int, height: int, batch_size: int, color: int) -> Any:
+    from core.diffusion import images
+
+    return images.empty(width, height, batch_size, color)
+
+
 def _colour_problems(params: Mapping[str, Any]) -> Iterable[tuple[str, str]]:
     for name in ("start_color", "end_color"):
         if name not in params:
@@ -82,6 +88,8 @@ def _colour_problems(params: Mapping[str, Any]) -> Iterable[tuple[str, str]]:
 
 
 _SIZE = {"min": 1, "max": 16384, "step": 8}
+#: A colour as ComfyUI's colour widgets store it: one 0xRRGGBB integer.
+_COLOR = {"min": 0, "max": 0xFFFFFF, "step": 1, "description": "colour as 0xRRGGBB"}
 
 SPECS = (
     NodeSpec(
@@ -142,5 +150,20 @@ SPECS = (
         outputs=(Output("IMAGE", t.IMAGE),),
         description="A linear colour gradient: a starting image for image-to-image or a test.",
         check=_colour_problems,
+    ),
+    NodeSpec(
+        "EmptyImage",
+        "Empty Image",
+        "image",
+        _empty_image,
+        inputs=(
+            WidgetInput("width", t.INT, 512, min=1, max=16384, step=1),
+            WidgetInput("height", t.INT, 512, min=1, max=16384, step=1),
+            WidgetInput("batch_size", t.INT, 1, min=1, max=4096, step=1),
+            WidgetInput("color", t.INT, 0, **_COLOR),
+        ),
+        outputs=(Output("IMAGE", t.IMAGE),),
+        description="Pictures of one solid colour: a canvas to paste into, or a plain start "
+        "for image-to-image.",
     ),
 )

@@ -92,6 +92,25 @@ def _vae_encode(ctx: Any, pixels: Any, vae: Any) -> dict[str, Any]:
         raise NodeError(str(exc), field="pixels") from None
 
 
+def _vae_encode_tiled(
+    ctx: Any, pixels: Any, vae: Any, tile_size: int, overlap: int
+) -> dict[str, Any]:
+    from core.diffusion import vae_ops
+    from core.engine import NodeError
+
+    if overlap >= tile_size:
+        raise NodeError(
+            f"the overlap ({overlap}) must be smaller than the tile size ({tile_size})",
+            field="overlap",
+        )
+    place(ctx, vae.vae)
+    try:
+        samples = vae_ops.encode_in_tiles(vae, pixels, tile_size, overlap, ctx.progress)
+    except ValueError as exc:
+        raise NodeError(str(exc), field="pixels") from None
+    return {"samples": samples, "downscale": vae_ops.latent_factor(vae)}
+
+
 def _vae_encode_inpaint(
     ctx: Any, pixels: Any, vae: Any, mask: Any, grow_mask_by: int
 ) -> dict[str, Any]:
@@ -231,6 +250,22 @@ SPECS = (
         outputs=_LATENT_OUT,
         description="Pictures to latents (cropped to a multiple of 8 pixels): the start of "
         "image-to-image.",
+    ),
+    NodeSpec(
+        "VAEEncodeTiled",
+        "VAE Encode (Tiled)",
+        "latent",
+        _vae_encode_tiled,
+        inputs=(
+            SocketInput("pixels", t.IMAGE),
+            SocketInput("vae", t.VAE),
+            WidgetInput("tile_size", t.INT, 512, min=64, max=4096, step=64),
+            WidgetInput("overlap", t.INT, 64, min=0, max=4096, step=32),
+        ),
+        outputs=_LATENT_OUT,
+        description="Encodes a large picture tile by tile (sizes in pixels), blending the "
+        "overlaps, so memory stays bounded: image-to-image or upscaling on big images. "
+        "Cancel stops it between tiles.",
     ),
     NodeSpec(
         "VAEEncodeForInpaint",

@@ -11,7 +11,9 @@ from core.graph import types as t
 from core.graph.spec import NodeSpec, Output, SocketInput, WidgetInput
 
 CHANNELS = ("alpha", "red", "green", "blue")
-COMPOSITE_OPS = ("add", "subtract", "multiply", "and", "or", "xor")
+#: ComfyUI's order: multiply, the first, is the default.
+COMPOSITE_OPS = ("multiply", "add", "subtract", "and", "or", "xor")
+IMAGE_CHANNELS = ("red", "green", "blue", "alpha")
 _SIZE = {"min": 1, "max": 16384, "step": 1}
 _POS = {"min": 0, "max": 16384, "step": 1}
 _MASK_OUT = (Output("MASK", t.MASK),)
@@ -59,7 +61,7 @@ def _invert(ctx: Any, mask: Any) -> Any:
     return masks.invert(mask)
 
 
-def _grow(ctx: Any, mask: Any, expand: int, feather: float, tapered_corners: bool) -> Any:
+def _grow(ctx: Any, mask: Any, expand: int, tapered_corners: bool, feather: float) -> Any:
     from core.diffusion import masks
 
     return masks.grow_mask(mask, expand, feather, tapered_corners)
@@ -77,8 +79,30 @@ def _composite(ctx: Any, destination: Any, source: Any, x: int, y: int, operatio
 
 def _image_to_mask(ctx: Any, image: Any, channel: str) -> Any:
     from core.diffusion import masks
+    from core.engine import NodeError
 
-    return masks.from_image(image, channel)
+    try:
+        return masks.from_image(image, channel)
+    except ValueError as exc:
+        raise NodeError(str(exc), field="channel") from None
+
+
+def _color_to_mask(ctx: Any, image: Any, color: int) -> Any:
+    from core.diffusion import masks
+
+    return masks.from_color(image, color)
+
+
+def _threshold(ctx: Any, mask: Any, value: float) -> Any:
+    from core.diffusion import masks
+
+    return masks.threshold(mask, value)
+
+
+def _feather(ctx: Any, mask: Any, left: int, top: int, right: int, bottom: int) -> Any:
+    from core.diffusion import masks
+
+    return masks.feather(mask, left, top, right, bottom)
 
 
 def _mask_to_image(ctx: Any, mask: Any) -> Any:
@@ -139,12 +163,20 @@ SPECS = (
         inputs=(
             SocketInput("mask", t.MASK),
             WidgetInput("expand", t.INT, 0, min=-1024, max=1024, step=1),
-            WidgetInput("feather", t.FLOAT, 0.0, min=0.0, max=256.0, step=0.5),
             WidgetInput("tapered_corners", t.BOOLEAN, True),
+            WidgetInput(
+                "feather",
+                t.FLOAT,
+                0.0,
+                min=0.0,
+                max=256.0,
+                step=0.5,
+                description="then blur the edge over this many pixels (0: a hard edge)",
+            ),
         ),
         outputs=_MASK_OUT,
-        description="Grows (or with a negative amount shrinks) a mask by pixels, then softens "
-        "its edge.",
+        description="Grows (or with a negative amount shrinks) a mask by pixels, one pixel per "
+        "step, with rounded corners when tapered; optionally softens its edge after.",
     ),
     NodeSpec(
         "MaskComposite",
@@ -156,7 +188,7 @@ SPECS = (
             SocketInput("source", t.MASK),
             WidgetInput("x", t.INT, 0, **_POS),
             WidgetInput("y", t.INT, 0, **_POS),
-            WidgetInput("operation", t.COMBO, "add", choices=COMPOSITE_OPS),
+            WidgetInput("operation", t.COMBO, "multiply", choices=COMPOSITE_OPS),
         ),
         outputs=_MASK_OUT,
         description="Combines two masks, the source placed at (x, y).",
@@ -168,10 +200,11 @@ SPECS = (
         _image_to_mask,
         inputs=(
             SocketInput("image", t.IMAGE),
-            WidgetInput("channel", t.COMBO, "red", choices=("red", "green", "blue")),
+            WidgetInput("channel", t.COMBO, "red", choices=IMAGE_CHANNELS),
         ),
         outputs=_MASK_OUT,
-        description="One colour channel of an image as a mask.",
+        description="One channel of an image as a mask (alpha only for images with "
+        "transparency, e.g. from Join Image with Alpha).",
     ),
     NodeSpec(
         "MaskToImage",
@@ -196,5 +229,48 @@ SPECS = (
         ),
         outputs=_MASK_OUT,
         description="A rectangle of a mask.",
+    ),
+    NodeSpec(
+        "ImageColorToMask",
+        "Image Color to Mask",
+        "mask",
+        _color_to_mask,
+        inputs=(
+            SocketInput("image", t.IMAGE),
+            WidgetInput(
+                "color", t.INT, 0, min=0, max=0xFFFFFF, step=1, description="colour as 0xRRGGBB"
+            ),
+        ),
+        outputs=_MASK_OUT,
+        description="A mask of the pixels that have exactly this 8-bit colour: turns a flat "
+        "colour-coded sketch into region masks.",
+    ),
+    NodeSpec(
+        "ThresholdMask",
+        "Threshold Mask",
+        "mask",
+        _threshold,
+        inputs=(
+            SocketInput("mask", t.MASK),
+            WidgetInput("value", t.FLOAT, 0.5, min=0.0, max=1.0, step=0.01),
+        ),
+        outputs=_MASK_OUT,
+        description="1 where the mask is above the value, else 0: makes a soft mask hard.",
+    ),
+    NodeSpec(
+        "FeatherMask",
+        "Feather Mask",
+        "mask",
+        _feather,
+        inputs=(
+            SocketInput("mask", t.MASK),
+            WidgetInput("left", t.INT, 0, **_POS),
+            WidgetInput("top", t.INT, 0, **_POS),
+            WidgetInput("right", t.INT, 0, **_POS),
+            WidgetInput("bottom", t.INT, 0, **_POS),
+        ),
+        outputs=_MASK_OUT,
+        description="Fades the mask to nothing over this many pixels at each border of the "
+        "picture (a linear ramp), so a repaint touching the edge blends in.",
     ),
 )

@@ -68,7 +68,8 @@ def set_noise_mask(latent: Mapping[str, Any], mask: torch.Tensor) -> Latent:
     return out
 
 
-def _center_crop(samples: torch.Tensor, width: int, height: int) -> torch.Tensor:
+def center_crop(samples: torch.Tensor, width: int, height: int) -> torch.Tensor:
+    """``[B, C, h, w]`` cut to the aspect ratio of ``width``×``height``, keeping the centre."""
     old_w, old_h = samples.shape[3], samples.shape[2]
     old_aspect, new_aspect = old_w / old_h, width / height
     if old_aspect > new_aspect:
@@ -90,7 +91,7 @@ def resize(samples: torch.Tensor, width: int, height: int, method: str, crop: st
     if method not in UPSCALE_METHODS:
         raise ValueError(f"unknown upscale method {method!r}: use {', '.join(UPSCALE_METHODS)}")
     if crop == "center":
-        samples = _center_crop(samples, width, height)
+        samples = center_crop(samples, width, height)
     kwargs = {"align_corners": False} if method in ("bilinear", "bicubic") else {}
     return F.interpolate(samples.float(), size=(height, width), mode=method, **kwargs)
 
@@ -227,3 +228,211 @@ def repeat(latent: Mapping[str, Any], amount: int) -> Latent:
     if mask is not None:
         out["noise_mask"] = mask.repeat(amount, 1, 1)
     return out
+
+
+def repeat_to_batch(samples: torch.Tensor, size: int) -> torch.Tensor:
+    """``samples`` with exactly ``size`` items: repeated in order, then cut."""
+    if samples.shape[0] == size:
+        return samples
+    if samples.shape[0] < size:
+        samples = samples.repeat(math.ceil(size / samples.shape[0]), *([1] * (samples.ndim - 1)))
+    return samples[:size]
+
+
+def match_shape(
+    samples: torch.Tensor, like: torch.Tensor, method: str = "bilinear", batch: bool = True
+) -> torch.Tensor:
+    """``samples`` resized (centre-cropped to the aspect ratio) to ``like``'s size and, with
+    ``batch``, repeated to its batch: how two latents of different shapes are made to combine."""
+    if samples.shape[2:] != like.shape[2:]:
+        samples = resize(samples, like.shape[3], like.shape[2], method, "center")
+    return repeat_to_batch(samples, like.shape[0]) if batch else samples
+
+
+def edge_ramp(
+    height: int, width: int, feather: int, top: bool, bottom: bool, left: bool, right: bool
+) -> torch.Tensor:
+    """A ``[height, width]`` weight that rises linearly from 1/feather at each chosen edge to 1
+    at ``feather`` cells in (the pasted part's blend in Latent Composite)."""
+    weight = torch.ones(height, width)
+    for t in range(feather):
+        rate = (t + 1) / feather
+        if top and t < height:
+            weight[t] *= rate
+        if bottom and t < height:
+            weight[height - 1 - t] *= rate
+        if left and t < width:
+            weight[:, t] *= rate
+        if right and t < width:
+            weight[:, width - 1 - t] *= rate
+    return weight
+
+
+def composite(
+    destination: Mapping[str, Any], source: Mapping[str, Any], x: int, y: int, feather: int = 0
+) -> Latent:
+    """Latent Composite: ``source`` pasted into ``destination`` with its corner at pixel (x, y).
+
+    Positions and ``feather`` are in pixels and become whole latent cells (x // f, y // f). A
+    feather blends each pasted edge that lies inside the destination over ``feather // f``
+    cells; the destination's noise mask and batch indices are kept.
+    """
+    factor = downscale_of(destination)
+    left, top, cells = x // factor, y // factor, feather // factor
+    out = destination["samples"].clone()
+    height, width = out.shape[2:]
+    part = repeat_to_batch(source["samples"], out.shape[0])[:, :, : height - top, : width - left]
+    if part.numel() == 0:
+        return with_samples(destination, out)
+    ph, pw = part.shape[2:]
+    region = out[:, :, top : top + ph, left : left + pw]
+    if cells > 0:
+        weight = edge_ramp(ph, pw, cells, top > 0, top + ph < height, left > 0, left + pw < width)
+        part = part * weight + region * (1.0 - weight)
+    out[:, :, top : top + ph, left : left + pw] = part
+    return with_samples(destination, out)
+
+
+def paste(
+    destination: torch.Tensor,
+    source: torch.Tensor,
+    x: int,
+    y: int,
+    mask: torch.Tensor | None = None,
+    factor: int = 1,
+    resize_source: bool = False,
+) -> torch.Tensor:
+    """``source`` ``[B, C, h, w]`` pasted into a copy of ``destination`` ``[B, C, H, W]`` with its
+    corner at (x // factor, y // factor), blended through ``mask`` (1 = source) when given.
+
+    The mask is resized to the source; the source (with ``resize_source``, first resized to the
+    destination) is repeated to the destination's batch. Parts outside the destination drop.
+    """
+    out = destination.clone()
+    if resize_source:
+        source = resize(source, out.shape[3], out.shape[2], "bilinear")
+    source = repeat_to_batch(source.to(out.dtype), out.shape[0])
+    height, width = out.shape[2:]
+    left, top = x // factor, y // factor
+    x0, y0 = max(left, 0), max(top, 0)
+    x1, y1 = min(left + source.shape[3], width), min(top + source.shape[2], height)
+    if x1 <= x0 or y1 <= y0:
+        return out
+    part = source[:, :, y0 - top : y1 - top, x0 - left : x1 - left]
+    if mask is not None:
+        weight = mask.float().reshape(-1, 1, mask.shape[-2], mask.shape[-1])
+        weight = F.interpolate(weight, size=source.shape[2:], mode="bilinear")
+        weight = repeat_to_batch(weight, out.shape[0])[
+            :, :, y0 - top : y1 - top, x0 - left : x1 - left
+        ]
+        part = part * weight + out[:, :, y0:y1, x0:x1] * (1.0 - weight)
+    out[:, :, y0:y1, x0:x1] = part
+    return out
+
+
+def composite_masked(
+    destination: Mapping[str, Any],
+    source: Mapping[str, Any],
+    x: int,
+    y: int,
+    resize_source: bool = False,
+    mask: torch.Tensor | None = None,
+) -> Latent:
+    """Latent Composite Masked: ``source`` pasted at pixel (x, y) of ``destination`` where
+    ``mask`` is 1 (everywhere without a mask); the destination's noise mask is kept."""
+    samples = paste(
+        destination["samples"],
+        source["samples"],
+        x,
+        y,
+        mask,
+        downscale_of(destination),
+        resize_source,
+    )
+    return with_samples(destination, samples)
+
+
+def blend(a: Mapping[str, Any], b: Mapping[str, Any], blend_factor: float) -> Latent:
+    """Latent Blend: ``a`` · factor + ``b`` · (1 − factor), ``b`` resized to ``a`` if needed."""
+    sa = a["samples"].float()
+    sb = match_shape(b["samples"].float(), sa, "bicubic")
+    return with_samples(a, sa * blend_factor + sb * (1.0 - blend_factor))
+
+
+def add(a: Mapping[str, Any], b: Mapping[str, Any]) -> Latent:
+    """Latent Add: ``a`` + ``b`` (``b`` resized and repeated to ``a``'s shape if needed)."""
+    sa = a["samples"].float()
+    return with_samples(a, sa + match_shape(b["samples"].float(), sa))
+
+
+def subtract(a: Mapping[str, Any], b: Mapping[str, Any]) -> Latent:
+    """Latent Subtract: ``a`` − ``b`` (``b`` resized and repeated to ``a``'s shape if needed)."""
+    sa = a["samples"].float()
+    return with_samples(a, sa - match_shape(b["samples"].float(), sa))
+
+
+def multiply(latent: Mapping[str, Any], multiplier: float) -> Latent:
+    """Latent Multiply: every value × ``multiplier``."""
+    return with_samples(latent, latent["samples"].float() * multiplier)
+
+
+ROTATIONS: tuple[str, ...] = ("none", "90 degrees", "180 degrees", "270 degrees")
+FLIPS: tuple[str, ...] = ("x-axis: vertically", "y-axis: horizontally")
+
+
+def _transform_mask(latent: Mapping[str, Any], out: Latent, change: Any) -> Latent:
+    mask = latent.get("noise_mask")
+    if mask is not None:
+        out["noise_mask"] = change(mask).contiguous()
+    return out
+
+
+def rotate(latent: Mapping[str, Any], rotation: str) -> Latent:
+    """Rotate Latent clockwise by a quarter turn per 90 degrees (its noise mask too)."""
+    if rotation not in ROTATIONS:
+        raise ValueError(f"unknown rotation {rotation!r}: use {', '.join(ROTATIONS)}")
+    turns = ROTATIONS.index(rotation)
+
+    def turn(values: torch.Tensor) -> torch.Tensor:
+        return torch.rot90(values, k=turns, dims=[values.ndim - 1, values.ndim - 2])
+
+    return _transform_mask(latent, with_samples(latent, turn(latent["samples"])), turn)
+
+
+def flip(latent: Mapping[str, Any], flip_method: str) -> Latent:
+    """Flip Latent upside down ("x-axis") or left to right ("y-axis"), its noise mask too."""
+    if flip_method not in FLIPS:
+        raise ValueError(f"unknown flip {flip_method!r}: use {', '.join(FLIPS)}")
+    axis = -2 if flip_method == FLIPS[0] else -1
+
+    def mirror(values: torch.Tensor) -> torch.Tensor:
+        return torch.flip(values, dims=[values.ndim + axis])
+
+    return _transform_mask(latent, with_samples(latent, mirror(latent["samples"])), mirror)
+
+
+#: Latent Crop keeps at least this many pixels of the source on each axis.
+MIN_CROP_PIXELS = 64
+
+
+def crop(latent: Mapping[str, Any], width: int, height: int, x: int, y: int) -> Latent:
+    """Crop Latent: the ``width``×``height`` pixel rectangle at (x, y), in whole cells.
+
+    The corner moves in so that at least 64 pixels of the latent remain on each axis (as
+    ComfyUI does); a noise mask is cropped to the same part of the picture.
+    """
+    factor = downscale_of(latent)
+    samples = latent["samples"]
+    cells_h, cells_w = samples.shape[2:]
+    keep = max(1, MIN_CROP_PIXELS // factor)
+    left = max(0, min(x // factor, cells_w - keep))
+    top = max(0, min(y // factor, cells_h - keep))
+    right, bottom = left + width // factor, top + height // factor
+    out = with_samples(latent, samples[:, :, top:bottom, left:right].clone())
+
+    def cut(mask: torch.Tensor) -> torch.Tensor:
+        sy, sx = mask.shape[-2] / cells_h, mask.shape[-1] / cells_w
+        rows = slice(round(top * sy), round(bottom * sy))
+        return mask[..., rows, round(left * sx) : round(right * sx)].clone()
+
+    return _transform_mask(latent, out, cut)

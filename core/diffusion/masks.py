@@ -11,8 +11,9 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-CompositeOp = Literal["add", "subtract", "multiply", "and", "or", "xor"]
-COMPOSITE_OPS: tuple[str, ...] = ("add", "subtract", "multiply", "and", "or", "xor")
+CompositeOp = Literal["multiply", "add", "subtract", "and", "or", "xor"]
+#: ComfyUI's order: the first, multiply, is the default.
+COMPOSITE_OPS: tuple[str, ...] = ("multiply", "add", "subtract", "and", "or", "xor")
 CHANNELS: tuple[str, ...] = ("red", "green", "blue", "alpha")
 
 
@@ -101,7 +102,7 @@ def composite(
 ) -> torch.Tensor:
     """Combine ``source`` into ``destination`` with its top-left corner at (x, y).
 
-    add/subtract/multiply are arithmetic; and/or/xor treat values ≥ 0.5 as set. The result
+    add/subtract/multiply are arithmetic; and/or/xor treat values above 0.5 as set. The result
     is clamped to 0..1 and keeps the destination's size; parts of the source outside it are
     dropped.
     """
@@ -130,7 +131,7 @@ def composite(
     elif operation == "multiply":
         combined = region * part
     else:
-        a, b = region >= 0.5, part >= 0.5
+        a, b = region > 0.5, part > 0.5
         logic = {"and": a & b, "or": a | b, "xor": a ^ b}[operation]
         combined = logic.float()
     out[:, top:bottom, left:right] = combined.clamp(0.0, 1.0)
@@ -138,10 +139,48 @@ def composite(
 
 
 def from_image(image: torch.Tensor, channel: str) -> torch.Tensor:
-    """One colour channel of IMAGE ``[B, H, W, 3]`` as a mask."""
-    if channel not in CHANNELS[:3]:
-        raise ValueError(f"an IMAGE has channels red, green and blue, not {channel!r}")
-    return image[..., CHANNELS.index(channel)].float().clone()
+    """One channel of IMAGE ``[B, H, W, 3 or 4]`` as a mask; "alpha" needs a 4-channel image
+    (one from Join Image with Alpha) and is taken as it is, like the colours."""
+    if channel not in CHANNELS:
+        raise ValueError(f"unknown channel {channel!r}: use {', '.join(CHANNELS)}")
+    index = CHANNELS.index(channel)
+    if index >= image.shape[-1]:
+        raise ValueError(
+            "the image has no alpha channel: choose red, green or blue, or give it one with "
+            "Join Image with Alpha"
+        )
+    return image[..., index].float().clone()
+
+
+def from_color(image: torch.Tensor, color: int) -> torch.Tensor:
+    """1 where an IMAGE's 8-bit colour is exactly ``color`` (0xRRGGBB), else 0."""
+    levels = (image[..., :3].float().clamp(0, 1) * 255).round().to(torch.int64)
+    packed = (levels[..., 0] << 16) + (levels[..., 1] << 8) + levels[..., 2]
+    return (packed == int(color)).float()
+
+
+def threshold(mask: torch.Tensor, value: float) -> torch.Tensor:
+    """1 where the mask is above ``value``, else 0."""
+    return (as_batch(mask) > value).float()
+
+
+def feather(mask: torch.Tensor, left: int, top: int, right: int, bottom: int) -> torch.Tensor:
+    """Fades a mask out towards its borders: over ``left`` pixels at the left edge the mask is
+    multiplied by 1/left, 2/left, … 1 going inwards, and likewise at the other edges (corners
+    get both factors)."""
+    out = as_batch(mask).clone()
+    height, width = out.shape[1:]
+
+    def ramp(size: int, length: int) -> torch.Tensor:
+        length = min(length, size)
+        weight = torch.ones(size)
+        if length > 0:
+            weight[:length] = torch.arange(1, length + 1, dtype=torch.float32) / length
+        return weight
+
+    rows = ramp(height, top) * ramp(height, bottom).flip(0)
+    cols = ramp(width, left) * ramp(width, right).flip(0)
+    return out * rows[:, None] * cols[None, :]
 
 
 def to_image(mask: torch.Tensor) -> torch.Tensor:

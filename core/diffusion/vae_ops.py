@@ -50,7 +50,7 @@ def encode(vae: VaeModel, image: torch.Tensor) -> torch.Tensor:
             f"{factor}×{factor}"
         )
     top, left = (image.shape[1] - height) // 2, (image.shape[2] - width) // 2
-    image = image[:, top : top + height, left : left + width]
+    image = image[:, top : top + height, left : left + width, :3]  # an alpha channel is dropped
     device, dtype = _vae_device_dtype(vae)
     latents = []
     with torch.inference_mode():
@@ -117,6 +117,94 @@ def decode_tiled(
     return out / weights
 
 
+def encode_tiled(
+    encode_fn: Callable[[torch.Tensor], torch.Tensor],
+    pixels: torch.Tensor,
+    factor: int,
+    tile: int,
+    overlap: int,
+    on_tile: Callable[[], None] | None = None,
+) -> torch.Tensor:
+    """Encode ``[1, 3, H, W]`` pixels tile by tile (sizes in pixels, multiples of ``factor``) and
+    blend the latents of the overlaps with linear ramps, as ``decode_tiled`` blends pixels.
+
+    ``on_tile`` runs after each tile (progress reporting, which may raise to cancel).
+    """
+    if overlap >= tile:
+        raise ValueError(f"the tile overlap ({overlap}) must be smaller than the tile ({tile})")
+    _, _, height, width = pixels.shape
+    cells_h, cells_w, lap = height // factor, width // factor, overlap // factor
+    out: torch.Tensor | None = None
+    weights = torch.zeros(1, 1, cells_h, cells_w)
+    for top in _tile_starts(height, tile, overlap):
+        for left in _tile_starts(width, tile, overlap):
+            latent = encode_fn(pixels[:, :, top : top + tile, left : left + tile]).float().cpu()
+            lh, lw = latent.shape[-2:]
+            y, x = top // factor, left // factor
+            ramp_y = _blend_ramp(lh, lap, top > 0, y + lh < cells_h)
+            ramp_x = _blend_ramp(lw, lap, left > 0, x + lw < cells_w)
+            weight = (ramp_y[:, None] * ramp_x[None, :])[None, None]
+            if out is None:
+                out = torch.zeros(1, latent.shape[1], cells_h, cells_w)
+            out[:, :, y : y + lh, x : x + lw] += latent * weight
+            weights[:, :, y : y + lh, x : x + lw] += weight
+            if on_tile is not None:
+                on_tile()
+    assert out is not None
+    return out / weights
+
+
+def tile_count(height: int, width: int, tile: int, overlap: int) -> int:
+    """How many tiles ``encode_tiled`` uses for one ``height``×``width`` picture."""
+    return len(_tile_starts(height, tile, overlap)) * len(_tile_starts(width, tile, overlap))
+
+
+def encode_in_tiles(
+    vae: VaeModel,
+    image: torch.Tensor,
+    tile: int,
+    overlap: int,
+    progress: Callable[[int, int], None] | None = None,
+) -> torch.Tensor:
+    """VAE Encode (Tiled): IMAGE ``[B, H, W, 3]`` → scaled latents, ``tile``×``tile`` pixels at a
+    time with ``overlap`` pixels shared by neighbours, so memory stays bounded for big pictures.
+
+    The image is centre-cropped to the VAE's factor f like ``encode``; tile and overlap are
+    rounded down to multiples of f. ``progress(done, total)`` is called after every tile.
+    """
+    factor = latent_factor(vae)
+    height, width = image.shape[1] // factor * factor, image.shape[2] // factor * factor
+    if height == 0 or width == 0:
+        raise ValueError(
+            f"the image is {image.shape[2]}×{image.shape[1]} pixels; the VAE needs at least "
+            f"{factor}×{factor}"
+        )
+    top, left = (image.shape[1] - height) // 2, (image.shape[2] - width) // 2
+    image = image[:, top : top + height, left : left + width, :3]
+    tile = max(factor, tile // factor * factor)
+    overlap = min(overlap // factor * factor, tile - factor)
+    device, dtype = _vae_device_dtype(vae)
+    total = image.shape[0] * tile_count(height, width, tile, overlap)
+    done = 0
+
+    def run(part: torch.Tensor) -> torch.Tensor:
+        posterior = vae.vae.encode(part.to(device, dtype) * 2.0 - 1.0).latent_dist
+        return posterior.mode().float().cpu() * vae.scaling_factor
+
+    def tick() -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(done, total)
+
+    latents = []
+    with torch.inference_mode():
+        for picture in image:
+            pixels = picture.permute(2, 0, 1)[None]
+            latents.append(encode_tiled(run, pixels, factor, tile, overlap, tick))
+    return torch.cat(latents)
+
+
 def decode(
     vae: VaeModel,
     latents: torch.Tensor,
@@ -161,7 +249,7 @@ def encode_for_inpaint(
     factor = latent_factor(vae)
     height, width = image.shape[1] // factor * factor, image.shape[2] // factor * factor
     top, left = (image.shape[1] - height) // 2, (image.shape[2] - width) // 2
-    image = image[:, top : top + height, left : left + width]
+    image = image[:, top : top + height, left : left + width, :3]
     mask = mask.float()
     mask = mask[None] if mask.ndim == 2 else mask
     mask = F.interpolate(mask[:, None], size=image.shape[1:3], mode="bilinear")[:, 0]
