@@ -13,9 +13,11 @@ from pathlib import Path
 from core.diffusion.model_paths import ModelKind, ModelPaths
 from core.graph.spec import NodeRegistry
 from nodes import (
+    compositing,
     conditioning,
     image_ops,
     images,
+    latent_ops,
     latents,
     masks,
     models,
@@ -48,10 +50,12 @@ def build_registry(model_paths: ModelPaths | None = None) -> NodeRegistry:
             *primitives.SPECS,
             *images.SPECS,
             *image_ops.SPECS,
+            *compositing.SPECS,
             *masks.SPECS,
             *models.specs(paths),
-            *conditioning.SPECS,
+            *conditioning.specs(paths),
             *latents.SPECS,
+            *latent_ops.SPECS,
             *sampling.SPECS,
             *previews.SPECS,
         ],
