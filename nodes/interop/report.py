@@ -50,6 +50,8 @@ class ImportReport:
     mapped: int = 0
     unknown: tuple[UnknownNode, ...] = ()
     warnings: tuple[str, ...] = ()
+    #: Text notes carried over (ComfyUI's Note and MarkdownNote).
+    notes: int = 0
     #: Values of the wrong kind for their widget (a sign the file was read out of place).
     misfits: tuple[str, ...] = ()
 
@@ -71,6 +73,8 @@ class ImportReport:
         lines = [f"Opened {article} {label}: {self.mapped} node(s) mapped"]
         if self.unknown:
             lines[0] += f", {len(self.unknown)} unknown (kept as placeholders)"
+        if self.notes:
+            lines[0] += f", {self.notes} note(s)"
         lines.extend(f"  - {warning}" for warning in self.warnings)
         return "\n".join(lines)
 
@@ -124,4 +128,5 @@ class ReportBuilder:
             unknown=tuple(self.unknown),
             warnings=tuple(self.warnings),
             misfits=tuple(self.misfits),
+            notes=len(workflow.graph.notes),
         )

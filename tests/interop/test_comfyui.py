@@ -167,10 +167,10 @@ def test_lora_reroutes_groups_muted_and_bypassed_nodes(registry):
 def test_unknown_custom_node_is_kept_reported_and_linked(registry):
     result = _open("custom_node_ui1.json", registry)
     graph, report = result.workflow.graph, result.report
-    assert {(u.node_id, u.type_id) for u in report.unknown} == {
-        (31, "ImageSharpenPlus"),
-        (33, "Note"),
-    }
+    assert {(u.node_id, u.type_id) for u in report.unknown} == {(31, "ImageSharpenPlus")}
+    # ComfyUI's Note is a text note here too, not an unknown node.
+    assert 33 not in graph and graph.notes[1].text == "Made for the interop tests."
+    assert (graph.notes[1].pos, graph.notes[1].size) == ((0.0, 800.0), (300.0, 100.0))
     assert any("node 31" in w and "'ImageSharpenPlus'" in w for w in report.warnings)
     sharpen = graph.node(31)
     spec = graph.spec(31)

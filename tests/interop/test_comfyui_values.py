@@ -142,3 +142,27 @@ def test_node_types_the_registry_has_by_comfyuis_name_import_without_a_table_ent
     assert node.placeholder is None and report.unknown == ()
     assert node.params == {"seed": 9, "radius": 3, "method": "bicubic"}
     assert node.ui == {"control_after_run": {"seed": "fixed"}}
+
+
+def test_note_and_markdown_note_become_notes_not_placeholders(registry):
+    data = json.loads((FIXTURES / "txt2img_ui1.json").read_text())
+    data["nodes"].append(
+        {
+            "id": 40,
+            "type": "MarkdownNote",
+            "pos": [100, 900],
+            "size": [400, 200],
+            "mode": 0,
+            "widgets_values": ["## Settings\n\n- **cfg** 6.5"],
+        }
+    )
+    result = _open("old_seed_checkbox_ui04.json", registry)
+    assert result.report.unknown == () and result.report.notes == 1
+    [note] = result.workflow.graph.notes.values()
+    assert note.text.startswith("The seed's box was a checkbox") and not note.markdown
+    assert ", 1 note(s)" in result.report.summary().splitlines()[0]
+    workflow, report = import_ui(data, registry)
+    [markdown] = workflow.graph.notes.values()
+    assert markdown.markdown and markdown.text == "## Settings\n\n- **cfg** 6.5"
+    assert (markdown.pos, markdown.size) == ((100.0, 900.0), (400.0, 200.0))
+    assert 40 not in workflow.graph and report.unknown == ()

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from core.graph import types as t
-from core.graph.model import Graph, Group, Node
+from core.graph.model import Graph, Group, Node, Note
 from core.graph.spec import REROUTE, NodeRegistry, placeholder_spec
 from core.graph.workflow import Workflow, WorkflowError
 from nodes.interop.comfyui.common import (
@@ -41,6 +41,7 @@ from nodes.interop.comfyui.mapping import (
     control_ui,
     custom_title,
     mapping_for,
+    normalised_type,
     widget_values_to_params,
 )
 from nodes.interop.report import ImportReport, ReportBuilder, SourceFormat
@@ -86,6 +87,9 @@ def import_ui(
             )
         if node_id in graph:
             raise WorkflowError("two nodes have this id", source=source, node_id=node_id)
+        if normalised_type(type_id) in NOTE_TYPES and type_id not in registry:
+            _add_note(graph, raw, type_id)
+            continue
         slots[node_id] = _add_ui_node(graph, raw, node_id, type_id, report)
     for link in _ui_links(data.get("links"), report):
         connect_slots(graph, slots, link.src, link.src_slot, link.dst, link.dst_slot, report)
@@ -96,6 +100,26 @@ def import_ui(
     version_text = "1" if version == 1 else str(version) if version is not None else "0.4"
     workflow = Workflow(graph, source=None if source is None else Path(source))
     return workflow, report.build(workflow, SourceFormat.COMFYUI_UI, version_text)
+
+
+#: ComfyUI's text notes: plain and Markdown. They become notes, not nodes.
+NOTE_TYPES = {"Note": False, "MarkdownNote": True}
+
+
+def _add_note(graph: Graph, raw: dict[str, Any], type_id: str) -> None:
+    values = raw.get("widgets_values")
+    text = values[0] if isinstance(values, list) and values else ""
+    if isinstance(values, dict):
+        text = values.get("text", values.get("value", ""))
+    graph.add_note(
+        Note(
+            graph.next_note_id(),
+            text if isinstance(text, str) else str(text),
+            xy_pair(raw.get("pos"), (0.0, 0.0)) or (0.0, 0.0),
+            xy_pair(raw.get("size"), None) or (260.0, 120.0),
+            NOTE_TYPES[normalised_type(type_id)],
+        )
+    )
 
 
 def _raw_inputs(raw: dict[str, Any]) -> list[dict[str, Any]]:
