@@ -150,10 +150,20 @@ def _interpolate(
     from core.diffusion import latents
     from core.engine import NodeError
 
-    try:
-        return latents.interpolate(samples1, samples2, ratio, method)
+    try:  # ratio is samples1's share, as in ComfyUI
+        return latents.interpolate(samples1, samples2, 1.0 - ratio, method)
     except ValueError as exc:
         raise NodeError(str(exc), field="samples2") from None
+
+
+def _interpolate_upgrade(version: int, params: dict[str, Any]) -> dict[str, Any]:
+    """Version 1 measured ratio towards samples2 and defaulted to spherical."""
+    params = dict(params)
+    if version < 2:
+        params.setdefault("method", "spherical")
+        if isinstance(params.get("ratio"), (int, float)):
+            params["ratio"] = round(1.0 - params["ratio"], 12)
+    return params
 
 
 def _batch(ctx: Any, samples1: Mapping[str, Any], samples2: Mapping[str, Any]) -> Any:
@@ -328,11 +338,25 @@ SPECS = (
         inputs=(
             SocketInput("samples1", t.LATENT),
             SocketInput("samples2", t.LATENT),
-            WidgetInput("ratio", t.FLOAT, 0.5, min=0.0, max=1.0, step=0.01),
-            WidgetInput("method", t.COMBO, "spherical", choices=("linear", "spherical")),
+            WidgetInput(
+                "ratio",
+                t.FLOAT,
+                0.5,
+                min=0.0,
+                max=1.0,
+                step=0.01,
+                description="share of samples1: 1 gives samples1, 0 gives samples2",
+            ),
+            WidgetInput(
+                "method", t.COMBO, "normalized", choices=("normalized", "linear", "spherical")
+            ),
         ),
         outputs=_LATENT_OUT,
-        description="Blends two latents; spherical keeps noise at its natural magnitude.",
+        description="Blends two latents. normalized (ComfyUI's) mixes each cell's direction "
+        "and length separately; spherical keeps noise at its natural magnitude, for morphing "
+        "between two seeds' noise.",
+        version=2,
+        upgrade=_interpolate_upgrade,
     ),
     NodeSpec(
         "LatentBatch",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -86,3 +88,35 @@ def test_crop_keeps_at_least_64_pixels_and_crops_the_noise_mask_alike() -> None:
     assert out["noise_mask"].shape == (1, 32, 64) and float(out["noise_mask"][0, 0, 0]) == 64
     small = latents.crop({**latent, "downscale": 4}, 16, 16, 0, 0)  # the demo model's f = 4
     assert small["samples"].shape == (1, 1, 4, 4)
+
+
+def test_interpolate_node_takes_ratio_as_samples1s_share_with_normalized_cells() -> None:
+    from nodes import build_registry
+
+    function = build_registry().get("LatentInterpolate").function
+    a = torch.zeros(1, 4, 1, 1)
+    a[0, 0] = 2.0
+    b = torch.zeros(1, 4, 1, 1)
+    b[0, 1] = 4.0
+    one, zero = (function(None, _latent(a), _latent(b), r, "linear") for r in (1.0, 0.0))
+    assert torch.equal(one["samples"], a) and torch.equal(zero["samples"], b)
+    # Directions (1,0) and (0,1) mixed 1:3 and renormalised, times the mixed length 3.5.
+    out = function(None, _latent(a), _latent(b), 0.25, "normalized")["samples"][0, :2, 0, 0]
+    direction = torch.tensor([0.25, 0.75]) / torch.tensor([0.25, 0.75]).norm()
+    torch.testing.assert_close(out, direction * 3.5)
+
+
+def test_a_version_1_latent_interpolate_keeps_its_mix_when_opened() -> None:
+    """Version 1 measured ratio towards samples2 and defaulted to spherical."""
+    from core.graph.model import Graph
+    from core.graph.workflow import dumps, loads
+    from nodes import build_registry
+
+    registry = build_registry()
+    graph = Graph(registry)
+    graph.add_node("LatentInterpolate", 1, {"ratio": 0.3})
+    data = json.loads(dumps(graph))
+    data["nodes"][0]["type_version"] = 1
+    del data["nodes"][0]["params"]["method"]  # a version-1 file that kept the default
+    params = loads(json.dumps(data), registry).graph.node(1).params
+    assert params["ratio"] == pytest.approx(0.7) and params["method"] == "spherical"

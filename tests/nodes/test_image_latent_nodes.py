@@ -191,3 +191,13 @@ def test_image_to_mask_alpha_of_an_opaque_image_is_a_clear_error_on_channel() ->
     with pytest.raises(NodeError, match="no alpha channel") as refused:
         function(None, torch.zeros(1, 2, 2, 3), "alpha")
     assert refused.value.field == "channel"
+
+
+def test_vae_encoders_drop_an_alpha_channel() -> None:
+    vae, rgb = _vae(), torch.rand(1, 16, 16, 3)
+    rgba = torch.cat([rgb, torch.zeros(1, 16, 16, 1)], dim=-1)
+    expected = vae_ops.encode(vae, rgb)
+    torch.testing.assert_close(vae_ops.encode(vae, rgba), expected)
+    torch.testing.assert_close(vae_ops.encode_in_tiles(vae, rgba, 64, 0), expected)
+    inpaint, _ = vae_ops.encode_for_inpaint(vae, rgba, torch.zeros(1, 16, 16), 0)
+    torch.testing.assert_close(inpaint, expected)
