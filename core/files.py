@@ -17,8 +17,9 @@ import re
 import secrets
 import stat
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 #: Longest folder or file name in an output name, in UTF-8 bytes. File systems allow 255; the
 #: counter, the extension and the temporary file's marks need the rest.
@@ -43,6 +44,9 @@ _DRIVE = re.compile(r"^[A-Za-z]:")
 #: is ever cleaned up.
 _TEMP = re.compile(r"^\..*\.~(?P<pid>[0-9]+)~[0-9a-f]{8}\.tmp$", re.DOTALL)
 _NO_HARD_LINKS = {errno.EPERM, errno.EXDEV, errno.EMLINK, errno.ENOSYS, errno.EOPNOTSUPP}
+
+#: A file's contents: its bytes, or a function writing them into the open file.
+Contents = bytes | Callable[[BinaryIO], None]
 
 
 class OutputPathError(ValueError):
@@ -136,11 +140,14 @@ def write_new_output(
     output_dir: str | os.PathLike[str],
     name: str,
     suffix: str,
-    data: bytes,
+    data: Contents,
     *,
     plain_first: bool = False,
 ) -> Path:
     """Writes ``data`` to a new file ``name_00001{suffix}`` inside ``output_dir`` and returns it.
+
+    ``data`` is the file's bytes, or a function that writes them into the open file (for
+    files too big to hold twice in memory, such as model checkpoints).
 
     The number is one past the highest of that name already there; a name another writer
     takes meanwhile is skipped, never replaced (exclusive create). With ``plain_first``,
@@ -194,7 +201,7 @@ def atomic_write(path: str | os.PathLike[str], data: bytes) -> None:
     _fsync_folder(path.parent)
 
 
-def _write_temp(folder: Path, name: str, data: bytes, mode: int | None = None) -> Path:
+def _write_temp(folder: Path, name: str, data: Contents, mode: int | None = None) -> Path:
     """A new, fully written and fsynced temporary file for ``name`` in ``folder``.
 
     Created with mode 0666 so the umask applies as to any file the user makes (``mkstemp``
@@ -214,7 +221,10 @@ def _write_temp(folder: Path, name: str, data: bytes, mode: int | None = None) -
         with os.fdopen(fd, "wb") as fh:
             if mode is not None:
                 os.chmod(tmp, mode)
-            fh.write(data)
+            if callable(data):
+                data(fh)
+            else:
+                fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
     except BaseException:

@@ -7,13 +7,17 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from core.files import Contents
 from core.graph.spec import CheckFn
 
 
 def write_output(
-    ctx: Any, field: str, name: str, suffix: str, data: bytes, *, plain_first: bool = False
+    ctx: Any, field: str, name: str, suffix: str, data: Contents, *, plain_first: bool = False
 ) -> Path:
     """Writes a new output file named by the param ``field``; a refusal is a node error on it.
+
+    ``data`` is the file's bytes or a function writing them into the open file (see
+    ``core.files.write_new_output``).
 
     The name may have arrived through a link, so validation may not have seen it.
     """

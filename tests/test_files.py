@@ -227,3 +227,20 @@ def test_stale_temporary_files_of_ours_are_removed_on_the_next_write(tmp_path, w
         atomic_write(tmp_path / "flow.json", b"{}")
     assert not any(p.exists() for p in gone)
     assert all(p.exists() for p in kept)
+
+
+def test_a_writer_function_streams_the_contents_and_a_failing_one_leaves_nothing(tmp_path):
+    def write(stream):
+        for part in (b"first ", b"second"):
+            stream.write(part)
+
+    path = write_new_output(tmp_path, "model", ".bin", write)
+    assert path == tmp_path / "model_00001.bin" and path.read_bytes() == b"first second"
+
+    def fail(stream):
+        stream.write(b"half a file")
+        raise RuntimeError("stopped")
+
+    with pytest.raises(RuntimeError, match="stopped"):
+        write_new_output(tmp_path, "model", ".bin", fail)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model_00001.bin"]
