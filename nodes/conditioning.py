@@ -1,10 +1,15 @@
-"""Text encoding and the conditioning operations: combine, average, concat, areas, masks."""
+"""Text encoding and the conditioning operations: combine, average, concat, areas, masks.
+
+The text encoders find ``embedding:name`` embeddings in the model folders they are bound to;
+the files a prompt names are part of the node's cache key, so replacing one re-encodes.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+from core.diffusion.model_paths import ModelKind, ModelPaths
 from core.diffusion.prompt_weights import MAX_PROMPT_CHARACTERS
 from core.graph import types as t
 from core.graph.spec import NodeSpec, Output, SocketInput, WidgetInput
@@ -15,32 +20,204 @@ _PIXELS = {"min": 0, "max": 16384, "step": 8}
 #: refused otherwise, never rounded behind the user's back.
 _AREA = {**_PIXELS, "multiple_of": 8}
 _STRENGTH = {"min": 0.0, "max": 10.0, "step": 0.01}
+#: ComfyUI's ranges for the SDXL encoders' sizes (any integer up to its MAX_RESOLUTION).
+_SDXL_SIZE = {"min": 0, "max": 16384, "step": 1}
+_PROMPT_HINT = "(word:1.3) weighs a word up, [word] down; \\( escapes; embedding:name"
 
 
-def _encode(ctx: Any, clip: Any, text: str) -> Any:
+class _TextEncoders:
+    """The text-encoding node functions, bound to the model folders embeddings come from."""
+
+    def __init__(self, paths: ModelPaths) -> None:
+        self.paths = paths
+
+    def embeddings(self, texts: Mapping[str, str]) -> Callable[[str], Any]:
+        """An ``EmbeddingSource`` for ``texts`` (by field) whose errors are node errors on the
+        first field that names the embedding."""
+        from core.diffusion.embedding_names import (
+            embedding_references,
+            find_embedding,
+            missing_embedding_message,
+        )
+        from core.diffusion.embeddings import load_embedding
+        from core.diffusion.errors import ModelLoadError
+        from core.engine import NodeError
+
+        fields: dict[str, str] = {}
+        for field, text in texts.items():
+            for name in embedding_references(text):
+                fields.setdefault(name, field)
+        loaded: dict[str, Any] = {}
+
+        def source(name: str) -> Any:
+            field = fields.get(name, next(iter(texts)))
+            if name not in loaded:
+                path = find_embedding(self.paths, name)
+                if path is None:
+                    message = missing_embedding_message(self.paths, name)
+                    raise NodeError(f"'{field}': {message}", field=field)
+                try:
+                    loaded[name] = load_embedding(path, name)
+                except ModelLoadError as exc:
+                    raise NodeError(f"'{field}': embedding '{name}': {exc}", field=field) from None
+            return loaded[name]
+
+        return source
+
+    def run(self, ctx: Any, clip: Any, encode: Callable[[], Any], fields: tuple[str, ...]) -> Any:
+        """Place the encoders, run ``encode`` and turn its errors into node errors."""
+        from core.diffusion.embeddings import EmbeddingError
+        from core.diffusion.prompt_weights import PromptError
+        from core.engine import NodeError
+
+        for encoder in clip.encoders:
+            place(ctx, encoder.model)
+        try:
+            return encode()
+        except (EmbeddingError, PromptError, ValueError) as exc:
+            field = fields[0] if len(fields) == 1 else None
+            prefix = f"'{field}': " if field else ""
+            raise NodeError(f"{prefix}{exc}", field=field) from None
+
+    def encode(self, ctx: Any, clip: Any, text: str) -> Any:
+        from core.diffusion.text_encoding import encode_prompt
+
+        _refuse_bad_text(text, "text")  # again here: a link may feed the text
+        return self.run(
+            ctx,
+            clip,
+            lambda: encode_prompt(
+                clip,
+                text,
+                before_chunk=ctx.cancel.raise_if_cancelled,
+                embeddings=self.embeddings({"text": text}),
+            ),
+            ("text",),
+        )
+
+    def encode_sdxl(
+        self,
+        ctx: Any,
+        clip: Any,
+        width: int,
+        height: int,
+        crop_w: int,
+        crop_h: int,
+        target_width: int,
+        target_height: int,
+        text_g: str,
+        text_l: str,
+    ) -> Any:
+        from core.diffusion.conditioning import SizeConditioning
+        from core.diffusion.text_encoding import encode_sdxl
+        from core.engine import NodeError
+
+        _refuse_bad_text(text_g, "text_g")
+        _refuse_bad_text(text_l, "text_l")
+        if len(clip.encoders) != 2:
+            raise NodeError(
+                "'clip': CLIP Text Encode SDXL needs the SDXL base model's CLIP (CLIP-L and "
+                "OpenCLIP-bigG); for the refiner use CLIP Text Encode SDXL Refiner, for other "
+                "models CLIP Text Encode.",
+                field="clip",
+            )
+        size = SizeConditioning(
+            original_size=(height, width),
+            crop_top_left=(crop_h, crop_w),
+            target_size=(target_height, target_width),
+        )
+        source = self.embeddings({"text_g": text_g, "text_l": text_l})
+        return self.run(
+            ctx,
+            clip,
+            lambda: encode_sdxl(clip, text_g, text_l, size, ctx.cancel.raise_if_cancelled, source),
+            ("text_g", "text_l"),
+        )
+
+    def encode_refiner(
+        self, ctx: Any, clip: Any, ascore: float, width: int, height: int, text: str
+    ) -> Any:
+        from core.diffusion.conditioning import SizeConditioning
+        from core.diffusion.text_encoding import encode_prompt, is_sdxl_refiner_clip
+
+        _refuse_bad_text(text, "text")
+        if is_sdxl_refiner_clip(clip):
+            size = SizeConditioning(original_size=(height, width), aesthetic_score=ascore)
+        else:
+            # The SDXL base has no aesthetic score: width and height are its original and
+            # target size (as in ComfyUI).
+            size = SizeConditioning(original_size=(height, width), target_size=(height, width))
+        return self.run(
+            ctx,
+            clip,
+            lambda: encode_prompt(
+                clip, text, size, ctx.cancel.raise_if_cancelled, self.embeddings({"text": text})
+            ),
+            ("text",),
+        )
+
+    def problems(self, fields: tuple[str, ...]) -> Callable[[Mapping[str, Any]], Iterator]:
+        """Validation: brackets nested too deep and embeddings that cannot be found. The widget
+        itself refuses a text that is too long or holds a broken character."""
+
+        def check(params: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+            from core.diffusion.embedding_names import (
+                embedding_references,
+                find_embedding,
+                missing_embedding_message,
+            )
+            from core.diffusion.prompt_weights import PromptError, parse_prompt_weights
+
+            for field in fields:
+                text = params.get(field, "")
+                if not isinstance(text, str) or len(text) > MAX_PROMPT_CHARACTERS:
+                    continue
+                try:
+                    parse_prompt_weights(text)
+                except PromptError as exc:
+                    yield field, str(exc)
+                    continue
+                for name in embedding_references(text):
+                    if find_embedding(self.paths, name) is None:
+                        yield field, missing_embedding_message(self.paths, name)
+
+        return check
+
+    def fingerprint(self, fields: tuple[str, ...]) -> Callable[[Mapping[str, Any]], str]:
+        """The state of every embedding file the texts name; of every embedding file when a
+        text arrives by a link (its names are unknown until the node runs)."""
+
+        def digest(params: Mapping[str, Any]) -> str:
+            from core.diffusion.embedding_names import (
+                embedding_files,
+                embedding_references,
+                find_embedding,
+            )
+            from nodes.models import file_state
+
+            if any(field not in params for field in fields):
+                names = embedding_files(self.paths)
+                return "|".join(
+                    file_state(self.paths.resolve(ModelKind.EMBEDDINGS, n)) for n in names
+                )
+            parts = []
+            for field in fields:
+                text = params[field]
+                for name in embedding_references(text if isinstance(text, str) else ""):
+                    path = find_embedding(self.paths, name)
+                    parts.append(f"{name}={file_state(path) if path else 'missing'}")
+            return "|".join(parts)
+
+        return digest
+
+
+def _refuse_bad_text(text: str, field: str) -> None:
     from core.diffusion.prompt_weights import prompt_problem
-    from core.diffusion.text_encoding import encode_prompt
     from core.engine import NodeError
 
-    problem = prompt_problem(text)  # again here: a link may feed the text
+    problem = prompt_problem(text)
     if problem is not None:
-        raise NodeError(f"'text': {problem}", field="text")
-    for encoder in clip.encoders:
-        place(ctx, encoder.model)
-    return encode_prompt(clip, text, before_chunk=ctx.cancel.raise_if_cancelled)
-
-
-def _text_problems(params: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
-    """Validation: emphasis brackets nested too deep. The widget itself refuses a text that is
-    too long or holds a broken character."""
-    from core.diffusion.prompt_weights import PromptError, parse_prompt_weights
-
-    text = params.get("text", "")
-    if isinstance(text, str) and len(text) <= MAX_PROMPT_CHARACTERS:
-        try:
-            parse_prompt_weights(text)
-        except PromptError as exc:
-            yield "text", str(exc)
+        raise NodeError(f"'{field}': {problem}", field=field)
 
 
 def _combine(ctx: Any, conditioning_1: Any, conditioning_2: Any) -> Any:
@@ -112,30 +289,114 @@ def _zero_out(ctx: Any, conditioning: Any) -> Any:
 
 _COND = Output("CONDITIONING", t.CONDITIONING)
 
-SPECS = (
-    NodeSpec(
-        "CLIPTextEncode",
-        "CLIP Text Encode (Prompt)",
-        "conditioning",
-        _encode,
-        inputs=(
-            SocketInput("clip", t.CLIP),
-            WidgetInput(
-                "text",
-                t.STRING,
-                "",
-                multiline=True,
-                max_length=MAX_PROMPT_CHARACTERS,
-                description="(word:1.3) weighs a word up, [word] down; \\( escapes",
-            ),
+_TEXT = ("text",)
+_SDXL_TEXTS = ("text_g", "text_l")
+
+
+def _prompt(name: str, description: str = _PROMPT_HINT) -> WidgetInput:
+    return WidgetInput(
+        name,
+        t.STRING,
+        "",
+        multiline=True,
+        max_length=MAX_PROMPT_CHARACTERS,
+        description=description,
+    )
+
+
+def specs(paths: ModelPaths) -> tuple[NodeSpec, ...]:
+    """The conditioning specs, text encoders finding embeddings in ``paths``."""
+    encoders = _TextEncoders(paths)
+    return (*_text_specs(encoders), *SPECS)
+
+
+def _text_specs(encoders: _TextEncoders) -> tuple[NodeSpec, ...]:
+    return (
+        NodeSpec(
+            "CLIPTextEncode",
+            "CLIP Text Encode (Prompt)",
+            "conditioning",
+            encoders.encode,
+            inputs=(SocketInput("clip", t.CLIP), _prompt("text")),
+            outputs=(_COND,),
+            description="Turns a prompt into conditioning. Weights like (word:1.3), (word), "
+            f"[word]; prompts past 75 tokens are encoded in chunks and joined (up to "
+            f"{MAX_PROMPT_CHARACTERS:,} characters); embedding:name inserts a textual-inversion "
+            "embedding from the embeddings folder, (embedding:name:1.2) weighs it. SDXL uses "
+            "both encoders and the pooled embedding.",
+            fingerprint=encoders.fingerprint(_TEXT),
+            check=encoders.problems(_TEXT),
         ),
-        outputs=(_COND,),
-        description="Turns a prompt into conditioning. Weights like (word:1.3), (word), "
-        f"[word]; prompts past 75 tokens are encoded in chunks and joined (up to "
-        f"{MAX_PROMPT_CHARACTERS:,} characters). SDXL uses both encoders and the pooled "
-        "embedding.",
-        check=_text_problems,
-    ),
+        NodeSpec(
+            "CLIPTextEncodeSDXL",
+            "CLIP Text Encode SDXL",
+            "conditioning",
+            encoders.encode_sdxl,
+            inputs=(
+                SocketInput("clip", t.CLIP),
+                WidgetInput(
+                    "width",
+                    t.INT,
+                    1024,
+                    **_SDXL_SIZE,
+                    description="original size: the training picture's size to imitate",
+                ),
+                WidgetInput("height", t.INT, 1024, **_SDXL_SIZE),
+                WidgetInput(
+                    "crop_w", t.INT, 0, **_SDXL_SIZE, description="crop from the left; 0: centred"
+                ),
+                WidgetInput("crop_h", t.INT, 0, **_SDXL_SIZE, description="crop from the top"),
+                WidgetInput(
+                    "target_width",
+                    t.INT,
+                    1024,
+                    **_SDXL_SIZE,
+                    description="the size the picture is made at",
+                ),
+                WidgetInput("target_height", t.INT, 1024, **_SDXL_SIZE),
+                _prompt("text_g", "for OpenCLIP-bigG (and the pooled embedding); " + _PROMPT_HINT),
+                _prompt("text_l", "for CLIP-L; " + _PROMPT_HINT),
+            ),
+            outputs=(_COND,),
+            description="SDXL base prompt with its size conditioning: text_g goes through the "
+            "OpenCLIP-bigG encoder, text_l through CLIP-L (usually the same text). Original "
+            "size, crop and target size are SDXL's micro-conditioning: a large original size "
+            "and no crop ask for a sharp, well-framed picture.",
+            fingerprint=encoders.fingerprint(_SDXL_TEXTS),
+            check=encoders.problems(_SDXL_TEXTS),
+        ),
+        NodeSpec(
+            "CLIPTextEncodeSDXLRefiner",
+            "CLIP Text Encode SDXL Refiner",
+            "conditioning",
+            encoders.encode_refiner,
+            inputs=(
+                SocketInput("clip", t.CLIP),
+                WidgetInput(
+                    "ascore",
+                    t.FLOAT,
+                    6.0,
+                    min=0.0,
+                    max=1000.0,
+                    step=0.01,
+                    description="aesthetic score: about 6 for the prompt, 2.5 for the negative",
+                ),
+                WidgetInput("width", t.INT, 1024, **_SDXL_SIZE),
+                WidgetInput("height", t.INT, 1024, **_SDXL_SIZE),
+                _prompt("text"),
+            ),
+            outputs=(_COND,),
+            description="Prompt for the SDXL refiner, which is conditioned on an aesthetic "
+            "score and the original size. Use it on the refiner checkpoint's CLIP for the last "
+            "steps of a base → refiner split with KSampler (Advanced).",
+            fingerprint=encoders.fingerprint(_TEXT),
+            check=encoders.problems(_TEXT),
+        ),
+    )
+
+
+#: The conditioning operations, which need no model folders.
+SPECS = (
     NodeSpec(
         "ConditioningCombine",
         "Conditioning (Combine)",

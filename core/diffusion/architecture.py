@@ -24,6 +24,8 @@ from core.diffusion.families import ClipLayout, ModelFamily, PredictionType
 UNET_PREFIX = "model.diffusion_model."
 VAE_PREFIX = "first_stage_model."
 SDXL_ENCODER_PREFIXES = ("conditioner.embedders.0.transformer.", "conditioner.embedders.1.model.")
+#: The SDXL refiner's only text encoder, OpenCLIP-bigG, is its embedder 0.
+SDXL_REFINER_ENCODER_PREFIX = "conditioner.embedders.0.model."
 SD2_ENCODER_PREFIX = "cond_stage_model.model."
 SD1_ENCODER_PREFIX = "cond_stage_model.transformer."
 # ComfyUI's convention for marking converted v-prediction checkpoints: an (empty) "v_pred" key.
@@ -47,15 +49,10 @@ def detect_family(state_dict: Mapping[str, torch.Tensor], path: Path) -> ModelFa
     """Name the family of an LDM single-file checkpoint from its text encoder's key names."""
     if not _has_prefix(state_dict, UNET_PREFIX):
         raise ModelLoadError(path, _not_a_checkpoint_reason(state_dict), _CHECKPOINT_REMEDY)
-    if all(_has_prefix(state_dict, p) for p in SDXL_ENCODER_PREFIXES):
+    if all(_has_prefix(state_dict, p) for p in SDXL_ENCODER_PREFIXES) or is_sdxl_refiner(
+        state_dict
+    ):
         return ModelFamily.SDXL
-    if _has_prefix(state_dict, "conditioner.embedders.0.model."):
-        raise ModelLoadError(
-            path,
-            "looks like an SDXL refiner (a single OpenCLIP-bigG text encoder), which LatentLoom "
-            "does not support yet.",
-            "Use an SD 1.x, SD 2.x or SDXL base checkpoint.",
-        )
     if _has_prefix(state_dict, SD2_ENCODER_PREFIX):
         return ModelFamily.SD2
     if _has_prefix(state_dict, SD1_ENCODER_PREFIX):
@@ -66,6 +63,13 @@ def detect_family(state_dict: Mapping[str, torch.Tensor], path: Path) -> ModelFa
         "cond_stage_model.transformer.* for SD 1.x, cond_stage_model.model.* for SD 2.x or "
         "conditioner.embedders.* for SDXL).",
         "Use a complete checkpoint; UNet-only files are not supported.",
+    )
+
+
+def is_sdxl_refiner(state_dict: Mapping[str, torch.Tensor]) -> bool:
+    """Whether an LDM checkpoint is an SDXL refiner: OpenCLIP-bigG as its only embedder."""
+    return _has_prefix(state_dict, SDXL_REFINER_ENCODER_PREFIX) and not _has_prefix(
+        state_dict, "conditioner.embedders.1."
     )
 
 
@@ -146,11 +150,13 @@ def _unet_config(unet: Mapping[str, torch.Tensor], base: dict[str, Any]) -> dict
     firsts = [1 + level * per_level for level in range(levels)]
     channels = [int(unet[f"input_blocks.{i}.0.out_layers.3.weight"].shape[0]) for i in firsts]
     attention = [f"input_blocks.{i}.1.proj_in.weight" in unet for i in firsts]
+    mid_depth = len(_indices(unet, r"middle_block\.1\.transformer_blocks\.(\d+)\.")) or 1
+    # Levels without attention take the middle block's depth: diffusers builds the middle block
+    # with the last level's entry, and the SDXL refiner's last level has no attention.
     depths = [
-        len(_indices(unet, rf"input_blocks\.{i}\.1\.transformer_blocks\.(\d+)\.")) or 1
+        len(_indices(unet, rf"input_blocks\.{i}\.1\.transformer_blocks\.(\d+)\.")) or mid_depth
         for i in firsts
     ]
-    mid_depth = len(_indices(unet, r"middle_block\.1\.transformer_blocks\.(\d+)\.")) or 1
     if mid_depth != depths[-1]:
         raise ValueError(f"middle block depth {mid_depth} differs from the last level's")
     proj_in = next(unet[k] for k in unet if k.endswith(".proj_in.weight"))
@@ -185,12 +191,18 @@ def _unet_config(unet: Mapping[str, torch.Tensor], base: dict[str, Any]) -> dict
     return config
 
 
-def sdxl_time_embed_dim(unet_config: Mapping[str, Any], pooled_dim: int) -> int:
-    """SDXL's size/crop embedding width: (adm_in_channels − pooled width) / 6 numbers."""
+def sdxl_time_embed_dim(unet_config: Mapping[str, Any], pooled_dim: int, numbers: int = 6) -> int:
+    """SDXL's size/crop embedding width: (adm_in_channels − pooled width) / ``numbers``.
+
+    The base embeds 6 numbers (original size, crop, target size), the refiner 5 (original
+    size, crop, aesthetic score).
+    """
     extra = int(unet_config["projection_class_embeddings_input_dim"]) - pooled_dim
-    if extra <= 0 or extra % 6:
-        raise ValueError(f"label_emb input width leaves {extra} channels for 6 size numbers")
-    return extra // 6
+    if extra <= 0 or extra % numbers:
+        raise ValueError(
+            f"label_emb input width leaves {extra} channels for {numbers} size numbers"
+        )
+    return extra // numbers
 
 
 def vae_config_from_ldm(

@@ -228,6 +228,13 @@ def _tensors_of(path: Path, loaded: object) -> StateDict:
         for key, value in loaded.items()
         if isinstance(key, str) and isinstance(value, torch.Tensor)
     }
+    # One level of nesting, named "outer.inner": AUTOMATIC1111's textual-inversion files keep
+    # their vectors in {"string_to_param": {"*": tensor}}.
+    for key, value in loaded.items():
+        if isinstance(key, str) and isinstance(value, dict):
+            for inner, tensor in value.items():
+                if isinstance(inner, str) and isinstance(tensor, torch.Tensor):
+                    tensors.setdefault(f"{key}.{inner}", tensor)
     if not tensors:
         raise ModelLoadError(path, "holds no tensors.", "Expected model weights.")
     return tensors

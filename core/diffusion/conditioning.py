@@ -36,11 +36,17 @@ class Area:
 
 @dataclass(frozen=True)
 class SizeConditioning:
-    """SDXL's micro-conditioning (Podell et al., 2023, §2.2), sizes as (height, width)."""
+    """SDXL's micro-conditioning (Podell et al., 2023, §2.2), sizes as (height, width).
 
-    original_size: tuple[int, int]
+    A size left None is the size of the image being sampled. ``aesthetic_score`` is set only
+    for the SDXL refiner, which is conditioned on (original size, crop, aesthetic score)
+    instead of (original size, crop, target size) (Podell et al., 2023, §2.5).
+    """
+
+    original_size: tuple[int, int] | None = None
     crop_top_left: tuple[int, int] = (0, 0)
     target_size: tuple[int, int] | None = None
+    aesthetic_score: float | None = None
 
 
 @dataclass(frozen=True)
@@ -159,8 +165,19 @@ def set_mask(
 
 
 def set_size(conditioning: Conditioning, size: SizeConditioning) -> Conditioning:
-    """Attach SDXL size/crop conditioning to every entry."""
-    return _map_options(conditioning, size=size)
+    """Attach SDXL size/crop conditioning to every entry.
+
+    An entry made for the refiner keeps its aesthetic score when ``size`` has none, so that
+    sizing refiner conditioning never turns it into base conditioning.
+    """
+    entries = []
+    for entry in conditioning.entries:
+        old = entry.options.size
+        new = size
+        if size.aesthetic_score is None and old is not None and old.aesthetic_score is not None:
+            new = replace(size, aesthetic_score=old.aesthetic_score)
+        entries.append(replace(entry, options=replace(entry.options, size=new)))
+    return Conditioning(tuple(entries))
 
 
 def zero_out(conditioning: Conditioning) -> Conditioning:
@@ -183,10 +200,14 @@ def sdxl_time_ids(
     """SDXL's ``add_time_ids``: (orig_h, orig_w, crop_top, crop_left, target_h, target_w).
 
     The order is that of generative-models' concatenated embedders and diffusers'
-    ``StableDiffusionXLPipeline._get_add_time_ids``. Without explicit size conditioning the
-    image size (``height``, ``width`` in pixels) is used for both sizes with no crop.
+    ``StableDiffusionXLPipeline._get_add_time_ids``. Sizes left unset are the image size
+    (``height``, ``width`` in pixels). Refiner conditioning (with an aesthetic score) gives
+    the refiner's five numbers instead: (orig_h, orig_w, crop_top, crop_left, score).
     """
-    size = size or SizeConditioning(original_size=(height, width))
-    target = size.target_size or (height, width)
-    values = (*size.original_size, *size.crop_top_left, *target)
+    size = size or SizeConditioning()
+    original = size.original_size or (height, width)
+    if size.aesthetic_score is not None:
+        values: tuple[float, ...] = (*original, *size.crop_top_left, size.aesthetic_score)
+    else:
+        values = (*original, *size.crop_top_left, *(size.target_size or (height, width)))
     return torch.tensor([values], dtype=dtype)

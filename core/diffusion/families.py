@@ -11,7 +11,7 @@ from core.diffusion import offline  # noqa: F401  (must precede diffusers/transf
 
 # isort: split
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 
@@ -63,6 +63,8 @@ class FamilyTraits:
     text_encoders: tuple[TextEncoderTraits, ...]
     default_prediction: PredictionType
     vae_scaling_factor: float
+    #: The SDXL refiner: only the OpenCLIP-bigG encoder, conditioned on an aesthetic score.
+    refiner: bool = False
 
 
 EOS_TOKEN_ID = 49407  # <|endoftext|> in the CLIP BPE vocabulary
@@ -111,6 +113,10 @@ _SDXL_CLIP_G = TextEncoderTraits(
     with_projection=True,
 )
 
+# The SDXL refiner stores its only encoder, the same OpenCLIP-bigG with the same conventions, as
+# embedder 0 (sd_xl_refiner.yaml: FrozenOpenCLIPEmbedder2, layer "penultimate", legacy False).
+_SDXL_REFINER_CLIP_G = replace(_SDXL_CLIP_G, ldm_prefix="conditioner.embedders.0.model.")
+
 FAMILY_TRAITS: dict[ModelFamily, FamilyTraits] = {
     # Latent scale factors: 0.18215 from the LDM/SD v1 configs, 0.13025 from SDXL's VAE config.
     ModelFamily.SD1: FamilyTraits(ModelFamily.SD1, (_SD1_CLIP,), PredictionType.EPSILON, 0.18215),
@@ -121,8 +127,31 @@ FAMILY_TRAITS: dict[ModelFamily, FamilyTraits] = {
 }
 
 
-def config_folder(family: ModelFamily, prediction: PredictionType, inpainting: bool) -> str:
+SDXL_REFINER_TRAITS = FamilyTraits(
+    ModelFamily.SDXL, (_SDXL_REFINER_CLIP_G,), PredictionType.EPSILON, 0.13025, refiner=True
+)
+
+#: The refiner's aesthetic scores when a prompt does not say (diffusers'
+#: StableDiffusionXLImg2ImgPipeline and ComfyUI: 6 for the prompt, 2.5 for the negative).
+REFINER_AESTHETIC_SCORE = 6.0
+REFINER_NEGATIVE_AESTHETIC_SCORE = 2.5
+
+
+def family_traits(family: ModelFamily, refiner: bool = False) -> FamilyTraits:
+    """The traits of ``family``; ``refiner`` picks the SDXL refiner's."""
+    if refiner:
+        if family is not ModelFamily.SDXL:
+            raise ValueError(f"only SDXL has a refiner, not {family}")
+        return SDXL_REFINER_TRAITS
+    return FAMILY_TRAITS[family]
+
+
+def config_folder(
+    family: ModelFamily, prediction: PredictionType, inpainting: bool, refiner: bool = False
+) -> str:
     """Name the folder of ``resources/configs`` a model of this kind starts from."""
+    if refiner:
+        return "sdxl_refiner"
     if family is ModelFamily.SD1:
         return "sd15_inpaint" if inpainting else "sd15"
     if family is ModelFamily.SD2:

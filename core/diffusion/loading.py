@@ -35,6 +35,7 @@ from core.diffusion.architecture import (
     clip_config_from_weights,
     detect_family,
     detect_prediction,
+    is_sdxl_refiner,
     sdxl_time_embed_dim,
     strip_prefix,
     unet_config_from_ldm,
@@ -49,6 +50,7 @@ from core.diffusion.families import (
     PredictionType,
     TextEncoderTraits,
     config_folder,
+    family_traits,
 )
 from core.diffusion.models import (
     ClipModel,
@@ -118,8 +120,9 @@ def load_checkpoint_state_dict(
     dtype = overrides.dtype or torch.float32
     unet_tensors = strip_prefix(state_dict, UNET_PREFIX)
     inpainting = int(unet_tensors["input_blocks.0.0.weight"].shape[1]) == 9
-    folder = config_folder(family, prediction, inpainting)
-    traits = FAMILY_TRAITS[family]
+    refiner = family is ModelFamily.SDXL and is_sdxl_refiner(state_dict)
+    folder = config_folder(family, prediction, inpainting, refiner)
+    traits = family_traits(family, refiner)
     stages = _Stages(progress, 3 + len(traits.text_encoders))
     stages.done()  # the file is read
 
@@ -130,8 +133,11 @@ def load_checkpoint_state_dict(
     unet_config = unet_config_from_ldm(unet_tensors, load_component_config(folder, "unet"), path)
     if unet_config.get("addition_embed_type") == "text_time":
         pooled = int(encoders[-1].model.config.projection_dim)
+        numbers = 5 if refiner else 6
         try:
-            unet_config["addition_time_embed_dim"] = sdxl_time_embed_dim(unet_config, pooled)
+            unet_config["addition_time_embed_dim"] = sdxl_time_embed_dim(
+                unet_config, pooled, numbers
+            )
         except ValueError as exc:
             raise ModelLoadError(path, f"has an SDXL UNet that does not fit: {exc}.") from exc
     del unet_tensors
@@ -341,8 +347,12 @@ def load_diffusers_folder(
         index = json.loads(index_path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise ModelLoadError(index_path, f"is not valid JSON ({exc}).") from exc
-    for component in ("unet", "vae", "text_encoder"):
-        if component not in index or not (folder / component).is_dir():
+    # The SDXL refiner's folder has only the second text encoder (text_encoder_2/).
+    refiner = not _has_component(folder, index, "text_encoder") and _has_component(
+        folder, index, "text_encoder_2"
+    )
+    for component in ("unet", "vae", "text_encoder_2" if refiner else "text_encoder"):
+        if not _has_component(folder, index, component):
             raise ModelLoadError(
                 folder,
                 f"has no {component}/ component.",
@@ -351,16 +361,22 @@ def load_diffusers_folder(
     dtype = overrides.dtype or torch.float32
     unet = _from_pretrained(UNet2DConditionModel, folder / "unet", folder, dtype)
     family = overrides.family or _family_of_unet(unet.config)
-    stages = _Stages(progress, 2 + len(FAMILY_TRAITS[family].text_encoders))
+    if refiner and family is not ModelFamily.SDXL:
+        raise ModelLoadError(
+            folder,
+            "has no text_encoder/ component.",
+            "Expected a Stable Diffusion pipeline folder (unet, vae, text_encoder…).",
+        )
+    traits = family_traits(family, refiner)
+    stages = _Stages(progress, 2 + len(traits.text_encoders))
     stages.done()
     scheduler_config = _read_scheduler_config(folder)
     default_prediction = scheduler_config.get("prediction_type", "epsilon")
     prediction = overrides.prediction or PredictionType(default_prediction)
     scheduler_config["prediction_type"] = str(prediction)
-    traits = FAMILY_TRAITS[family]
     encoders = []
     for number, encoder_traits in enumerate(traits.text_encoders):
-        suffix = "" if number == 0 else f"_{number + 1}"
+        suffix = "_2" if refiner else ("" if number == 0 else f"_{number + 1}")
         model_class = (
             CLIPTextModelWithProjection if encoder_traits.with_projection else CLIPTextModel
         )
@@ -401,6 +417,13 @@ def load_diffusers_folder(
         clip=ClipModel(family, tuple(encoders)),
         vae=vae,
     )
+
+
+def _has_component(folder: Path, index: Mapping[str, Any], name: str) -> bool:
+    """Whether a pipeline folder's index names ``name`` (not as null) and its folder exists."""
+    entry = index.get(name)
+    named = isinstance(entry, list) and any(part is not None for part in entry)
+    return named and (folder / name).is_dir()
 
 
 def _read_latent_rgb(folder: Path) -> LatentRgb | None:

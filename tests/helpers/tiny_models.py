@@ -20,7 +20,7 @@ from diffusers import AutoencoderKL, UNet2DConditionModel
 from safetensors.torch import save_file
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
-from core.diffusion.families import FAMILY_TRAITS, ModelFamily, PredictionType, config_folder
+from core.diffusion.families import ModelFamily, PredictionType, config_folder, family_traits
 from core.diffusion.keymap import clip_to_ldm, openclip_to_ldm, unet_to_ldm, vae_to_ldm
 from core.diffusion.resources import CLIP_TOKENIZER, load_component_config
 
@@ -36,6 +36,8 @@ class TinyPipeline:
     unet: UNet2DConditionModel
     vae: AutoencoderKL
     text_encoders: tuple[Any, ...]
+    #: The SDXL refiner: only the OpenCLIP-bigG encoder, four levels, aesthetic-score ids.
+    refiner: bool = False
 
     @property
     def inpainting(self) -> bool:
@@ -48,12 +50,16 @@ def _randomise(module: torch.nn.Module, generator: torch.Generator) -> None:
             parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.05)
 
 
-def tiny_text_config(family: ModelFamily, index: int) -> dict[str, Any]:
-    """A CLIP text config with the family's real vocabulary and context length, tiny widths."""
-    traits = FAMILY_TRAITS[family].text_encoders[index]
-    folder = config_folder(family, PredictionType.EPSILON, False)
+def tiny_text_config(family: ModelFamily, index: int, refiner: bool = False) -> dict[str, Any]:
+    """A CLIP text config with the family's real vocabulary and context length, tiny widths.
+
+    CLIP-L style encoders are 32 wide, OpenCLIP-bigG style ones (SDXL's second encoder, the
+    refiner's only one) 64.
+    """
+    traits = family_traits(family, refiner).text_encoders[index]
+    folder = config_folder(family, PredictionType.EPSILON, False, refiner)
     config = load_component_config(folder, traits.config_file.removesuffix(".json"))
-    width = 32 if index == 0 else 64
+    width = 64 if index == 1 or refiner else 32
     config.update(
         hidden_size=width,
         intermediate_size=2 * width,
@@ -65,9 +71,12 @@ def tiny_text_config(family: ModelFamily, index: int) -> dict[str, Any]:
     return config
 
 
-def tiny_unet_config(family: ModelFamily, context_dim: int, inpainting: bool) -> dict[str, Any]:
-    """Three levels, one resnet per level, 32/64 channels, in the family's block pattern."""
-    folder = config_folder(family, PredictionType.EPSILON, inpainting)
+def tiny_unet_config(
+    family: ModelFamily, context_dim: int, inpainting: bool, refiner: bool = False
+) -> dict[str, Any]:
+    """Three levels (the refiner: four), one resnet per level, 32/64 channels, in the family's
+    block pattern."""
+    folder = config_folder(family, PredictionType.EPSILON, inpainting, refiner)
     config = load_component_config(folder, "unet")
     config.update(
         block_out_channels=[32, 64, 64],
@@ -75,7 +84,24 @@ def tiny_unet_config(family: ModelFamily, context_dim: int, inpainting: bool) ->
         cross_attention_dim=context_dim,
         sample_size=8,
     )
-    if family is ModelFamily.SDXL:
+    if refiner:
+        # The refiner's pattern: attention on the middle two levels and in the middle block,
+        # all of the same depth; five size/score numbers after the pooled text.
+        config.update(
+            block_out_channels=[32, 64, 64, 64],
+            down_block_types=[
+                "DownBlock2D",
+                "CrossAttnDownBlock2D",
+                "CrossAttnDownBlock2D",
+                "DownBlock2D",
+            ],
+            up_block_types=["UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"],
+            transformer_layers_per_block=2,
+            attention_head_dim=[8, 1, 1, 1],
+            addition_time_embed_dim=8,
+            projection_class_embeddings_input_dim=32 + 5 * 8,
+        )
+    elif family is ModelFamily.SDXL:
         config.update(
             down_block_types=["DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"],
             up_block_types=["CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"],
@@ -108,29 +134,31 @@ def make_tiny_pipeline(
     inpainting: bool = False,
     prediction: PredictionType = PredictionType.EPSILON,
     seed: int = 0,
+    refiner: bool = False,
 ) -> TinyPipeline:
-    """Build a random tiny pipeline of ``family``."""
+    """Build a random tiny pipeline of ``family`` (``refiner``: the SDXL refiner)."""
     generator = torch.Generator().manual_seed(seed)
     encoders = []
-    for index, traits in enumerate(FAMILY_TRAITS[family].text_encoders):
-        config = CLIPTextConfig(**tiny_text_config(family, index))
+    for index, traits in enumerate(family_traits(family, refiner).text_encoders):
+        config = CLIPTextConfig(**tiny_text_config(family, index, refiner))
         model_class = CLIPTextModelWithProjection if traits.with_projection else CLIPTextModel
         model = model_class(config)
         _randomise(model, generator)
         encoders.append(model.eval())
     context = sum(int(e.config.hidden_size) for e in encoders)
-    unet = UNet2DConditionModel.from_config(tiny_unet_config(family, context, inpainting))
+    unet_config = tiny_unet_config(family, context, inpainting, refiner)
+    unet = UNet2DConditionModel.from_config(unet_config)
     vae = AutoencoderKL.from_config(tiny_vae_config(family))
     _randomise(unet, generator)
     _randomise(vae, generator)
-    return TinyPipeline(family, prediction, unet.eval(), vae.eval(), tuple(encoders))
+    return TinyPipeline(family, prediction, unet.eval(), vae.eval(), tuple(encoders), refiner)
 
 
 def ldm_state_dict(pipeline: TinyPipeline) -> dict[str, torch.Tensor]:
     """All tensors of ``pipeline`` under the names an original LDM checkpoint uses."""
     tensors = unet_to_ldm(pipeline.unet.state_dict(), pipeline.unet.config)
     tensors.update(vae_to_ldm(pipeline.vae.state_dict(), pipeline.vae.config, "first_stage_model."))
-    traits = FAMILY_TRAITS[pipeline.family].text_encoders
+    traits = family_traits(pipeline.family, pipeline.refiner).text_encoders
     for encoder, encoder_traits in zip(pipeline.text_encoders, traits, strict=True):
         state = encoder.state_dict()
         if encoder_traits.layout == "openclip":
@@ -170,21 +198,26 @@ def write_diffusers_folder(pipeline: TinyPipeline, folder: Path) -> Path:
     pipeline.unet.save_pretrained(folder / "unet")
     pipeline.vae.save_pretrained(folder / "vae")
     index: dict[str, Any] = {
-        "_class_name": "StableDiffusionXLPipeline"
+        "_class_name": "StableDiffusionXLImg2ImgPipeline"
+        if pipeline.refiner
+        else "StableDiffusionXLPipeline"
         if pipeline.family is ModelFamily.SDXL
         else "StableDiffusionPipeline",
         "unet": ["diffusers", "UNet2DConditionModel"],
         "vae": ["diffusers", "AutoencoderKL"],
         "scheduler": ["diffusers", "DDIMScheduler"],
     }
+    if pipeline.refiner:  # the refiner's index names its absent first encoder as null
+        index["text_encoder"] = index["tokenizer"] = [None, None]
     for number, encoder in enumerate(pipeline.text_encoders):
-        suffix = "" if number == 0 else f"_{number + 1}"
+        suffix = "_2" if pipeline.refiner else ("" if number == 0 else f"_{number + 1}")
         encoder.save_pretrained(folder / f"text_encoder{suffix}")
         shutil.copytree(CLIP_TOKENIZER, folder / f"tokenizer{suffix}", dirs_exist_ok=True)
         index[f"text_encoder{suffix}"] = ["transformers", type(encoder).__name__]
         index[f"tokenizer{suffix}"] = ["transformers", "CLIPTokenizer"]
     scheduler = load_component_config(
-        config_folder(pipeline.family, pipeline.prediction, pipeline.inpainting), "scheduler"
+        config_folder(pipeline.family, pipeline.prediction, pipeline.inpainting, pipeline.refiner),
+        "scheduler",
     )
     scheduler["prediction_type"] = str(pipeline.prediction)
     (folder / "scheduler").mkdir(exist_ok=True)
