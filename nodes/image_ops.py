@@ -71,6 +71,26 @@ def _image_batch(ctx: Any, image1: Any, image2: Any) -> Any:
     return images.batch(image1, image2)
 
 
+def _repeat_batch(ctx: Any, image: Any, amount: int) -> Any:
+    return image.repeat(amount, 1, 1, 1)
+
+
+def _from_batch(ctx: Any, image: Any, batch_index: int, length: int) -> Any:
+    from core.diffusion import images
+
+    return images.from_batch(image, batch_index, length)
+
+
+def _image_size(ctx: Any, image: Any) -> tuple[int, int, int]:
+    return int(image.shape[2]), int(image.shape[1]), int(image.shape[0])
+
+
+def _add_noise(ctx: Any, image: Any, seed: int, strength: float) -> Any:
+    from core.diffusion import images
+
+    return images.add_noise(image, seed, strength)
+
+
 def _image_blend(ctx: Any, image1: Any, image2: Any, blend_factor: float, blend_mode: str) -> Any:
     from core.diffusion import images
 
@@ -189,6 +209,56 @@ SPECS = (
         outputs=_IMAGE_OUT,
         description="Joins two image batches into one; image2 is resized (centre-cropped) to "
         "image1's size if they differ.",
+    ),
+    NodeSpec(
+        "RepeatImageBatch",
+        "Repeat Image Batch",
+        "image/batch",
+        _repeat_batch,
+        inputs=(
+            SocketInput("image", t.IMAGE),
+            WidgetInput("amount", t.INT, 1, min=1, max=4096, step=1),
+        ),
+        outputs=_IMAGE_OUT,
+        description="Repeats the whole image batch, e.g. to encode one picture for several "
+        "image-to-image variations.",
+    ),
+    NodeSpec(
+        "ImageFromBatch",
+        "Image From Batch",
+        "image/batch",
+        _from_batch,
+        inputs=(
+            SocketInput("image", t.IMAGE),
+            WidgetInput("batch_index", t.INT, 0, min=0, max=4095, step=1),
+            WidgetInput("length", t.INT, 1, min=1, max=4096, step=1),
+        ),
+        outputs=_IMAGE_OUT,
+        description="Picks pictures out of a batch: length of them from batch_index on "
+        "(clipped to the batch).",
+    ),
+    NodeSpec(
+        "GetImageSize",
+        "Get Image Size",
+        "image",
+        _image_size,
+        inputs=(SocketInput("image", t.IMAGE),),
+        outputs=(Output("width", t.INT), Output("height", t.INT), Output("batch_size", t.INT)),
+        description="The width, height and batch size of images, to drive other nodes' sizes.",
+    ),
+    NodeSpec(
+        "ImageAddNoise",
+        "Image Add Noise",
+        "image",
+        _add_noise,
+        inputs=(
+            SocketInput("image", t.IMAGE),
+            WidgetInput("seed", t.INT, 0, min=0, max=2**64 - 1, step=1, control_after_run=True),
+            WidgetInput("strength", t.FLOAT, 0.5, min=0.0, max=1.0, step=0.01),
+        ),
+        outputs=_IMAGE_OUT,
+        description="Adds seeded Gaussian noise (film grain) to images; a picture with some "
+        "noise often makes a better image-to-image start.",
     ),
     NodeSpec(
         "ImageBlend",

@@ -111,6 +111,13 @@ def _mask_to_image(ctx: Any, mask: Any) -> Any:
     return masks.to_image(mask)
 
 
+def _preview(ctx: Any, mask: Any) -> tuple[()]:
+    from core.diffusion import masks
+
+    ctx.record("images", masks.to_image(mask))
+    return ()
+
+
 def _crop(ctx: Any, mask: Any, x: int, y: int, width: int, height: int) -> Any:
     from core.diffusion import masks
 
@@ -272,5 +279,14 @@ SPECS = (
         outputs=_MASK_OUT,
         description="Fades the mask to nothing over this many pixels at each border of the "
         "picture (a linear ramp), so a repaint touching the edge blends in.",
+    ),
+    NodeSpec(
+        "MaskPreview",
+        "Preview Mask",
+        "mask",
+        _preview,
+        inputs=(SocketInput("mask", t.MASK),),
+        output_node=True,
+        description="Shows a mask as a grey picture (white = repaint) without saving it.",
     ),
 )

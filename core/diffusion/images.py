@@ -197,6 +197,20 @@ def batch(image1: torch.Tensor, image2: torch.Tensor) -> torch.Tensor:
     return torch.cat([image1, match_size(image2, image1, "bilinear")]).contiguous()
 
 
+def from_batch(image: torch.Tensor, index: int, length: int = 1) -> torch.Tensor:
+    """ImageFromBatch: pictures ``index`` … ``index + length − 1``, clipped to the batch."""
+    index = min(max(index, 0), image.shape[0] - 1)
+    return image[index : index + max(1, length)].clone()
+
+
+def add_noise(image: torch.Tensor, seed: int, strength: float) -> torch.Tensor:
+    """ImageAddNoise: Gaussian noise × ``strength`` drawn on the CPU from ``seed``, clamped."""
+    from core.diffusion.sampling import seeded_noise
+
+    noise = seeded_noise(seed, image.shape).to(image.dtype)
+    return (image + strength * noise).clamp(0.0, 1.0)
+
+
 def crop(image: torch.Tensor, width: int, height: int, x: int, y: int) -> torch.Tensor:
     """ImageCrop: the ``width``×``height`` rectangle at (x, y); the corner stays inside."""
     x, y = min(x, image.shape[2] - 1), min(y, image.shape[1] - 1)

@@ -201,3 +201,37 @@ def test_vae_encoders_drop_an_alpha_channel() -> None:
     torch.testing.assert_close(vae_ops.encode_in_tiles(vae, rgba, 64, 0), expected)
     inpaint, _ = vae_ops.encode_for_inpaint(vae, rgba, torch.zeros(1, 16, 16), 0)
     torch.testing.assert_close(inpaint, expected)
+
+
+def test_batch_noise_size_and_mask_preview_nodes_run_from_a_comfyui_graph(tmp_path: Path) -> None:
+    workflow = _ui_workflow(
+        [
+            (1, "EmptyImage", [8, 4, 2, 0x808080], [], IMAGE),
+            (2, "ImageAddNoise", [5, "fixed", 0.5], ["image"], IMAGE),
+            (3, "RepeatImageBatch", [2], ["image"], IMAGE),
+            (4, "ImageFromBatch", [1, 2], ["image"], IMAGE),
+            (5, "GetImageSize", [], ["image"], ("INT", "INT", "INT")),
+            (6, "SolidMask", [0.25, 8, 4], [], MASK),
+            (7, "MaskPreview", [], ["mask"], ()),
+        ],
+        [
+            (1, 0, 2, "image"),
+            (2, 0, 3, "image"),
+            (3, 0, 4, "image"),
+            (4, 0, 5, "image"),
+            (6, 0, 7, "mask"),
+        ],
+    )
+    registry = build_registry()
+    graph = import_ui(workflow, registry)[0].graph
+    assert graph.node(2).params == {"seed": 5, "strength": 0.5}
+    run = Executor(registry).run(graph, outputs=[2, 4, 5, 7], output_dir=tmp_path, device="cpu")
+    assert run.status == "ok", [e.message for e in run.entries.values()]
+    noise = torch.randn(2, 4, 8, 3, generator=torch.Generator().manual_seed(5))
+    expected = (0x80 / 255 + 0.5 * noise).clamp(0, 1)
+    torch.testing.assert_close(run.outputs[2][0], expected)
+    (picked,) = run.outputs[4]
+    torch.testing.assert_close(picked, torch.cat([expected[1:], expected[:1]]))
+    assert run.outputs[5] == (8, 4, 2)
+    (shown,) = [r.value for r in run.entries[7].records if r.kind == "images"]
+    assert shown.shape == (1, 4, 8, 3) and float(shown.max()) == 0.25
