@@ -13,6 +13,7 @@ from PySide6.QtCore import QPointF, QRectF
 from core.graph import types as t
 from core.graph.commands import (
     AddNode,
+    AddNote,
     Command,
     Connect,
     Fragment,
@@ -20,6 +21,7 @@ from core.graph.commands import (
     Macro,
     Paste,
     RemoveNodes,
+    RemoveNotes,
     SetNodeAttribute,
 )
 from core.graph.model import Link, NodeId
@@ -98,9 +100,27 @@ def insert_reroute(scene: GraphScene, link: Link, pos: QPointF) -> NodeId | None
     return node_id if scene.push(command, pos) else None
 
 
-def delete(scene: GraphScene, node_ids: list[NodeId]) -> None:
-    if node_ids:
-        scene.push(RemoveNodes(node_ids))
+def delete(scene: GraphScene, node_ids: list[NodeId], note_ids: list[int] | None = None) -> None:
+    """Removes the nodes and the notes (the selected ones when None), one undo step."""
+    notes = scene.selected_note_ids() if note_ids is None else note_ids
+    commands: list[Command] = [RemoveNodes(node_ids)] if node_ids else []
+    if notes:
+        commands.append(RemoveNotes(notes))
+    if commands:
+        scene.push(commands[0] if len(commands) == 1 else Macro("Delete", commands))
+
+
+def add_note(scene: GraphScene, pos: QPointF, markdown: bool = False) -> int | None:
+    """Adds an empty note at ``pos``, selected, and opens it for typing; one undo step for
+    the note, one for its text."""
+    from nodeui.canvas import inline_edit
+
+    command = AddNote("", (pos.x(), pos.y()), markdown=markdown)
+    if not scene.push(command, pos) or command.note_id is None:
+        return None
+    scene.select_nodes([], [command.note_id])
+    inline_edit.edit_note(scene, scene.notes[command.note_id])
+    return command.note_id
 
 
 def toggle(scene: GraphScene, node_ids: list[NodeId], attribute: str) -> None:

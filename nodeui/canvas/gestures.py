@@ -22,6 +22,7 @@ from core.graph.commands import (
     Connect,
     Disconnect,
     EditGroup,
+    EditNote,
     Macro,
     MoveNodes,
     SetNodeAttribute,
@@ -33,6 +34,7 @@ from nodeui.canvas import style as s
 from nodeui.canvas.items.group import GroupItem
 from nodeui.canvas.items.link import DragLinkItem, LinkItem
 from nodeui.canvas.items.node import Hit, NodeItem
+from nodeui.canvas.items.note import NoteItem
 from nodeui.canvas.layout import COMBO, MULTILINE, NUMBER, SLIDER, TEXT, TOGGLE
 from nodeui.runstate import CONTROL_MODES, control_mode
 
@@ -218,6 +220,35 @@ class MoveGroup(Gesture):
         self.item.setPos(self.start_pos)
         for nid in self.members:
             self.scene.nodes[nid].refresh_position()
+
+
+class MoveNote(Gesture):
+    """Press on a note: selects it (Shift or Ctrl adds it to the selection); a drag moves it,
+    one ``EditNote`` undo step."""
+
+    def __init__(self, scene: GraphScene, item: NoteItem) -> None:
+        super().__init__(scene)
+        self.item = item
+        self.token = object()
+        self.start = (0.0, 0.0)
+
+    def press(self, event: QGraphicsSceneMouseEvent) -> None:
+        super().press(event)
+        adding = event.modifiers() & (
+            Qt.KeyboardModifier.ShiftModifier | Qt.KeyboardModifier.ControlModifier
+        )
+        notes = set(self.scene.selected_note_ids()) if adding else set()
+        nodes = self.scene.selected_node_ids() if adding else []
+        self.scene.select_nodes(nodes, notes | {self.item.note_id})
+        self.start = self.scene.graph.notes[self.item.note_id].pos
+
+    def move(self, event: QGraphicsSceneMouseEvent) -> None:
+        super().move(event)
+        if not self.moved:
+            return
+        delta = event.scenePos() - self.origin
+        pos = (self.start[0] + delta.x(), self.start[1] + delta.y())
+        self.scene.push(EditNote(self.item.note_id, gesture=self.token, pos=pos))
 
 
 class DragLink(Gesture):
@@ -524,6 +555,8 @@ def for_press(scene: GraphScene, event: QGraphicsSceneMouseEvent) -> Gesture | N
         return _node_gesture(scene, item, hit)
     if isinstance(item, LinkItem) and event.modifiers() & Qt.KeyboardModifier.AltModifier:
         return ClickControl(scene, item, Hit("reroute"))
+    if isinstance(item, NoteItem):
+        return MoveNote(scene, item)
     if isinstance(item, GroupItem) and item.title_rect().contains(item.mapFromScene(pos)):
         return MoveGroup(scene, item)
     return RubberBandSelect(scene)
@@ -555,7 +588,8 @@ def _node_gesture(scene: GraphScene, item: NodeItem, hit: Hit) -> Gesture:
 
 def double_click(scene: GraphScene, event: QGraphicsSceneMouseEvent) -> bool:
     """Double-click actions: title collapses, an editor opens for typing, a link gets a
-    reroute dot, a group title is renamed, empty canvas opens the palette."""
+    reroute dot, a group title is renamed, a note's text opens for editing, empty canvas
+    opens the palette."""
     if event.button() != Qt.MouseButton.LeftButton:
         return False
     pos = event.scenePos()
@@ -580,6 +614,9 @@ def double_click(scene: GraphScene, event: QGraphicsSceneMouseEvent) -> bool:
         return True
     if isinstance(item, LinkItem):
         edits.insert_reroute(scene, item.link, pos)
+        return True
+    if isinstance(item, NoteItem):
+        inline_edit.edit_note(scene, item)
         return True
     if isinstance(item, GroupItem) and item.title_rect().contains(item.mapFromScene(pos)):
         inline_edit.rename_group(scene, item)

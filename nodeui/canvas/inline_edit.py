@@ -20,7 +20,7 @@ from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import QGraphicsProxyWidget, QLineEdit, QMenu, QPlainTextEdit, QWidget
 
 from core.graph import types as t
-from core.graph.commands import EditGroup, SetParam
+from core.graph.commands import EditGroup, EditNote, SetParam
 from nodeui.canvas.items.editors import format_value
 from nodeui.canvas.layout import MULTILINE, EditorRow
 from nodeui.values import Conformed, conform, parse_number
@@ -28,6 +28,7 @@ from nodeui.values import Conformed, conform, parse_number
 if TYPE_CHECKING:
     from nodeui.canvas.items.group import GroupItem
     from nodeui.canvas.items.node import NodeItem
+    from nodeui.canvas.items.note import NoteItem
     from nodeui.canvas.scene import GraphScene
 
 _STYLE = (
@@ -224,4 +225,24 @@ def rename_group(scene: GraphScene, item: GroupItem) -> InlineEditor:
     rect = item.title_rect()
     editor.proxy.setPos(item.mapToScene(rect.topLeft()))
     editor.widget.setFixedSize(int(min(rect.width(), 320)), int(rect.height()))
+    return editor
+
+
+def edit_note(scene: GraphScene, item: NoteItem) -> InlineEditor:
+    """Opens a text editor over a note: what is typed shows at once and is one undo step per
+    visit; Escape takes the visit back, Ctrl+Enter or a click elsewhere ends it."""
+    note_id = item.note_id
+    original = scene.graph.notes[note_id].text
+    visit = object()
+
+    def apply(text: str) -> None:
+        if note_id in scene.graph.notes and text != scene.graph.notes[note_id].text:
+            scene.push(EditNote(note_id, gesture=visit, text=text))
+
+    widget = QPlainTextEdit()
+    widget.setPlainText(original)
+    editor = InlineEditor(scene, widget, apply, live=apply, revert=lambda: apply(original))
+    rect = item.text_rect().adjusted(-4, -2, 4, 2)
+    editor.proxy.setPos(item.mapToScene(rect.topLeft()))
+    widget.setFixedSize(int(rect.width()), int(max(rect.height(), 40)))
     return editor

@@ -1,6 +1,7 @@
 """Right-click menus: on a node (bypass, mute, collapse, duplicate, delete; on a sampler with
-a step history, continue from the shown step), on a group (rename, colour, ungroup), on empty
-canvas (add a node). Each entry is one undo step."""
+a step history, continue from the shown step), on a group (rename, colour, ungroup), on a note
+(edit, Markdown, delete), on empty canvas (add a node or a note). Each entry is one undo
+step."""
 
 from __future__ import annotations
 
@@ -10,10 +11,11 @@ from PySide6.QtCore import QPoint, QPointF
 from PySide6.QtGui import QColor, QIcon, QPixmap
 from PySide6.QtWidgets import QMenu
 
-from core.graph.commands import EditGroup, Ungroup
+from core.graph.commands import EditGroup, EditNote, RemoveNotes, Ungroup
 from nodeui.canvas import edits, inline_edit
 from nodeui.canvas.items.group import GroupItem
 from nodeui.canvas.items.node import NodeItem
+from nodeui.canvas.items.note import NoteItem
 
 if TYPE_CHECKING:
     from nodeui.canvas.scene import GraphScene
@@ -57,8 +59,21 @@ def build_menu(scene: GraphScene, pos: QPointF) -> QMenu:
                 _swatch(colour), colour, lambda c=colour: scene.push(EditGroup(gid, color=c))
             )
         menu.addAction("Ungroup", lambda: scene.push(Ungroup(gid)))
+    elif isinstance(item, NoteItem):
+        note_id = item.note_id
+        menu.addAction("Edit Text…", lambda: inline_edit.edit_note(scene, item))
+        markdown = menu.addAction("Markdown")
+        markdown.setCheckable(True)
+        markdown.setChecked(item.markdown)
+        markdown.toggled.connect(
+            lambda on: (
+                scene.push(EditNote(note_id, markdown=on)) if note_id in scene.notes else None
+            )
+        )
+        menu.addAction("Delete", lambda: scene.push(RemoveNotes([note_id])))
     else:
         menu.addAction("Add Node…\tTab", lambda: scene.paletteRequested.emit(pos, None))
+        menu.addAction("Add Note", lambda: edits.add_note(scene, pos))
     return menu
 
 

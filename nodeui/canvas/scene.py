@@ -29,6 +29,7 @@ from nodeui.canvas.inline_edit import InlineEditor
 from nodeui.canvas.items.group import GroupItem
 from nodeui.canvas.items.link import LinkItem
 from nodeui.canvas.items.node import NodeItem
+from nodeui.canvas.items.note import NoteItem
 from nodeui.canvas.items.reroute import RerouteItem
 from nodeui.history import HistoryCursor
 from nodeui.runstate import IDLE, NodeRunState
@@ -61,6 +62,7 @@ class GraphScene(QGraphicsScene):
         self.nodes: dict[NodeId, NodeItem] = {}
         self.links: dict[tuple[NodeId, str], LinkItem] = {}
         self.groups: dict[int, GroupItem] = {}
+        self.notes: dict[int, NoteItem] = {}
         self.states: dict[NodeId, NodeRunState] = {}
         self.histories: dict[NodeId, HistoryCursor] = {}
         self.gesture: gestures.Gesture | None = None
@@ -86,6 +88,8 @@ class GraphScene(QGraphicsScene):
             self._add_link_item(link)
         for gid in self.graph.groups:
             self._add_group_item(gid)
+        for note_id in self.graph.notes:
+            self._add_note_item(note_id)
 
     def commit_inline_editor(self) -> None:
         """Ends typing in the open inline editor, if any, applying what it holds (an action of
@@ -121,6 +125,11 @@ class GraphScene(QGraphicsScene):
         self.addItem(item)
         item.refresh(self._members_rect(group_id))
 
+    def _add_note_item(self, note_id: int) -> None:
+        item = NoteItem(self.graph, note_id)
+        self.notes[note_id] = item
+        self.addItem(item)
+
     def _on_change(self, change: m.GraphChange) -> None:
         """One graph change updates only the items it concerns."""
         if isinstance(change, m.NodeAdded):
@@ -150,6 +159,12 @@ class GraphScene(QGraphicsScene):
             self.removeItem(self.groups.pop(change.group_id))
         elif isinstance(change, m.GroupChanged):
             self.groups[change.group_id].refresh(self._members_rect(change.group_id))
+        elif isinstance(change, m.NoteAdded):
+            self._add_note_item(change.note_id)
+        elif isinstance(change, m.NoteRemoved):
+            self.removeItem(self.notes.pop(change.note_id))
+        elif isinstance(change, m.NoteChanged):
+            self.notes[change.note_id].refresh()
         self.graphChanged.emit()
 
     def _remove_link_item(self, link: m.Link) -> None:
@@ -208,15 +223,23 @@ class GraphScene(QGraphicsScene):
     def selected_node_ids(self) -> list[int]:
         return sorted(item.node_id for item in self.selectedItems() if isinstance(item, NodeItem))
 
+    def selected_note_ids(self) -> list[int]:
+        return sorted(item.note_id for item in self.selectedItems() if isinstance(item, NoteItem))
+
     def _emit_selection(self) -> None:
         self.selectionNodesChanged.emit(self.selected_node_ids())
 
-    def select_nodes(self, node_ids: list[int] | set[int]) -> None:
-        wanted = set(node_ids)
+    def select_nodes(
+        self, node_ids: list[int] | set[int], note_ids: list[int] | set[int] = ()
+    ) -> None:
+        """Selects exactly these nodes and notes."""
+        wanted, notes = set(node_ids), set(note_ids)
         self.blockSignals(True)
         try:
             for nid, item in self.nodes.items():
                 item.setSelected(nid in wanted)
+            for note_id, note in self.notes.items():
+                note.setSelected(note_id in notes)
         finally:
             self.blockSignals(False)
         self.selectionChanged.emit()
@@ -282,9 +305,10 @@ class GraphScene(QGraphicsScene):
     # --- hit-testing ---------------------------------------------------------------------------
 
     def item_at(self, pos: QPointF) -> QGraphicsItem | None:
-        """The node, link or group under ``pos`` (a node's overlays count as the node)."""
+        """The node, link, note or group under ``pos`` (a node's overlays count as the
+        node)."""
         for item in self.items(pos):
-            if isinstance(item, (NodeItem, LinkItem)):
+            if isinstance(item, (NodeItem, LinkItem, NoteItem)):
                 return item
             parent = item.parentItem()
             if isinstance(parent, NodeItem) and parent.contains(parent.mapFromScene(pos)):
