@@ -8,6 +8,9 @@
     python main.py run WORKFLOW ...    run headless, write the outputs, print where they are
     python main.py validate WORKFLOW   check a workflow without running it
     python main.py nodes [--json]      every node type with its inputs and outputs
+    python main.py export WORKFLOW --format comfyui-api [--out FILE]
+                                       write the workflow in ComfyUI's API format (stdout
+                                       without --out)
 
 Exit codes: 0 success, 1 a node failed, 2 the workflow is invalid (nothing was run).
 """
@@ -25,7 +28,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent
 DEFAULT_WORKFLOW = ROOT / "resources" / "workflows" / "default.json"
 DEFAULT_OUTPUT = Path("output")
-COMMANDS = ("run", "validate", "nodes", "gui")
+COMMANDS = ("run", "validate", "nodes", "gui", "export")
+#: The formats ``export`` writes.
+EXPORT_FORMATS = ("comfyui-api",)
 
 EXIT_OK, EXIT_NODE_FAILED, EXIT_INVALID = 0, 1, 2
 
@@ -274,6 +279,34 @@ def _validate(path: Path, model_roots: Sequence[Path] = ()) -> int:
     return EXIT_OK
 
 
+def _export(path: Path, fmt: str, out: Path | None = None, model_roots: Sequence[Path] = ()) -> int:
+    """Writes the workflow in another tool's format, to ``out`` (atomically) or stdout."""
+    from core.files import atomic_write
+    from nodes.interop import ComfyExportError, to_comfy_api
+
+    if out is not None and out.is_dir():
+        raise CliError(f"--out {out}: this is a folder; give a file name")
+    if out is not None and not out.resolve().parent.is_dir():
+        raise CliError(
+            f"--out {out}: the folder {out.resolve().parent} does not exist; create it or "
+            "give another path"
+        )
+    workflow = _load(path, _registry(model_roots))
+    try:
+        text = json.dumps(to_comfy_api(workflow.graph), indent=2) + "\n"
+    except ComfyExportError as exc:
+        raise CliError(f"{path}: {exc}") from None
+    if out is None:
+        sys.stdout.write(text)
+        return EXIT_OK
+    try:
+        atomic_write(out, text.encode("utf-8"))
+    except OSError as exc:
+        raise CliError(f"--out {out}: cannot be written ({exc.strerror or exc})") from None
+    print(f"wrote {out} ({fmt}, {len(workflow.graph)} nodes)")
+    return EXIT_OK
+
+
 def _describe_nodes(as_json: bool, model_roots: Sequence[Path] = ()) -> int:
     from core.graph.spec import WidgetInput
 
@@ -397,7 +430,16 @@ def _parser() -> argparse.ArgumentParser:
     validate.add_argument("workflow", type=Path)
     nodes = sub.add_parser("nodes", help="list node types")
     nodes.add_argument("--json", action="store_true", help="machine-readable output")
-    for command in (run, validate, nodes):
+    export = sub.add_parser("export", help="write a workflow in another tool's format")
+    export.add_argument("workflow", type=Path)
+    export.add_argument(
+        "--format",
+        choices=EXPORT_FORMATS,
+        required=True,
+        help="comfyui-api: ComfyUI's API format (what its /prompt endpoint takes)",
+    )
+    export.add_argument("--out", type=Path, metavar="FILE", help="write here instead of stdout")
+    for command in (run, validate, nodes, export):
         command.add_argument(
             "--models",
             type=_folder,
@@ -445,6 +487,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _guarded(lambda: _validate(args.workflow, args.models))
     if args.command == "nodes":
         return _describe_nodes(args.json, args.models)
+    if args.command == "export":
+        return _guarded(lambda: _export(args.workflow, args.format, args.out, args.models))
     return _guarded(lambda: _default(args.file, args.run, args.screenshot))
 
 
