@@ -13,7 +13,8 @@ from nodes.placement import place
 #: Diffusion's cell) is refused rather than quietly rounded down to one.
 _SIZE = {"min": 16, "max": 16384, "step": 8, "multiple_of": 8}
 _BATCH = {"min": 1, "max": 4096, "step": 1}
-UPSCALE_METHODS = ("nearest-exact", "bilinear", "bicubic", "area")
+#: ComfyUI's order (nearest-exact is the default); bislerp slerps between neighbouring cells.
+UPSCALE_METHODS = ("nearest-exact", "bilinear", "area", "bicubic", "bislerp")
 CROP_MODES = ("disabled", "center")
 
 

@@ -22,7 +22,7 @@ from core.diffusion.sampling import LATENT_FACTOR as DEFAULT_DOWNSCALE
 from core.diffusion.sampling import seeded_noise
 
 Latent = dict[str, Any]
-UPSCALE_METHODS: tuple[str, ...] = ("nearest-exact", "bilinear", "bicubic", "area")
+UPSCALE_METHODS: tuple[str, ...] = ("nearest-exact", "bilinear", "area", "bicubic", "bislerp")
 CROP_MODES: tuple[str, ...] = ("disabled", "center")
 INTERPOLATIONS: tuple[str, ...] = ("normalized", "linear", "spherical")
 LATENT_CHANNELS = 4
@@ -83,6 +83,44 @@ def center_crop(samples: torch.Tensor, width: int, height: int) -> torch.Tensor:
     return samples
 
 
+def _slerp_cells(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Per cell, the channel vectors' directions slerped by ``t`` and their lengths lerped."""
+    norm_a = torch.linalg.vector_norm(a, dim=1, keepdim=True)
+    norm_b = torch.linalg.vector_norm(b, dim=1, keepdim=True)
+    unit_a, unit_b = torch.nan_to_num(a / norm_a), torch.nan_to_num(b / norm_b)
+    cosine = (unit_a * unit_b).sum(dim=1, keepdim=True).clamp(-1.0, 1.0)
+    theta = torch.acos(cosine)
+    sin_theta = torch.sin(theta)
+    straight = sin_theta.abs() < 1e-6
+    safe = torch.where(straight, torch.ones_like(sin_theta), sin_theta)
+    wa = torch.where(straight, 1.0 - t, torch.sin((1.0 - t) * theta) / safe)
+    wb = torch.where(straight, t, torch.sin(t * theta) / safe)
+    return (wa * unit_a + wb * unit_b) * torch.lerp(norm_a, norm_b, t)
+
+
+def _bislerp_axis(samples: torch.Tensor, size: int, axis: int) -> torch.Tensor:
+    """``samples`` resampled to ``size`` along ``axis`` (2 or 3), slerping between the two
+    nearest cells at pixel-centre positions (as bilinear does with straight lines)."""
+    old = samples.shape[axis]
+    position = ((torch.arange(size, dtype=torch.float32) + 0.5) * old / size - 0.5).clamp(
+        0, old - 1
+    )
+    low = position.floor().long()
+    high = (low + 1).clamp(max=old - 1)
+    shape = [1, 1, 1, 1]
+    shape[axis] = size
+    t = (position - low).view(shape)
+    a, b = samples.index_select(axis, low), samples.index_select(axis, high)
+    return _slerp_cells(a, b, t.expand_as(a[:, :1]))
+
+
+def bislerp(samples: torch.Tensor, width: int, height: int) -> torch.Tensor:
+    """Bilinear resizing with spherical steps: each cell's channel vector turns from one
+    neighbour's to the other's and its length is interpolated, so the mixed latents keep
+    the magnitude the UNet expects (ComfyUI's "bislerp")."""
+    return _bislerp_axis(_bislerp_axis(samples.float(), width, 3), height, 2)
+
+
 def resize(samples: torch.Tensor, width: int, height: int, method: str, crop: str = "disabled"):
     """``[B, C, h, w]`` resized to ``height``×``width`` cells by ``method`` (torch's modes).
 
@@ -92,6 +130,8 @@ def resize(samples: torch.Tensor, width: int, height: int, method: str, crop: st
         raise ValueError(f"unknown upscale method {method!r}: use {', '.join(UPSCALE_METHODS)}")
     if crop == "center":
         samples = center_crop(samples, width, height)
+    if method == "bislerp":
+        return bislerp(samples, width, height)
     kwargs = {"align_corners": False} if method in ("bilinear", "bicubic") else {}
     return F.interpolate(samples.float(), size=(height, width), mode=method, **kwargs)
 

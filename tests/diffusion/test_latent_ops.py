@@ -120,3 +120,17 @@ def test_a_version_1_latent_interpolate_keeps_its_mix_when_opened() -> None:
     del data["nodes"][0]["params"]["method"]  # a version-1 file that kept the default
     params = loads(json.dumps(data), registry).graph.node(1).params
     assert params["ratio"] == pytest.approx(0.7) and params["method"] == "spherical"
+
+
+def test_bislerp_turns_between_cells_and_keeps_their_length() -> None:
+    samples = torch.zeros(1, 4, 1, 2)
+    samples[0, 0, 0, 0], samples[0, 1, 0, 1] = 2.0, 2.0  # two orthogonal cells of length 2
+    out = latents.resize(samples, 4, 1, "bislerp")[0, :, 0]
+    # Pixel centres at 0, 0.25, 0.75 and 1 of the way: a quarter turn split in the same steps.
+    angles = torch.tensor([0.0, 0.25, 0.75, 1.0]) * torch.pi / 2
+    torch.testing.assert_close(out[0], 2 * torch.cos(angles))
+    torch.testing.assert_close(out[1], 2 * torch.sin(angles))
+    assert float(out[2:].abs().max()) == 0
+    flat = torch.full((1, 4, 3, 3), 0.5)
+    upscaled = latents.upscale_by({"samples": flat}, 2.0, "bislerp")["samples"]
+    torch.testing.assert_close(upscaled, torch.full((1, 4, 6, 6), 0.5))
