@@ -20,7 +20,7 @@ from typing import BinaryIO
 import torch
 
 from core.diffusion.architecture import V_PRED_MARKER
-from core.diffusion.families import FAMILY_TRAITS, ClipLayout, PredictionType
+from core.diffusion.families import ClipLayout, ModelFamily, PredictionType, family_traits
 from core.diffusion.keymap import clip_to_ldm, openclip_to_ldm, unet_to_ldm, vae_to_ldm
 from core.diffusion.models import ClipModel, DiffusionModel, VaeModel
 
@@ -54,7 +54,9 @@ def checkpoint_tensors(
 ) -> dict[str, torch.Tensor]:
     """Every tensor of the three under its LDM checkpoint name (no copies are made, except
     where the layout fuses tensors: OpenCLIP's q/k/v projections)."""
-    traits = FAMILY_TRAITS[model.family]
+    # The SDXL refiner is the SDXL checkpoint with the OpenCLIP-bigG encoder alone.
+    refiner = model.family is ModelFamily.SDXL and len(clip.encoders) == 1
+    traits = family_traits(model.family, refiner)
     if clip.family is not model.family:
         raise CheckpointSaveError(
             f"the CLIP is an {clip.family} text encoder but the MODEL an {model.family} UNet: "

@@ -12,9 +12,10 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load
 
-from core.diffusion.families import PredictionType
+from core.diffusion.families import ModelFamily, PredictionType
 from core.diffusion.loading import load_checkpoint
 from core.diffusion.saving import CheckpointSaveError, checkpoint_tensors, write_safetensors
+from tests.helpers.tiny_models import make_tiny_pipeline, write_single_file
 
 
 def save(loaded, path, metadata=None):
@@ -54,9 +55,14 @@ def test_the_writer_makes_safetensors_that_the_library_reads(tiny_files):
     assert json.loads(data[8 : 8 + size])["__metadata__"] == {"note": "merged"}
 
 
-@pytest.mark.parametrize("variant", ["sd1", "sd2_v", "sdxl"])
+@pytest.mark.parametrize("variant", ["sd1", "sd2_v", "sdxl", "sdxl_refiner"])
 def test_a_saved_checkpoint_loads_back_the_same(tiny_files, tmp_path, variant):
-    loaded = load_checkpoint(tiny_files[(variant, "safetensors")])
+    if variant == "sdxl_refiner":
+        source = tmp_path / "refiner.safetensors"
+        write_single_file(make_tiny_pipeline(ModelFamily.SDXL, refiner=True), source)
+    else:
+        source = tiny_files[(variant, "safetensors")]
+    loaded = load_checkpoint(source)
     path = tmp_path / "saved.safetensors"
     save(loaded, path, {"workflow": "{}"})
     with safe_open(str(path), "pt") as handle:
