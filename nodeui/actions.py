@@ -52,6 +52,12 @@ class EditorActions:
                 "Ctrl+E",
                 tip="Save the latest output image with this graph embedded",
             ),
+            ActionSpec(
+                "export_comfy_api",
+                "Export to &ComfyUI (API format)…",
+                h.export_comfy_api,
+                tip="Write this graph as a ComfyUI API workflow (what its /prompt endpoint takes)",
+            ),
             ActionSpec("settings", "Se&ttings…", h.settings, "Ctrl+,"),
             ActionSpec("quit", "&Quit", h.quit, K.Quit),
         ]
@@ -182,3 +188,4 @@ class EditorHandlers:
     cancel: Callable[[], object]
     cancel_all: Callable[[], object]
     commit_pending: Callable[[], object] = lambda: None
+    export_comfy_api: Callable[[], object] = lambda: None

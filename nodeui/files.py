@@ -3,6 +3,7 @@ unsaved-changes prompt. A file that cannot be opened shows one error and changes
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Protocol
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
+from core.files import atomic_write
 from core.graph.spec import NodeRegistry
 from core.graph.workflow import WorkflowError
 from nodeui.documents import Document, RecoveryStore, new_document
@@ -21,6 +23,7 @@ OPEN_FILTER = (
     "Images (*.png *.webp *.jpg *.jpeg)"
 )
 SAVE_FILTER = "Workflows (*.json)"
+COMFY_API_FILTER = "ComfyUI API workflows (*.json)"
 
 
 class DocumentHost(Protocol):
@@ -153,6 +156,35 @@ class FileController(QObject):
         self.recovery.discard()
         self.statusMessage.emit(f"Saved {path}")
         return True
+
+    def export_comfy_api(self, path: Path | None = None) -> Path | None:
+        """Writes the graph in ComfyUI's API format (asks where when ``path`` is None); a graph
+        with nodes ComfyUI lacks is refused with their names, before anything is asked."""
+        from nodes.interop import ComfyExportError, to_comfy_api
+
+        try:
+            prompt = to_comfy_api(self.host.document.graph)
+        except ComfyExportError as exc:
+            self._error("Cannot export to ComfyUI", str(exc))
+            return None
+        if path is None:
+            current = self.host.document.path
+            start = f"{current.stem if current else 'untitled'}_api.json"
+            chosen, _ = QFileDialog.getSaveFileName(
+                self.widget, "Export to ComfyUI (API format)", start, COMFY_API_FILTER
+            )
+            if not chosen:
+                return None
+            path = Path(chosen)
+            if path.suffix.lower() != ".json":
+                path = path.with_suffix(".json")
+        try:
+            atomic_write(path, (json.dumps(prompt, indent=2) + "\n").encode("utf-8"))
+        except OSError as exc:
+            self._error("Cannot export", f"{path}: {exc.strerror or exc}")
+            return None
+        self.statusMessage.emit(f"Exported {path} in ComfyUI's API format")
+        return Path(path)
 
     # --- recovery --------------------------------------------------------------------------
 

@@ -147,6 +147,7 @@ class MainWindow(QMainWindow):
             save=self.files.save,
             save_as=lambda: self.files.save_as(),
             export_png=self.export_png,
+            export_comfy_api=lambda: self.files.export_comfy_api(),
             settings=self.edit_settings,
             quit=self.close,
             undo=lambda: self.document.undo_stack.undo(),
