@@ -303,6 +303,8 @@ def _sampler(
 ) -> tuple[str, str]:
     original = settings.get("Sampler", "Euler a")
     sampler_name, scheduler = map_sampler(original, settings.get("Schedule type"))
+    if not sampler_name:  # an unknown sampler: its schedule is still worth keeping
+        scheduler = map_sampler("Euler", settings.get("Schedule type"))[1]
     samplers = _choices(registry, "KSampler", "sampler_name")
     schedules = _choices(registry, "KSampler", "scheduler")
     if samplers and sampler_name not in samplers:

@@ -155,12 +155,14 @@ def test_img2img_parameters_ask_for_the_source_picture(registry):
     assert any("no model" in w for w in report.warnings)
 
 
-def test_unsupported_sampler_falls_back_with_a_warning(registry):
-    text = "x\nSteps: 2, Sampler: DPM++ 2S a Karras, Seed: 1, Size: 32x32, Model: m"
+def test_unknown_sampler_falls_back_with_a_warning(registry):
+    text = "x\nSteps: 2, Sampler: Restart, Schedule type: Karras, Seed: 1, Size: 32x32, Model: m"
     workflow, report = build_workflow(parse_parameters(text), registry)
     params = _by_type(workflow.graph)["KSampler"][0].params
-    assert params["sampler_name"] == "euler_ancestral"
-    assert any("'DPM++ 2S a Karras'" in w for w in report.warnings)
+    assert (params["sampler_name"], params["scheduler"]) == ("euler", "karras")
+    assert [w for w in report.warnings if "'Restart'" in w] == [
+        "A1111 sampler 'Restart' has no equivalent here; using euler instead"
+    ]
 
 
 def test_a1111_png_opens_validates_and_runs(registry, executor, tmp_path):
