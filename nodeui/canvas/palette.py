@@ -36,7 +36,10 @@ def match_score(query: str, text: str) -> float:
     if not s:
         return 0.0
     if s.startswith(q):
-        return 100.0 - min(len(s) - len(q), 20) * 0.1
+        # Shorter names rank first, but a trailing "(…)" only clarifies a name: "CLIP Text
+        # Encode (Prompt)" is the plain encoder and should come before "… SDXL".
+        name = s.split(" (", 1)[0] if s.endswith(")") else s
+        return 100.0 - min(max(len(name), len(q)) - len(q), 20) * 0.1
     words = _word_starts(text)
     if any(s.startswith(q, i) for i in words):
         return 80.0
