@@ -139,11 +139,15 @@ class _Loaders:
         from core.diffusion.loading import load_vae
 
         path = self._resolve(ModelKind.VAE, vae_name, "vae_name")
+        notices: list[str] = []
         try:
-            chosen = ModelFamily.SD1 if family == "auto" else ModelFamily(family)
-            vae = load_vae(path, chosen, progress=_stop_if_cancelled(ctx))
+            chosen = None if family == "auto" else ModelFamily(family)
+            vae = load_vae(path, chosen, progress=_stop_if_cancelled(ctx), notices=notices)
         except ModelLoadError as exc:
             raise _node_error(exc, "vae_name") from None
+        for notice in notices:
+            if ctx is not None:
+                ctx.record("notice", notice)
         device = compute_device(ctx)
         if device.type != "cpu":
             torch.nn.Module.to(vae.vae, dtype=devices.pick_dtype(device))
@@ -241,11 +245,15 @@ def specs(paths: ModelPaths) -> tuple[NodeSpec, ...]:
                     t.COMBO,
                     "auto",
                     choices=FAMILIES,
-                    description="picks the latent scale (SDXL VAEs use 0.13025)",
+                    description="picks the latent scale (SDXL VAEs use 0.13025); auto reads "
+                    "it from the file's metadata or name ('xl'), else SD 1.x's",
                 ),
             ),
             outputs=(Output("VAE", t.VAE),),
-            description="Loads a standalone VAE, e.g. a fine-tuned decoder.",
+            description="Loads a standalone VAE, e.g. a fine-tuned decoder. SD 1.x and SDXL "
+            "VAEs look alike but need different latent scales: with family auto the file's "
+            "metadata or an 'xl' in its name marks an SDXL VAE, and a notice says which scale "
+            "was chosen and why; set the family when the file does not say.",
             fingerprint=loaders.fingerprint(vae, "vae_name"),
             check=loaders.problems(vae, "vae_name"),
         ),

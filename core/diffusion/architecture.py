@@ -88,6 +88,40 @@ def _not_a_checkpoint_reason(state_dict: Mapping[str, torch.Tensor]) -> str:
     return "is not a Stable Diffusion checkpoint (no model.diffusion_model.* tensors)."
 
 
+#: "xl" at a word boundary of a VAE's file name: sdxl_vae, sdxl-vae-fp16-fix, xlVAEC,
+#: juggernautXL_vae (InvokeAI also tells VAEs apart by name), never "axle".
+_XL_NAME = re.compile(r"(?<![a-z])xl|xl(?![a-z])")
+
+
+def detect_vae_family(
+    state_dict: Mapping[str, torch.Tensor], path: Path, metadata: Mapping[str, str]
+) -> tuple[ModelFamily | None, str]:
+    """The family whose latent scale a standalone VAE needs, and what told it; None when
+    nothing does.
+
+    SDXL's VAE has the very layout of SD 1.x's, with other weights and another latent scale
+    (0.13025 against 0.18215), so no key or shape can tell them apart. What can, in order:
+    a whole checkpoint's other components; the file's metadata (the Stability model spec's
+    ``modelspec.architecture``, kohya's ``ss_base_model_version``); the file's name.
+    """
+    if _has_prefix(state_dict, UNET_PREFIX):
+        try:
+            return detect_family(state_dict, path), "the checkpoint's text encoders"
+        except ModelLoadError:
+            pass
+    for key in ("modelspec.architecture", "ss_base_model_version"):
+        value = str(metadata.get(key, "")).lower()
+        if "xl" in value:
+            return ModelFamily.SDXL, f"its metadata ({key} {metadata[key]})"
+        if any(tag in value for tag in ("stable-diffusion-v1", "sd_v1", "sd1")):
+            return ModelFamily.SD1, f"its metadata ({key} {metadata[key]})"
+        if any(tag in value for tag in ("stable-diffusion-v2", "sd_v2", "sd2")):
+            return ModelFamily.SD2, f"its metadata ({key} {metadata[key]})"
+    if _XL_NAME.search(path.name.lower()):
+        return ModelFamily.SDXL, "its file name"
+    return None, ""
+
+
 def detect_prediction(
     state_dict: Mapping[str, torch.Tensor], family: ModelFamily
 ) -> PredictionType:

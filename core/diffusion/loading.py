@@ -27,6 +27,7 @@ from diffusers.loaders.single_file_utils import (
     convert_ldm_vae_checkpoint,
     convert_open_clip_checkpoint,
 )
+from safetensors import SafetensorError, safe_open
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
 from core.diffusion.architecture import (
@@ -35,6 +36,7 @@ from core.diffusion.architecture import (
     clip_config_from_weights,
     detect_family,
     detect_prediction,
+    detect_vae_family,
     is_sdxl_refiner,
     sdxl_time_embed_dim,
     strip_prefix,
@@ -175,13 +177,18 @@ class _Stages:
 
 def load_vae(
     path: str | Path,
-    family: ModelFamily = ModelFamily.SD1,
+    family: ModelFamily | None = None,
     dtype: torch.dtype | None = None,
     progress: StageProgress = _no_progress,
+    notices: list[str] | None = None,
 ) -> VaeModel:
     """Load a standalone VAE: a single file (LDM names, bare or ``first_stage_model.``) or a
-    diffusers ``AutoencoderKL`` folder. ``family`` picks the latent scale factor. Stages
-    reported: the file read (single files), the VAE."""
+    diffusers ``AutoencoderKL`` folder. Stages reported: the file read (single files), the VAE.
+
+    ``family`` picks a single file's latent scale factor; None detects it from the file
+    (``detect_vae_family``) and falls back to SD 1.x's, adding a line saying so to
+    ``notices``. A folder's own config always says its scale.
+    """
     path = Path(path)
     dtype = dtype or torch.float32
     if path.is_dir():
@@ -197,10 +204,37 @@ def load_vae(
             "is not a VAE (no encoder.*/decoder.* tensors).",
             "Expected a KL autoencoder such as vae-ft-mse-840000 or sdxl_vae.",
         )
+    if family is None:
+        family, basis = detect_vae_family(state_dict, path, _metadata(path))
+        if family is None:
+            family = ModelFamily.SD1
+            if notices is not None:
+                notices.append(
+                    f"{path.name}: nothing in the file tells which model family this VAE is for "
+                    f"(SD 1.x and SDXL VAEs look alike), so it uses SD 1.x's latent scale "
+                    f"{FAMILY_TRAITS[family].vae_scaling_factor}. For an SDXL VAE set family to "
+                    "sdxl, or put 'xl' in its file name."
+                )
+        elif notices is not None:
+            notices.append(
+                f"{path.name}: a {family} VAE by {basis}, latent scale "
+                f"{FAMILY_TRAITS[family].vae_scaling_factor}."
+            )
     folder = config_folder(family, PredictionType.EPSILON, inpainting=False)
     vae = _load_ldm_vae(state_dict, path, folder, family, dtype)
     stages.done()
     return vae
+
+
+def _metadata(path: Path) -> dict[str, str]:
+    """A .safetensors file's text metadata (its header only); empty for other files."""
+    if path.suffix.lower() != ".safetensors":
+        return {}
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            return dict(handle.metadata() or {})
+    except (SafetensorError, OSError, ValueError):
+        return {}
 
 
 def _load_ldm_vae(

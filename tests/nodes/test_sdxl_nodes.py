@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from safetensors.torch import save_file
 
 from core.diffusion.conditioning import sdxl_time_ids
 from core.diffusion.families import ModelFamily
@@ -13,7 +14,7 @@ from core.diffusion.text_encoding import encode_with
 from core.engine import Executor
 from core.graph.model import Graph
 from nodes import build_registry
-from tests.helpers.tiny_models import make_tiny_pipeline, write_single_file
+from tests.helpers.tiny_models import ldm_state_dict, make_tiny_pipeline, write_single_file
 
 BASE, REFINER = "sd_xl_base.safetensors", "sd_xl_refiner.safetensors"
 
@@ -24,6 +25,14 @@ def root(tmp_path_factory):
     folder = root / "checkpoints"
     write_single_file(make_tiny_pipeline(ModelFamily.SDXL, seed=1), folder / BASE)
     write_single_file(make_tiny_pipeline(ModelFamily.SDXL, refiner=True, seed=2), folder / REFINER)
+    vae = {
+        k.removeprefix("first_stage_model."): v
+        for k, v in ldm_state_dict(make_tiny_pipeline(ModelFamily.SDXL, seed=3)).items()
+        if k.startswith("first_stage_model.")
+    }
+    (root / "vae").mkdir()
+    save_file(vae, root / "vae" / "sdxl_vae.safetensors")
+    save_file(vae, root / "vae" / "finetuned.safetensors")
     return root
 
 
@@ -181,3 +190,20 @@ def test_base_then_refiner_split_runs_end_to_end(registry):
     g2, _, second2 = _split_graph(registry, refiner_ascore=9.0)
     other = Executor(registry).run(g2, outputs=[second2], device="cpu").outputs[second2][0]
     assert not torch.allclose(other["samples"], final)
+
+
+@pytest.mark.parametrize(
+    ("name", "family", "scale"),
+    [
+        ("sdxl_vae.safetensors", "auto", 0.13025),
+        ("finetuned.safetensors", "auto", 0.18215),
+        ("finetuned.safetensors", "sdxl", 0.13025),
+    ],
+)
+def test_load_vae_auto_reads_the_family_from_the_file(registry, name, family, scale):
+    g = Graph(registry)
+    node = g.add_node("LoadVAE", params={"vae_name": name, "family": family}).id
+    report = Executor(registry).run(g, outputs=[node], device="cpu")
+    assert report.outputs[node][0].scaling_factor == scale
+    notices = [r.value for r in report.entries[node].records if r.kind == "notice"]
+    assert len(notices) == (1 if family == "auto" else 0)
