@@ -178,6 +178,14 @@ def unet_block_ratios(ratios: Mapping[str, float], unet_config: Mapping) -> Coef
     return coefficients
 
 
+def _same_family(first: object, second: object, names: tuple[str, str], what: str) -> None:
+    if first != second:
+        raise MergeError(
+            f"cannot merge: {names[0]} is an {first} {what} and {names[1]} an {second} one. "
+            "Merge models of one family (SD 1.x, SD 2.x or SDXL)."
+        )
+
+
 def merge_models(
     model1: DiffusionModel,
     model2: DiffusionModel,
@@ -186,6 +194,7 @@ def merge_models(
 ) -> DiffusionModel:
     """MODEL 1 with its UNet merged with MODEL 2's; everything else (family, prediction,
     sampling settings, preview VAE) is model 1's, as ComfyUI keeps."""
+    _same_family(model1.family, model2.family, ("model1", "model2"), "UNet")
     unet = merge_modules(model1.unet, model2.unet, coefficients, ("model1", "model2"), progress)
     return model1 if unet is model1.unet else replace(model1, unet=unet)
 
@@ -197,6 +206,7 @@ def merge_clips(
     progress: MergeProgress | None = None,
 ) -> ClipModel:
     """CLIP 1 with each text encoder merged with CLIP 2's; its layer choice is clip 1's."""
+    _same_family(clip1.family, clip2.family, ("clip1", "clip2"), "text encoder")
     if len(clip1.encoders) != len(clip2.encoders):
         raise MergeError(
             f"cannot merge: clip1 has {len(clip1.encoders)} text encoders and clip2 "
