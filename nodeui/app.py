@@ -40,7 +40,8 @@ def run_app(
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
-    from core.graph.workflow import WorkflowError, load_workflow
+    from core.graph.workflow import WorkflowError
+    from nodes.interop import open_workflow
     from nodeui.settings import open_settings
     from nodeui.theme import apply_dark_theme
     from nodeui.window import MainWindow
@@ -53,7 +54,7 @@ def run_app(
     window = MainWindow(open_settings(settings_path))
     if scripted and path is not None:
         try:  # a scripted run reports a bad file and exits instead of showing a dialog
-            load_workflow(path, window.registry)
+            open_workflow(path, window.registry)
         except WorkflowError as exc:
             print(f"error: {exc}", file=sys.stderr)
             window.shutdown(persist=False)

@@ -276,12 +276,15 @@ class Autosaver(QObject):
 
 def classify_drop(path: Path) -> str:
     """What dropping or opening ``path`` means: "workflow", "image" (a Load Image node) or
-    "unknown". A PNG is a workflow only when it carries a LatentLoom one."""
+    "unknown". A picture is a workflow when it carries one (LatentLoom's, ComfyUI's or A1111's,
+    in PNG text chunks or, for WebP and JPEG, in EXIF)."""
     suffix = path.suffix.lower()
     if suffix in WORKFLOW_SUFFIXES:
         return "workflow"
     if suffix == ".png":
         return "workflow" if png_has_workflow(path) else "image"
+    if suffix in (".webp", ".jpg", ".jpeg"):
+        return "workflow" if exif_has_workflow(path) else "image"
     if suffix in IMAGE_SUFFIXES:
         return "image"
     return "unknown"
@@ -301,6 +304,19 @@ def png_has_workflow(path: Path) -> bool:
     except (WorkflowError, png.PngError):
         return False
     return any(key in chunks for key in WORKFLOW_PNG_KEYS)
+
+
+def exif_has_workflow(path: Path) -> bool:
+    """The WebP or JPEG carries a ComfyUI workflow or A1111 parameters in its EXIF."""
+    from core.graph.workflow import MAX_FILE_BYTES
+    from nodes.interop.exif import read_texts
+
+    try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            return False
+        return bool(read_texts(path.read_bytes()))
+    except (OSError, ValueError):
+        return False
 
 
 def new_document(registry: NodeRegistry, template: Path | None = None) -> Document:

@@ -62,3 +62,21 @@ def test_gui_screenshot_of_a_bad_file_exits_2_with_the_message(tmp_path):
     assert result.returncode == 2
     assert "not valid JSON" in result.stderr
     assert not (tmp_path / "x.png").exists()
+
+
+def test_gui_opens_a_comfyui_file_given_on_the_command_line(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    env["LATENTLOOM_SETTINGS"] = str(tmp_path / "settings.ini")
+    env["LATENTLOOM_DATA_DIR"] = str(tmp_path / "data")
+    comfy = ROOT / "tests" / "interop" / "fixtures" / "txt2img_api.json"
+    shot = tmp_path / "shot.png"
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "main.py"), "gui", str(comfy), "--screenshot", str(shot)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert not QImage(str(shot)).isNull()

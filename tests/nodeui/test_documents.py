@@ -117,3 +117,16 @@ def test_files_left_by_crashed_processes_are_found_newest_first_and_claimed(tmp_
     assert sorted(p.name for p in folder.iterdir()) == sorted(
         [live.path.name, f"{live.path.name}.lock"]
     )
+
+
+def test_a_webp_or_jpeg_carrying_a_workflow_opens_as_one(tmp_path):
+    """ComfyUI's WebP outputs keep the workflow in EXIF; a plain photo is a picture."""
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif[0x010F] = 'workflow:{"last_node_id": 0, "nodes": [], "links": []}'
+    carrying, plain = tmp_path / "shot.webp", tmp_path / "photo.jpg"
+    Image.new("RGB", (8, 8)).save(carrying, "WEBP", exif=exif)
+    Image.new("RGB", (8, 8)).save(plain, "JPEG")
+    assert classify_drop(carrying) == "workflow"
+    assert classify_drop(plain) == "image"
