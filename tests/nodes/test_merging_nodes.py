@@ -151,3 +151,18 @@ def test_a_clip_of_another_model_fails_on_the_clip(registry, executor, root):
     assert entry.status == "failed" and entry.field == "clip"
     assert "the CLIP is an sd2 text encoder but the MODEL an sd1 UNet" in entry.message
     assert not (root / "x").exists()
+
+
+def test_a_prefix_arriving_by_link_is_checked_when_saving(registry, executor, root):
+    g = Graph(registry)
+    a = load(g, "a.safetensors")
+    name = g.add_node("String", params={"value": "../../escape"}).id
+    save = g.add_node("CheckpointSave").id
+    for output, socket in (("MODEL", "model"), ("CLIP", "clip"), ("VAE", "vae")):
+        g.connect(a, output, save, socket)
+    g.connect(name, "STRING", save, "filename_prefix")
+    out = root / "linked"
+    entry = executor.run(g, outputs=[save], device="cpu", output_dir=out).entries[save]
+    assert entry.status == "failed" and entry.field == "filename_prefix"
+    assert "leads outside the output folder" in entry.message
+    assert not any(p.is_file() for p in root.parent.rglob("escape*"))
