@@ -166,3 +166,66 @@ def test_a_prefix_arriving_by_link_is_checked_when_saving(registry, executor, ro
     assert entry.status == "failed" and entry.field == "filename_prefix"
     assert "leads outside the output folder" in entry.message
     assert not any(p.is_file() for p in root.parent.rglob("escape*"))
+
+
+def test_a_comfyui_merge_workflow_imports_with_its_widget_values(registry):
+    from nodes.interop.comfyui import import_ui
+
+    def node(id_, type_, widgets, inputs=(), outputs=()):
+        return {
+            "id": id_,
+            "type": type_,
+            "pos": [0, 0],
+            "widgets_values": widgets,
+            "inputs": [{"name": n, "type": t, "link": link} for n, t, link in inputs],
+            "outputs": [{"name": n, "type": n, "links": links} for n, links in outputs],
+        }
+
+    loader_outputs = [("MODEL", [1]), ("CLIP", [3]), ("VAE", [7])]
+    data = {
+        "last_node_id": 5,
+        "last_link_id": 7,
+        "nodes": [
+            node(1, "CheckpointLoaderSimple", ["a.safetensors"], outputs=loader_outputs),
+            node(
+                2, "CheckpointLoaderSimple", ["b.safetensors"], [], [("MODEL", [2]), ("CLIP", [4])]
+            ),
+            node(
+                3,
+                "ModelMergeBlocks",
+                [0.1, 0.2, 0.8],
+                [("model1", "MODEL", 1), ("model2", "MODEL", 2)],
+                [("MODEL", [5])],
+            ),
+            node(
+                4,
+                "CLIPMergeSimple",
+                [0.4],
+                [("clip1", "CLIP", 3), ("clip2", "CLIP", 4)],
+                [("CLIP", [6])],
+            ),
+            node(
+                5,
+                "CheckpointSave",
+                ["checkpoints/ComfyUI"],
+                [("model", "MODEL", 5), ("clip", "CLIP", 6), ("vae", "VAE", 7)],
+            ),
+        ],
+        "links": [
+            [1, 1, 0, 3, 0, "MODEL"],
+            [2, 2, 0, 3, 1, "MODEL"],
+            [3, 1, 1, 4, 0, "CLIP"],
+            [4, 2, 1, 4, 1, "CLIP"],
+            [5, 3, 0, 5, 0, "MODEL"],
+            [6, 4, 0, 5, 1, "CLIP"],
+            [7, 1, 2, 5, 2, "VAE"],
+        ],
+        "version": 0.4,
+    }
+    workflow, report = import_ui(data, registry)
+    graph = workflow.graph
+    assert graph.node(3).params == {"input": 0.1, "middle": 0.2, "out": 0.8}
+    assert graph.node(4).params == {"ratio": 0.4}
+    assert graph.node(5).params == {"filename_prefix": "checkpoints/ComfyUI"}
+    assert not report.unknown and not report.misfits
+    assert len(graph.links) == 7
