@@ -92,3 +92,37 @@ def test_sizing_refiner_conditioning_keeps_its_score(files):
     assert sdxl_time_ids(sized[0].options.size, 64, 64).tolist() == [[1024, 1024, 0, 8, 2.5]]
     with pytest.raises(ValueError, match="SDXL base model's CLIP"):
         encode_sdxl(clip, "cat", "cat")
+
+
+def test_full_size_refiner_architecture_is_read_back_from_its_keys(tmp_path):
+    """The shipped refiner config, built at full size on the meta device and named the LDM
+    way, is what the loader reads back from the names and shapes alone."""
+    from diffusers import UNet2DConditionModel
+
+    from core.diffusion.architecture import (
+        UNET_PREFIX,
+        sdxl_time_embed_dim,
+        strip_prefix,
+        unet_config_from_ldm,
+    )
+    from core.diffusion.keymap import unet_to_ldm
+    from core.diffusion.resources import load_component_config
+
+    shipped = load_component_config("sdxl_refiner", "unet")
+    with torch.device("meta"):
+        unet = UNet2DConditionModel.from_config(shipped)
+    ldm = strip_prefix(unet_to_ldm(unet.state_dict(), unet.config), UNET_PREFIX)
+    read = unet_config_from_ldm(ldm, load_component_config("sdxl_refiner", "unet"), tmp_path)
+    for key in (
+        "block_out_channels",
+        "down_block_types",
+        "up_block_types",
+        "cross_attention_dim",
+        "attention_head_dim",
+        "transformer_layers_per_block",
+        "projection_class_embeddings_input_dim",
+        "layers_per_block",
+    ):
+        assert read[key] == shipped[key], key
+    assert sdxl_time_embed_dim(read, 1280, numbers=5) == 256
+    assert ldm["label_emb.0.0.weight"].shape == (1536, 2560)
