@@ -9,8 +9,9 @@ from core.graph import types as t
 from core.graph.spec import NodeSpec, Output, SocketInput, WidgetInput
 from nodes.placement import place
 
-# The names are data (for the palette and validation); keep them in step with
-# core.diffusion.schedulers, which tests/sampling checks.
+# The names are data (for the palette and validation, without importing torch); keep them in
+# step with core.diffusion.samplers, which tests/sampling checks. Every sampler works with
+# every schedule.
 SAMPLER_NAMES: tuple[str, ...] = (
     "euler",
     "euler_ancestral",
@@ -18,26 +19,35 @@ SAMPLER_NAMES: tuple[str, ...] = (
     "dpm_2",
     "dpm_2_ancestral",
     "lms",
+    "dpmpp_2s_ancestral",
+    "dpmpp_sde",
+    "dpmpp_sde_gpu",
     "dpmpp_2m",
     "dpmpp_2m_sde",
+    "dpmpp_2m_sde_gpu",
+    "dpmpp_3m_sde",
+    "dpmpp_3m_sde_gpu",
     "ddpm",
+    "lcm",
+    "ipndm",
+    "deis",
+    "res_multistep",
     "ddim",
     "uni_pc",
     "uni_pc_bh2",
-    "deis",
 )
-SCHEDULE_NAMES: tuple[str, ...] = ("normal", "karras", "exponential", "sgm_uniform", "ddim_uniform")
+SCHEDULE_NAMES: tuple[str, ...] = (
+    "normal",
+    "karras",
+    "exponential",
+    "sgm_uniform",
+    "simple",
+    "ddim_uniform",
+    "beta",
+    "linear_quadratic",
+    "kl_optimal",
+)
 _SEED_MAX = 2**64 - 1
-
-
-def _schedule_problems(params: Mapping[str, Any]) -> Iterable[tuple[str, str]]:
-    from core.diffusion.schedulers import schedule_problem
-
-    if "sampler_name" not in params or "scheduler" not in params:
-        return  # one of them arrives by a link: the sampler checks the pair when it runs
-    problem = schedule_problem(str(params["sampler_name"]), str(params["scheduler"]))
-    if problem is not None:
-        yield "scheduler", problem
 
 
 def _run(
@@ -53,7 +63,7 @@ def _run(
     x̂₀ in the returned history."""
     from core.diffusion import latents, sampling
     from core.diffusion.previews import StepHistory, StepPreview
-    from core.diffusion.schedulers import UnsupportedSamplerError
+    from core.diffusion.samplers import UnknownSamplerError
     from core.engine import NodeError
 
     place(ctx, model.unet)
@@ -91,8 +101,8 @@ def _run(
             check_cancel=ctx.cancel.raise_if_cancelled,
             downscale=latents.downscale_of(latent),
         )
-    except UnsupportedSamplerError as exc:
-        raise NodeError(str(exc), field="scheduler") from None
+    except UnknownSamplerError as exc:
+        raise NodeError(str(exc), field=exc.field) from None
     except ValueError as exc:
         raise NodeError(str(exc)) from None
     # Recorded too, so the editor (which sees records, cached runs included) can scrub it.
@@ -237,7 +247,6 @@ SPECS = (
         outputs=_SAMPLER_OUTPUTS,
         description="Denoises a latent with the model, guided by the prompts (classifier-free "
         "guidance). Denoise below 1 starts from the input latent: image-to-image.",
-        check=_schedule_problems,
     ),
     NodeSpec(
         "KSamplerAdvanced",
@@ -256,7 +265,6 @@ SPECS = (
         outputs=_SAMPLER_OUTPUTS,
         description="Runs only steps start..end of the schedule, so sampling can be split "
         "across nodes (the half-denoised latent between them is cached like any output).",
-        check=_schedule_problems,
     ),
     NodeSpec(
         "GuidanceInterval",

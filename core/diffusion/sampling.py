@@ -1,44 +1,52 @@
 """The sampling loop: classifier-free guidance, conditioning areas and masks, start/end steps,
-denoise strength, inpainting, seeded noise and the per-step callback.
+denoise strength, inpainting, seeded noise and the per-step callback, around any sampler of
+``core.diffusion.samplers`` on any schedule.
 
-The loop is the one diffusers' Stable Diffusion pipelines run (scale the input, predict, guide,
-``scheduler.step``), so with the same scheduler, weights and noise it gives the same latents;
-the scheduler maths is diffusers' own (see ``schedulers``).
+Latents are in σ-space (k-diffusion's x = x₀ + σ·ε, the space ComfyUI keeps them in) before,
+during and after sampling, so a half-denoised latent can continue with any sampler. The model
+sees x/√(1+σ²) at the timestep whose training σ is σ (log σ interpolated over the model's own
+table), which is how a DDPM-trained UNet reads a VE latent (Karras et al. 2022, Table 1).
 
 Noise conventions, chosen so results do not depend on the device:
 
 - the initial noise is drawn on the CPU from ``seed`` for the whole batch shape;
-- the per-step noise of ancestral/SDE samplers is drawn from a CPU generator re-seeded at every
-  scheduler call with ``step_seed(seed, i)`` (``i`` = the call's index in the full schedule), so
-  step *i* gets the same noise whether the run was split across nodes or not.
-
-Latents between nodes are in "sigma space" (k-diffusion's x = x₀ + σ·ε, the space ComfyUI
-keeps them in); schedulers that work in the variance-preserving space (DDIM, DPM-Solver, UniPC)
-are converted on the way in and out, so a half-denoised latent can continue with any sampler.
+- ancestral samplers draw the noise of the step starting at level k of the schedule from
+  ``step_seed(seed, k)``, and SDE samplers follow one Brownian path seeded by ``seed`` over
+  the whole schedule, so a run split across nodes draws the noise of the whole run.
 """
 
 from __future__ import annotations
 
-from core.diffusion import offline  # noqa: F401  (must precede diffusers/transformers)
-
-# isort: split
-import inspect
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
+from core.diffusion import samplers
 from core.diffusion.conditioning import Conditioning, ConditioningEntry, sdxl_time_ids
 from core.diffusion.families import ModelFamily, PredictionType
 from core.diffusion.models import DiffusionModel
-from core.diffusion.schedulers import SamplerDef, make_scheduler
+from core.diffusion.samplers import NoiseLevels, StepInfo, UnknownSamplerError, step_seed
 
 #: Pixels per latent cell along each axis for Stable Diffusion's VAE (f = 8, Rombach et al.
 #: 2022, §3); used to place conditioning areas (given in pixels) and for SDXL's size ids.
 LATENT_FACTOR = 8
+
+__all__ = [
+    "LATENT_FACTOR",
+    "SamplerSettings",
+    "SamplerStep",
+    "UnknownSamplerError",
+    "denoise_window",
+    "predicted_x0",
+    "sample",
+    "schedule_sigmas",
+    "seeded_noise",
+    "step_seed",
+]
 
 
 @dataclass(frozen=True)
@@ -47,9 +55,9 @@ class SamplerSettings:
 
     The schedule has ``steps`` steps; the run covers steps ``start_step`` to ``end_step``
     (None: to the end). ``add_noise`` noises the input latent to the level of ``start_step``
-    (pure noise when ``start_step`` is 0); without it the input is taken to be at that level
-    already. ``leftover_noise`` returns the latent at the level of ``end_step``; otherwise a
-    run that stops early finishes with a jump to σ = 0 (the first-order, Euler/DDIM step).
+    (pure noise when that is the model's highest level); without it the input is taken to be
+    at that level already. ``leftover_noise`` returns the latent at the level of
+    ``end_step``; otherwise a run that stops early makes its last step go to σ = 0.
     """
 
     sampler: str = "euler"
@@ -90,55 +98,31 @@ class SamplerStep:
 StepCallback = Callable[[SamplerStep], None]
 
 
-def step_seed(seed: int, index: int) -> int:
-    """A well-mixed 63-bit seed for the noise of scheduler call ``index`` of a run seeded ``seed``.
-
-    SeedSequence hashing keeps the streams of neighbouring seeds and steps unrelated (seed s,
-    step 1 shares nothing with seed s+1, step 0).
-    """
-    state = np.random.SeedSequence([seed % 2**64, index]).generate_state(2, np.uint32)
-    return (int(state[0]) << 31 | int(state[1]) >> 1) & (2**63 - 1)
-
-
 def seeded_noise(seed: int, shape: Sequence[int]) -> torch.Tensor:
     """Standard normal noise of ``shape`` drawn on the CPU in float32 from ``seed``."""
     generator = torch.Generator("cpu").manual_seed(seed % 2**64)
     return torch.randn(tuple(shape), generator=generator, dtype=torch.float32)
 
 
-def sigma_from_alpha_bar(alpha_bar: torch.Tensor | float) -> float:
-    """σ = √((1 − ᾱ)/ᾱ): the noise level of a VP sample as a VE one (Karras et al. 2022, §2)."""
-    alpha_bar = float(alpha_bar)
-    return math.sqrt((1.0 - alpha_bar) / alpha_bar)
-
-
-def input_sigma(scheduler: object, definition: SamplerDef, index: int, timestep: object) -> float:
-    """σ of the sample the model is about to see at call ``index`` (after ``scale_model_input``)."""
-    source = definition.sigma_source
-    if source == "alphas_cumprod":
-        return sigma_from_alpha_bar(scheduler.alphas_cumprod[int(timestep)])  # type: ignore[attr-defined]
-    if source == "position":
-        return float(scheduler.sigmas[index])  # type: ignore[attr-defined]
-    step_index = scheduler.step_index  # type: ignore[attr-defined]
-    if source == "kdpm2" and not scheduler.state_in_first_order:  # type: ignore[attr-defined]
-        return float(scheduler.sigmas_interpol[step_index])  # type: ignore[attr-defined]
-    return float(scheduler.sigmas[step_index])  # type: ignore[attr-defined]
-
-
-def boundary_sigma(scheduler: object, definition: SamplerDef, index: int) -> float:
-    """σ of a VP scheduler's sample before call ``index`` (after calls 0..index−1)."""
-    timesteps = scheduler.timesteps  # type: ignore[attr-defined]
-    if index >= len(timesteps):
-        return 0.0
-    if definition.sigma_source == "alphas_cumprod":
-        return sigma_from_alpha_bar(scheduler.alphas_cumprod[int(timesteps[index])])  # type: ignore[attr-defined]
-    return float(scheduler.sigmas[index])  # type: ignore[attr-defined]
+def schedule_sigmas(
+    sampler: str, schedule: str, steps: int, model_config: Mapping[str, Any] | None = None
+) -> torch.Tensor:
+    """The ``steps + 1`` levels KSampler walks for ``sampler`` on ``schedule``: the schedule
+    itself, or for the samplers that ask for it (``SamplerInfo.discard_penultimate_sigma``)
+    one more level with the second-to-last dropped, as ComfyUI does."""
+    info = samplers.sampler_info(sampler)
+    levels = NoiseLevels.from_config(model_config)
+    if info.discard_penultimate_sigma:
+        sigmas = samplers.make_sigmas(schedule, levels, steps + 1)
+        return torch.cat([sigmas[:-2], sigmas[-1:]])
+    return samplers.make_sigmas(schedule, levels, steps)
 
 
 def predicted_x0(
     model_input: torch.Tensor, output: torch.Tensor, sigma: float, prediction: PredictionType
 ) -> torch.Tensor:
-    """x̂₀ from the (VP-scaled) model input x and the model output at noise level σ.
+    """The denoised estimate x̂₀ (σ-space) from the VP model input x and the model output at
+    noise level σ.
 
     With ᾱ = 1/(1+σ²): ε-prediction x̂₀ = (x − √(1−ᾱ)ε)/√ᾱ (Ho et al. 2020, eq. 15);
     v-prediction x̂₀ = √ᾱ·x − √(1−ᾱ)·v (Salimans & Ho 2022, §4).
@@ -352,8 +336,34 @@ def _resize_mask(mask: torch.Tensor, batch: int, height: int, width: int) -> tor
     return mask[:batch]
 
 
-def _step_kwargs(scheduler: object) -> bool:
-    return "generator" in inspect.signature(scheduler.step).parameters  # type: ignore[attr-defined]
+def _validated_sigmas(sigmas: torch.Tensor) -> torch.Tensor:
+    """An explicit schedule as float32 on the CPU, or a clear error about what is wrong."""
+    sigmas = torch.as_tensor(sigmas).detach().to("cpu", torch.float32).flatten()
+    if sigmas.numel() < 2:
+        raise ValueError(
+            f"sigmas has {sigmas.numel()} level(s): a schedule needs at least 2 (start and end)"
+        )
+    if not bool(torch.isfinite(sigmas).all()) or bool((sigmas < 0).any()):
+        raise ValueError("sigmas must be finite and not negative")
+    if bool((sigmas[:-1] <= sigmas[1:]).any()) or bool((sigmas[:-1] == 0).any()):
+        raise ValueError("sigmas must decrease step by step, with 0 only as the last level")
+    return sigmas
+
+
+def _noise_sampler(
+    info: samplers.SamplerInfo,
+    seed: int,
+    schedule: torch.Tensor,
+    shape: torch.Size,
+    device: torch.device,
+) -> samplers.noise.NoiseSampler | None:
+    if info.noise == "none":
+        return None
+    positive = schedule[schedule > 0]
+    if info.noise == "brownian" and positive.numel() > 1:
+        low, high = float(positive.min()), float(positive.max())
+        return samplers.BrownianNoise(seed, low, high, shape, device)
+    return samplers.StepNoise(seed, schedule, shape, device)
 
 
 def sample(
@@ -368,27 +378,41 @@ def sample(
     callback: StepCallback | None = None,
     check_cancel: Callable[[], None] | None = None,
     downscale: int = LATENT_FACTOR,
+    sigmas: torch.Tensor | None = None,
+    sampler_options: Mapping[str, Any] | None = None,
 ) -> torch.Tensor:
     """Denoise ``latent`` ([B, 4, h, w], scaled VAE latents) and return it on the CPU (float32).
 
-    ``noise_mask`` (1 = repaint) limits denoising: after every step the unmasked area is put
-    back at the current noise level (as diffusers' inpainting pipeline and ComfyUI do).
-    9-channel inpainting UNets also get the mask and ``latent`` (the masked image's latent)
-    as extra input channels. ``noise`` replaces the seeded initial noise. ``callback`` hears
-    every finished step; ``check_cancel`` is called before each UNet evaluation and stops the
-    run by raising. ``downscale`` (pixels per latent cell) places conditioning areas, which are
-    given in pixels, and sizes SDXL's size conditioning.
+    The sampler is ``settings.sampler`` on ``settings.schedule`` with ``settings.steps``
+    steps, or on the explicit levels ``sigmas`` (then ``steps`` and ``schedule`` are not
+    used; start and end steps index into ``sigmas``). ``sampler_options`` go to the sampler
+    function (``eta``, ``s_noise``, ``noise_sampler``…).
+
+    ``noise_mask`` (1 = repaint) limits denoising: before every model evaluation the unmasked
+    area is put back at that evaluation's noise level, and the result keeps the input there
+    (ComfyUI's way, which works for every sampler, sub-steps included). 9-channel inpainting
+    UNets also get the mask and ``latent`` (the masked image's latent) as extra input
+    channels. ``noise`` replaces the seeded initial noise. ``callback`` hears every finished
+    step; ``check_cancel`` is called before each UNet evaluation and stops the run by raising.
+    ``downscale`` (pixels per latent cell) places conditioning areas, which are given in
+    pixels, and sizes SDXL's size conditioning.
     """
-    definition, scheduler = make_scheduler(
-        settings.sampler, settings.schedule, model.scheduler_config
-    )
-    if settings.steps < 1:
-        raise ValueError(f"steps must be at least 1, got {settings.steps}")
-    end_step = (
-        settings.steps if settings.end_step is None else min(settings.end_step, settings.steps)
-    )
+    info = samplers.sampler_info(settings.sampler)
+    if sigmas is None:
+        if settings.steps < 1:
+            raise ValueError(f"steps must be at least 1, got {settings.steps}")
+        schedule = schedule_sigmas(
+            settings.sampler, settings.schedule, settings.steps, model.scheduler_config
+        )
+    else:
+        schedule = _validated_sigmas(sigmas)
+    steps = len(schedule) - 1
+    end_step = steps if settings.end_step is None else min(settings.end_step, steps)
     if settings.start_step >= end_step:
         return latent.detach().to("cpu", torch.float32).clone()
+    run = schedule[settings.start_step : end_step + 1].clone()
+    if end_step < steps and not settings.leftover_noise:
+        run[-1] = 0.0  # stop early, but clean: the last step goes to σ = 0
 
     unet = model.unet
     device = next(unet.parameters()).device
@@ -403,14 +427,6 @@ def sample(
         )
     noise = noise.to(device, torch.float32)
 
-    scheduler.set_timesteps(settings.steps, device=device)
-    timesteps = scheduler.timesteps
-    order = int(scheduler.order)
-    first = settings.start_step * order
-    last = min(end_step * order, len(timesteps))
-    if hasattr(scheduler, "set_begin_index"):
-        scheduler.set_begin_index(first)
-
     mask = None if noise_mask is None else _resize_mask(noise_mask, batch, height, width).to(device)
     concat = None
     if model.is_inpainting:
@@ -424,53 +440,46 @@ def sample(
             f"{unet.config.in_channels}: use a latent made for this model's family"
         )
     denoiser = _Denoiser(model, positive, negative, settings.cfg, latent.shape, concat, downscale)
+    levels = NoiseLevels.from_config(model.scheduler_config)
 
-    # The starting sample, in the scheduler's own space.
-    if settings.add_noise and first == 0:
-        x = noise * scheduler.init_noise_sigma  # pure noise, as diffusers' text-to-image
-    elif settings.add_noise:
-        x = scheduler.add_noise(latent, noise, timesteps[first : first + 1])  # q(x_t | x_0)
-    elif definition.space == "alpha":
-        x = latent / math.sqrt(1.0 + boundary_sigma(scheduler, definition, first) ** 2)
+    def known(x: torch.Tensor, sigma: float) -> torch.Tensor:
+        """``x`` with the unmasked area put back at noise level ``sigma``."""
+        if mask is None:
+            return x
+        return mask * x + (1 - mask) * (latent + sigma * noise)
+
+    def denoise(x: torch.Tensor, sigma: float) -> torch.Tensor:
+        if check_cancel is not None:
+            check_cancel()
+        x = known(x, sigma)
+        model_input = x / math.sqrt(1.0 + sigma * sigma)
+        timestep = torch.tensor(levels.timestep(sigma), device=device, dtype=torch.float32)
+        output = denoiser(model_input, timestep, guided=model.guided_at(sigma))
+        denoised = predicted_x0(model_input, output, sigma, model.prediction)
+        return denoised if mask is None else mask * denoised + (1 - mask) * latent
+
+    first = float(run[0])
+    if settings.add_noise:
+        # From the model's highest level the latent's own variance counts too: x = x₀ + σε
+        # has std √(1+σ²) for unit-variance x₀ (ComfyUI's "max denoise"; diffusers' DDIM).
+        full = first >= levels.sigma_max * (1 - 1e-5)
+        x = latent + noise * (math.sqrt(1.0 + first * first) if full else first)
     else:
         x = latent.clone()
 
-    def to_sigma_space(sample: torch.Tensor, index: int) -> torch.Tensor:
-        if definition.space == "sigma":
-            return sample
-        return sample * math.sqrt(1.0 + boundary_sigma(scheduler, definition, index) ** 2)
-
-    stochastic = definition.stochastic and _step_kwargs(scheduler)
-    generator = torch.Generator("cpu")
     total = end_step - settings.start_step
-    denoised = latent
+
+    def on_step(step: StepInfo) -> None:
+        if callback is not None:
+            latent_now = known(step.x, float(run[step.i + 1]))
+            callback(SamplerStep(step.i + 1, total, latent_now, step.denoised))
+
+    options = dict(sampler_options or {})
+    if "noise_sampler" not in options:
+        options["noise_sampler"] = _noise_sampler(
+            info, settings.seed, schedule, latent.shape, device
+        )
     with torch.inference_mode():
-        for index in range(first, last):
-            if check_cancel is not None:
-                check_cancel()
-            timestep = timesteps[index]
-            model_input = scheduler.scale_model_input(x, timestep)
-            sigma = input_sigma(scheduler, definition, index, timestep)
-            output = denoiser(model_input, timestep, guided=model.guided_at(sigma))
-            denoised = predicted_x0(model_input, output, sigma, model.prediction)
-            kwargs = {}
-            if stochastic:
-                kwargs["generator"] = generator.manual_seed(step_seed(settings.seed, index))
-            x = scheduler.step(output, timestep, x, return_dict=False, **kwargs)[0]
-            if mask is not None:
-                # Inpainting: the unmasked area returns to the input at the next noise level.
-                if index + 1 < len(timesteps):
-                    known = scheduler.add_noise(latent, noise, timesteps[index + 1 : index + 2])
-                else:
-                    known = latent
-                x = (1 - mask) * known + mask * x
-            if callback is not None and ((index + 1) % order == 0 or index + 1 == last):
-                done = min(-(-(index + 1) // order), end_step) - settings.start_step
-                callback(SamplerStep(done, total, to_sigma_space(x, index + 1), denoised))
-    if last < len(timesteps) and not settings.leftover_noise:
-        # Stopped early without leftover noise: finish with the first-order jump to σ = 0,
-        # which lands on the last denoised estimate (Karras et al. 2022, Alg. 1, last step).
-        x = denoised if mask is None else (1 - mask) * latent + mask * denoised
-    else:
-        x = to_sigma_space(x, last)
+        x = info.function(denoise, x, run, callback=on_step, **options)
+        x = known(x, float(run[-1]))
     return x.to("cpu", torch.float32)

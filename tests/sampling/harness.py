@@ -16,7 +16,7 @@ from core.diffusion.families import FAMILY_TRAITS, ModelFamily, PredictionType
 from core.diffusion.models import DiffusionModel, VaeModel
 from core.diffusion.resources import CLIP_TOKENIZER
 from core.diffusion.sampling import step_seed
-from core.diffusion.schedulers import make_scheduler
+from core.diffusion.schedulers import scheduler_config
 from tests.helpers.tiny_models import TinyPipeline, make_tiny_pipeline
 
 
@@ -60,21 +60,22 @@ def random_conditioning(pipeline: TinyPipeline, seed: int, tokens: int = 77) -> 
     return Conditioning((ConditioningEntry(embeds, pooled),))
 
 
-def reseed_steps(scheduler: Any, seed: int, first: int = 0) -> Any:
-    """Make a diffusers pipeline draw each step's noise as LatentLoom does.
+def reseed_steps(scheduler: Any, seed: int, first: int = 0, calls_per_step: int = 1) -> Any:
+    """Make a diffusers scheduler draw each step's noise as LatentLoom's samplers do.
 
-    LatentLoom re-seeds the step generator with ``step_seed(seed, i)`` at scheduler call *i*
-    (so split runs draw the same noise as whole ones); wrapping ``step`` lets the pipeline's own
-    loop do exactly that with the generator it passes in.
+    LatentLoom draws the noise of the step that starts at level k of the schedule from
+    ``step_seed(seed, k)``; wrapping ``step`` re-seeds the generator the pipeline passes in
+    before call c, which belongs to step ``first + c // calls_per_step``.
     """
     original = scheduler.step
     if "generator" not in inspect.signature(original).parameters:
         return scheduler
-    calls = itertools.count(first)
+    calls = itertools.count(0)
 
     def step(model_output, timestep, sample, generator=None, return_dict=True, **kwargs):
+        call = next(calls)
         if generator is not None:
-            generator.manual_seed(step_seed(seed, next(calls)))
+            generator.manual_seed(step_seed(seed, first + call // calls_per_step))
         return original(
             model_output, timestep, sample, generator=generator, return_dict=return_dict, **kwargs
         )
@@ -84,12 +85,33 @@ def reseed_steps(scheduler: Any, seed: int, first: int = 0) -> Any:
     return scheduler
 
 
-def diffusers_pipeline(kind: str, pipeline: TinyPipeline, sampler: str, schedule: str) -> Any:
-    """A diffusers pipeline of ``kind`` over ``pipeline``'s modules with LatentLoom's scheduler."""
+#: diffusers schedulers whose samples are variance preserving: x_vp = x/√(1+σ²).
+VP_SCHEDULERS = {
+    "DDIMScheduler",
+    "DDPMScheduler",
+    "DPMSolverMultistepScheduler",
+    "UniPCMultistepScheduler",
+    "DEISMultistepScheduler",
+    "LCMScheduler",
+}
+
+
+def diffusers_pipeline(
+    kind: str,
+    pipeline: TinyPipeline,
+    sampler: str,
+    schedule: str,
+    **options: Any,
+) -> Any:
+    """A diffusers pipeline of ``kind`` over ``pipeline``'s modules with the reference
+    scheduler of ``sampler`` (``options`` override its config)."""
     import diffusers
     from transformers import CLIPTokenizer
 
-    _, scheduler = make_scheduler(sampler, schedule, {"prediction_type": str(pipeline.prediction)})
+    reference, config = scheduler_config(
+        sampler, schedule, {"prediction_type": str(pipeline.prediction)}
+    )
+    scheduler = getattr(diffusers, reference.class_name).from_config({**config, **options})
     tokenizer = CLIPTokenizer.from_pretrained(str(CLIP_TOKENIZER))
     if pipeline.family is ModelFamily.SDXL:
         cls = {

@@ -233,12 +233,19 @@ def test_ksampler_advanced_split_matches_ksampler(tmp_path: Path) -> None:
 
 
 def test_ksampler_check_and_cancel(tmp_path: Path) -> None:
+    from core.engine import validate
     from core.engine.errors import Cancelled
+    from core.graph.model import Graph
 
-    spec = build_registry().get("KSampler")
-    params = spec.default_params() | {"sampler_name": "ddim", "scheduler": "karras"}
-    assert [field for field, _ in spec.check(params)] == ["scheduler"]
-    assert list(spec.check(spec.default_params())) == []
+    registry = build_registry()
+    spec = registry.get("KSampler")
+    graph = Graph(registry)
+    node = graph.add_node("KSampler", params={"sampler_name": "nope"})
+    # An unknown sampler is one problem, under sampler_name (not also under scheduler).
+    assert [p.field for p in validate(graph, outputs=[node.id]) if p.node_id == node.id].count(
+        "sampler_name"
+    ) == 1
+    assert not [p for p in validate(graph, outputs=[node.id]) if p.field == "scheduler"]
     pipeline = tiny()
     ctx, _ = _context(tmp_path)
     ctx.cancel.cancel()
@@ -263,11 +270,11 @@ def test_ksampler_check_and_cancel(tmp_path: Path) -> None:
 
 
 def test_node_sampler_lists_match_the_core_tables() -> None:
-    from core.diffusion.schedulers import SAMPLER_NAMES, SCHEDULES
+    from core.diffusion.samplers import SAMPLER_NAMES, SCHEDULE_NAMES
     from nodes import sampling
 
-    assert set(sampling.SAMPLER_NAMES) == set(SAMPLER_NAMES)
-    assert sampling.SCHEDULE_NAMES == SCHEDULES
+    assert sampling.SAMPLER_NAMES == SAMPLER_NAMES
+    assert sampling.SCHEDULE_NAMES == SCHEDULE_NAMES
 
 
 def test_pixel_sizes_follow_the_vae_downscale() -> None:
