@@ -1,12 +1,13 @@
 """Demo-model training benchmark: seconds per UNet + text-encoder training step.
 
-Runs ``tools.demo_model.train.train_unet`` (the shipped recipe's loop: bf16 autocast, anchored
-text encoder, EMA) for a few steps at the full batch of 64 on random latents, once with the
-attention kernels that ``train.training_attention`` picks and once with torch's own choice (the
-CPU flash kernel, the baseline), alternately in the same run; then once in float32, so the
+Runs ``tools.demo_model.train.unet.train_unet`` (the shipped recipe's loop: bf16 autocast,
+anchored text encoder, EMA) for a few steps at the full batch of 64 on random latents, once with
+the attention kernels that ``unet.training_attention`` picks and once with torch's own choice
+(the CPU flash kernel, the baseline), alternately in the same run; then once in float32, so the
 output also says which precision is the faster on this CPU and whether ``--precision auto``
-(``train.precision_for``) picked it: bf16 only pays where the CPU computes it natively
-(AVX512-BF16 / AMX; session 13, an AVX2-only AMD EPYC: 25 s a bf16 step against 2 s in float32).
+(``options.precision_for``) picked it: bf16 only pays where the CPU computes it natively
+(AVX512-BF16 / AMX; measured 2026-12-03 on an AVX2-only AMD EPYC: 25 s a bf16 step against 2 s
+in float32).
 Prints one JSON object. Timings on a shared machine are noisy: compare the ratio, and the best
 of the rounds.
 
@@ -26,11 +27,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch
 
-from tools.demo_model import components, train
+from tools.demo_model import components
 from tools.demo_model.scenes import training_scenes
+from tools.demo_model.train import unet
+from tools.demo_model.train.config import LossLog, TrainConfig
+from tools.demo_model.train.options import precision_for
 
 
-class _StepClock(train.LossLog):
+class _StepClock(LossLog):
     """A loss log that keeps the time each step ended instead of printing it."""
 
     def __init__(self) -> None:
@@ -45,17 +49,17 @@ def seconds_per_step(
     attention, steps: int, scenes, latents: torch.Tensor, bf16: bool = True
 ) -> float:
     """Mean seconds of ``steps`` training steps with ``attention`` in place of
-    ``train.training_attention``, after one untimed warm-up step."""
-    config = train.TrainConfig(unet_steps=steps + 1, log_every=1, bf16=bf16)
+    ``unet.training_attention``, after one untimed warm-up step."""
+    config = TrainConfig(unet_steps=steps + 1, log_every=1, bf16=bf16)
     clock = _StepClock()
-    chosen, train.training_attention = train.training_attention, attention
+    chosen, unet.training_attention = unet.training_attention, attention
     try:
-        train.train_unet(
+        unet.train_unet(
             latents, latents.abs() * 0.1, torch.ones(len(latents), 1, *latents.shape[-2:]), 1.0,
             scenes, config, clock, lambda *_: None, None,
         )  # fmt: skip
     finally:
-        train.training_attention = chosen
+        unet.training_attention = chosen
     return (clock.ends[-1] - clock.ends[0]) / steps
 
 
@@ -69,17 +73,17 @@ def run(quick: bool) -> dict[str, object]:
     for _ in range(rounds):
         for name, attention in (
             ("torch_default", lambda bf16: contextlib.nullcontext()),
-            ("chosen", train.training_attention),
+            ("chosen", unet.training_attention),
         ):
             timings[name].append(seconds_per_step(attention, steps, scenes, latents))
     # float32 uses torch's own kernels (training_attention leaves them alone there); once is
     # enough to tell a tenfold difference from a close one.
-    fp32 = seconds_per_step(train.training_attention, steps, scenes, latents, bf16=False)
+    fp32 = seconds_per_step(unet.training_attention, steps, scenes, latents, bf16=False)
     timings["float32"].append(fp32)
     best = {name: min(values) for name, values in timings.items()}
-    auto_bf16 = train.precision_for("auto")
+    auto_bf16 = precision_for("auto")
     return {
-        "batch": train.TrainConfig.unet_batch,
+        "batch": TrainConfig.unet_batch,
         "steps_timed": steps,
         "threads": torch.get_num_threads(),
         "seconds_per_step": {

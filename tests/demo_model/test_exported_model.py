@@ -69,7 +69,7 @@ def test_scaling_factor_gives_unit_variance_latents() -> None:
     from diffusers import AutoencoderKL
 
     from tools.demo_model.scenes import render_batch, training_scenes
-    from tools.demo_model.train import to_model_range
+    from tools.demo_model.train.data import to_model_range
 
     vae = AutoencoderKL.from_pretrained(MODEL / "vae", local_files_only=True).float()
     images = to_model_range(render_batch(training_scenes(64, seed=99)))
@@ -119,8 +119,8 @@ def test_accuracy_is_also_reported_per_prompt_form() -> None:
 def test_held_out_prompts_meet_the_accuracy_targets(generator: WorkflowGenerator) -> None:
     """Every held-out combination three times (both sizes, 48 pictures) with the default
     workflow's settings: at least floor(target × 48) right, i.e. 2 misses allowed for
-    background, 2 for colour, 4 for position and 7 for shape. Eight pictures, as before
-    session 21, allowed two shape misses in eight and passed with a model whose 160-prompt
+    background, 2 for colour, 4 for position and 7 for shape. Eight pictures, as until
+    2026-12-06, allowed two shape misses in eight and passed with a model whose 160-prompt
     evaluation draws 73.8 % of shapes right; 48 tell 74 % from 85 % far more often."""
     sample = evaluation_scenes(per_triple=3)
     assert len(sample) == 48
@@ -156,12 +156,12 @@ def test_evaluation_runs_the_default_workflow_on_a_model_folder_anywhere(
     assert (shipped == copied).all()
     assert generator.settings["steps"] == 20 and generator.settings["sampler"] == "euler"
     # Karras's schedule puts half of the 20 steps below σ = 1.1, where the refining phase
-    # trained (session 24: 85.0 and 88.8 % shape for the noise of seeds 0 and 1, against 83.8
-    # and 87.5 % with DDIM's evenly spaced steps).
+    # trained (measured 2026-12-06: 85.0 and 88.8 % shape for the noise of seeds 0 and 1,
+    # against 83.8 and 87.5 % with DDIM's evenly spaced steps).
     assert generator.settings["scheduler"] == "karras"
     assert generator.settings["workflow"] == "resources/workflows/default.json"
     # Guidance stops below σ = 1.1 (the last 10 of the 20 steps): 160 held-out prompts drew
-    # 78.1 % of shapes right with it, 73.8 % with guidance at every step (session 22, DDIM).
+    # 78.1 % of shapes right with it, 73.8 % with guidance at every step (2026-12-06, DDIM).
     assert generator.settings["guidance_sigma_interval"] == [1.1, 1000.0]
 
 

@@ -12,8 +12,11 @@ import torch
 from safetensors.torch import save_file
 from torch.backends.cuda import flash_sdp_enabled
 
-from tools.demo_model import components, position_check, train
+from tools.demo_model import components, position_check
 from tools.demo_model.scenes import POSITIONS
+from tools.demo_model.train import unet as unet_stage
+from tools.demo_model.train.config import LossLog, TrainConfig
+from tools.demo_model.train.data import TokenCache
 
 
 def test_position_scenes_differ_only_in_place_and_offset() -> None:
@@ -48,7 +51,7 @@ class _ContextReader(torch.nn.Module):
 def test_reliance_is_zero_for_a_blind_unet_and_not_for_one_that_reads_the_prompt() -> None:
     torch.manual_seed(0)
     text_encoder = components.new_text_encoder().eval()
-    tokens = train.TokenCache(components.load_tokenizer())
+    tokens = TokenCache(components.load_tokenizer())
     scenes = position_check.position_scenes(8, seed=0)
     latents = torch.randn(8, 4, 16, 16)
     blind = position_check.prompt_reliance(_ContextBlind(), text_encoder, tokens, latents, scenes)
@@ -72,9 +75,10 @@ def _snapshot_into(snapshots: list[dict[str, torch.Tensor]]):
     )
 
 
-def _train_tiny(monkeypatch, config: train.TrainConfig, on_unet_call) -> None:
-    """Run ``train.train_unet`` on six random latents, calling ``on_unet_call(text_encoder, t)``
-    before every UNet call (after that step's text encoding, before its update)."""
+def _train_tiny(monkeypatch, config: TrainConfig, on_unet_call) -> None:
+    """Run ``train.unet.train_unet`` on six random latents, calling
+    ``on_unet_call(text_encoder, t)`` before every UNet call (after that step's text encoding,
+    before its update)."""
     real_new_unet, real_new_text_encoder = components.new_unet, components.new_text_encoder
     encoders: list[torch.nn.Module] = []
 
@@ -90,9 +94,9 @@ def _train_tiny(monkeypatch, config: train.TrainConfig, on_unet_call) -> None:
     monkeypatch.setattr(components, "new_unet", spied_unet)
     monkeypatch.setattr(components, "new_text_encoder", spied_text_encoder)
     means = torch.randn(6, 4, 16, 16)
-    train.train_unet(
+    unet_stage.train_unet(
         means, means.abs() * 0.1, torch.ones(6, 1, 16, 16), 1.0,
-        position_check.position_scenes(6, seed=0), config, train.LossLog(), lambda *_: None, None,
+        position_check.position_scenes(6, seed=0), config, LossLog(), lambda *_: None, None,
     )  # fmt: skip
 
 
@@ -101,7 +105,7 @@ def test_high_noise_fraction_of_each_batch_is_drawn_from_the_noisiest_steps(
     monkeypatch, fraction
 ) -> None:
     seen: list[torch.Tensor] = []
-    config = train.TrainConfig(
+    config = TrainConfig(
         unet_steps=3, unet_batch=16, high_noise_fraction=fraction, high_noise_from=900, bf16=False
     )
     _train_tiny(monkeypatch, config, lambda encoder, t: seen.append(t.clone()))
@@ -120,14 +124,14 @@ def test_high_noise_steps_end_the_high_noise_phase(monkeypatch) -> None:
     the x0 floor in the loss; the next two draw uniformly under plain Min-SNR-γ."""
     seen: list[torch.Tensor] = []
     floors: list[float] = []
-    real_loss = train.epsilon_loss
+    real_loss = unet_stage.epsilon_loss
 
     def spied_loss(*args):
         floors.append(args[5])
         return real_loss(*args)
 
-    monkeypatch.setattr(train, "epsilon_loss", spied_loss)
-    config = train.TrainConfig(
+    monkeypatch.setattr(unet_stage, "epsilon_loss", spied_loss)
+    config = TrainConfig(
         unet_steps=4, unet_batch=16, high_noise_fraction=1.0, high_noise_from=900,
         x0_weight_floor=1.0, high_noise_steps=2, bf16=False,
     )  # fmt: skip
@@ -140,7 +144,7 @@ def test_high_noise_steps_end_the_high_noise_phase(monkeypatch) -> None:
 
 def test_text_freeze_steps_keep_the_text_encoder_at_its_initial_weights(monkeypatch) -> None:
     snapshots: list[dict[str, torch.Tensor]] = []
-    config = train.TrainConfig(unet_steps=4, unet_batch=4, text_freeze_steps=2, bf16=False)
+    config = TrainConfig(unet_steps=4, unet_batch=4, text_freeze_steps=2, bf16=False)
     _train_tiny(monkeypatch, config, _snapshot_into(snapshots))
     assert len(snapshots) == 4
 
@@ -159,7 +163,7 @@ def test_text_encoder_learns_only_from_samples_at_or_above_text_grad_from(
     learns from that half; with 1000 no sample qualifies and it keeps its initial weights
     (weight decay off: it would shrink the weights without any gradient)."""
     snapshots: list[dict[str, torch.Tensor]] = []
-    config = train.TrainConfig(
+    config = TrainConfig(
         unet_steps=2, unet_batch=8, high_noise_fraction=0.5, high_noise_from=900,
         text_grad_from=grad_from, empty_caption_fraction=0.0, weight_decay=0.0, bf16=False,
     )  # fmt: skip
@@ -175,7 +179,7 @@ def test_text_anchor_weight_holds_the_text_encoder_near_its_initial_weights(monk
 
     def distance_moved(anchor_weight: float) -> float:
         snapshots: list[dict[str, torch.Tensor]] = []
-        config = train.TrainConfig(
+        config = TrainConfig(
             unet_steps=6, unet_batch=8, text_anchor_weight=anchor_weight, weight_decay=0.0,
             bf16=False,
         )  # fmt: skip
@@ -220,9 +224,9 @@ def test_position_check_names_a_missing_autoencoder(tmp_path, capsys) -> None:
 @pytest.mark.parametrize("bf16", [True, False])
 def test_bf16_training_runs_attention_without_the_cpu_flash_kernel(monkeypatch, bf16) -> None:
     """Under bf16 autocast the CPU flash-attention kernel's backward pass took over half of a
-    training step (``train.training_attention``); float32 keeps torch's own choice."""
+    training step (``train.unet.training_attention``); float32 keeps torch's own choice."""
     flash_enabled: list[bool] = []
-    config = train.TrainConfig(unet_steps=2, unet_batch=4, bf16=bf16)
+    config = TrainConfig(unet_steps=2, unet_batch=4, bf16=bf16)
     _train_tiny(monkeypatch, config, lambda encoder, t: flash_enabled.append(flash_sdp_enabled()))
     assert flash_enabled == [not bf16] * 2
     assert flash_sdp_enabled()  # only while training
@@ -233,11 +237,11 @@ def test_extra_averages_leave_training_alone_and_decay_zero_is_the_last_weights(
     exported average) is unchanged by them, and decay 0 holds exactly the last weights."""
 
     def run(extra_decays, export_extra=None, ema_decay=0.9):
-        config = train.TrainConfig(unet_steps=3, unet_batch=4, ema_decay=ema_decay, bf16=False)
+        config = TrainConfig(unet_steps=3, unet_batch=4, ema_decay=ema_decay, bf16=False)
         means = torch.randn(6, 4, 16, 16, generator=torch.Generator().manual_seed(5))
-        unet, _, _ = train.train_unet(
+        unet, _, _ = unet_stage.train_unet(
             means, means.abs() * 0.1, torch.ones(6, 1, 16, 16), 1.0,
-            position_check.position_scenes(6, seed=0), config, train.LossLog(), lambda *_: None,
+            position_check.position_scenes(6, seed=0), config, LossLog(), lambda *_: None,
             None, extra_ema_decays=extra_decays, export_extra=export_extra,
         )  # fmt: skip
         return {k: v.clone() for k, v in unet.state_dict().items()}

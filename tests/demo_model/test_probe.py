@@ -50,8 +50,8 @@ def test_estimate_follows_the_noised_image_more_the_less_noise_there_is() -> Non
     """With an empty prompt only the noised image can place the object, so the one-step
     estimate moves toward it, little at t = 999 where almost nothing of the image is left and
     pixels at t = 751 and 651, where the object is plain to see. This holds whether or not the
-    model has learned the position words (session 8's model follows the prompt's side instead
-    at every t down to 851); a sign or axis mix-up in the measurement would break it."""
+    model has learned the position words (a model of 2026-11-23 followed the prompt's side
+    instead at every t down to 851); a sign or axis mix-up in the measurement would break it."""
     shifts = probe.image_versus_prompt(components.MODEL_DIR, prompted=False)
     assert set(shifts) == {str(t) for t in probe.SHIFT_TIMESTEPS}
     assert shifts["651"] > shifts["751"] > 4
@@ -60,12 +60,13 @@ def test_estimate_follows_the_noised_image_more_the_less_noise_there_is() -> Non
 
 def test_the_model_keeps_the_shapes_of_scenes_noised_to_low_t() -> None:
     """Noised to t = 51 the scene's object is plain to see and the shipped model finishes nearly
-    every one as drawn (session 13: 91 %; session 17: 14 of these 16; session 21, with its
-    shape codes written into the encoded latents: 14 of 16, the decoder's own ceiling); a
-    start that judged the wrong scene would not. Until session 20 this also required fewer
-    kept from t = 951, where little of the scene is left; since session 21 the model draws the
-    shape from the word and keeps 16 of 16 from there, so that order no longer says anything
-    about the probe (its noise levels are checked by the estimate test above)."""
+    every one as drawn (the models of 2026-12-03: 91 %; of 2026-12-05: 14 of these 16; of
+    2026-12-06, with its shape codes written into the encoded latents: 14 of 16, the decoder's
+    own ceiling); a start that judged the wrong scene would not. Models without shape codes
+    also kept fewer from t = 951, where little of the scene is left, and this test asked for
+    that; a model with shape codes draws the shape from the word and keeps 16 of 16 from there,
+    so that order no longer says anything about the probe (its noise levels are checked by the
+    estimate test above)."""
     kept = probe.shape_kept_from_noise(components.MODEL_DIR, starts=(51, 951), per_triple=1)
     assert set(kept) == {"51", "951"}
     assert set(kept["51"]) == {"all", "circle", "square", "triangle"}

@@ -13,14 +13,16 @@ import torch.nn.functional as F
 
 from tools.demo_model import components
 from tools.demo_model.scenes import Scene, SceneObject, render_batch
-from tools.demo_model.train import (
+from tools.demo_model.train import experimental, options, shape_codes, unet_phases
+from tools.demo_model.train import unet as unet_stage
+from tools.demo_model.train.config import LossLog, TrainConfig, cosine_lr
+from tools.demo_model.train.data import (
     TokenCache,
-    epsilon_loss,
     latent_object_weights,
     object_weights,
     to_model_range,
-    training_noise,
 )
+from tools.demo_model.train.unet import epsilon_loss, training_noise
 
 
 def test_training_tokenizes_different_captions_differently() -> None:
@@ -67,14 +69,12 @@ def test_outline_weights_cover_the_ring_around_an_object_and_spare_its_inside() 
 
 
 def test_corner_weights_cover_the_corner_regions_of_each_objects_box() -> None:
-    from tools.demo_model.train import latent_corner_weights
-
     # A big object on the left has the box 3..29 across and 19..45 down; a quarter of its side
     # (6.5 px) at each corner overlaps latent cells 0..2 or 5..7 across and 4..6 or 9..11 down.
     big = Scene("blue", (SceneObject("square", "red", "big", "left"),))
     # A small one (box 25..39 across, 9..23 down at the top) is all corners at 4 px a cell.
     small = Scene("white", (SceneObject("circle", "green", "small", "top"),))
-    weights = latent_corner_weights([big, small], 16, 64, 6.0)
+    weights = experimental.latent_corner_weights([big, small], 16, 64, 6.0)
     expected = torch.ones(2, 1, 16, 16)
     for rows in (slice(4, 7), slice(9, 12)):
         for cols in (slice(0, 3), slice(5, 8)):
@@ -83,11 +83,12 @@ def test_corner_weights_cover_the_corner_regions_of_each_objects_box() -> None:
     assert torch.equal(weights, expected)
     # two objects: both boxes' corners
     both = Scene("black", (*big.objects, *small.objects))
-    assert torch.equal(latent_corner_weights([both], 16, 64, 6.0)[0], expected.amax(dim=0))
+    corners = experimental.latent_corner_weights([both], 16, 64, 6.0)
+    assert torch.equal(corners[0], expected.amax(dim=0))
 
 
 def test_shape_code_maps_put_each_shapes_code_over_the_cells_of_its_box() -> None:
-    from tools.demo_model.train import SHAPE_CODES, shape_code_maps
+    from tools.demo_model.train.shape_codes import SHAPE_CODES, shape_code_maps
 
     # A small object (14 px) on the left has the box 9..23 across and 25..39 down: latent
     # cells (4 px) 3-4 and 7-8 whole, 2 and 5 across, 6 and 9 down three quarters.
@@ -115,7 +116,7 @@ def test_shape_code_maps_put_each_shapes_code_over_the_cells_of_its_box() -> Non
 
 
 def test_shape_codes_replace_only_the_latents_least_used_direction() -> None:
-    from tools.demo_model.train import least_used_direction, with_shape_codes
+    from tools.demo_model.train.shape_codes import least_used_direction, with_shape_codes
 
     generator = torch.Generator().manual_seed(0)
     rotation, _ = torch.linalg.qr(torch.randn(4, 4, generator=generator))
@@ -138,7 +139,7 @@ def test_shape_codes_replace_only_the_latents_least_used_direction() -> None:
 
 
 def test_circles_and_squares_swap_and_everything_else_stays() -> None:
-    from tools.demo_model.train import with_circles_and_squares_swapped
+    from tools.demo_model.train.shape_codes import with_circles_and_squares_swapped
 
     scene = Scene("white", (SceneObject("circle", "red", "big", "left", (1, -2)),
                             SceneObject("square", "blue", "small", "right"),
@@ -217,7 +218,7 @@ def test_x0_weight_floor_raises_only_the_noisiest_timesteps() -> None:
 def test_white_training_noise_is_drawn_as_before_pyramid_noise_is_coarser() -> None:
     shape = torch.Size((64, 4, 16, 16))
     white = training_noise(shape, torch.Generator().manual_seed(5), 0.1, 0.0)
-    generator = torch.Generator().manual_seed(5)  # the draws of the session-4 training loop
+    generator = torch.Generator().manual_seed(5)  # the draws from before pyramid noise existed
     expected = torch.randn(shape, generator=generator)
     expected = expected + 0.1 * torch.randn((64, 4, 1, 1), generator=generator)
     assert torch.equal(white, expected)
@@ -238,7 +239,8 @@ def test_pixel_loss_decodes_the_x0_the_prediction_implies_and_trains_only_the_pr
     loss is the autoencoder's own reconstruction error of the scene; any other prediction is
     judged by the x0 it implies, and the gradient reaches the prediction, not the frozen
     autoencoder."""
-    from tools.demo_model.train import PixelTargets, decoded_estimate_loss, reconstruction_loss
+    from tools.demo_model.train.autoencoder import reconstruction_loss
+    from tools.demo_model.train.experimental import PixelTargets, decoded_estimate_loss
 
     torch.manual_seed(0)
     scenes = [
@@ -273,13 +275,11 @@ def test_pixel_loss_decodes_the_x0_the_prediction_implies_and_trains_only_the_pr
 
 
 def test_pixel_loss_without_its_targets_is_refused() -> None:
-    from tools.demo_model import train
-
-    config = train.TrainConfig(unet_steps=1, unet_batch=2, unet_pixel_weight=0.5)
+    config = TrainConfig(unet_steps=1, unet_batch=2, unet_pixel_weight=0.5)
     means = torch.zeros(2, 4, 16, 16)
     with pytest.raises(ValueError, match=r"unet_pixel_weight 0\.5 asks for a pixel-space loss"):
-        train.train_unet(
-            means, means, torch.ones(2, 1, 16, 16), 1.0, [], config, train.LossLog(),
+        unet_stage.train_unet(
+            means, means, torch.ones(2, 1, 16, 16), 1.0, [], config, LossLog(),
             lambda *_: None, None,
         )  # fmt: skip
 
@@ -291,22 +291,22 @@ def test_one_command_retrains_every_stage_and_exports_a_loadable_model(
     from tools.demo_model import train
 
     corner_calls = []
-    real_corners = train.latent_corner_weights
+    real_corners = unet_phases.latent_corner_weights
 
     def recording_corners(scenes, size, image_size, corner_weight):
         corner_calls.append((len(scenes), size, corner_weight))
         return real_corners(scenes, size, image_size, corner_weight)
 
-    monkeypatch.setattr(train, "latent_corner_weights", recording_corners)
+    monkeypatch.setattr(unet_phases, "latent_corner_weights", recording_corners)
     # the ᾱ_t of every training step's timesteps, in the order the phases run
     step_alphas = []
-    real_loss = train.epsilon_loss
+    real_loss = unet_stage.epsilon_loss
 
     def recording_loss(prediction, noise, cells, alphas_cumprod, *rest):
         step_alphas.append(alphas_cumprod.clone())
         return real_loss(prediction, noise, cells, alphas_cumprod, *rest)
 
-    monkeypatch.setattr(train, "epsilon_loss", recording_loss)
+    monkeypatch.setattr(unet_stage, "epsilon_loss", recording_loss)
 
     out = tmp_path / "latentloom-shapes"
     train.main(
@@ -357,10 +357,11 @@ def test_one_command_retrains_every_stage_and_exports_a_loadable_model(
     assert (tmp_path / "work" / "vae_decoder_tuned.safetensors").is_file()
     assert (tmp_path / "work" / "vae_shape_codes.safetensors").is_file()
     assert log["config"]["shape_code"] == 2.5
-    direction, code = train.read_shape_codes(out)  # where the latents carry the codes
+    direction, code = shape_codes.read_shape_codes(out)  # where the latents carry the codes
     assert code == 2.5 and direction.norm().item() == pytest.approx(1.0, abs=1e-5)
     # so does every other export a probe may be pointed at
-    assert torch.equal(train.read_shape_codes(tmp_path / "work" / "main-phase")[0], direction)
+    main_phase = tmp_path / "work" / "main-phase"
+    assert torch.equal(shape_codes.read_shape_codes(main_phase)[0], direction)
     loaded = load_checkpoint(out)
     assert loaded.model.latent_rgb is not None  # its own fitted preview factors
     assert loaded.model.preview_vae is loaded.vae
@@ -413,20 +414,18 @@ def test_recipe_options_parse_into_the_train_config() -> None:
     field with that field's type, and the rest keep the defaults."""
     import argparse
 
-    from tools.demo_model import train
-
     parser = argparse.ArgumentParser()
-    train.add_recipe_arguments(parser)
+    options.add_recipe_arguments(parser)
     args = parser.parse_args(
         ["--text-freeze-steps", "7", "--high-noise-fraction", "0.5", "--min-snr-gamma", "1e9"]
     )
-    recipe = train.recipe_from_arguments(args)
-    assert set(recipe) == set(train.RECIPE_OPTIONS) | {"bf16"}
-    config = train.TrainConfig(**recipe)
+    recipe = options.recipe_from_arguments(args)
+    assert set(recipe) == set(options.RECIPE_OPTIONS) | {"bf16"}
+    config = TrainConfig(**recipe)
     assert config.text_freeze_steps == 7 and isinstance(config.text_freeze_steps, int)
     assert config.high_noise_fraction == 0.5
     assert config.min_snr_gamma == 1e9
-    defaults = train.TrainConfig()
+    defaults = TrainConfig()
     assert config.x0_weight_floor == defaults.x0_weight_floor
     assert config.unet_lr == defaults.unet_lr
 
@@ -434,37 +433,34 @@ def test_recipe_options_parse_into_the_train_config() -> None:
 @pytest.mark.parametrize("native", [True, False])
 def test_precision_auto_trains_in_bf16_only_where_the_cpu_computes_it(monkeypatch, native) -> None:
     """Emulated bfloat16 made a training step ten times slower than float32 on an AVX2-only
-    CPU (session 13: 25.2 against 1.9-2.6 s), which put the one command at ~20 hours there."""
+    CPU (measured 2026-12-03: 25.2 against 1.9-2.6 s), which put the one command at ~20 hours
+    there."""
     import argparse
 
-    from tools.demo_model import train
-
-    monkeypatch.setattr(train, "cpu_has_native_bf16", lambda: native)
-    assert train.precision_for("auto") is native
-    assert train.precision_for("bf16") is True
-    assert train.precision_for("fp32") is False
+    monkeypatch.setattr(options, "cpu_has_native_bf16", lambda: native)
+    assert options.precision_for("auto") is native
+    assert options.precision_for("bf16") is True
+    assert options.precision_for("fp32") is False
     with pytest.raises(ValueError, match="unknown precision 'fp16'; choose one of auto, bf16"):
-        train.precision_for("fp16")
+        options.precision_for("fp16")
     parser = argparse.ArgumentParser()
-    train.add_recipe_arguments(parser)
-    assert train.TrainConfig(**train.recipe_from_arguments(parser.parse_args([]))).bf16 is native
+    options.add_recipe_arguments(parser)
+    assert TrainConfig(**options.recipe_from_arguments(parser.parse_args([]))).bf16 is native
     forced = parser.parse_args(["--precision", "bf16"])
-    assert train.TrainConfig(**train.recipe_from_arguments(forced)).bf16 is True
+    assert TrainConfig(**options.recipe_from_arguments(forced)).bf16 is True
 
 
 def test_polish_phase_trains_uniform_timesteps_from_its_own_learning_rate() -> None:
     """The polishing phase restarts the learning rate and samples every timestep uniformly with
     no x0 floor, whatever the main phase emphasised; it does not polish again."""
-    from tools.demo_model import train
-
-    main_phase = train.TrainConfig(
+    main_phase = TrainConfig(
         unet_steps=50,
         high_noise_fraction=0.5,
         x0_weight_floor=1.0,
         polish_pixel_weight=0.7,
         polish_corner_weight=5.0,
     )
-    polish = train.polish_config(main_phase)
+    polish = unet_phases.polish_config(main_phase)
     assert polish.unet_steps == main_phase.polish_steps > 0
     assert polish.unet_lr == main_phase.polish_lr
     assert polish.warmup_steps == main_phase.polish_warmup_steps
@@ -476,19 +472,17 @@ def test_polish_phase_trains_uniform_timesteps_from_its_own_learning_rate() -> N
     assert polish.polish_steps == 0 and polish.refine_steps == 0
     assert polish.unet_timestep_below == 1000  # every timestep
     assert polish.unet_batch == main_phase.unet_batch and polish.seed == main_phase.seed
-    assert train.cosine_lr(0, polish.unet_steps, polish.unet_lr, polish.warmup_steps, 0.05) < (
-        train.cosine_lr(polish.warmup_steps, polish.unet_steps, polish.unet_lr, 30, 0.05)
+    assert cosine_lr(0, polish.unet_steps, polish.unet_lr, polish.warmup_steps, 0.05) < (
+        cosine_lr(polish.warmup_steps, polish.unet_steps, polish.unet_lr, 30, 0.05)
     )
 
 
 def test_refining_phase_is_the_polish_on_low_noise_timesteps_only() -> None:
     """The refining phase after the polish has the polish's settings, its own step count and
     timesteps below ``refine_timestep_below``; it neither polishes nor refines again."""
-    from tools.demo_model import train
-
-    config = train.TrainConfig(refine_steps=123, refine_timestep_below=250, polish_lr=3e-4)
-    refine = train.refine_config(config)
-    polish = train.polish_config(config)
+    config = TrainConfig(refine_steps=123, refine_timestep_below=250, polish_lr=3e-4)
+    refine = unet_phases.refine_config(config)
+    polish = unet_phases.polish_config(config)
     assert refine.unet_steps == 123 and refine.unet_timestep_below == 250
     assert refine.polish_steps == 0 and refine.refine_steps == 0
     assert refine.unet_lr == polish.unet_lr == 3e-4

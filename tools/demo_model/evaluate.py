@@ -148,8 +148,8 @@ def _shown_path(path: Path) -> str:
 def says_size(index: int) -> bool:
     """Whether the ``index``-th evaluation prompt says the size: two do ("a big ...",
     "a small ..."), the next two do not ("a red circle on the left, blue background", as the
-    default workflow asks), and so on. Session 8's model drew red as purple only when the size
-    was left unsaid, which prompts that always said it could not show."""
+    default workflow asks), and so on. A model of 2026-11-23 drew red as purple only when the
+    size was left unsaid, which prompts that always said it could not show."""
     return index // 2 % 2 == 0
 
 
@@ -174,7 +174,7 @@ def default_prompt_check(
 ) -> dict[str, object]:
     """The default workflow's own prompt with seeds 0 .. seeds-1, each picture judged: the one
     prompt every user sees first, where a model can fail while the held-out average looks well
-    (session 14's run drew its red circle purple for 7 of 8 seeds). Returns the prompt, the
+    (a run of 2026-12-04 drew its red circle purple for 7 of 8 seeds). Returns the prompt, the
     fraction of seeds right per attribute and what was measured for each seed."""
     prompt = canonical_caption(DEFAULT_PROMPT_SCENE, size_word=False)
     asked = generator.workflow_prompt
@@ -215,7 +215,7 @@ def autoencoder_ceiling(
     (posterior mode): what generation could reach at best with this autoencoder; also the
     per-scene results."""
     from tools.demo_model.scenes import render_batch
-    from tools.demo_model.train import to_model_range
+    from tools.demo_model.train.data import to_model_range
 
     images = to_model_range(render_batch(scenes))
     decoded = vae.decode(vae.encode(images).latent_dist.mode()).sample.float()
@@ -319,8 +319,8 @@ def main(argv: list[str] | None = None) -> dict:
     print("autoencoder ceiling (judged reconstructions of the scenes themselves): ", end="")
     print(", ".join(f"{name} {ceiling[name]:.1%}" for name in ATTRIBUTES))
     # Per shape, since one shape can sit at the autoencoder's own limit while the others do not
-    # (session 23: squares 55 of 60 reconstructed square, at fill ratios just above the judge's
-    # line; tools/demo_model/experiments/session23_where_squares_are_lost.txt).
+    # (measured 2026-12-06: squares 55 of 60 reconstructed square, at fill ratios just above the
+    # judge's line; tools/demo_model/EXPERIMENTS.md, "Where the squares are lost").
     shape_by_class = {
         "generated": shape_accuracy_by_class(scenes, results),
         "autoencoder": shape_accuracy_by_class(scenes, ceiling_results),

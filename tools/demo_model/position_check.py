@@ -7,25 +7,24 @@
 Every training scene is the same big red circle on blue; only its place (left, right, top, bottom,
 centre, ±2 px) and the caption's wording change. So the position words are the only thing the
 prompt can tell the model, and nothing else competes for the training signal. A UNet and text
-encoder are trained from scratch on these scenes with ``train.train_unet`` (every other setting as
-the full command), exported next to the autoencoder and judged two ways:
+encoder are trained from scratch on these scenes with ``train.unet.train_unet`` (every other
+setting as the full command), exported next to the autoencoder and judged two ways:
 
-- **placement**: 40 prompts run through the default workflow (20 DDIM steps, CFG 5), each picture
-  judged by ``tools.demo_model.judge``; chance is 20 %.
+- **placement**: 40 prompts run through the default workflow, each picture judged by
+  ``tools.demo_model.judge``; chance is 20 %.
 - **reliance**: the ε-MSE of real scenes noised to t = 999, 951, 901, 851 under the right prompt and
   under one naming another place. A model that uses the position word does worse with the wrong
   one; the gap is shown in x0 units (divided by SNR), next to the x0-equivalent error itself.
 
-Session 6 found that the full model's failure on position (16 %) is not competition with the
-other attributes: with the full command's recipe placement stays at chance here too. With the text
-encoder frozen, an x0 weight floor of 1 and most of each batch from t >= 800 it rises to 35-80 %
-(``tools/demo_model/experiments/session6_position_check.txt``). Session 7: half of each batch from
-t >= 900 places 95 % with the background still right, but only while the text encoder stays frozen
-(trained at lr x0.05 from the start, or at x1 after a frozen high-noise phase: 22.5 % and 25 %;
-``tools/demo_model/experiments/session7_noisiest_steps.txt``). Session 8: a text encoder trained at
-the full command's lr but anchored to its initial output (``--text-anchor-weight 10``) places 95 %
-too; at weight 1, or learning only from t >= 900, 17.5-22.5 %
-(``tools/demo_model/experiments/session8_text_encoder_collapse.txt``).
+What it showed (2026-11-22 and 2026-11-23; ``tools/demo_model/EXPERIMENTS.md``, "Learning where
+the prompt puts the object"): the full model's failure on position then (16 %) was not
+competition with the other attributes, since with that recipe placement stays at chance here
+too. With the text encoder frozen, an x0 weight floor of 1 and most of each batch from t >= 800
+it rises to 35-80 %; half of each batch from t >= 900 places 95 % with the background still
+right, but only while the text encoder stays frozen (trained at lr x0.05 from the start, or at
+x1 after a frozen high-noise phase: 22.5 % and 25 %). A text encoder trained at the full
+command's lr but anchored to its initial output (``--text-anchor-weight 10``) places 95 % too; at
+weight 1, or learning only from t >= 900, 17.5-22.5 %. That recipe is the shipped one.
 """
 
 from __future__ import annotations
@@ -42,7 +41,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file
 
-from tools.demo_model import components, train
+from tools.demo_model import components
 from tools.demo_model.scenes import (
     JITTER,
     POSITIONS,
@@ -51,6 +50,12 @@ from tools.demo_model.scenes import (
     canonical_caption,
     render_batch,
 )
+from tools.demo_model.train.autoencoder import encode_all
+from tools.demo_model.train.config import LossLog, TrainConfig
+from tools.demo_model.train.data import TokenCache
+from tools.demo_model.train.export import fit_latent_rgb, write_model_folder
+from tools.demo_model.train.options import add_recipe_arguments, recipe_from_arguments
+from tools.demo_model.train.unet import train_unet
 
 RELIANCE_TIMESTEPS = (999, 951, 901, 851)
 # Another place for each place (centre's is arbitrary but fixed).
@@ -88,7 +93,7 @@ def elsewhere(scene: Scene) -> Scene:
 def prompt_reliance(
     unet: torch.nn.Module,
     text_encoder: torch.nn.Module,
-    tokens: train.TokenCache,
+    tokens: TokenCache,
     latents: torch.Tensor,
     scenes: list[Scene],
     seed: int = 1,
@@ -121,7 +126,7 @@ def prompt_reliance(
 def run(
     autoencoder: Path,
     out: Path,
-    config: train.TrainConfig,
+    config: TrainConfig,
     scenes_count: int = 4000,
     judged: int = 40,
 ) -> dict:
@@ -132,25 +137,25 @@ def run(
     vae = components.new_vae()
     vae.load_state_dict(load_file(autoencoder))
     vae.eval()
-    means, stds = train.encode_all(vae, render_batch(scenes))
+    means, stds = encode_all(vae, render_batch(scenes))
     sample = means + stds * torch.randn(means.shape, generator=torch.Generator().manual_seed(0))
     scale = 1.0 / sample.std().item()  # as the full command: unit-variance latents
     vae.register_to_config(scaling_factor=scale)
-    log = train.LossLog()
+    log = LossLog()
     started = time.time()
-    unet, text_encoder, steps = train.train_unet(
+    unet, text_encoder, steps = train_unet(
         means, stds, torch.ones(len(means), 1, *means.shape[-2:]), scale, scenes, config, log,
         lambda *_: None, None,
     )  # fmt: skip
     minutes = (time.time() - started) / 60
-    latent_rgb = train.fit_latent_rgb(vae, sample[:256] * scale, scale)
-    train.write_model_folder(out, vae, unet, text_encoder, latent_rgb)
+    latent_rgb = fit_latent_rgb(vae, sample[:256] * scale, scale)
+    write_model_folder(out, vae, unet, text_encoder, latent_rgb)
 
     from tools.demo_model import evaluate
 
     places = [Scene("blue", (replace(s.objects[0], offset=(0, 0)),)) for s in scenes[:judged]]
     totals, _, images, _ = evaluate.evaluate(evaluate.WorkflowGenerator(out), places)
-    tokens = train.TokenCache(components.load_tokenizer())
+    tokens = TokenCache(components.load_tokenizer())
     reliance = prompt_reliance(
         unet, text_encoder, tokens, means[:128] * scale, scenes[:128], seed=config.seed + 1
     )
@@ -185,18 +190,18 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--scenes", type=int, default=4000)
     parser.add_argument("--judged", type=int, default=40)
-    parser.add_argument("--threads", type=int, default=train.TrainConfig.threads)
-    train.add_recipe_arguments(parser)
+    parser.add_argument("--threads", type=int, default=TrainConfig.threads)
+    add_recipe_arguments(parser)
     args = parser.parse_args(argv)
     if not args.autoencoder.is_file():
         parser.error(
             f"--autoencoder {args.autoencoder} is not a file; give a training run's "
             "<work>/vae_decoder_tuned.safetensors"
         )
-    recipe = train.recipe_from_arguments(args)
+    recipe = recipe_from_arguments(args)
     # A short run warms up for at most a fifth of its steps.
     recipe["warmup_steps"] = min(recipe["warmup_steps"], args.steps // 5)
-    config = train.TrainConfig(
+    config = TrainConfig(
         unet_steps=args.steps, unet_batch=args.batch, threads=args.threads, log_every=50, **recipe
     )
     report = run(args.autoencoder, args.out, config, args.scenes, args.judged)

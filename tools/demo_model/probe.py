@@ -3,19 +3,19 @@ training checkpoint, seconds instead of the evaluation's minutes.
 
     python -m tools.demo_model.probe [--model resources/models/checkpoints/latentloom-shapes]
 
-For pairs of prompts that differ in one attribute ("... on the left ..." / "... on the right
-..."), it prints how far apart the text encoder puts them (norm of the difference of the final
-hidden states, 77 × 128) and how far apart the UNet's classifier-free-guided estimate of the
-clean latent is after one step from the same noise (norm over 4 × 16 × 16) at a few noise
-levels. An attribute the model follows moves both; in sessions 1-3 colour moved them 15-70 times
-more than position, which was not learned. The input embeddings of the pair's distinguishing words
-are compared too: a word that training never used stays near its random initial embedding, as
-"zebra" / "piano" do. Beside them stands the autoencoder's own latent distance between the two
-prompts' scenes, drawn exactly (zero offset): how far apart the clean latents really are, so
-``x0_share`` (the estimate's distance at the last noise level over it) says how much of the
-real difference the UNet draws. Session 14, on the session-13 model: colour, size, position
-and background 1.8-2.7, shape 1.1; and a small circle and square lie only 1.65 apart, a
-third of the big ones' 5.0 and a tenth of red / green's 15.7.
+For pairs of prompts that differ in one attribute ("... on the left ..." / "... on the right ..."),
+it prints how far apart the text encoder puts them (norm of the difference of the final hidden
+states, 77 × 128) and how far apart the UNet's classifier-free-guided estimate of the clean latent
+is after one step from the same noise (norm over 4 × 16 × 16) at a few noise levels. An attribute
+the model follows moves both; in the first models (2026-11-22) colour moved them 15-70 times more
+than position, which was not learned. The input embeddings of the pair's distinguishing words are
+compared too: a word that training never used stays near its random initial embedding, as "zebra" /
+"piano" do. Beside them stands the autoencoder's own latent distance between the two prompts'
+scenes, drawn exactly (zero offset): how far apart the clean latents really are, so ``x0_share``
+(the estimate's distance at the last noise level over it) says how much of the real difference the
+UNet draws. Measured 2026-12-04 on the model of 2026-12-03: colour, size, position and background
+1.8-2.7, shape 1.1; and a small circle and square lie only 1.65 apart, a third of the big ones' 5.0
+and a tenth of red / green's 15.7 (the reason for the shape codes).
 
 It also noises real scenes whose object sits on one side and prompts for the opposite side, and
 measures how far the centroid of the one-step estimate moves toward the object in the image
@@ -26,10 +26,10 @@ empty prompt shows how much of the place x_t alone gives away at each level.
 
 Last, ``shape_kept_from_noise`` noises held-out scenes to a few levels and lets the model
 finish them with their own prompts by DDIM (20 steps, CFG 5; the default workflow's sampler
-until session 24, which now samples with Euler on the Karras schedule), judging the shape of
-what comes out. Where a trained denoiser keeps the drawn shape, from low noise at least, it
-tells how much of the shortfall is the low-noise denoising itself rather than the prompt
-(session 13: from t = 200 the shipped model rounded 42 % of the squares).
+until 2026-12-06, when it moved to Euler on the Karras schedule), judging the shape of what
+comes out. Where a trained denoiser keeps the drawn shape, from low noise at least, it tells how
+much of the shortfall is the low-noise denoising itself rather than the prompt (measured
+2026-12-03: from t = 200 the model of that day rounded 42 % of the squares).
 """
 
 from __future__ import annotations
@@ -55,13 +55,8 @@ from tools.demo_model.scenes import (
     evaluation_scenes,
     render_batch,
 )
-from tools.demo_model.train import (
-    TokenCache,
-    read_shape_codes,
-    shape_code_maps,
-    to_model_range,
-    with_shape_codes,
-)
+from tools.demo_model.train.data import TokenCache, to_model_range
+from tools.demo_model.train.shape_codes import read_shape_codes, shape_code_maps, with_shape_codes
 
 BASE_PROMPT = "a big red circle on the left, blue background"
 # attribute -> (the base prompt's word, the other prompt's word, the other prompt)
@@ -207,11 +202,11 @@ def shape_kept_from_noise(
     model: Path, starts: tuple[int, ...] | None = None, per_triple: int = 2, seed: int = 0
 ) -> dict[str, dict[str, float]]:
     """Shape accuracy, overall and by shape, of held-out scenes (``evaluation_scenes``) that are
-    encoded, noised to each of ``starts`` and denoised with their own canonical prompts by DDIM
-    (the schedule of a 20-step run from t = 999, continued from the first timestep at or below
-    the start) with CFG 5, then decoded and judged. Where the model records shape codes
-    (``train.write_shape_codes``), the encoded latents get them, as in its training. At a low
-    start the object is plain in x_t; a model that still changes its shape there has not
+    encoded, noised to each of ``starts`` and denoised with their own canonical prompts by DDIM (the
+    schedule of a 20-step run from t = 999, continued from the first timestep at or below the start)
+    with CFG 5, then decoded and judged. Where the model records shape codes
+    (``train.shape_codes.write_shape_codes``), the encoded latents get them, as in its training. At
+    a low start the object is plain in x_t; a model that still changes its shape there has not
     learned to denoise it."""
     model = Path(model)
     unet, text_encoder, tokens = _load(model)
