@@ -67,25 +67,25 @@ TEXT_ENCODER_CONFIG: dict[str, Any] = {
 # Latents are 16×16; the UNet works at 16, 8, 4 and 2. Conditioning enters by cross-attention
 # at every level: at 16×16 only cross-attention, below it and in the middle block both self- and
 # cross-attention. Self-attention over the 256 positions at 16×16 too made a UNet training step
-# 1.10 s against 0.76 s (session 18, bf16 on 2 threads); session 19's full run with it (and
+# 1.10 s against 0.76 s (measured 2026-12-05, bf16 on 2 threads); a full run with it (and
 # 20/28 px shapes) drew 60.0 % of held-out shapes right against 55.6 % but lost colour (90.6 %),
-# so it stays off (tools/demo_model/experiments/session19_attention_and_sizes.txt).
+# so it stays off (tools/demo_model/EXPERIMENTS.md, "UNet architecture").
 # Layout and colour are decided at the coarse levels; a shape's outline (a square's corners
 # against a circle's curve) only at the fine ones, where a 14-px object spans 3-4 latent cells.
 UNET_CONFIG: dict[str, Any] = {
     "sample_size": 16,
     "in_channels": 4,
     "out_channels": 4,
-    # Four levels, 16/8/4/2 (session 4; sessions 1-3 stopped at 4×4): at 2×2 every cell is a
-    # corner that its zero padding tells apart. It lifted colour and shape accuracy, but position
-    # is still not learned, so knowing where a cell is was not what was missing
-    # (tools/demo_model/experiments/session4_four_level_unet.txt).
+    # Four levels, 16/8/4/2 (since 2026-11-22; the first models stopped at 4×4): at 2×2 every
+    # cell is a corner that its zero padding tells apart. It lifted colour and shape accuracy,
+    # but position was still not learned, so knowing where a cell is was not what was missing
+    # (tools/demo_model/EXPERIMENTS.md, "UNet architecture").
     "down_block_types": ["CrossAttnDownBlock2D"] * 4,
     "up_block_types": ["CrossAttnUpBlock2D"] * 4,
-    # Session 17 widened the two fine levels from 32 and 64 channels: the narrower UNet drew one
-    # soft-edged "squircle" for circles and squares alike, rounding squares even when denoising
-    # from t = 101, where their corners are plain to see (tools/demo_model/experiments/
-    # session17_wider_fine_levels.txt). About 1.2x the cost of a training step.
+    # The two fine levels were widened from 32 and 64 channels on 2026-12-05: the narrower UNet
+    # drew one soft-edged "squircle" for circles and squares alike, rounding squares even when
+    # denoising from t = 101, where their corners are plain to see (tools/demo_model/
+    # EXPERIMENTS.md, "UNet architecture"). About 1.2x the cost of a training step.
     "block_out_channels": [64, 96, 128, 128],
     "only_cross_attention": [True, False, False, False],
     "layers_per_block": 1,

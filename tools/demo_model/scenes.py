@@ -4,10 +4,10 @@ A scene is a flat background colour with one or two shapes on it. Every attribut
 scene can be drawn (``render``), described in words (``caption``, from a small grammar with
 synonyms) and, after generation, checked by measurement (``tools.demo_model.judge``).
 
-Images are 64×64: the smallest size the issue allows, chosen because the whole pipeline must train
-on a 2-core CPU in under two hours. At 64 px a small shape (14 px) still spans 3-4 latent pixels
-of the f = 4 autoencoder, enough for its corners to survive; a larger canvas would quadruple the
-UNet's cost per sample without telling the model anything new about these scenes.
+Images are 64×64: the smallest size asked of the demo model, chosen because the whole pipeline must
+train on a 2-core CPU in under two hours. At 64 px a small shape (14 px) still spans 3-4 latent
+pixels of the f = 4 autoencoder, enough for its corners to survive; a larger canvas would quadruple
+the UNet's cost per sample without telling the model anything new about these scenes.
 """
 
 from __future__ import annotations
@@ -278,8 +278,8 @@ def _object_phrase(obj: SceneObject, rng: random.Random, article: bool) -> str:
     ]
     # The size is left unsaid in half the captions, so prompts without it ("a red circle on the
     # left, blue background", the default workflow's) are in-distribution too. At a fifth
-    # (before session 9) the model drew red as purple and orange as red far more often when the
-    # size was left unsaid (colour 70 % against 91 %; tools/demo_model/experiments/session9_*).
+    # (until 2026-11-23) the model drew red as purple and orange as red far more often when the
+    # size was left unsaid (colour 70 % against 91 %; tools/demo_model/EXPERIMENTS.md, "Data").
     if rng.random() >= SIZE_OMITTED_FRACTION:
         words.insert(0, rng.choice(SIZE_WORDS[obj.size]))
     if article:
