@@ -279,7 +279,8 @@ def _object_phrase(obj: SceneObject, rng: random.Random, article: bool) -> str:
     # The size is left unsaid in half the captions, so prompts without it ("a red circle on the
     # left, blue background", the default workflow's) are in-distribution too. At a fifth
     # (until 2026-11-23) the model drew red as purple and orange as red far more often when the
-    # size was left unsaid (colour 70 % against 91 %; tools/demo_model/EXPERIMENTS.md, "Data").
+    # size was left unsaid (colour 70 % against 91 %; tools/demo_model/EXPERIMENTS.md, "Data and
+    # captions").
     if rng.random() >= SIZE_OMITTED_FRACTION:
         words.insert(0, rng.choice(SIZE_WORDS[obj.size]))
     if article:
