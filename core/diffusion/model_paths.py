@@ -1,10 +1,11 @@
 """Find model files in ComfyUI- and AUTOMATIC1111-style folders.
 
-A root may be a ``models`` folder (``checkpoints/``, ``vae/``, ``loras/``, ``embeddings/``), a
-ComfyUI installation (the same under ``models/``) or an AUTOMATIC1111 installation
-(``models/Stable-diffusion``, ``models/VAE``, ``models/Lora``, ``embeddings``). Names are paths
-relative to a kind's folder with ``/`` separators, as loader nodes show and workflows store
-them; a diffusers pipeline folder is listed as one checkpoint name.
+A root may be a ``models`` folder (``checkpoints/``, ``vae/``, ``loras/``, ``embeddings/``,
+``upscale_models/``), a ComfyUI installation (the same under ``models/``) or an AUTOMATIC1111
+installation (``models/Stable-diffusion``, ``models/VAE``, ``models/Lora``, ``embeddings``,
+``models/ESRGAN``, ``models/RealESRGAN``). Names are paths relative to a kind's folder with
+``/`` separators, as loader nodes show and workflows store them; a diffusers pipeline folder is
+listed as one checkpoint name.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ class ModelKind(StrEnum):
     VAE = "vae"
     LORAS = "loras"
     EMBEDDINGS = "embeddings"
+    UPSCALE_MODELS = "upscale_models"
 
 
 # Folder names per kind, relative to a root, in search order: models folder, ComfyUI, A1111.
@@ -39,6 +41,12 @@ LAYOUTS: dict[ModelKind, tuple[str, ...]] = {
     ModelKind.VAE: ("vae", "models/vae", "models/VAE"),
     ModelKind.LORAS: ("loras", "models/loras", "models/Lora"),
     ModelKind.EMBEDDINGS: ("embeddings", "models/embeddings"),
+    ModelKind.UPSCALE_MODELS: (
+        "upscale_models",
+        "models/upscale_models",
+        "models/ESRGAN",
+        "models/RealESRGAN",
+    ),
 }
 
 

@@ -86,3 +86,18 @@ def test_escaping_names_are_refused(roots):
     paths, *_ = roots
     with pytest.raises(ModelNotFoundError, match="not a model name"):
         paths.resolve(ModelKind.VAE, "../secrets.safetensors")
+
+
+def test_upscale_models_are_found_in_comfyui_and_a1111_folders(tmp_path):
+    comfy, a1111 = tmp_path / "ComfyUI", tmp_path / "webui"
+    touch(comfy / "models/upscale_models/4x-UltraSharp.pth")
+    touch(a1111 / "models/ESRGAN/4x_foolhardy_Remacri.pth")
+    touch(a1111 / "models/RealESRGAN/RealESRGAN_x4plus.pth")
+    paths = ModelPaths.of(comfy, a1111)
+    assert paths.list(ModelKind.UPSCALE_MODELS) == [
+        "4x-UltraSharp.pth",
+        "4x_foolhardy_Remacri.pth",
+        "RealESRGAN_x4plus.pth",
+    ]
+    found = paths.resolve(ModelKind.UPSCALE_MODELS, "RealESRGAN_x4plus.pth")
+    assert found == a1111 / "models/RealESRGAN/RealESRGAN_x4plus.pth"
