@@ -231,13 +231,19 @@ def _integral_in_log_sigma(poly: np.polynomial.Polynomial, a: float, b: float) -
     return antiderivative(b) - antiderivative(a)
 
 
-def lower_order_final(order: int, i: int, sigmas: list[float], always: bool = False) -> int:
-    """The order of step ``i``: in a run that ends clean (σ = 0) with fewer than 15 steps (or
-    ``always``), the last steps drop to lower order, which keeps few-step runs stable (Lu et
-    al. 2022b, §5). A run that stops with noise left keeps its order, so its steps are those
-    of the whole run it is part of."""
+def lower_order_final(
+    order: int,
+    i: int,
+    sigmas: list[float],
+    below: float = 15,
+    with_noise_left: bool = False,
+) -> int:
+    """The order of step ``i``: in a run of fewer than ``below`` steps that ends clean (σ = 0),
+    the last steps drop to lower order, which keeps few-step runs stable (Lu et al. 2022b,
+    §5). A run that stops with noise left keeps its order (unless ``with_noise_left``), so
+    its steps are those of the whole run it is part of."""
     steps = len(sigmas) - 1
-    if sigmas[-1] == 0 and (always or steps < 15):
+    if (sigmas[-1] == 0 or with_noise_left) and steps < below:
         return min(order, steps - i)
     return order
 

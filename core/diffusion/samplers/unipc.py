@@ -89,9 +89,11 @@ def sample_uni_pc(
     order: int = 2,
     variant: str = "bh1",
     use_corrector: bool = True,
+    lower_order_with_noise_left: bool = False,
 ) -> torch.Tensor:
     """UniPC-``order`` (2: the paper's choice for guided sampling) with B(h) of ``variant``;
-    the order drops while the history fills and over the last steps."""
+    the order drops while the history fills and over the last steps of a run that ends clean
+    (or of every run, with ``lower_order_with_noise_left``: diffusers' rule)."""
     if variant not in ("bh1", "bh2"):
         raise ValueError(f"variant must be 'bh1' or 'bh2', got {variant!r}")
     extra = extra_args or {}
@@ -109,7 +111,8 @@ def sample_uni_pc(
             )
         outputs = [denoised, *outputs][:order]
         levels = [s[i], *levels][:order]
-        this_order = min(lower_order_final(order, i, s, always=True), len(outputs))
+        final = lower_order_final(order, i, s, math.inf, lower_order_with_noise_left)
+        this_order = min(final, len(outputs))
         previous_x, previous_order = x, this_order
         x = _unipc_update(x, s[i], s[i + 1], outputs, levels, this_order, variant)
         report(callback, i, x, s[i], denoised)
@@ -125,8 +128,18 @@ def sample_uni_pc_bh2(
     noise_sampler: NoiseSampler | None = None,
     order: int = 2,
     use_corrector: bool = True,
+    lower_order_with_noise_left: bool = False,
 ) -> torch.Tensor:
     """UniPC with B(h) = e^(−h) − 1."""
     return sample_uni_pc(
-        model, x, sigmas, extra_args, callback, noise_sampler, order, "bh2", use_corrector
+        model,
+        x,
+        sigmas,
+        extra_args,
+        callback,
+        noise_sampler,
+        order,
+        "bh2",
+        use_corrector,
+        lower_order_with_noise_left,
     )
