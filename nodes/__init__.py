@@ -7,7 +7,8 @@ registry (for the editor, ``main.py nodes`` or validation) stays fast.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from importlib.metadata import EntryPoint
 from pathlib import Path
 
 from core.diffusion.model_paths import ModelKind, ModelPaths
@@ -22,9 +23,11 @@ from nodes import (
     masks,
     merging,
     models,
+    packs,
     previews,
     primitives,
     sampling,
+    upscale_models,
 )
 
 #: Where the model trained by this project is shipped (``checkpoints/latentloom-shapes``).
@@ -41,12 +44,19 @@ def default_model_roots(extra: Sequence[str | Path] = ()) -> list[Path]:
     return [Path(p).expanduser().absolute() for p in roots]
 
 
-def build_registry(model_paths: ModelPaths | None = None) -> NodeRegistry:
+def build_registry(
+    model_paths: ModelPaths | None = None,
+    disabled_packs: Iterable[str] = (),
+    entry_points: Iterable[EntryPoint] | None = None,
+) -> NodeRegistry:
     """A fresh registry holding every built-in node type, its loaders bound to ``model_paths``
-    (default: ``default_model_roots()``)."""
+    (default: ``default_model_roots()``), then the node types of every installed node pack
+    not named in ``disabled_packs`` (``entry_points``: those of the installed distributions).
+
+    A pack that fails to load is skipped; ``registry.packs`` reports every pack."""
     paths = model_paths or ModelPaths.of(*default_model_roots())
     providers = {kind.value: (lambda kind=kind: paths.list(kind)) for kind in ModelKind}
-    return NodeRegistry(
+    registry = NodeRegistry(
         [
             *primitives.SPECS,
             *images.SPECS,
@@ -60,9 +70,11 @@ def build_registry(model_paths: ModelPaths | None = None) -> NodeRegistry:
             *latent_ops.SPECS,
             *sampling.SPECS,
             *previews.SPECS,
+            *upscale_models.specs(paths),
         ],
         choice_providers=providers,
     )
+    return packs.add_packs(registry, disabled_packs, entry_points)
 
 
 __all__ = ["build_registry", "default_model_roots"]

@@ -12,6 +12,7 @@ from typing import Any
 from core.engine.errors import Problem
 from core.engine.plan import Plan, make_plan
 from core.graph.model import Graph, NodeId
+from core.graph.packs import missing_pack_advice, missing_pack_reason
 from core.graph.spec import CheckFn, NodeRegistry, SocketInput, WidgetInput
 
 
@@ -35,6 +36,12 @@ def validate_plan(graph: Graph, plan: Plan) -> list[Problem]:
                 f"{label}: node type '{nodes[nid].type_id}' is not installed. Install what "
                 f"provides it, or replace the node."
             )
+            if spec.pack is not None:
+                report = graph.registry.pack_report(spec.pack)
+                message = (
+                    f"{label}: node type '{nodes[nid].type_id}' comes from "
+                    f"{missing_pack_reason(spec.pack, report)}. {missing_pack_advice(report)}"
+                )
             problems.append(Problem(nid, None, message, "unknown_type"))
             continue
         params = nodes[nid].params

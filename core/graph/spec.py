@@ -9,10 +9,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.graph import types as t
 from core.graph.errors import DuplicateNodeTypeError, UnknownNodeTypeError
+
+if TYPE_CHECKING:
+    from core.graph.packs import PackReport
 
 
 @dataclass(frozen=True)
@@ -165,6 +168,9 @@ class NodeSpec:
     upgrade: UpgradeFn | None = None
     #: True only for the placeholders standing in for node types this install lacks.
     placeholder: bool = False
+    #: The node pack (distribution name) that provides this type; None for built-in types.
+    #: Set by the registry's builder, never trusted from the pack itself.
+    pack: str | None = None
     _inputs_by_name: dict[str, Input] = field(init=False, repr=False, compare=False)
     _outputs_by_name: dict[str, Output] = field(init=False, repr=False, compare=False)
 
@@ -218,12 +224,26 @@ def placeholder_spec(
     outputs: Iterable[tuple[str, str]],
     params: Mapping[str, Any] = (),  # type: ignore[assignment]
     output_node: bool = False,
+    pack: str | None = None,
+    why_missing: str = "",
 ) -> NodeSpec:
     """A stand-in for a node type this install lacks, keeping its sockets and params, and
-    whether it was an output node (so validation knows a run would need it)."""
+    whether it was an output node (so validation knows a run would need it).
+
+    ``pack`` is the node pack the workflow says the type came from (kept so a save writes it
+    again); ``why_missing`` says what became of that pack ("node pack 'x', which is
+    disabled")."""
 
     def missing(ctx: Any, **_: Any) -> Any:
         raise RuntimeError(f"node type {type_id!r} is not installed")
+
+    if pack is None:
+        title = f"{type_id} (missing)"
+        description = f"Node type {type_id!r} is not installed; its sockets and values are kept."
+    else:
+        reason = why_missing or f"node pack {pack!r}"
+        title = f"{type_id} (missing: {pack})"
+        description = f"Node type {type_id!r} comes from {reason}; its sockets and values are kept."
 
     widget_inputs = tuple(
         WidgetInput(name, _json_type(value), value) for name, value in dict(params).items()
@@ -233,14 +253,15 @@ def placeholder_spec(
     )
     return NodeSpec(
         type_id=type_id,
-        title=f"{type_id} (missing)",
+        title=title,
         category="missing",
         function=missing,
         inputs=socket_inputs + widget_inputs,
         outputs=tuple(Output(name, kind) for name, kind in outputs),
-        description=f"Node type {type_id!r} is not installed; its sockets and values are kept.",
+        description=description,
         output_node=output_node,
         placeholder=True,
+        pack=pack,
     )
 
 
@@ -258,18 +279,25 @@ class NodeRegistry:
     """The node types one application (or test) knows. Built and passed in, never global.
 
     ``choice_providers`` fill the dynamic choice lists that widgets name in ``choices_from``
-    (the checkpoint files found in the model folders, say).
+    (the checkpoint files found in the model folders, say). ``packs`` reports every installed
+    node pack, loaded or not, so a placeholder can say what became of its pack.
     """
 
     def __init__(
         self,
         specs: Iterable[NodeSpec] = (),
         choice_providers: Mapping[str, Callable[[], Sequence[str]]] | None = None,
+        packs: Iterable[PackReport] = (),
     ) -> None:
         self._specs: dict[str, NodeSpec] = {REROUTE.type_id: REROUTE}
         self._choice_providers = dict(choice_providers or {})
+        self.packs: tuple[PackReport, ...] = tuple(packs)
         for spec in specs:
             self.register(spec)
+
+    def pack_report(self, name: str) -> PackReport | None:
+        """The report of the installed pack called ``name`` (None: not installed)."""
+        return next((report for report in self.packs if report.name == name), None)
 
     def choices(self, widget: WidgetInput) -> tuple[str, ...] | None:
         """The values a combo widget offers now: its fixed choices or its provider's list."""

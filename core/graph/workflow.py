@@ -6,7 +6,8 @@ Layout of the current version (2)::
      "nodes": [{"id": 3, "type": "KSampler", "type_version": 1, "params": {...},
                 "title": null, "mode": "normal" | "bypassed" | "muted",
                 "sockets": {"inputs": [["model", "MODEL"], ...], "outputs": [...]},
-                "output_node": true}],          (only on output nodes)
+                "output_node": true,            (only on output nodes)
+                "pack": "latentloom-example-pack"}],  (only on node types from a node pack)
      "links": [[src_id, "OUTPUT", dst_id, "input"], ...],
      "groups": [{"id": 1, "title": "Prompt", "nodes": [3, 4]}],
      "notes": [{"id": 1, "text": "…", "markdown": false, "pos": [x, y], "size": [w, h]}],
@@ -39,6 +40,7 @@ from core.graph import png
 from core.graph.errors import GraphError
 from core.graph.model import Graph, Group
 from core.graph.notes import NoteFormatError, add_notes, notes_to_list
+from core.graph.packs import missing_pack_reason
 from core.graph.spec import NodeRegistry, NodeSpec, SocketInput, placeholder_spec
 
 FORMAT = "latentloom"
@@ -134,6 +136,8 @@ def to_dict(
         )
         if spec.output_node:  # kept so that a placeholder still knows it was an output
             nodes[-1]["output_node"] = True
+        if spec.pack is not None:  # kept so that a placeholder can name the pack to install
+            nodes[-1]["pack"] = spec.pack
         ui: dict[str, Any] = {"pos": list(node.pos), "collapsed": node.collapsed}
         if node.size is not None:
             ui["size"] = list(node.size)
@@ -348,12 +352,18 @@ def _build(data: dict[str, Any], registry: NodeRegistry, source: Any) -> Workflo
         output_node = _expect(
             raw.get("output_node", False), bool, "output_node", field="output_node", **where
         )
+        pack = raw.get("pack")
+        if pack is not None:
+            _expect(pack, str, "the node pack", field="pack", **where)
         placeholder = None
         if type_id in registry:
             params = _current_params(registry.get(type_id), raw, params, where)
         else:
             inputs, outputs = _saved_sockets(raw, where)
-            placeholder = placeholder_spec(type_id, inputs, outputs, params, output_node)
+            why = "" if pack is None else missing_pack_reason(pack, registry.pack_report(pack))
+            placeholder = placeholder_spec(
+                type_id, inputs, outputs, params, output_node, pack=pack, why_missing=why
+            )
         node_ui = _expect(
             ui_nodes.get(str(node_id), {}), dict, f"ui.nodes.{node_id}", field="ui", **where
         )
