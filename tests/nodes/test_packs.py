@@ -187,3 +187,22 @@ def test_disabled_packs_from_the_environment(monkeypatch):
 def test_no_packs_installed_means_the_built_in_catalogue_alone():
     registry = build_registry(entry_points=[])
     assert registry.packs == () and len(registry) == BUILTIN_COUNT
+
+
+def test_the_example_pack_installed_by_pip_loads(pack_site, tmp_path):
+    """The fixture's pyproject.toml really builds: pip installs it (no network, no deps) and the
+    registry finds its entry point where pip put it."""
+    import shutil
+    import subprocess
+
+    from tests.helpers.node_packs import EXAMPLE_PACK
+
+    source = tmp_path / "source"  # the build writes egg-info beside the sources: not the repo's
+    shutil.copytree(EXAMPLE_PACK, source)
+    command = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-index"]
+    command += ["--no-build-isolation", "--target", str(pack_site), str(source)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    report = _report(build_registry(), EXAMPLE_NAME)
+    assert report.status is PackStatus.OK and report.version == "0.2.0"
+    assert "ExamplePack.Posterize" in report.node_types
