@@ -8,11 +8,16 @@
     python main.py run WORKFLOW ...    run headless, write the outputs, print where they are
     python main.py validate WORKFLOW   check a workflow without running it
     python main.py nodes [--json]      every node type with its inputs and outputs
+    python main.py packs [--json]      the installed node packs, their state and node types
     python main.py export WORKFLOW --format comfyui-api [--out FILE]
                                        write the workflow in ComfyUI's API format (stdout
                                        without --out)
 
-Exit codes: 0 success, 1 a node failed, 2 the workflow is invalid (nothing was run).
+Exit codes: 0 success, 1 a node failed (``packs``: a pack failed to load), 2 the workflow is
+invalid (nothing was run).
+
+Node packs listed in ``$LATENTLOOM_DISABLED_PACKS`` (comma-separated) are not loaded; a pack
+that fails to load is named on stderr and skipped.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent
 DEFAULT_WORKFLOW = ROOT / "resources" / "workflows" / "default.json"
 DEFAULT_OUTPUT = Path("output")
-COMMANDS = ("run", "validate", "nodes", "gui", "export")
+COMMANDS = ("run", "validate", "nodes", "packs", "gui", "export")
 #: The formats ``export`` writes.
 EXPORT_FORMATS = ("comfyui-api",)
 
@@ -75,12 +80,20 @@ class PreviewWriter:
         return written
 
 
-def _registry(model_roots: Sequence[Path] = ()) -> Any:
-    """The node registry, its loaders searching ``model_roots`` before the default roots."""
+def _registry(model_roots: Sequence[Path] = (), announce: bool = True) -> Any:
+    """The node registry, its loaders searching ``model_roots`` before the default roots, with
+    the node packs not disabled by ``$LATENTLOOM_DISABLED_PACKS``; with ``announce``, each
+    pack that failed to load is named on stderr."""
     from core.diffusion.model_paths import ModelPaths
     from nodes import build_registry, default_model_roots
+    from nodes.packs import disabled_from_environment, failures
 
-    return build_registry(ModelPaths.of(*default_model_roots(model_roots)))
+    registry = build_registry(
+        ModelPaths.of(*default_model_roots(model_roots)), disabled_from_environment()
+    )
+    for line in failures(registry.packs) if announce else ():
+        print(f"warning: {line}", file=sys.stderr)
+    return registry
 
 
 def _load(path: str | Path, registry: Any) -> Any:
@@ -339,17 +352,33 @@ def _describe_nodes(as_json: bool, model_roots: Sequence[Path] = ()) -> int:
                 "outputs": [{"name": o.name, "type": o.type} for o in spec.outputs],
             }
         )
+        if spec.pack is not None:
+            entries[-1]["pack"] = spec.pack
     if as_json:
         print(json.dumps(entries, indent=1))
         return EXIT_OK
     for entry in entries:
-        print(f"{entry['type']}  [{entry['category']}]  {entry['title']}")
+        pack = f"  (node pack {entry['pack']})" if "pack" in entry else ""
+        print(f"{entry['type']}  [{entry['category']}]  {entry['title']}{pack}")
         for item in entry["inputs"]:
             extra = f" = {item['default']!r}" if item.get("widget") else ""
             print(f"    in   {item['name']}: {item['type']}{extra}")
         for item in entry["outputs"]:
             print(f"    out  {item['name']}: {item['type']}")
     return EXIT_OK
+
+
+def _describe_packs(as_json: bool) -> int:
+    """Lists the installed node packs; exit 1 when one failed to load."""
+    from nodes.packs import describe
+
+    reports = _registry(announce=False).packs
+    if as_json:
+        rows = [{**vars(r), "status": r.status.value} for r in reports]
+        print(json.dumps(rows, indent=1))
+    else:
+        print("\n".join(describe(reports)))
+    return EXIT_NODE_FAILED if any(r.status == "failed" for r in reports) else EXIT_OK
 
 
 def _has_display() -> bool:
@@ -430,6 +459,8 @@ def _parser() -> argparse.ArgumentParser:
     validate.add_argument("workflow", type=Path)
     nodes = sub.add_parser("nodes", help="list node types")
     nodes.add_argument("--json", action="store_true", help="machine-readable output")
+    packs = sub.add_parser("packs", help="list the installed node packs")
+    packs.add_argument("--json", action="store_true", help="machine-readable output")
     export = sub.add_parser("export", help="write a workflow in another tool's format")
     export.add_argument("workflow", type=Path)
     export.add_argument(
@@ -487,6 +518,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _guarded(lambda: _validate(args.workflow, args.models))
     if args.command == "nodes":
         return _describe_nodes(args.json, args.models)
+    if args.command == "packs":
+        return _describe_packs(args.json)
     if args.command == "export":
         return _guarded(lambda: _export(args.workflow, args.format, args.out, args.models))
     return _guarded(lambda: _default(args.file, args.run, args.screenshot))
