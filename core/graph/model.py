@@ -19,6 +19,11 @@ from core.graph.spec import REROUTE, NodeRegistry, NodeSpec, WidgetInput
 
 NodeId = int
 
+#: The ids of a subgraph definition's boundary nodes inside its graph (ComfyUI uses the same).
+SUBGRAPH_INPUTS_ID = -10
+SUBGRAPH_OUTPUTS_ID = -20
+BOUNDARY_IDS = (SUBGRAPH_INPUTS_ID, SUBGRAPH_OUTPUTS_ID)
+
 
 @dataclass
 class Node:
@@ -170,14 +175,103 @@ GraphChange = (
 )
 Observer = Callable[[GraphChange], None]
 
+
+class SubgraphLibrary:
+    """The subgraph definitions of one workflow, shared by its graph and every definition's
+    graph (definitions nest). Keyed by the definition's id, which is an instance's type.
+
+    A definition is a ``core.graph.subgraph.SubgraphDefinition``; the library only holds them
+    and tells its observers when one is added, removed or changed."""
+
+    def __init__(self) -> None:
+        self._definitions: dict[str, Any] = {}
+        self._observers: list[Callable[[str], None]] = []
+        #: The workflow's top-level graph (set by the ``Graph`` that made the library).
+        self.root: Graph | None = None
+
+    def __contains__(self, def_id: object) -> bool:
+        return def_id in self._definitions
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(list(self._definitions.values()))
+
+    def __len__(self) -> int:
+        return len(self._definitions)
+
+    def get(self, def_id: str) -> Any:
+        try:
+            return self._definitions[def_id]
+        except KeyError:
+            raise e.UnknownNodeTypeError(f"no subgraph definition with id {def_id!r}") from None
+
+    def add(self, definition: Any) -> None:
+        if definition.id in self._definitions:
+            raise e.DuplicateIdError(f"a subgraph definition with id {definition.id} exists")
+        self._definitions[definition.id] = definition
+        self.changed(definition.id)
+
+    def remove(self, def_id: str) -> Any:
+        definition = self.get(def_id)
+        del self._definitions[def_id]
+        self.changed(def_id)
+        return definition
+
+    def graphs(self) -> list[Graph]:
+        """The top-level graph and every definition's graph."""
+        found = [] if self.root is None else [self.root]
+        return found + [d.graph for d in self._definitions.values()]
+
+    def instances(self, def_id: str) -> list[tuple[Graph, NodeId]]:
+        """Every node, in any graph of the workflow, that is an instance of ``def_id``."""
+        return [(g, n.id) for g in self.graphs() for n in g if n.type_id == def_id]
+
+    def uses(self, def_id: str) -> set[str]:
+        """The definitions whose instances ``def_id``'s graph holds, directly or not."""
+        seen: set[str] = set()
+        stack = [def_id]
+        while stack:
+            definition = self._definitions.get(stack.pop())
+            if definition is None:
+                continue
+            for node in definition.graph:
+                if node.type_id in self._definitions and node.type_id not in seen:
+                    seen.add(node.type_id)
+                    stack.append(node.type_id)
+        return seen
+
+    def subscribe(self, observer: Callable[[str], None]) -> Callable[[], None]:
+        """Calls ``observer(def_id)`` when a definition is added, removed or changed."""
+        self._observers.append(observer)
+        return lambda: self._observers.remove(observer)
+
+    def changed(self, def_id: str) -> None:
+        """Drops every derived spec (definitions nest) and tells the observers."""
+        for definition in self._definitions.values():
+            definition.forget_spec()
+        for observer in list(self._observers):
+            observer(def_id)
+
+
 _NODE_ATTRIBUTES = ("pos", "size", "title", "bypassed", "muted", "collapsed", "ui")
 
 
 class Graph:
     """A node graph over a registry of node specs."""
 
-    def __init__(self, registry: NodeRegistry) -> None:
+    def __init__(
+        self,
+        registry: NodeRegistry,
+        subgraphs: SubgraphLibrary | None = None,
+        definition: Any = None,
+    ) -> None:
         self.registry = registry
+        if subgraphs is None:
+            subgraphs = SubgraphLibrary()
+            subgraphs.root = self
+        #: The workflow's subgraph definitions (shared with every definition's graph).
+        self.subgraphs = subgraphs
+        #: The ``SubgraphDefinition`` whose inside this graph is; None for a workflow's graph.
+        self.definition = definition
         self._nodes: dict[NodeId, Node] = {}
         self._links: dict[tuple[NodeId, str], Link] = {}  # keyed by destination
         self._out: dict[NodeId, set[Link]] = {}  # links leaving each node
@@ -227,7 +321,22 @@ class Graph:
 
     def spec(self, node_id: NodeId) -> NodeSpec:
         node = self.node(node_id)
-        return node.placeholder or self.registry.get(node.type_id)
+        return node.placeholder or self.type_spec(node.type_id)
+
+    def type_spec(self, type_id: str) -> NodeSpec:
+        """The spec of a node type: a subgraph's derived spec, a boundary node's (inside a
+        definition), else the registry's."""
+        if type_id in self.subgraphs:
+            return self.subgraphs.get(type_id).spec
+        if self.definition is not None:
+            boundary = self.definition.boundary_spec(type_id)
+            if boundary is not None:
+                return boundary
+        return self.registry.get(type_id)
+
+    def knows_type(self, type_id: str) -> bool:
+        """Whether ``type_id`` is a registered type or a subgraph of this workflow."""
+        return type_id in self.registry or type_id in self.subgraphs
 
     def __contains__(self, node_id: object) -> bool:
         return node_id in self._nodes
@@ -326,6 +435,18 @@ class Graph:
                 for gid, g in sorted(self._groups.items())
             },
             "notes": dict(sorted(self._notes.items())),
+            **self._subgraph_state(),
+        }
+
+    def _subgraph_state(self) -> dict[str, Any]:
+        """The workflow's definitions, on its top-level graph only (and only when it has any)."""
+        if self.subgraphs.root is not self or not len(self.subgraphs):
+            return {}
+        return {
+            "subgraphs": {
+                d.id: (d.name, tuple(d.inputs), tuple(d.outputs), d.graph.state())
+                for d in sorted(self.subgraphs, key=lambda d: d.id)
+            }
         }
 
     # --- node edits ------------------------------------------------------------------------
@@ -346,10 +467,17 @@ class Graph:
         placeholder: NodeSpec | None = None,
     ) -> Node:
         """Adds a node; params not given take the spec's defaults."""
-        spec = self.registry.get(type_id) if placeholder is None else placeholder
+        spec = self.type_spec(type_id) if placeholder is None else placeholder
         node_id = self.next_node_id() if node_id is None else node_id
         if node_id in self._nodes:
             raise e.DuplicateIdError(f"a node with id {node_id} already exists")
+        if self.definition is not None and type_id in self.subgraphs:
+            own = self.definition.id
+            if type_id == own or own in self.subgraphs.uses(type_id):
+                raise e.CycleError(
+                    f"subgraph {self.definition.name!r} cannot hold an instance of "
+                    f"{spec.title!r}: that would put the subgraph inside itself"
+                )
         merged = spec.default_params()
         for name, value in (params or {}).items():
             self._check_param_name(spec, node_id, name)
@@ -374,6 +502,10 @@ class Graph:
     def remove_node(self, node_id: NodeId) -> None:
         """Removes a node with its links, and drops it from its groups."""
         self.node(node_id)
+        if self.definition is not None and node_id in BOUNDARY_IDS:
+            raise e.GraphError(
+                "a subgraph's inputs and outputs stay; remove single inputs or outputs instead"
+            )
         for lk in self.links_of(node_id):
             self.disconnect(lk.dst, lk.dst_input)
         for group in self.groups_of(node_id):
@@ -388,6 +520,18 @@ class Graph:
         self._check_param_name(self.spec(node_id), node_id, name)
         node.params[name] = copy.deepcopy(value)
         self._emit(ParamChanged(node_id, name))
+
+    def drop_param(self, node_id: NodeId, name: str) -> None:
+        """Forgets a stored param (a subgraph input that no longer exists); no-op if absent."""
+        node = self.node(node_id)
+        if name in node.params:
+            del node.params[name]
+            self._emit(ParamChanged(node_id, name))
+
+    def refresh_spec(self, node_id: NodeId) -> None:
+        """Tells observers that the node's spec changed (a subgraph gained an input…)."""
+        self.node(node_id)
+        self._emit(NodeChanged(node_id, "spec"))
 
     def set_node_attribute(self, node_id: NodeId, attribute: str, value: Any) -> None:
         """Sets pos, size, title, bypassed, muted, collapsed or ui."""
