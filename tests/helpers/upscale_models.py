@@ -1,0 +1,86 @@
+"""Tiny random upscale models in the key layouts of the files people download.
+
+``rrdbnet_weights`` writes BasicSR's names (Real-ESRGAN's releases); ``to_original_layout``
+renames them as the original ESRGAN code stores them (4x-UltraSharp and most community
+models); ``srvgg_weights`` is Real-ESRGAN's compact network. Weights are small random numbers
+so that deep stacks stay in range.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def _conv(
+    weights: dict[str, torch.Tensor], name: str, out: int, into: int, gen: torch.Generator
+) -> None:
+    weights[f"{name}.weight"] = torch.randn(out, into, 3, 3, generator=gen) * 0.05
+    weights[f"{name}.bias"] = torch.randn(out, generator=gen) * 0.01
+
+
+def rrdbnet_weights(
+    *,
+    upsamples: int = 2,
+    unshuffle: int = 1,
+    features: int = 8,
+    growth: int = 4,
+    blocks: int = 1,
+    channels: int = 3,
+    seed: int = 0,
+) -> dict[str, torch.Tensor]:
+    """An RRDBNet in BasicSR's names: ×4 is 2 upsamples; Real-ESRGAN's ×2 and ×1 are 2
+    upsamples after a pixel-unshuffle by 2 or 4; ×8 is 3 upsamples."""
+    gen = torch.Generator().manual_seed(seed)
+    weights: dict[str, torch.Tensor] = {}
+    _conv(weights, "conv_first", features, channels * unshuffle**2, gen)
+    for block in range(blocks):
+        for rdb in (1, 2, 3):
+            for j in range(1, 6):
+                out = features if j == 5 else growth
+                _conv(
+                    weights, f"body.{block}.rdb{rdb}.conv{j}", out, features + (j - 1) * growth, gen
+                )
+    _conv(weights, "conv_body", features, features, gen)
+    for n in range(1, upsamples + 1):
+        _conv(weights, f"conv_up{n}", features, features, gen)
+    _conv(weights, "conv_hr", features, features, gen)
+    _conv(weights, "conv_last", channels, features, gen)
+    return weights
+
+
+def to_original_layout(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The same tensors under the original ESRGAN names: ``model.0``, ``model.1.sub.{i}.RDB{k}
+    .conv{j}.0``, ``model.1.sub.{blocks}``, then per upsample (Upsample, conv, LeakyReLU) a
+    conv at model.3, 6, 9…, then the HR conv and the last conv two indices apart."""
+    blocks = len({key.split(".")[1] for key in weights if key.startswith("body.")})
+    upsamples = len({key for key in weights if key.startswith("conv_up")}) // 2
+    names = {"conv_first": "model.0", "conv_body": f"model.1.sub.{blocks}"}
+    for n in range(1, upsamples + 1):
+        names[f"conv_up{n}"] = f"model.{3 * n}"
+    names["conv_hr"] = f"model.{3 * upsamples + 2}"
+    names["conv_last"] = f"model.{3 * upsamples + 4}"
+    renamed = {}
+    for key, tensor in weights.items():
+        module, kind = key.rsplit(".", 1)
+        if module.startswith("body."):
+            _, block, rdb, conv = module.split(".")
+            renamed[f"model.1.sub.{block}.RDB{rdb[3:]}.{conv}.0.{kind}"] = tensor
+        else:
+            renamed[f"{names[module]}.{kind}"] = tensor
+    return renamed
+
+
+def srvgg_weights(
+    *, scale: int = 4, features: int = 8, convolutions: int = 2, seed: int = 0
+) -> dict[str, torch.Tensor]:
+    """An SRVGGNetCompact: conv + PReLU, ``convolutions`` × (conv + PReLU), a last conv with
+    3·scale² outputs, as ``body.{n}``."""
+    gen = torch.Generator().manual_seed(seed)
+    weights: dict[str, torch.Tensor] = {}
+    _conv(weights, "body.0", features, 3, gen)
+    weights["body.1.weight"] = torch.full((features,), 0.25)
+    for k in range(convolutions):
+        _conv(weights, f"body.{2 + 2 * k}", features, features, gen)
+        weights[f"body.{3 + 2 * k}.weight"] = torch.full((features,), 0.25)
+    _conv(weights, f"body.{2 + 2 * convolutions}", 3 * scale**2, features, gen)
+    return weights
