@@ -246,6 +246,30 @@ def test_ksampler_check_and_cancel(tmp_path: Path) -> None:
         "sampler_name"
     ) == 1
     assert not [p for p in validate(graph, outputs=[node.id]) if p.field == "scheduler"]
+    # A name that arrives by a link is refused when the node runs, under the same field.
+    from core.engine import NodeError
+
+    pipeline = tiny()
+    ctx, _ = _context(tmp_path)
+    for field, names in (("sampler_name", ("nope", "normal")), ("scheduler", ("euler", "nope"))):
+        try:
+            spec.function(
+                ctx,
+                model_of(pipeline),
+                random_conditioning(pipeline, 1),
+                random_conditioning(pipeline, 2),
+                {"samples": torch.zeros(1, 4, 8, 8)},
+                seed=0,
+                steps=2,
+                cfg=2.0,
+                sampler_name=names[0],
+                scheduler=names[1],
+                denoise=1.0,
+            )
+        except NodeError as exc:
+            assert exc.field == field and "choose one of" in str(exc)
+        else:
+            raise AssertionError(f"an unknown {field} must be refused")
     pipeline = tiny()
     ctx, _ = _context(tmp_path)
     ctx.cancel.cancel()
