@@ -24,6 +24,8 @@ STRING = "STRING"
 BOOLEAN = "BOOLEAN"
 #: Every step of a sampler run (x_t and x̂₀ per step), for scrubbing and branching.
 HISTORY = "HISTORY"
+#: A pixel upscale model (ESRGAN, Real-ESRGAN…), ComfyUI's name for it.
+UPSCALE_MODEL = "UPSCALE_MODEL"
 #: A widget whose value is one of a list of strings; links of type STRING can drive it.
 COMBO = "COMBO"
 #: Wildcard used by reroutes: it takes the type of whatever is linked to it.
@@ -43,10 +45,11 @@ SOCKET_TYPES: tuple[str, ...] = (
     STRING,
     BOOLEAN,
     HISTORY,
+    UPSCALE_MODEL,
 )
 
 #: Types whose values are loaded models: the cache keeps them under its model budget.
-MODEL_TYPES: frozenset[str] = frozenset({MODEL, CLIP, VAE})
+MODEL_TYPES: frozenset[str] = frozenset({MODEL, CLIP, VAE, UPSCALE_MODEL})
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ SOCKET_COLORS: dict[str, str] = {
     t.MODEL: "#b39ddb",
     t.CLIP: "#ffd54f",
     t.VAE: "#ef5350",
+    t.UPSCALE_MODEL: "#9575cd",
     t.CONDITIONING: "#ffa726",
     t.LATENT: "#f06292",
     t.IMAGE: "#64b5f6",
