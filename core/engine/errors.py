@@ -25,6 +25,9 @@ class Problem:
     field: str | None
     message: str
     code: str
+    #: Inside a subgraph: the path (instance id, …, inner node id) of the node at fault;
+    #: ``node_id`` is then the top-level instance. Empty for top-level nodes.
+    path: tuple[NodeId, ...] = ()
 
 
 class ValidationError(Exception):

@@ -31,6 +31,9 @@ class RunStarted:
 @dataclass(frozen=True)
 class NodeStarted:
     node_id: NodeId
+    #: Inside a subgraph: the path (instance id, …, inner node id) of the node this is about;
+    #: ``node_id`` is then the top-level instance. Empty for top-level nodes.
+    path: tuple[NodeId, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,9 @@ class Progress:
     node_id: NodeId
     step: int
     total: int
+    #: Inside a subgraph: the path (instance id, …, inner node id) of the node this is about;
+    #: ``node_id`` is then the top-level instance. Empty for top-level nodes.
+    path: tuple[NodeId, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -46,6 +52,9 @@ class Preview:
 
     node_id: NodeId
     image: Any
+    #: Inside a subgraph: the path (instance id, …, inner node id) of the node this is about;
+    #: ``node_id`` is then the top-level instance. Empty for top-level nodes.
+    path: tuple[NodeId, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -55,6 +64,9 @@ class NodeFinished:
     cached: bool
     #: The node's recorded UI outputs; a cached node reports those of the run that made it.
     records: tuple[Record, ...] = ()
+    #: Inside a subgraph: the path (instance id, …, inner node id) of the node this is about;
+    #: ``node_id`` is then the top-level instance. Empty for top-level nodes.
+    path: tuple[NodeId, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -62,6 +74,9 @@ class NodeFailed:
     node_id: NodeId
     message: str
     field: str | None = None
+    #: Inside a subgraph: the path (instance id, …, inner node id) of the node this is about;
+    #: ``node_id`` is then the top-level instance. Empty for top-level nodes.
+    path: tuple[NodeId, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -70,6 +85,9 @@ class NodeSkipped:
 
     node_id: NodeId
     reason: str
+    #: Inside a subgraph: the path (instance id, …, inner node id) of the node this is about;
+    #: ``node_id`` is then the top-level instance. Empty for top-level nodes.
+    path: tuple[NodeId, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -31,8 +31,10 @@ from core.engine.events import (
     RunFinished,
     RunStarted,
 )
+from core.engine.expand import Expansion, expand, has_instances
 from core.engine.keys import compute_keys
 from core.engine.plan import Plan, PlannedNode, make_plan
+from core.engine.subgraph_run import EventLifter, lift_problems
 from core.engine.validate import validate_plan
 from core.graph.model import Graph, NodeId
 from core.graph.spec import NodeRegistry
@@ -66,6 +68,9 @@ class RunReport:
     entries: dict[NodeId, NodeReport]
     #: For each evaluated target node, its output values (one per output of its spec).
     outputs: dict[NodeId, tuple[Any, ...]] = field(default_factory=dict)
+    #: How each node inside a subgraph fared, by its path (instance id, …, inner node id);
+    #: ``entries`` holds one summing-up entry per instance.
+    inner: dict[tuple[NodeId, ...], NodeReport] = field(default_factory=dict)
 
     @property
     def ran_count(self) -> int:
@@ -129,7 +134,8 @@ def _structure(
     the registry and the requested outputs. Equal structures give equal plans."""
     nodes = tuple((n.id, n.type_id, n.muted, n.bypassed, n.title, id(n.placeholder)) for n in graph)
     links = tuple((lk.src, lk.src_output, lk.dst, lk.dst_input) for lk in graph.links)
-    return (id(registry), len(registry), outputs, nodes, links)
+    subgraphs = tuple(id(d.spec) for d in graph.subgraphs)
+    return (id(registry), len(registry), outputs, nodes, links, subgraphs)
 
 
 class Executor:
@@ -144,7 +150,12 @@ class Executor:
         self._lock = threading.Lock()
         self._last_plan: tuple[tuple[Any, ...], Plan] | None = None
 
-    def plan(self, graph: Graph, outputs: Iterable[NodeId] | None = None) -> Plan:
+    def plan(
+        self,
+        graph: Graph,
+        outputs: Iterable[NodeId] | None = None,
+        labels: dict[NodeId, str] | None = None,
+    ) -> Plan:
         """The plan for ``outputs``; the last one is reused while the graph's structure is
         unchanged (param edits do not change a plan, only validation and cache keys)."""
         outputs = None if outputs is None else tuple(outputs)
@@ -152,13 +163,26 @@ class Executor:
         last = self._last_plan
         if last is not None and last[0] == signature:
             return last[1]
-        plan = make_plan(graph, outputs, self.registry)
+        plan = make_plan(graph, outputs, self.registry, labels)
         self._last_plan = (signature, plan)
         return plan
 
+    def _prepare(
+        self, graph: Graph, outputs: Iterable[NodeId] | None
+    ) -> tuple[Graph, Plan, list[Problem], Expansion | None]:
+        """The graph to run (subgraph instances expanded), its plan and its problems."""
+        if not has_instances(graph):
+            plan = self.plan(graph, outputs)
+            return graph, plan, validate_plan(graph, plan), None
+        expansion = expand(graph)
+        flat = expansion.graph
+        plan = self.plan(flat, expansion.targets(outputs), expansion.labels)
+        problems = lift_problems(expansion, validate_plan(flat, plan))
+        return flat, plan, problems, expansion
+
     def validate(self, graph: Graph, outputs: Iterable[NodeId] | None = None) -> list[Problem]:
         """Every problem that would stop ``run`` with the same arguments; empty when none."""
-        return validate_plan(graph, self.plan(graph, outputs))
+        return self._prepare(graph, outputs)[2]
 
     def clear_cache(self) -> None:
         with self._lock:
@@ -185,22 +209,25 @@ class Executor:
         """
         with self._lock:
             start = time.perf_counter()
-            plan = self.plan(graph, outputs)
-            problems = validate_plan(graph, plan)
+            graph, plan, problems, expansion = self._prepare(graph, outputs)
             if problems:
                 raise ValidationError(problems)
+            emit = on_event or _ignore
+            if expansion is not None and on_event is not None:
+                emit = EventLifter(expansion, plan, on_event)
             run = _Run(
                 self.cache,
                 graph,
                 plan,
-                on_event or _ignore,
+                emit,
                 cancel or CancelToken(),
                 Path(output_dir),
                 workflow,
                 device,
                 preview_vae_every,
             )
-            return run.execute(start)
+            report = run.execute(start)
+            return report if expansion is None else _fold(report, expansion)
 
 
 class _Run:
@@ -447,6 +474,41 @@ class _Run:
                     ) from exc
             kwargs[binding.name] = value
         return kwargs
+
+
+def _fold(report: RunReport, expansion: Expansion) -> RunReport:
+    """The report with inner nodes moved to ``inner`` and one entry per instance."""
+    entries: dict[NodeId, NodeReport] = {}
+    inner: dict[tuple[NodeId, ...], NodeReport] = {}
+    grouped: dict[NodeId, list[NodeReport]] = {}
+    for nid, entry in report.entries.items():
+        path = expansion.paths.get(nid)
+        if path is None:
+            entries[nid] = entry
+            continue
+        inner[path] = entry
+        if path[0] not in grouped:
+            grouped[path[0]] = []
+            entries[path[0]] = entry  # keeps the instance's place in the order
+        grouped[path[0]].append(entry)
+    for top, members in grouped.items():
+        statuses = [m.status for m in members]
+        failed = next((m for m in members if m.status == "failed"), None)
+        status = next(
+            (s for s in ("failed", "cancelled", "ran", "cached") if s in statuses), statuses[0]
+        )
+        entries[top] = NodeReport(
+            top,
+            expansion.instance_labels.get(top, members[0].label),
+            status,
+            sum(m.seconds for m in members),
+            f"in {failed.label}: {failed.message}" if failed else "",
+            None,
+            tuple(r for m in members for r in m.records),
+            failed.traceback if failed else "",
+        )
+    outputs = {nid: v for nid, v in report.outputs.items() if nid not in expansion.paths}
+    return RunReport(report.run_id, report.status, report.seconds, entries, outputs, inner)
 
 
 def _normalise(result: Any, count: int) -> tuple[tuple[Any, ...], str | None]:

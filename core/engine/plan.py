@@ -126,10 +126,16 @@ def default_targets(graph: Graph, registry: NodeRegistry | None = None) -> list[
 
 
 def make_plan(
-    graph: Graph, outputs: Iterable[NodeId] | None = None, registry: NodeRegistry | None = None
+    graph: Graph,
+    outputs: Iterable[NodeId] | None = None,
+    registry: NodeRegistry | None = None,
+    labels: dict[NodeId, str] | None = None,
 ) -> Plan:
-    """Plans the evaluation of ``outputs`` (default: every unmuted output node)."""
-    return _Planner(graph, registry or graph.registry).plan(outputs)
+    """Plans the evaluation of ``outputs`` (default: every unmuted output node). ``labels``
+    names nodes that messages should not call "Title #id" (the nodes inside subgraphs)."""
+    planner = _Planner(graph, registry or graph.registry)
+    planner.labels.update(labels or {})
+    return planner.plan(outputs)
 
 
 class _Planner:
@@ -151,6 +157,8 @@ class _Planner:
             node = self.nodes[nid]
             if node.placeholder is not None:
                 spec = node.placeholder
+            elif node.type_id in self.graph.subgraphs:
+                spec = self.graph.type_spec(node.type_id)
             else:
                 try:
                     spec = self.registry.get(node.type_id)
