@@ -8,6 +8,7 @@ Tests and scripted runs point everything at a temporary place: pass an ini path 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -23,11 +24,14 @@ from PySide6.QtWidgets import (
     QListWidget,
     QPushButton,
     QSpinBox,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 
 from core.engine import CacheBudgets
+from core.graph.packs import PackReport
+from nodeui.packs_page import PackList
 
 ORGANIZATION = "LatentLoom"
 APPLICATION = "LatentLoom"
@@ -65,6 +69,8 @@ class EditorSettings:
     model_cache_gib: float = 8.0
     preview_mode: str = "latent"
     preview_vae_every: int = 5
+    #: Node packs (distribution names) not to load; their code is never run.
+    disabled_packs: tuple[str, ...] = ()
     extra: dict[str, str] = field(default_factory=dict, compare=False)
 
     def cache_budgets(self) -> CacheBudgets:
@@ -76,11 +82,8 @@ class EditorSettings:
     @classmethod
     def load(cls, store: QSettings) -> EditorSettings:
         defaults = cls()
-        folders = store.value("models/folders", [])
-        if isinstance(folders, str):  # QSettings gives a lone string for a one-item list
-            folders = [folders] if folders else []
         return cls(
-            model_folders=tuple(str(f) for f in folders or ()),
+            model_folders=_strings(store.value("models/folders", [])),
             device=_choice(store.value("run/device"), DEVICES, defaults.device),
             dtype=_choice(store.value("run/dtype"), DTYPES, defaults.dtype),
             tensor_cache_gib=_number(store.value("cache/tensor_gib"), defaults.tensor_cache_gib),
@@ -89,6 +92,7 @@ class EditorSettings:
             preview_vae_every=int(
                 _number(store.value("run/preview_vae_every"), defaults.preview_vae_every)
             ),
+            disabled_packs=_strings(store.value("packs/disabled", [])),
         )
 
     def save(self, store: QSettings) -> None:
@@ -99,7 +103,15 @@ class EditorSettings:
         store.setValue("cache/model_gib", self.model_cache_gib)
         store.setValue("run/preview", self.preview_mode)
         store.setValue("run/preview_vae_every", self.preview_vae_every)
+        store.setValue("packs/disabled", list(self.disabled_packs))
         store.sync()
+
+
+def _strings(value: object) -> tuple[str, ...]:
+    """A stored list of strings; QSettings gives a lone string for a one-item list."""
+    if isinstance(value, str):
+        return (value,) if value else ()
+    return tuple(str(v) for v in value or ()) if isinstance(value, (list, tuple)) else ()
 
 
 def _choice(value: object, choices: tuple[str, ...], default: str) -> str:
@@ -144,7 +156,15 @@ class SettingsDialog(QDialog):
 
     settingsChanged = Signal(object)
 
-    def __init__(self, settings: EditorSettings, parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        settings: EditorSettings,
+        parent: QWidget | None = None,
+        packs: Sequence[PackReport] = (),
+        locked_packs: Sequence[str] = (),
+    ) -> None:
+        """``packs``: the installed node packs to list; ``locked_packs``: those disabled from
+        outside the editor, which the page shows but cannot switch on."""
         super().__init__(parent)
         self.setWindowTitle("Settings")
         self._initial = settings
@@ -193,8 +213,14 @@ class SettingsDialog(QDialog):
         )
         box.accepted.connect(self.accept)
         box.rejected.connect(self.reject)
+        general = QWidget()
+        general.setLayout(form)
+        self.packs = PackList(packs, settings.disabled_packs, locked_packs)
+        self.tabs = QTabWidget()
+        self.tabs.addTab(general, "General")
+        self.tabs.addTab(self.packs, "Node packs")
         layout = QVBoxLayout(self)
-        layout.addLayout(form)
+        layout.addWidget(self.tabs)
         layout.addWidget(box)
 
     def _add_folder(self) -> None:
@@ -213,6 +239,7 @@ class SettingsDialog(QDialog):
             model_cache_gib=self.model_cache.value(),
             preview_mode=self.preview.currentText(),
             preview_vae_every=self.preview_every.value(),
+            disabled_packs=self.packs.disabled(self._initial.disabled_packs),
         )
 
 

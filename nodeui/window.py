@@ -45,11 +45,14 @@ STATUS_WORDS = {
 
 
 def build_registry(settings: EditorSettings) -> NodeRegistry:
-    """The node registry, its loaders searching the Settings' model folders first."""
+    """The node registry, its loaders searching the Settings' model folders first, without the
+    node packs disabled in Settings or by ``$LATENTLOOM_DISABLED_PACKS``."""
     import nodes
+    from nodes.packs import disabled_from_environment
 
     roots = nodes.default_model_roots(settings.model_folders)
-    return nodes.build_registry(ModelPaths.of(*roots))
+    disabled = (*settings.disabled_packs, *disabled_from_environment())
+    return nodes.build_registry(ModelPaths.of(*roots), disabled)
 
 
 def canvas_classes() -> tuple[type, type]:
@@ -134,6 +137,7 @@ class MainWindow(QMainWindow):
         self.companions: list[MainWindow] = []
         self.set_document(self.document)
         self._restore_layout()
+        self._announce_failed_packs()
 
     # --- composition -----------------------------------------------------------------------
 
@@ -439,8 +443,22 @@ class MainWindow(QMainWindow):
         vae = self.settings.preview_mode == "vae"
         self.runs.preview_vae_every = self.settings.preview_vae_every if vae else 0
 
+    def _announce_failed_packs(self) -> None:
+        """Names each node pack that failed to load in the status bar (it stays until another
+        message replaces it); Settings → Node packs shows the full list."""
+        from nodes.packs import failures
+
+        lines = failures(self.registry.packs)
+        if lines:
+            more = f" (and {len(lines) - 1} more)" if len(lines) > 1 else ""
+            self.show_status(f"{lines[0]}{more}. See Settings → Node packs.", 0)
+
     def edit_settings(self) -> None:
-        dialog = SettingsDialog(self.settings, self)
+        from nodes.packs import disabled_from_environment
+
+        dialog = SettingsDialog(
+            self.settings, self, self.registry.packs, disabled_from_environment()
+        )
         if dialog.exec() == SettingsDialog.DialogCode.Accepted:
             self.apply_settings(dialog.result_settings())
 
@@ -450,9 +468,10 @@ class MainWindow(QMainWindow):
         old, self.settings = self.settings, settings
         settings.save(self.store)
         self._apply_run_settings()
-        if (old.model_folders, old.cache_budgets()) == (
+        if (old.model_folders, old.cache_budgets(), old.disabled_packs) == (
             settings.model_folders,
             settings.cache_budgets(),
+            settings.disabled_packs,
         ):
             return
         if self.runs.busy:
@@ -476,6 +495,7 @@ class MainWindow(QMainWindow):
         document = Document.from_workflow(workflow, old.path)
         document.recovered = old.dirty
         self.set_document(document)
+        self._announce_failed_packs()
 
     # --- status and closing ----------------------------------------------------------------
 

@@ -102,6 +102,8 @@ class NodeItem(QGraphicsItem):
         self.title_text = s.metrics(9.5, True).elidedText(
             node.title or spec.title, Qt.TextElideMode.ElideRight, self.layout.width - 40
         )
+        # A placeholder's title is often cut short: its tooltip says which pack it needs.
+        self.setToolTip(spec.description if spec.placeholder else "")
         self.setPos(QPointF(*node.pos))
         self._place_media()
         self.state_item.relayout()
