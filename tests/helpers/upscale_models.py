@@ -84,3 +84,22 @@ def srvgg_weights(
         weights[f"body.{3 + 2 * k}.weight"] = torch.full((features,), 0.25)
     _conv(weights, f"body.{2 + 2 * convolutions}", 3 * scale**2, features, gen)
     return weights
+
+
+def write_upscale_model_file(path, seed: int = 0) -> None:
+    """A tiny Real-ESRGAN RRDBNet at ``path`` whose scale the name gives ("x2", "2x"…; ×4
+    otherwise): ×1 and ×2 fold pixels in first, as Real-ESRGAN's do. A ``.pth`` keeps its
+    weights under ``params_ema`` as Real-ESRGAN's releases do."""
+    import re
+
+    from safetensors.torch import save_file
+
+    found = re.search(r"(?:x(\d)|(\d)x)", path.name.lower())
+    scale = int(next(g for g in found.groups() if g)) if found else 4
+    upsamples, unshuffle = {1: (2, 4), 2: (2, 2), 8: (3, 1)}.get(scale, (2, 1))
+    weights = rrdbnet_weights(upsamples=upsamples, unshuffle=unshuffle, seed=seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".safetensors":
+        save_file(weights, path)
+    else:
+        torch.save({"params_ema": weights}, path)
