@@ -1,12 +1,14 @@
 """Real corpus workflows run end to end: LoRA, embeddings, SDXL base + refiner, area
-composition, hires fix, inpainting, model merging and custom sampling, each one file of
-``tests/interop/corpus`` opened with ``nodes.interop.open_workflow`` and run by the executor.
+composition, hires fix, inpainting, model merging, upscale models and custom sampling, each one
+file of ``tests/interop/corpus`` opened with ``nodes.interop.open_workflow`` and run by the
+executor.
 
 Each file gets a model root of its own holding tiny random models (``tests.helpers``) under the
 exact names its loaders ask for — checkpoints of the family the name or the manifest says
 (SD 1.x, SD 2.x with v-prediction for 768 models, inpainting models, SDXL base and refiner),
-VAEs, LoRAs, embeddings — and the pictures its Load Image nodes name, in an ``input`` folder
-beside a copy of the file, where the importer looks for them. The tiny VAEs downsample by 8,
+VAEs, LoRAs, embeddings, ESRGAN upscale models of the scale their name says — and the pictures
+its Load Image nodes name, in an ``input`` folder beside a copy of the file, where the importer
+looks for them. The tiny VAEs downsample by 8,
 as SD's do, so a workflow's pixel sizes keep their meaning.
 
 To keep the runs fast, only sizes and step counts are overridden (``shrink_work``): pixel
@@ -32,6 +34,7 @@ from core.graph.model import Graph
 from nodes import build_registry
 from nodes.interop import open_workflow
 from tests.helpers.tiny_models import write_single_file
+from tests.helpers.upscale_models import write_upscale_model_file
 from tests.helpers.workflow_files import (
     CheckpointKind,
     checkpoint_kind,
@@ -89,6 +92,13 @@ CASES = {
     ),
     "hires-fix-pixel-space": Case(
         "cubiq_workflows/upscale__upscale_pixel.json", {13: (64, 64), 9: (128, 128)}
+    ),
+    # ESRGAN ×2 on the first pass's 512 → 64 picture.
+    "upscale-model": Case("comfyui_examples/upscale_models__esrgan_example.png", {9: (128, 128)}),
+    # 768 → 64, upscaled ×4 by RealESRGAN_x4plus, then resized to 1536 → 128 for a second pass.
+    "hires-fix-upscale-model": Case(
+        "comfyui_examples/2_pass_txt2img__hiresfix_esrgan_workflow.png",
+        {9: (64, 64), 12: (128, 128)},
     ),
     "custom-sampling": Case(
         "comfyui_examples/sdturbo__sdxlturbo_example.png",
@@ -148,6 +158,9 @@ def write_models(graph: Graph, file: str, root: Path, pipelines) -> None:
     for number, node in enumerate(graph):
         if node.params.get("vae_name"):
             write_vae_file(pipelines(main), root / "vae" / node.params["vae_name"])
+        if node.type_id == "UpscaleModelLoader" and node.params.get("model_name"):
+            path = root / "upscale_models" / node.params["model_name"]
+            write_upscale_model_file(path, seed=number)
         if node.params.get("lora_name"):
             path = root / "loras" / node.params["lora_name"]
             write_lora_file(pipeline_for(node.id), path, seed=number)
