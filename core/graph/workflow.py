@@ -1,6 +1,7 @@
 """Workflow files: versioned JSON, migrations from older versions, atomic saves.
 
-Layout of the current version (2)::
+Layout of version 2 (version 3 adds ``"subgraphs"``, see ``core.graph.subgraph_files``;
+a file without subgraphs is still written as version 2)::
 
     {"format": "latentloom", "version": 2,
      "nodes": [{"id": 3, "type": "KSampler", "type_version": 1, "params": {...},
@@ -38,13 +39,16 @@ from typing import Any
 from core.files import atomic_write
 from core.graph import png
 from core.graph.errors import GraphError
-from core.graph.model import Graph, Group
+from core.graph.model import BOUNDARY_IDS, Graph, Group
 from core.graph.notes import NoteFormatError, add_notes, notes_to_list
 from core.graph.packs import missing_pack_reason
 from core.graph.spec import NodeRegistry, NodeSpec, SocketInput, placeholder_spec
+from core.graph.subgraph_files import add_definitions, definitions_to_list
 
 FORMAT = "latentloom"
-VERSION = 2
+VERSION = 3
+#: The version written for a workflow without subgraphs: older LatentLoom reads it.
+VERSION_WITHOUT_SUBGRAPHS = 2
 #: The PNG text chunk that carries a workflow.
 PNG_KEY = "latentloom"
 #: The largest workflow file read: workflows are kilobytes, so a bigger file is not one.
@@ -160,7 +164,7 @@ def to_dict(
         }
     data = {
         "format": FORMAT,
-        "version": VERSION,
+        "version": VERSION_WITHOUT_SUBGRAPHS,
         "nodes": nodes,
         "links": links,
         "groups": groups,
@@ -169,6 +173,9 @@ def to_dict(
     }
     if graph.notes and node_ids is None:  # copying a selection of nodes leaves notes out
         data["notes"] = notes_to_list(graph)
+    if graph.definition is None and len(graph.subgraphs):
+        data["version"] = VERSION
+        data["subgraphs"] = definitions_to_list(graph, to_dict)
     return data
 
 
@@ -222,8 +229,16 @@ def _migrate_1_to_2(data: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _migrate_2_to_3(data: dict[str, Any]) -> dict[str, Any]:
+    """Version 3 only adds the optional ``subgraphs`` list: a version 2 file is one as is."""
+    return {**data, "version": 3}
+
+
 #: ``MIGRATIONS[n]`` turns version n into version n + 1.
-MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _migrate_1_to_2}
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    1: _migrate_1_to_2,
+    2: _migrate_2_to_3,
+}
 
 
 # --- reading -------------------------------------------------------------------------------
@@ -232,6 +247,15 @@ MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _migrate
 _TOP_LEVEL = {
     1: {"nodes": list, "links": list},
     2: {"nodes": list, "links": list, "groups": list, "ui": dict, "extra": dict, "notes": list},
+    3: {
+        "nodes": list,
+        "links": list,
+        "groups": list,
+        "ui": dict,
+        "extra": dict,
+        "notes": list,
+        "subgraphs": list,
+    },
 }
 #: The node fields of a version 1 file that its migration reads, with their types.
 _V1_NODE_FIELDS = {"widgets": dict, "bypass": bool, "mute": bool}
@@ -334,6 +358,16 @@ def _expect(value: Any, kind: type | tuple[type, ...], what: str, **where: Any) 
 
 def _build(data: dict[str, Any], registry: NodeRegistry, source: Any) -> Workflow:
     graph = Graph(registry)
+    add_definitions(graph, data.get("subgraphs", []), source, _fill)
+    _fill(graph, data, source)
+    ui = data.get("ui", {})
+    view = ui.get("view") if isinstance(ui.get("view"), dict) else {}
+    extra = dict(data.get("extra", {}))
+    return Workflow(graph, dict(view), extra, Path(source) if source else None)
+
+
+def _fill(graph: Graph, data: dict[str, Any], source: Any) -> None:
+    """Adds a file's (or a subgraph entry's) nodes, links, groups and notes to ``graph``."""
     ui = data.get("ui", {})
     ui_nodes = _expect(ui.get("nodes", {}), dict, "ui.nodes", source=source, field="ui")
     for index, raw in enumerate(data.get("nodes", [])):
@@ -356,11 +390,12 @@ def _build(data: dict[str, Any], registry: NodeRegistry, source: Any) -> Workflo
         if pack is not None:
             _expect(pack, str, "the node pack", field="pack", **where)
         placeholder = None
-        if type_id in registry:
-            params = _current_params(registry.get(type_id), raw, params, where)
+        if graph.knows_type(type_id):
+            params = _current_params(graph.type_spec(type_id), raw, params, where)
         else:
             inputs, outputs = _saved_sockets(raw, where)
-            why = "" if pack is None else missing_pack_reason(pack, registry.pack_report(pack))
+            report = None if pack is None else graph.registry.pack_report(pack)
+            why = "" if pack is None else missing_pack_reason(pack, report)
             placeholder = placeholder_spec(
                 type_id, inputs, outputs, params, output_node, pack=pack, why_missing=why
             )
@@ -390,9 +425,12 @@ def _build(data: dict[str, Any], registry: NodeRegistry, source: Any) -> Workflo
         add_notes(graph, data.get("notes", []))
     except NoteFormatError as exc:
         raise WorkflowError(str(exc), source=source, field="notes") from None
-    view = ui.get("view") if isinstance(ui.get("view"), dict) else {}
-    extra = dict(data.get("extra", {}))
-    return Workflow(graph, dict(view), extra, Path(source) if source else None)
+    if graph.definition is not None:  # where the boundary nodes were drawn
+        for boundary in BOUNDARY_IDS:
+            look = ui_nodes.get(str(boundary))
+            pos = _pair(look.get("pos"), None) if isinstance(look, dict) else None
+            if pos is not None:
+                graph.set_node_attribute(boundary, "pos", pos)
 
 
 def _current_params(
