@@ -12,6 +12,9 @@
     python main.py export WORKFLOW --format comfyui-api [--out FILE]
                                        write the workflow in ComfyUI's API format (stdout
                                        without --out)
+    python main.py sweep WORKFLOW --axis 5.seed=0..15 --axis 5.cfg=3,5,7 [--zip] [--out DIR]
+                                       run every combination; pictures, X/Y grids, sweep.json
+                                       (--ray auto|local|ADDRESS runs it on a Ray cluster)
 
 Exit codes: 0 success, 1 a node failed (``packs``: a pack failed to load), 2 the workflow is
 invalid (nothing was run).
@@ -33,7 +36,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent
 DEFAULT_WORKFLOW = ROOT / "resources" / "workflows" / "default.json"
 DEFAULT_OUTPUT = Path("output")
-COMMANDS = ("run", "validate", "nodes", "packs", "gui", "export")
+COMMANDS = ("run", "validate", "nodes", "packs", "gui", "export", "sweep")
 #: The formats ``export`` writes.
 EXPORT_FORMATS = ("comfyui-api",)
 
@@ -470,7 +473,8 @@ def _parser() -> argparse.ArgumentParser:
         help="comfyui-api: ComfyUI's API format (what its /prompt endpoint takes)",
     )
     export.add_argument("--out", type=Path, metavar="FILE", help="write here instead of stdout")
-    for command in (run, validate, nodes, export):
+    sweep = _sweep_parser(sub)
+    for command in (run, validate, nodes, export, sweep):
         command.add_argument(
             "--models",
             type=_folder,
@@ -491,6 +495,54 @@ def _parser() -> argparse.ArgumentParser:
         "without a display",
     )
     return parser
+
+
+def _sweep_parser(sub: Any) -> argparse.ArgumentParser:
+    sweep = sub.add_parser("sweep", help="run a workflow over axes of values (X/Y grids)")
+    sweep.add_argument("workflow", type=Path)
+    sweep.add_argument(
+        "--axis",
+        action="append",
+        default=[],
+        metavar="NODE.PARAM=VALUES",
+        help="a list (3,5,7), a range (0..15, 3..9 step 2) or @FILE (one value a line); "
+        "repeatable: the first is X, the second Y, the third Z",
+    )
+    sweep.add_argument("--zip", action="store_true", help="pair the axes' values instead")
+    sweep.add_argument("--batch-count", type=_positive, default=1, metavar="N")
+    sweep.add_argument("--out", type=Path, default=DEFAULT_OUTPUT, help="output folder")
+    sweep.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
+    sweep.add_argument(
+        "--ray",
+        metavar="auto|local|ADDRESS",
+        help="run on a Ray cluster (needs latentloom[cluster]): auto joins the running one",
+    )
+    sweep.add_argument("--workers", type=_positive, metavar="N", help="Ray workers to start")
+    return sweep
+
+
+def _positive(text: str) -> int:
+    value = _non_negative(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("give 1 or more")
+    return value
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    import functools
+
+    from core.sweep_command import SweepRequest, run_command
+    from nodes.cluster import worker_registry
+
+    out = Path(args.out).resolve()
+    _check_destinations(out, None, None)
+    registry = _registry(args.models)
+    workflow = _load(args.workflow, registry)
+    factory = functools.partial(worker_registry, tuple(str(p) for p in args.models))
+    request = SweepRequest(
+        args.axis, args.zip, args.batch_count, out, args.ray, args.workers, args.device
+    )
+    return run_command(workflow.graph, workflow.view, registry, factory, request)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -522,6 +574,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _describe_packs(args.json)
     if args.command == "export":
         return _guarded(lambda: _export(args.workflow, args.format, args.out, args.models))
+    if args.command == "sweep":
+        return _guarded(lambda: _sweep(args))
     return _guarded(lambda: _default(args.file, args.run, args.screenshot))
 
 
