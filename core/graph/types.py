@@ -26,6 +26,14 @@ BOOLEAN = "BOOLEAN"
 HISTORY = "HISTORY"
 #: A pixel upscale model (ESRGAN, Real-ESRGAN…), ComfyUI's name for it.
 UPSCALE_MODEL = "UPSCALE_MODEL"
+#: A sampler function with its options (custom sampling: KSamplerSelect, SamplerEulerAncestral…).
+SAMPLER = "SAMPLER"
+#: A noise schedule: a 1-D float tensor of steps + 1 decreasing noise levels σ.
+SIGMAS = "SIGMAS"
+#: A seedable source of initial noise (RandomNoise, DisableNoise).
+NOISE = "NOISE"
+#: A model with the conditionings and guidance scales that steer it (CFGGuider…).
+GUIDER = "GUIDER"
 #: A widget whose value is one of a list of strings; links of type STRING can drive it.
 COMBO = "COMBO"
 #: Wildcard used by reroutes: it takes the type of whatever is linked to it.
@@ -46,6 +54,10 @@ SOCKET_TYPES: tuple[str, ...] = (
     BOOLEAN,
     HISTORY,
     UPSCALE_MODEL,
+    SAMPLER,
+    SIGMAS,
+    NOISE,
+    GUIDER,
 )
 
 #: Types whose values are loaded models: the cache keeps them under its model budget.

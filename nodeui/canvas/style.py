@@ -30,6 +30,10 @@ SOCKET_COLORS: dict[str, str] = {
     t.STRING: "#90a4ae",
     t.BOOLEAN: "#ce93d8",
     t.COMBO: "#90a4ae",
+    t.SAMPLER: "#ecb4b4",
+    t.SIGMAS: "#cdffcd",
+    t.NOISE: "#b0b0b0",
+    t.GUIDER: "#66ffff",
     t.ANY: "#bdbdbd",
     "ANY": "#bdbdbd",
 }
