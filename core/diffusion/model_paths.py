@@ -1,7 +1,8 @@
 """Find model files in ComfyUI- and AUTOMATIC1111-style folders.
 
 A root may be a ``models`` folder (``checkpoints/``, ``vae/``, ``loras/``, ``embeddings/``,
-``upscale_models/``), a ComfyUI installation (the same under ``models/``) or an AUTOMATIC1111
+``upscale_models/``, ``clip_vision/``, ``ipadapter/``, ``style_models/``), a ComfyUI
+installation (the same under ``models/``) or an AUTOMATIC1111
 installation (``models/Stable-diffusion``, ``models/VAE``, ``models/Lora``, ``embeddings``,
 ``models/ESRGAN``, ``models/RealESRGAN``). Names are paths relative to a kind's folder with
 ``/`` separators, as loader nodes show and workflows store them; a diffusers pipeline folder is
@@ -33,6 +34,9 @@ class ModelKind(StrEnum):
     LORAS = "loras"
     EMBEDDINGS = "embeddings"
     UPSCALE_MODELS = "upscale_models"
+    CLIP_VISION = "clip_vision"
+    IPADAPTER = "ipadapter"
+    STYLE_MODELS = "style_models"
 
 
 # Folder names per kind, relative to a root, in search order: models folder, ComfyUI, A1111.
@@ -47,6 +51,10 @@ LAYOUTS: dict[ModelKind, tuple[str, ...]] = {
         "models/ESRGAN",
         "models/RealESRGAN",
     ),
+    ModelKind.CLIP_VISION: ("clip_vision", "models/clip_vision"),
+    # The folder ComfyUI's IPAdapter node pack reads.
+    ModelKind.IPADAPTER: ("ipadapter", "models/ipadapter"),
+    ModelKind.STYLE_MODELS: ("style_models", "models/style_models"),
 }
 
 

@@ -101,3 +101,20 @@ def test_upscale_models_are_found_in_comfyui_and_a1111_folders(tmp_path):
     ]
     found = paths.resolve(ModelKind.UPSCALE_MODELS, "RealESRGAN_x4plus.pth")
     assert found == a1111 / "models/RealESRGAN/RealESRGAN_x4plus.pth"
+
+
+def test_image_prompt_models_are_found_in_their_comfyui_folders(tmp_path):
+    comfy, bare = tmp_path / "ComfyUI", tmp_path / "models"
+    touch(comfy / "models/clip_vision/clip_vision_g.safetensors")
+    touch(bare / "clip_vision/CLIP-ViT-H-14-laion2B-s32B-b79K.safetensors")
+    touch(comfy / "models/ipadapter/ip-adapter_sd15.safetensors")
+    touch(comfy / "models/style_models/coadapter-style-sd15v1.pth")
+    paths = ModelPaths.of(bare, comfy)
+    assert paths.list(ModelKind.CLIP_VISION) == [
+        "CLIP-ViT-H-14-laion2B-s32B-b79K.safetensors",
+        "clip_vision_g.safetensors",
+    ]
+    assert paths.list(ModelKind.IPADAPTER) == ["ip-adapter_sd15.safetensors"]
+    assert paths.list(ModelKind.STYLE_MODELS) == ["coadapter-style-sd15v1.pth"]
+    found = paths.resolve(ModelKind.IPADAPTER, "ip-adapter_sd15.safetensors")
+    assert found == comfy / "models/ipadapter/ip-adapter_sd15.safetensors"
