@@ -34,6 +34,14 @@ SIGMAS = "SIGMAS"
 NOISE = "NOISE"
 #: A model with the conditionings and guidance scales that steer it (CFGGuider…).
 GUIDER = "GUIDER"
+#: A CLIP image encoder (ViT-L/14, ViT-H/14, ViT-bigG/14), ComfyUI's name for it.
+CLIP_VISION = "CLIP_VISION"
+#: What a CLIP image encoder makes of pictures: projected embeddings and hidden states.
+CLIP_VISION_OUTPUT = "CLIP_VISION_OUTPUT"
+#: A style model that turns CLIP image features into extra prompt tokens.
+STYLE_MODEL = "STYLE_MODEL"
+#: An IP-Adapter: image-prompt projection and cross-attention weights for a UNet.
+IPADAPTER = "IPADAPTER"
 #: A widget whose value is one of a list of strings; links of type STRING can drive it.
 COMBO = "COMBO"
 #: Wildcard used by reroutes: it takes the type of whatever is linked to it.
@@ -58,10 +66,16 @@ SOCKET_TYPES: tuple[str, ...] = (
     SIGMAS,
     NOISE,
     GUIDER,
+    CLIP_VISION,
+    CLIP_VISION_OUTPUT,
+    STYLE_MODEL,
+    IPADAPTER,
 )
 
 #: Types whose values are loaded models: the cache keeps them under its model budget.
-MODEL_TYPES: frozenset[str] = frozenset({MODEL, CLIP, VAE, UPSCALE_MODEL})
+MODEL_TYPES: frozenset[str] = frozenset(
+    {MODEL, CLIP, VAE, UPSCALE_MODEL, CLIP_VISION, STYLE_MODEL, IPADAPTER}
+)
 
 
 @dataclass(frozen=True)

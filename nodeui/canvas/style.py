@@ -34,6 +34,10 @@ SOCKET_COLORS: dict[str, str] = {
     t.SIGMAS: "#cdffcd",
     t.NOISE: "#b0b0b0",
     t.GUIDER: "#66ffff",
+    t.CLIP_VISION: "#a8dadc",
+    t.CLIP_VISION_OUTPUT: "#ad7452",
+    t.STYLE_MODEL: "#c2ffae",
+    t.IPADAPTER: "#7fa7d6",
     t.ANY: "#bdbdbd",
     "ANY": "#bdbdbd",
 }
