@@ -12,8 +12,9 @@ from __future__ import annotations
 from core.diffusion import offline  # noqa: F401  (must precede diffusers/transformers)
 
 # isort: split
-from dataclasses import dataclass, replace
-from typing import Literal
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
 
 import torch
 
@@ -69,11 +70,25 @@ class ConditioningOptions:
 
 @dataclass(frozen=True, eq=False)
 class ConditioningEntry:
-    """One context: token embeddings, pooled embedding (SDXL) and options."""
+    """One context: token embeddings, pooled embedding (SDXL) and options.
+
+    ``extras`` maps a slot name ("control": the ControlNet chain…) to a per-call UNet extra
+    (``core.diffusion.sampling.UnetExtra``) that the sampler runs for the rows of this entry at
+    every UNet evaluation. The mapping is never modified: ``with_extra`` makes a new entry.
+    """
 
     embeds: torch.Tensor
     pooled: torch.Tensor | None = None
     options: ConditioningOptions = ConditioningOptions()
+    extras: Mapping[str, Any] = field(default_factory=dict)
+
+
+def with_extra(entry: ConditioningEntry, slot: str, extra: Any | None) -> ConditioningEntry:
+    """``entry`` with ``extra`` in ``slot`` (None: the slot emptied); the input is unchanged."""
+    extras = {name: value for name, value in entry.extras.items() if name != slot}
+    if extra is not None:
+        extras[slot] = extra
+    return replace(entry, extras=extras)
 
 
 @dataclass(frozen=True, eq=False)

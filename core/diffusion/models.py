@@ -140,12 +140,19 @@ class DiffusionModel(HoldsTensors):
     #: Noise levels (σ_low, σ_high] where classifier-free guidance applies; outside them the
     #: samplers use the positive prediction alone. None: guidance at every step.
     guidance_interval: tuple[float, float] | None = None
+    #: Per-call UNet extras (``core.diffusion.sampling.UnetExtra``) the sampler runs for every
+    #: row of every UNet evaluation: model patches that add keyword arguments to the UNet call.
+    unet_extras: tuple[Any, ...] = ()
 
     def cache_storages(self) -> dict[StorageKey, int]:
-        """The UNet's storages and those of the preview VAE, which this value keeps alive."""
+        """The storages of the UNet, the preview VAE and the extras, which this value keeps
+        alive."""
         found = module_storages(self.unet)
         if self.preview_vae is not None:
             found.update(self.preview_vae.cache_storages())
+        for extra in self.unet_extras:
+            if isinstance(extra, HoldsTensors):
+                found.update(extra.cache_storages())
         return found
 
     def guided_at(self, sigma: float) -> bool:

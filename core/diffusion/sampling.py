@@ -39,6 +39,8 @@ __all__ = [
     "LATENT_FACTOR",
     "SamplerSettings",
     "SamplerStep",
+    "UnetCall",
+    "UnetExtra",
     "UnknownSamplerError",
     "denoise_window",
     "predicted_x0",
@@ -146,6 +148,7 @@ class _Context:
     box: tuple[int, int, int, int]  # top, left, height, width in latent cells
     weight: torch.Tensor  # [B, 1, box_h, box_w]: strength × mask
     side: int  # 0 = negative (unconditional), 1 = positive
+    entry: ConditioningEntry
 
 
 def _entry_box(
@@ -211,7 +214,7 @@ def _prepare_context(
         pooled = pooled.expand(batch, -1) if pooled.shape[0] == 1 else pooled[:batch]
         ids = sdxl_time_ids(options.size, box_h * downscale, box_w * downscale, dtype=torch.float32)
         time_ids = ids.to(device, dtype).expand(batch, -1)
-    return _Context(embeds, pooled, time_ids, box, weight.to(device), side)
+    return _Context(embeds, pooled, time_ids, box, weight.to(device), side, entry)
 
 
 def _fit_tokens(embeds: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -227,8 +230,69 @@ def _fit_tokens(embeds: list[torch.Tensor]) -> list[torch.Tensor]:
     return [e.repeat(1, target // e.shape[1], 1) for e in embeds]
 
 
+@dataclass(frozen=True, eq=False)
+class UnetCall:
+    """One batched UNet evaluation, as per-call extras (``UnetExtra``) see it.
+
+    The call evaluates ``len(entries)`` conditioning entries on ``batch`` latents each: rows
+    ``i*batch`` to ``(i+1)*batch`` of ``x`` and ``encoder_hidden_states`` belong to
+    ``entries[i]``. ``x`` is what the UNet receives (x/√(1+σ²), cropped to ``box``, inpainting
+    channels included, in the UNet's dtype); ``box`` is (top, left, height, width) in latent
+    cells of a latent ``latent_size`` (height, width) cells big, ``downscale`` pixels per cell.
+    """
+
+    x: torch.Tensor
+    sigma: float
+    timestep: torch.Tensor
+    encoder_hidden_states: torch.Tensor
+    added_cond_kwargs: Mapping[str, torch.Tensor] | None
+    entries: tuple[ConditioningEntry, ...]
+    batch: int
+    box: tuple[int, int, int, int]
+    latent_size: tuple[int, int]
+    downscale: int
+    levels: NoiseLevels
+    #: Tells the user something once per run (a hint resized to the picture…).
+    notify: Callable[[str], None]
+
+    def rows(self, extra: object) -> torch.Tensor:
+        """A bool per row: whether its entry carries ``extra`` in one of its slots."""
+        carries = [any(e is extra for e in entry.extras.values()) for entry in self.entries]
+        return torch.tensor(carries, dtype=torch.bool).repeat_interleave(self.batch)
+
+
+#: A per-call UNet extra: given the call, the keyword arguments to add to it (ControlNet's
+#: ``down_block_additional_residuals``, an adapter's ``added_cond_kwargs`` entries…). Extras
+#: come from the model (``DiffusionModel.unet_extras``, for every row) and from conditioning
+#: entries (``ConditioningEntry.extras``; each distinct extra is called once per UNet call
+#: and fills the rows ``UnetCall.rows`` gives it, leaving the others at zero). What several
+#: extras return is merged by ``merge_unet_kwargs``.
+UnetExtra = Callable[[UnetCall], Mapping[str, Any]]
+
+
+def merge_unet_kwargs(into: dict[str, Any], more: Mapping[str, Any]) -> dict[str, Any]:
+    """Add ``more`` to the UNet keyword arguments ``into`` (changed in place and returned):
+    tensors under the same name add up, tuples and lists of tensors add element by element,
+    mappings merge by the same rules; other clashes are an error."""
+    for name, value in more.items():
+        if name not in into:
+            into[name] = value
+        elif isinstance(value, Mapping) and isinstance(into[name], Mapping):
+            into[name] = merge_unet_kwargs(dict(into[name]), value)
+        elif isinstance(value, torch.Tensor) and isinstance(into[name], torch.Tensor):
+            into[name] = into[name] + value
+        elif isinstance(value, (tuple, list)) and isinstance(into[name], (tuple, list)):
+            if len(value) != len(into[name]):
+                raise ValueError(f"two model extras give {name} of different lengths")
+            into[name] = tuple(a + b for a, b in zip(into[name], value, strict=True))
+        else:
+            raise ValueError(f"two model extras both set the UNet's {name}")
+    return into
+
+
 class _Denoiser:
-    """Runs the UNet for every context with CFG, batching contexts that share an area."""
+    """Runs the UNet for every context with CFG, batching contexts that share an area, and
+    adds what the model's and the contexts' per-call extras give each call."""
 
     def __init__(
         self,
@@ -239,13 +303,19 @@ class _Denoiser:
         latent_shape: torch.Size,
         concat: torch.Tensor | None,
         downscale: int = LATENT_FACTOR,
+        notices: list[str] | None = None,
     ) -> None:
         unet = model.unet
         parameter = next(unet.parameters())
         self.unet, self.device, self.dtype = unet, parameter.device, parameter.dtype
         self.cfg = float(cfg)
         self.concat = concat
+        self.model_extras = tuple(model.unet_extras)
+        self.levels = NoiseLevels.from_config(model.scheduler_config)
+        self.downscale = downscale
+        self.notices = notices if notices is not None else []
         batch, _, height, width = latent_shape
+        self.latent_size = (height, width)
         sides = [(1, positive)] if self.cfg == 1.0 else [(0, negative), (1, positive)]
         contexts: list[_Context] = []
         for side, conditioning in sides:
@@ -270,12 +340,46 @@ class _Denoiser:
         for context in contexts:
             self.groups.setdefault(context.box, []).append(context)
 
+    def _notify(self, message: str) -> None:
+        if message not in self.notices:
+            self.notices.append(message)
+
+    def _extra_kwargs(
+        self, contexts: list[_Context], call_x: torch.Tensor, **call: Any
+    ) -> dict[str, Any]:
+        """What the model's extras and the distinct extras of ``contexts`` add to one call."""
+        entries = tuple(c.entry for c in contexts)
+        extras: dict[int, Any] = {id(e): e for e in self.model_extras}
+        for entry in entries:
+            extras.update((id(e), e) for e in entry.extras.values())
+        if not extras:
+            return {}
+        unet_call = UnetCall(
+            x=call_x,
+            entries=entries,
+            latent_size=self.latent_size,
+            downscale=self.downscale,
+            levels=self.levels,
+            notify=self._notify,
+            **call,
+        )
+        merged: dict[str, Any] = {}
+        for extra in extras.values():
+            merge_unet_kwargs(merged, extra(unet_call))
+        return merged
+
     def __call__(
-        self, model_input: torch.Tensor, timestep: torch.Tensor, guided: bool = True
+        self,
+        model_input: torch.Tensor,
+        timestep: torch.Tensor,
+        guided: bool = True,
+        sigma: float | None = None,
     ) -> torch.Tensor:
-        """The guided model output for ``model_input`` (float32, shape of the latent);
-        without ``guided``, the positive prediction alone, at the cost of one pass instead of
-        two."""
+        """The guided model output for ``model_input`` (float32, shape of the latent) at noise
+        level ``sigma`` (None: that of ``timestep``); without ``guided``, the positive
+        prediction alone, at the cost of one pass instead of two."""
+        if sigma is None:
+            sigma = self.levels.sigma(float(timestep))
         guided = guided and self.cfg != 1.0
         batch = model_input.shape[0]
         totals = [torch.zeros_like(model_input) for _ in range(2)]
@@ -293,12 +397,23 @@ class _Denoiser:
                     "time_ids": torch.cat([c.time_ids for c in contexts]),  # type: ignore[misc]
                 }
             embeds = torch.cat(_fit_tokens([c.embeds for c in contexts]))
+            rows = crop.repeat(len(contexts), 1, 1, 1)
+            extra = self._extra_kwargs(
+                contexts,
+                rows,
+                sigma=float(sigma),
+                timestep=timestep,
+                encoder_hidden_states=embeds,
+                added_cond_kwargs=kwargs.get("added_cond_kwargs"),
+                batch=batch,
+                box=(top, left, box_h, box_w),
+            )
             output = self.unet(
-                crop.repeat(len(contexts), 1, 1, 1),
+                rows,
                 timestep,
                 encoder_hidden_states=embeds,
                 return_dict=False,
-                **kwargs,
+                **merge_unet_kwargs(kwargs, extra),
             )[0].float()
             for number, context in enumerate(contexts):
                 part = output[number * batch : (number + 1) * batch]
@@ -380,6 +495,7 @@ def sample(
     downscale: int = LATENT_FACTOR,
     sigmas: torch.Tensor | None = None,
     sampler_options: Mapping[str, Any] | None = None,
+    notices: list[str] | None = None,
 ) -> torch.Tensor:
     """Denoise ``latent`` ([B, 4, h, w], scaled VAE latents) and return it on the CPU (float32).
 
@@ -395,7 +511,8 @@ def sample(
     channels. ``noise`` replaces the seeded initial noise. ``callback`` hears every finished
     step; ``check_cancel`` is called before each UNet evaluation and stops the run by raising.
     ``downscale`` (pixels per latent cell) places conditioning areas, which are given in
-    pixels, and sizes SDXL's size conditioning.
+    pixels, and sizes SDXL's size conditioning. What the run wants the user told (a ControlNet
+    hint resized to the picture…) is appended to ``notices``, each message once.
     """
     info = samplers.sampler_info(settings.sampler)
     if sigmas is None:
@@ -439,7 +556,9 @@ def sample(
             f"the latent has {channels} channels but the model expects "
             f"{unet.config.in_channels}: use a latent made for this model's family"
         )
-    denoiser = _Denoiser(model, positive, negative, settings.cfg, latent.shape, concat, downscale)
+    denoiser = _Denoiser(
+        model, positive, negative, settings.cfg, latent.shape, concat, downscale, notices
+    )
     levels = NoiseLevels.from_config(model.scheduler_config)
 
     def known(x: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -454,7 +573,7 @@ def sample(
         x = known(x, sigma)
         model_input = x / math.sqrt(1.0 + sigma * sigma)
         timestep = torch.tensor(levels.timestep(sigma), device=device, dtype=torch.float32)
-        output = denoiser(model_input, timestep, guided=model.guided_at(sigma))
+        output = denoiser(model_input, timestep, guided=model.guided_at(sigma), sigma=sigma)
         denoised = predicted_x0(model_input, output, sigma, model.prediction)
         return denoised if mask is None else mask * denoised + (1 - mask) * latent
 
