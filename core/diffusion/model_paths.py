@@ -1,10 +1,10 @@
 """Find model files in ComfyUI- and AUTOMATIC1111-style folders.
 
 A root may be a ``models`` folder (``checkpoints/``, ``vae/``, ``loras/``, ``embeddings/``,
-``upscale_models/``, ``clip_vision/``, ``ipadapter/``, ``style_models/``), a ComfyUI
-installation (the same under ``models/``) or an AUTOMATIC1111
+``upscale_models/``, ``clip_vision/``, ``ipadapter/``, ``style_models/``, ``controlnet/``,
+``t2i_adapter/``), a ComfyUI installation (the same under ``models/``) or an AUTOMATIC1111
 installation (``models/Stable-diffusion``, ``models/VAE``, ``models/Lora``, ``embeddings``,
-``models/ESRGAN``, ``models/RealESRGAN``). Names are paths relative to a kind's folder with
+``models/ESRGAN``, ``models/RealESRGAN``, ``models/ControlNet``). Names are paths relative to a kind's folder with
 ``/`` separators, as loader nodes show and workflows store them; a diffusers pipeline folder is
 listed as one checkpoint name.
 """
@@ -37,6 +37,7 @@ class ModelKind(StrEnum):
     CLIP_VISION = "clip_vision"
     IPADAPTER = "ipadapter"
     STYLE_MODELS = "style_models"
+    CONTROLNET = "controlnet"
 
 
 # Folder names per kind, relative to a root, in search order: models folder, ComfyUI, A1111.
@@ -55,6 +56,14 @@ LAYOUTS: dict[ModelKind, tuple[str, ...]] = {
     # The folder ComfyUI's IPAdapter node pack reads.
     ModelKind.IPADAPTER: ("ipadapter", "models/ipadapter"),
     ModelKind.STYLE_MODELS: ("style_models", "models/style_models"),
+    # ComfyUI lists ControlNets and T2I-Adapters together under one loader.
+    ModelKind.CONTROLNET: (
+        "controlnet",
+        "t2i_adapter",
+        "models/controlnet",
+        "models/t2i_adapter",
+        "models/ControlNet",
+    ),
 }
 
 

@@ -103,6 +103,21 @@ def test_upscale_models_are_found_in_comfyui_and_a1111_folders(tmp_path):
     assert found == a1111 / "models/RealESRGAN/RealESRGAN_x4plus.pth"
 
 
+def test_controlnets_and_t2i_adapters_are_found_in_comfyui_and_a1111_folders(tmp_path):
+    comfy, a1111 = tmp_path / "ComfyUI", tmp_path / "webui"
+    touch(comfy / "models/controlnet/control_v11p_sd15_canny.pth")
+    touch(comfy / "models/t2i_adapter/t2iadapter_depth_sd15v2.pth")
+    touch(a1111 / "models/ControlNet/control_sd15_openpose.safetensors")
+    paths = ModelPaths.of(comfy, a1111)
+    assert paths.list(ModelKind.CONTROLNET) == [
+        "control_sd15_openpose.safetensors",
+        "control_v11p_sd15_canny.pth",
+        "t2iadapter_depth_sd15v2.pth",
+    ]
+    found = paths.resolve(ModelKind.CONTROLNET, "t2iadapter_depth_sd15v2.pth")
+    assert found == comfy / "models/t2i_adapter/t2iadapter_depth_sd15v2.pth"
+
+
 def test_image_prompt_models_are_found_in_their_comfyui_folders(tmp_path):
     comfy, bare = tmp_path / "ComfyUI", tmp_path / "models"
     touch(comfy / "models/clip_vision/clip_vision_g.safetensors")
