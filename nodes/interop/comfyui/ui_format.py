@@ -44,6 +44,7 @@ from nodes.interop.comfyui.mapping import (
     normalised_type,
     widget_values_to_params,
 )
+from nodes.interop.comfyui.subgraphs import add_instance, import_definitions
 from nodes.interop.report import ImportReport, ReportBuilder, SourceFormat
 
 
@@ -72,6 +73,7 @@ def import_ui(
     """Builds a workflow from a ComfyUI UI-format workflow (version 0.4 or 1)."""
     report = ReportBuilder()
     graph = Graph(registry)
+    import_definitions(graph, data, report, _add_node_or_note, _ui_links)
     slots: dict[int, Slots] = {}
     for index, raw in enumerate(data["nodes"]):
         if not isinstance(raw, dict):
@@ -100,6 +102,16 @@ def import_ui(
     version_text = "1" if version == 1 else str(version) if version is not None else "0.4"
     workflow = Workflow(graph, source=None if source is None else Path(source))
     return workflow, report.build(workflow, SourceFormat.COMFYUI_UI, version_text)
+
+
+def _add_node_or_note(
+    graph: Graph, raw: dict[str, Any], node_id: int, type_id: str, report: ReportBuilder
+) -> Slots:
+    """A node of a subgraph definition: a note becomes a note, anything else a node."""
+    if normalised_type(type_id) in NOTE_TYPES and type_id not in graph.registry:
+        _add_note(graph, raw, type_id)
+        return Slots([], [])
+    return _add_ui_node(graph, raw, node_id, type_id, report)
 
 
 #: ComfyUI's text notes: plain and Markdown. They become notes, not nodes.
@@ -154,6 +166,8 @@ def _add_ui_node(
     label = node_label(node_id, type_id)
     values = raw.get("widgets_values")
     raw_inputs, raw_outputs = _raw_inputs(raw), _raw_outputs(raw)
+    if type_id in graph.subgraphs:
+        return add_instance(graph, raw, node_id, type_id, common)
     if type_id == "Reroute":
         graph.add_node(
             REROUTE.type_id,
