@@ -133,7 +133,7 @@ def test_a_file_without_an_image_encoder_is_refused_naming_it(tmp_path):
     path = tmp_path / "clip_vision" / "not_vision.safetensors"
     path.parent.mkdir()
     save_file({"text_model.embeddings.token_embedding.weight": torch.zeros(4, 4)}, path)
-    with pytest.raises(ModelLoadError, match="not_vision.safetensors.*no CLIP image encoder"):
+    with pytest.raises(ModelLoadError, match=r"not_vision\.safetensors.*no CLIP image encoder"):
         load_clip_vision(path)
     broken = tiny_clip_vision().state_dict()
     del broken["visual_projection.weight"]
