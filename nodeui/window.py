@@ -32,6 +32,7 @@ from nodeui.panels.viewer import ImageViewer
 from nodeui.runs import INVALID, QueuedRun, RunController
 from nodeui.runstate import NodeRunState, controls_after_run
 from nodeui.settings import EditorSettings, RecentFiles, SettingsDialog
+from nodeui.subgraphs import SubgraphNavigator
 from nodeui.worker import RunBridge
 
 APP_TITLE = "LatentLoom"
@@ -135,6 +136,7 @@ class MainWindow(QMainWindow):
         self.problem_box: QMessageBox | None = None
         #: Windows this one opened for further recovered graphs.
         self.companions: list[MainWindow] = []
+        self.subgraphs = SubgraphNavigator(self)
         self.set_document(self.document)
         self._restore_layout()
         self._announce_failed_packs()
@@ -225,10 +227,13 @@ class MainWindow(QMainWindow):
     def set_document(self, document: Document) -> None:
         """Shows ``document``: a fresh scene on the view, the inspector following its graph."""
         old_document, old_scene = self.document, self.scene
+        navigator = getattr(self, "subgraphs", None)
+        inside = navigator is not None and bool(navigator.path)
         if document is not old_document:
             old_document.changed.disconnect(self._update_title)
             old_document.undo_stack.canUndoChanged.disconnect(self._update_actions)
             old_document.undo_stack.canRedoChanged.disconnect(self._update_actions)
+        if document is not old_document or inside:
             detach = getattr(old_scene, "detach", None)
             if callable(detach):
                 detach()
@@ -236,6 +241,9 @@ class MainWindow(QMainWindow):
             self.view.setScene(self.scene)
             old_scene.deleteLater()
             self.document = document
+        if navigator is not None:
+            navigator.reset()
+            navigator.watch(self.scene)
         document.changed.connect(self._update_title)
         document.undo_stack.canUndoChanged.connect(self._update_actions)
         document.undo_stack.canRedoChanged.connect(self._update_actions)
@@ -253,6 +261,10 @@ class MainWindow(QMainWindow):
             QTimer.singleShot(0, self.view.frame_all)
         self._update_title()
         self._update_actions()
+
+    def _shows_workflow(self) -> bool:
+        """Whether the canvas shows the workflow's graph (not the inside of a subgraph)."""
+        return self.scene.graph is self.document.graph
 
     def commit_pending_edits(self) -> None:
         """Puts what is typed in an editor, on the canvas or in the inspector, into the graph.
@@ -315,7 +327,7 @@ class MainWindow(QMainWindow):
         """Adds a node (undoably) at ``at`` in scene coordinates, else at the view centre."""
         pos = at if at is not None else self._centre()
         command = AddNode(type_id, (pos.x(), pos.y()), params)
-        error = push_command(self.document.undo_stack, self.document.graph, command)
+        error = push_command(self.document.undo_stack, self.scene.graph, command)
         if error:
             self.show_status(error)
             return None
@@ -350,22 +362,22 @@ class MainWindow(QMainWindow):
                 self.scene.set_node_preview(node_id, None)
 
     def _on_node_state(self, origin: object, node_id: int, state: NodeRunState) -> None:
-        if origin is self.document and node_id in self.document.graph:
+        if origin is self.document and self._shows_workflow() and node_id in self.document.graph:
             self.scene.set_node_state(node_id, state)
 
     def _on_node_images(self, origin: object, node_id: int, images: list[QImage]) -> None:
-        if origin is self.document and node_id in self.document.graph:
+        if origin is self.document and self._shows_workflow() and node_id in self.document.graph:
             self.scene.set_node_images(node_id, images)
 
     def _on_node_preview(self, origin: object, node_id: int, frame: PreviewFrame) -> None:
-        if origin is self.document and node_id in self.document.graph:
+        if origin is self.document and self._shows_workflow() and node_id in self.document.graph:
             caption = f"step {frame.step}/{frame.total}" if frame.step is not None else ""
             self.scene.set_node_preview(node_id, frame.image, caption)
             self.viewer.show_live(frame, self._node_title(node_id))
 
     def _on_node_history(self, origin: object, node_id: int, history: object) -> None:
         """A sampler finished: its live preview gives way to its scrubbable step history."""
-        if origin is self.document and node_id in self.document.graph:
+        if origin is self.document and self._shows_workflow() and node_id in self.document.graph:
             self.scene.set_node_preview(node_id, None)
             self.scene.set_node_history(node_id, history)
             self._offer_history(self.scene.selected_node_ids())

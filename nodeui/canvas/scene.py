@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 
-from PySide6.QtCore import QPointF, QRectF, Signal
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QImage, QUndoStack
 from PySide6.QtWidgets import (
     QGraphicsItem,
@@ -51,6 +51,8 @@ class GraphScene(QGraphicsScene):
     paletteRequested = Signal(QPointF, object)
     #: Anything in the graph changed (the minimap redraws, debounced).
     graphChanged = Signal()
+    #: A subgraph instance was double-clicked: its definition's id, to enter it.
+    subgraphRequested = Signal(str)
 
     def __init__(
         self, graph: Graph, registry: NodeRegistry, undo_stack: QUndoStack, parent=None
@@ -353,6 +355,14 @@ class GraphScene(QGraphicsScene):
 
     def mouseDoubleClickEvent(self, event: QGraphicsSceneMouseEvent) -> None:
         self.last_scene_pos = event.scenePos()
+        item = self.item_at(event.scenePos())
+        if isinstance(item, NodeItem) and event.button() == Qt.MouseButton.LeftButton:
+            type_id = self.graph.node(item.node_id).type_id
+            hit = item.hit(item.mapFromScene(event.scenePos()))
+            if type_id in self.graph.subgraphs and hit.kind not in ("title", "editor", "collapse"):
+                self.subgraphRequested.emit(type_id)
+                event.accept()
+                return
         if not gestures.double_click(self, event):
             super().mouseDoubleClickEvent(event)
         event.accept()
