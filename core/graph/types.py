@@ -42,6 +42,8 @@ CLIP_VISION_OUTPUT = "CLIP_VISION_OUTPUT"
 STYLE_MODEL = "STYLE_MODEL"
 #: An IP-Adapter: image-prompt projection and cross-attention weights for a UNet.
 IPADAPTER = "IPADAPTER"
+#: A ControlNet or T2I-Adapter, ComfyUI's name for both.
+CONTROL_NET = "CONTROL_NET"
 #: A widget whose value is one of a list of strings; links of type STRING can drive it.
 COMBO = "COMBO"
 #: Wildcard used by reroutes: it takes the type of whatever is linked to it.
@@ -70,11 +72,12 @@ SOCKET_TYPES: tuple[str, ...] = (
     CLIP_VISION_OUTPUT,
     STYLE_MODEL,
     IPADAPTER,
+    CONTROL_NET,
 )
 
 #: Types whose values are loaded models: the cache keeps them under its model budget.
 MODEL_TYPES: frozenset[str] = frozenset(
-    {MODEL, CLIP, VAE, UPSCALE_MODEL, CLIP_VISION, STYLE_MODEL, IPADAPTER}
+    {MODEL, CLIP, VAE, UPSCALE_MODEL, CLIP_VISION, STYLE_MODEL, IPADAPTER, CONTROL_NET}
 )
 
 

@@ -38,6 +38,7 @@ SOCKET_COLORS: dict[str, str] = {
     t.CLIP_VISION_OUTPUT: "#ad7452",
     t.STYLE_MODEL: "#c2ffae",
     t.IPADAPTER: "#7fa7d6",
+    t.CONTROL_NET: "#00d78d",
     t.ANY: "#bdbdbd",
     "ANY": "#bdbdbd",
 }
