@@ -69,10 +69,11 @@ if ! .venv/bin/python -c "import sys, torch; sys.exit(torch.__version__.split('+
     "${pip[@]}" install -q "torch==2.13.0"
 fi
 
-# 4. LatentLoom and everything else (the test tools too: they are small).
+# 4. LatentLoom and everything else: the test tools, and Ray (the cluster extra, ~240 MB) so
+#    that the tests of sweeps on a cluster run too.
 if [ ! -f .venv/.latentloom-installed ] || [ pyproject.toml -nt .venv/.latentloom-installed ]; then
     echo "setup: installing LatentLoom and its dependencies"
-    "${pip[@]}" install -q -e ".[test]"
+    "${pip[@]}" install -q -e ".[test,cluster]"
     touch .venv/.latentloom-installed
 fi
 

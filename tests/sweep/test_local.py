@@ -135,3 +135,15 @@ def test_a_failed_run_leaves_a_grey_cell_and_is_reported(graph, tmp_path):
     assert "out of memory" in result.failed[0].message
     cells = {c["run"]: c["file"] for c in read_grid_cells(result.grids[0].path)}
     assert cells == {0: "run0000_pic_00001.png", 1: None}
+
+
+def test_without_ray_a_cluster_sweep_says_how_to_install_it(graph, monkeypatch):
+    import sys
+
+    from core.engine.sweep import SweepError
+    from core.engine.sweep_ray import RayOptions, run_on_ray
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray raises ImportError
+    plan = _sweep(graph, "3.seed=0,1")
+    with pytest.raises(SweepError, match=r"pip install 'latentloom\[cluster\]'"):
+        next(run_on_ray(plan, toy.registry, RayOptions(workers=1)))

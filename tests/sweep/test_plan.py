@@ -52,7 +52,7 @@ def test_an_axis_reads_the_lines_of_a_file(graph, tmp_path):
     [
         ("seed=1,2", "NODE.PARAM=VALUES"),
         ("9.seed=1,2", "has no node 9"),
-        ("3.steps=1,2", "has no field 'steps' (it has: seed, cfg, sampler_name)"),
+        ("3.steps=1,2", "has no field 'steps' (it has: seed, cfg, sampler_name, seconds)"),
         ("3.seed=1,x", "'x' is not a whole number"),
         ("3.seed=0..2000", "above the maximum 1000"),
         ("3.cfg=1..x", "not a range of numbers"),

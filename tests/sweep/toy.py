@@ -9,6 +9,7 @@ import collections
 import hashlib
 import io
 import json
+import time
 from typing import Any
 
 from PIL import Image, PngImagePlugin
@@ -44,10 +45,17 @@ def _encode(ctx: Any, model: ToyModel, text: str) -> str:
 
 
 def _sample(
-    ctx: Any, model: ToyModel, positive: str, seed: int, cfg: float, sampler_name: str
+    ctx: Any,
+    model: ToyModel,
+    positive: str,
+    seed: int,
+    cfg: float,
+    sampler_name: str,
+    seconds: float = 0.0,
 ) -> bytes:
     CALLS["Sample"] += 1
     for step in range(3):
+        time.sleep(seconds / 3)
         ctx.progress(step + 1, 3)
     text = f"{model.name}|{positive}|{seed}|{cfg!r}|{sampler_name}"
     return hashlib.sha256(text.encode()).digest()
@@ -106,6 +114,7 @@ def registry() -> NodeRegistry:
                     WidgetInput("seed", t.INT, 0, min=0, max=1000, control_after_run=True),
                     WidgetInput("cfg", t.FLOAT, 5.0, min=0.0, max=30.0),
                     WidgetInput("sampler_name", t.COMBO, "euler", choices=("euler", "ddim")),
+                    WidgetInput("seconds", t.FLOAT, 0.0, min=0.0, max=10.0),
                 ),
                 (Output("IMAGE", t.IMAGE),),
             ),
