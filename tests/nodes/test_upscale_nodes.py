@@ -17,7 +17,7 @@ from core.engine.events import Progress
 from core.graph import types as t
 from core.graph.model import Graph
 from nodes import build_registry, upscale_models
-from nodes.interop import open_workflow
+from nodes.interop import open_workflow, to_comfy_api
 from tests.helpers.upscale_models import (
     rrdbnet_weights,
     srvgg_weights,
@@ -41,9 +41,9 @@ def registry(root):
     return build_registry(ModelPaths.of(root))
 
 
-def _upscale_graph(registry, model_name, width=40, height=24):
+def _upscale_graph(registry, model_name, width=40, height=24, source="GradientImage"):
     g = Graph(registry)
-    picture = g.add_node("GradientImage", params={"width": width, "height": height}).id
+    picture = g.add_node(source, params={"width": width, "height": height}).id
     loader = g.add_node("UpscaleModelLoader", params={"model_name": model_name}).id
     upscale = g.add_node("ImageUpscaleWithModel").id
     g.connect(loader, "UPSCALE_MODEL", upscale, "upscale_model")
@@ -207,3 +207,12 @@ def test_a_comfyui_upscale_workflow_imports_and_runs(registry, tmp_path):
     (saved,) = (tmp_path / "output").glob("upscaled*.png")
     with Image.open(saved) as picture:
         assert picture.size == (80, 48)
+
+
+def test_the_upscale_nodes_export_to_comfyui_under_their_own_names(registry):
+    g, loader, upscale = _upscale_graph(registry, "4x-UltraSharp.pth", source="EmptyImage")
+    prompt = to_comfy_api(g)
+    assert prompt[str(loader)]["class_type"] == "UpscaleModelLoader"
+    assert prompt[str(loader)]["inputs"] == {"model_name": "4x-UltraSharp.pth"}
+    assert prompt[str(upscale)]["class_type"] == "ImageUpscaleWithModel"
+    assert prompt[str(upscale)]["inputs"]["upscale_model"] == [str(loader), 0]

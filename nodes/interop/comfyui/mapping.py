@@ -183,6 +183,8 @@ MAPPINGS: tuple[TypeMapping, ...] = (
         title="Upscale Image",
     ),
     _map("ImageScaleBy", widgets=("upscale_method", "scale_by"), title="Upscale Image By"),
+    _map("UpscaleModelLoader", widgets=("model_name",), title="Load Upscale Model"),
+    _map("ImageUpscaleWithModel", title="Upscale Image (using Model)"),
     _map("ImageInvert", title="Invert Image"),
     # masks
     _map(
