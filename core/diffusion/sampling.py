@@ -239,6 +239,9 @@ class UnetCall:
     ``entries[i]``. ``x`` is what the UNet receives (x/√(1+σ²), cropped to ``box``, inpainting
     channels included, in the UNet's dtype); ``box`` is (top, left, height, width) in latent
     cells of a latent ``latent_size`` (height, width) cells big, ``downscale`` pixels per cell.
+    ``sides`` says per entry whether it is a positive (1) or negative (0) context, for extras
+    that condition the two differently (an image prompt's empty image on the negative side);
+    ``seed`` is the run's seed, for extras that draw noise of their own.
     """
 
     x: torch.Tensor
@@ -254,6 +257,8 @@ class UnetCall:
     levels: NoiseLevels
     #: Tells the user something once per run (a hint resized to the picture…).
     notify: Callable[[str], None]
+    sides: tuple[int, ...] = ()
+    seed: int = 0
 
     def rows(self, extra: object) -> torch.Tensor:
         """A bool per row: whether its entry carries ``extra`` in one of its slots."""
@@ -304,6 +309,7 @@ class _Denoiser:
         concat: torch.Tensor | None,
         downscale: int = LATENT_FACTOR,
         notices: list[str] | None = None,
+        seed: int = 0,
     ) -> None:
         unet = model.unet
         parameter = next(unet.parameters())
@@ -313,6 +319,7 @@ class _Denoiser:
         self.model_extras = tuple(model.unet_extras)
         self.levels = NoiseLevels.from_config(model.scheduler_config)
         self.downscale = downscale
+        self.seed = seed
         self.notices = notices if notices is not None else []
         batch, _, height, width = latent_shape
         self.latent_size = (height, width)
@@ -361,6 +368,8 @@ class _Denoiser:
             downscale=self.downscale,
             levels=self.levels,
             notify=self._notify,
+            sides=tuple(c.side for c in contexts),
+            seed=self.seed,
             **call,
         )
         merged: dict[str, Any] = {}
@@ -557,7 +566,15 @@ def sample(
             f"{unet.config.in_channels}: use a latent made for this model's family"
         )
     denoiser = _Denoiser(
-        model, positive, negative, settings.cfg, latent.shape, concat, downscale, notices
+        model,
+        positive,
+        negative,
+        settings.cfg,
+        latent.shape,
+        concat,
+        downscale,
+        notices,
+        seed=settings.seed,
     )
     levels = NoiseLevels.from_config(model.scheduler_config)
 

@@ -118,3 +118,23 @@ def test_merging_adds_tensors_and_tuples_and_refuses_other_clashes():
     assert float(merged["c"]["d"]) == 2.0
     with pytest.raises(ValueError, match="both set the UNet's e"):
         merge_unet_kwargs({"e": 1}, {"e": 2})
+
+
+def test_extras_see_each_entrys_side_and_the_runs_seed():
+    pipeline, model = _setup()
+    positive, negative = random_conditioning(pipeline, 1), random_conditioning(pipeline, 2)
+    seen: list[tuple[tuple[int, ...], int]] = []
+
+    def extra(call: UnetCall) -> dict:
+        seen.append((call.sides, call.seed))
+        return {}
+
+    patched = dataclasses.replace(model, unet_extras=(extra,))
+    settings = dataclasses.replace(SETTINGS, seed=77)
+    sample(patched, positive, negative, torch.zeros(1, 4, 8, 8), settings)
+    assert seen and all(found == ((0, 1), 77) for found in seen)
+    seen.clear()
+    sample(
+        patched, positive, negative, torch.zeros(1, 4, 8, 8), dataclasses.replace(settings, cfg=1)
+    )
+    assert seen and all(found == ((1,), 77) for found in seen)
