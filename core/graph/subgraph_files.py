@@ -21,8 +21,9 @@ from typing import Any
 from core.graph.errors import GraphError
 from core.graph.model import BOUNDARY_IDS, Graph
 from core.graph.subgraph import BoundarySocket, SubgraphDefinition
+from core.graph.workflow_format import WorkflowError
 
-#: ``to_dict(graph)`` and ``fill(graph, data, source)`` of ``core.graph.workflow``.
+#: ``to_dict(graph)`` and ``fill_graph(graph, data, source)`` of ``core.graph.workflow``.
 ToDict = Callable[[Graph], dict[str, Any]]
 Fill = Callable[[Graph, dict[str, Any], Any], None]
 
@@ -52,8 +53,6 @@ def definitions_to_list(graph: Graph, to_dict: ToDict) -> list[dict[str, Any]]:
 
 def add_definitions(graph: Graph, entries: list[Any], source: Any, fill: Fill) -> None:
     """Builds the file's definitions into ``graph.subgraphs``, innermost first."""
-    from core.graph.workflow import WorkflowError
-
     checked: dict[str, dict[str, Any]] = {}
     for index, raw in enumerate(entries):
         entry = _checked_entry(raw, index, source)
@@ -92,8 +91,6 @@ def add_definitions(graph: Graph, entries: list[Any], source: Any, fill: Fill) -
 
 
 def _checked_entry(raw: Any, index: int, source: Any) -> dict[str, Any]:
-    from core.graph.workflow import WorkflowError
-
     def bad(what: str) -> WorkflowError:
         return WorkflowError(
             f"subgraph entry {index}: {what}",
@@ -128,8 +125,6 @@ def _checked_entry(raw: Any, index: int, source: Any) -> dict[str, Any]:
 
 def _innermost_first(entries: dict[str, dict[str, Any]], source: Any) -> list[str]:
     """Definition ids so that each comes after every definition its nodes use."""
-    from core.graph.workflow import WorkflowError
-
     uses = {
         def_id: {
             n.get("type")
