@@ -119,3 +119,16 @@ def test_subgraphs_holding_each_other_are_refused(tmp_path):
 
     with pytest.raises(wf.WorkflowError, match="hold each other in a loop"):
         wf.load_workflow(_saved(tmp_path, loop), make_registry())
+
+
+def test_the_shipped_default_workflow_is_byte_for_byte_what_the_saver_writes(tmp_path):
+    from nodes import build_registry
+
+    shipped = ROOT / "resources" / "workflows" / "default.json"
+    loaded = wf.load_workflow(shipped, build_registry())
+    path = tmp_path / "default.json"
+    wf.save_workflow(loaded.graph, path, loaded.view)
+    assert path.read_bytes() == shipped.read_bytes(), (
+        "resources/workflows/default.json is not what the saver writes: load it with "
+        "core.graph.workflow.load_workflow and save it again with save_workflow"
+    )
