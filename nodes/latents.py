@@ -198,7 +198,10 @@ SPECS = (
                 "vae",
                 t.VAE,
                 optional=True,
-                description="sizes are in pixels of this VAE (SD's 8 per latent cell if unlinked)",
+                description=(
+                    "sizes are in pixels of this VAE; unlinked, the sampler fits the latent "
+                    "to its own model's VAE"
+                ),
             ),
             WidgetInput("width", t.INT, 512, **_SIZE),
             WidgetInput("height", t.INT, 512, **_SIZE),

@@ -110,6 +110,20 @@ def _run(
     return latents.with_samples(latent, samples), history
 
 
+def _fit_to_model(model: Any, latent: Mapping[str, Any]) -> Mapping[str, Any]:
+    """An untouched Empty Latent Image made for another VAE factor (ComfyUI's node assumes 8
+    pixels per cell) is remade for this model's VAE, so the picture has the asked-for size."""
+    from core.diffusion import latents, vae_ops
+    from core.engine import NodeError
+
+    if model.preview_vae is None:
+        return latent
+    try:
+        return latents.fit_empty(latent, vae_ops.latent_factor(model.preview_vae))
+    except ValueError as exc:
+        raise NodeError(str(exc), field="latent_image") from None
+
+
 def _ksampler(
     ctx: Any,
     model: Any,
@@ -126,6 +140,7 @@ def _ksampler(
 ) -> tuple[dict[str, Any], Any]:
     from core.diffusion.sampling import SamplerSettings, denoise_window
 
+    latent_image = _fit_to_model(model, latent_image)
     window = denoise_window(steps, denoise)
     if window is None:
         from core.diffusion.latents import downscale_of
@@ -156,6 +171,7 @@ def _ksampler_advanced(
 ) -> tuple[dict[str, Any], Any]:
     from core.diffusion.sampling import SamplerSettings
 
+    latent_image = _fit_to_model(model, latent_image)
     settings = SamplerSettings(
         sampler_name,
         scheduler,

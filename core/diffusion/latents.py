@@ -2,10 +2,12 @@
 
 A LATENT is a dict (ComfyUI's convention, so workflows and intuitions carry over):
 ``{"samples": [B, 4, h, w] float32 CPU, "noise_mask": optional MASK, "batch_index": optional
-list of ints, "downscale": optional int}``. Samples are the VAE's scaled latents. ``downscale``
-is how many pixels one latent cell stands for along each axis: 8 for Stable Diffusion's VAE
-(the default when absent), 4 for the shipped demo model; sizes given in pixels (empty latents,
-upscales, conditioning areas) go through it. Functions return new dicts and never
+list of ints, "downscale": optional int, "empty_size": optional (width, height)}``. Samples are
+the VAE's scaled latents. ``downscale`` is how many pixels one latent cell stands for along each
+axis: 8 for Stable Diffusion's VAE (the default when absent), 4 for the shipped demo model; sizes
+given in pixels (empty latents, upscales, conditioning areas) go through it. ``empty_size`` is
+the picture size an Empty Latent Image was asked for, so a sampler whose model has another
+factor can remake it at the right size (``fit_empty``). Functions return new dicts and never
 modify their inputs, so cached values stay valid.
 """
 
@@ -40,9 +42,35 @@ def _shape(width: int, height: int, batch_size: int, downscale: int) -> tuple[in
 def empty(
     width: int, height: int, batch_size: int = 1, downscale: int = DEFAULT_DOWNSCALE
 ) -> Latent:
-    """Empty Latent Image: zeros for a ``width``×``height`` picture."""
+    """Empty Latent Image: zeros for a ``width``×``height`` picture (the size is kept)."""
     shape = _shape(width, height, batch_size, downscale)
-    return {"samples": torch.zeros(shape), "downscale": downscale}
+    return {"samples": torch.zeros(shape), "downscale": downscale, "empty_size": (width, height)}
+
+
+def fit_empty(latent: Mapping[str, Any], downscale: int) -> Latent:
+    """``latent`` for a model with ``downscale`` pixels per cell: an untouched empty latent
+    (zeros of the shape its recorded picture size gives) made for another factor is made
+    again, so the picture has the size that was asked for; any other latent is returned as is.
+
+    ComfyUI's Empty Latent Image assumes 8 pixels per cell; without this, a 64×64 latent for
+    an f = 4 model would come out as a 32×32 picture.
+    """
+    size = latent.get("empty_size")
+    samples = latent["samples"]
+    if size is None or downscale_of(latent) == downscale:
+        return dict(latent)
+    width, height = size
+    made = _shape(width, height, samples.shape[0], downscale_of(latent))
+    if tuple(samples.shape) != made or bool(samples.any()):
+        return dict(latent)  # cropped, resized or filled since: no longer the asked-for blank
+    if width % downscale or height % downscale:
+        raise ValueError(
+            f"the empty latent is {width}×{height} pixels, but this model's latent cell is "
+            f"{downscale} pixels: use a size that is a multiple of {downscale}"
+        )
+    out = dict(latent)
+    out.update(empty(width, height, samples.shape[0], downscale))
+    return out
 
 
 def noise(
@@ -55,8 +83,10 @@ def noise(
 
 
 def with_samples(latent: Mapping[str, Any], samples: torch.Tensor) -> Latent:
-    """A copy of ``latent`` with new samples (noise mask and batch indices kept)."""
+    """A copy of ``latent`` with new samples (noise mask and batch indices kept; no longer
+    an empty latent)."""
     out = dict(latent)
+    out.pop("empty_size", None)
     out["samples"] = samples
     return out
 

@@ -176,8 +176,8 @@ def test_a1111_png_opens_validates_and_runs(registry, executor, tmp_path):
     report = executor.run(result.workflow.graph, output_dir=tmp_path / "out", device="cpu")
     assert report.status == "ok"
     [file] = saved_files(report)
-    with Image.open(file) as picture:  # 32x48 on the tiny model's f=2 VAE
-        assert picture.size == (8, 12)
+    with Image.open(file) as picture:  # the asked-for size, on the tiny model's f=2 VAE too
+        assert picture.size == (32, 48)
 
 
 def test_a1111_missing_model_is_reported_by_validation(empty_registry, tmp_path):

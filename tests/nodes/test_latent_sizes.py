@@ -57,3 +57,56 @@ def test_a_linked_area_size_off_the_grid_fails_the_node_on_its_field(registry):
     with pytest.raises(NodeError) as info:
         set_area(None, conditioning=[], width=64, height=20, x=0, y=0, strength=1.0)
     assert info.value.field == "height" and "multiple of 8" in str(info.value)
+
+
+def test_an_untouched_empty_latent_is_remade_for_another_factor_keeping_its_mask():
+    import torch
+
+    from core.diffusion import latents
+
+    empty = latents.set_noise_mask(latents.empty(64, 32, 2, downscale=8), torch.ones(1, 8, 8))
+    fitted = latents.fit_empty(empty, 4)
+    assert tuple(fitted["samples"].shape) == (2, 4, 8, 16)
+    assert fitted["downscale"] == 4 and fitted["noise_mask"] is empty["noise_mask"]
+
+
+def test_an_empty_latent_that_was_changed_since_is_left_as_it_is():
+    import torch
+
+    from core.diffusion import latents
+
+    empty = latents.empty(64, 64, downscale=8)
+    filled = latents.with_samples(empty, torch.ones(1, 4, 8, 8))
+    cropped = {**empty, "samples": empty["samples"][:, :, :4]}
+    for latent in (filled, cropped):
+        assert latents.fit_empty(latent, 4)["samples"].shape == latent["samples"].shape
+
+
+def test_a_size_off_the_models_cell_is_refused_naming_the_cell():
+    from core.diffusion import latents
+
+    with pytest.raises(ValueError, match="multiple of 16"):
+        latents.fit_empty(latents.empty(72, 64, downscale=8), 16)
+
+
+def test_the_demo_model_gives_the_asked_size_from_comfyuis_plain_empty_latent(registry):
+    """The f = 4 demo model, wired as in ComfyUI (Empty Latent Image without a VAE link)."""
+    graph = Graph(registry)
+    add = graph.add_node
+    ckpt = add("LoadCheckpoint", params={"ckpt_name": "latentloom-shapes"}).id
+    prompt = add("CLIPTextEncode", params={"text": "a red circle"}).id
+    empty = add("EmptyLatentImage", params={"width": 64, "height": 48}).id
+    sampler = add("KSampler", params={"steps": 1}).id
+    still = add("KSampler", params={"steps": 1, "denoise": 0.0}).id
+    decodes = [add("VAEDecode").id, add("VAEDecode").id]
+    graph.connect(ckpt, "CLIP", prompt, "clip")
+    for node, decode in zip((sampler, still), decodes, strict=True):
+        graph.connect(ckpt, "MODEL", node, "model")
+        graph.connect(prompt, "CONDITIONING", node, "positive")
+        graph.connect(prompt, "CONDITIONING", node, "negative")
+        graph.connect(empty, "LATENT", node, "latent_image")
+        graph.connect(node, "LATENT", decode, "samples")
+        graph.connect(ckpt, "VAE", decode, "vae")
+    report = Executor(registry).run(graph, outputs=decodes)
+    assert report.status == "ok", [e.message for e in report.entries.values() if e.message]
+    assert [tuple(report.outputs[d][0].shape) for d in decodes] == [(1, 48, 64, 3)] * 2

@@ -146,7 +146,8 @@ def _split_graph(registry, refiner_ascore=6.0):
         conds[("base", side)] = node
         score = refiner_ascore if side == "positive" else 2.5
         conds[("refiner", side)] = _refiner_encode(g, refiner, score, text)
-    latent = g.add_node("EmptyLatentImage", params={"width": 64, "height": 64}).id
+    # 16×16 pixels: an 8×8 latent on the tiny models' f = 2 VAE.
+    latent = g.add_node("EmptyLatentImage", params={"width": 16, "height": 16}).id
     common = {"steps": 4, "cfg": 5.0, "sampler_name": "euler", "scheduler": "normal"}
     first = g.add_node(
         "KSamplerAdvanced",
