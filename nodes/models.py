@@ -23,6 +23,8 @@ DEMO_CHECKPOINT = "latentloom-shapes"
 FAMILIES = ("auto", "sd1", "sd2", "sdxl")
 PREDICTIONS = ("auto", "epsilon", "v_prediction")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
+#: What "auto" means for the VAE and text encoders on a CPU (``devices.pick_aux_dtype``).
+AUX_DTYPE_ON_CPU = "float32 on CPUs"
 
 
 def file_state(path: Path) -> str:
@@ -98,41 +100,39 @@ class _Loaders:
         return digest
 
     def load_checkpoint(
-        self, ctx: Any, ckpt_name: str, family: str, prediction: str, dtype: str
+        self,
+        ctx: Any,
+        ckpt_name: str,
+        family: str,
+        prediction: str,
+        dtype: str,
+        vae_clip_dtype: str = "auto",
     ) -> tuple[Any, Any, Any]:
-        import torch
-
         from core.diffusion import devices
         from core.diffusion.errors import ModelLoadError
         from core.diffusion.families import ModelFamily, PredictionType
         from core.diffusion.loading import LoadOverrides, load_checkpoint
 
         path = self._resolve(ModelKind.CHECKPOINTS, ckpt_name, "ckpt_name")
+        device = compute_device(ctx)
+        # Weights stay in host memory at their compute precision, read straight into it (no
+        # float32 copy of a half-precision file); nodes move them onto the device when they
+        # run (nodes.placement).
+        aux_dtype = devices.pick_aux_dtype(device, _dtype(vae_clip_dtype))
         overrides = LoadOverrides(
             family=None if family == "auto" else ModelFamily(family),
             prediction=None if prediction == "auto" else PredictionType(prediction),
+            dtype=devices.pick_dtype(device, _dtype(dtype)),
+            text_dtype=aux_dtype,
+            vae_dtype=aux_dtype,
         )
         try:
             loaded = load_checkpoint(path, overrides, progress=_stop_if_cancelled(ctx))
         except ModelLoadError as exc:
             raise _node_error(exc, "ckpt_name") from None
-        device = compute_device(ctx)
-        unet_dtype = devices.pick_dtype(device, _dtype(dtype))
-        # Weights stay in host memory at their compute precision; nodes move them onto the
-        # device when they run (nodes.placement). Text encoders and the VAE are cheap next to
-        # the sampling loop: float32 on a CPU (bf16 VAE decodes band visibly), half on a GPU.
-        # torch's own ``to``: diffusers' override only warns about fp32-pinned modules, which
-        # these models do not have.
-        torch.nn.Module.to(loaded.model.unet, dtype=unet_dtype)
-        aux_dtype = torch.float32 if device.type == "cpu" else unet_dtype
-        for encoder in loaded.clip.encoders:
-            encoder.model.to(dtype=aux_dtype)
-        torch.nn.Module.to(loaded.vae.vae, dtype=aux_dtype)
         return loaded.model, loaded.clip, loaded.vae
 
     def load_vae(self, ctx: Any, vae_name: str, family: str) -> Any:
-        import torch
-
         from core.diffusion import devices
         from core.diffusion.errors import ModelLoadError
         from core.diffusion.families import ModelFamily
@@ -140,17 +140,15 @@ class _Loaders:
 
         path = self._resolve(ModelKind.VAE, vae_name, "vae_name")
         notices: list[str] = []
+        dtype = devices.pick_aux_dtype(compute_device(ctx))
         try:
             chosen = None if family == "auto" else ModelFamily(family)
-            vae = load_vae(path, chosen, progress=_stop_if_cancelled(ctx), notices=notices)
+            vae = load_vae(path, chosen, dtype, progress=_stop_if_cancelled(ctx), notices=notices)
         except ModelLoadError as exc:
             raise _node_error(exc, "vae_name") from None
         for notice in notices:
             if ctx is not None:
                 ctx.record("notice", notice)
-        device = compute_device(ctx)
-        if device.type != "cpu":
-            torch.nn.Module.to(vae.vae, dtype=devices.pick_dtype(device))
         return vae
 
     def load_lora(
@@ -225,6 +223,14 @@ def specs(paths: ModelPaths) -> tuple[NodeSpec, ...]:
                     choices=DTYPES,
                     description="UNet precision; auto: half on GPUs, bfloat16 on CPUs "
                     "that run it natively, else float32",
+                ),
+                WidgetInput(
+                    "vae_clip_dtype",
+                    t.COMBO,
+                    "auto",
+                    choices=DTYPES,
+                    description="precision of the VAE and the text encoder(s); auto: the "
+                    "UNet's on GPUs, " + AUX_DTYPE_ON_CPU,
                 ),
             ),
             outputs=(Output("MODEL", t.MODEL), Output("CLIP", t.CLIP), Output("VAE", t.VAE)),

@@ -37,8 +37,8 @@ SD2_V_PROBE_THRESHOLD = 0.09
 
 
 def strip_prefix(state_dict: Mapping[str, torch.Tensor], prefix: str) -> dict:
-    """Return the tensors under ``prefix``, with the prefix removed."""
-    return {k[len(prefix) :]: v for k, v in state_dict.items() if k.startswith(prefix)}
+    """Return the tensors under ``prefix``, with the prefix removed (reading no others)."""
+    return {k[len(prefix) :]: state_dict[k] for k in state_dict if k.startswith(prefix)}
 
 
 def _has_prefix(state_dict: Mapping[str, torch.Tensor], prefix: str) -> bool:

@@ -18,12 +18,12 @@ import pickletools
 import re
 import zipfile
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file
 
 from core.diffusion.errors import ModelLoadError
@@ -50,6 +50,7 @@ def read_state_dict(path: str | Path) -> StateDict:
 
 
 def _read_safetensors(path: Path) -> StateDict:
+    """Every tensor of the file as a view of its memory map: nothing is read until used."""
     try:
         return load_file(path, device="cpu")
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
@@ -58,6 +59,48 @@ def _read_safetensors(path: Path) -> StateDict:
             f"is not a readable .safetensors file ({exc}).",
             "It is truncated, corrupt or not a model; download or copy it again.",
         ) from exc
+
+
+class CastingView(Mapping[str, torch.Tensor]):
+    """A state dict whose floating-point tensors come out in ``dtype``, one at a time.
+
+    A tensor already in ``dtype`` is handed out as it is (for a ``.safetensors`` file, a view of
+    its memory map: no copy at all). Another one is converted as it is read; from a
+    ``.safetensors`` file it is read with ``pread`` rather than through the map, so the stored
+    bytes are only held while that one tensor converts and the file's pages never pile up in
+    the process. Loading a half-precision file into another precision therefore holds one copy
+    of the weights, in the compute precision, and never a float32 one.
+    """
+
+    def __init__(
+        self, tensors: Mapping[str, torch.Tensor], dtype: torch.dtype, path: Path | None = None
+    ) -> None:
+        self._tensors, self.dtype = tensors, dtype
+        self._path = (
+            path if path is not None and path.suffix.lower() in SAFETENSORS_SUFFIXES else None
+        )
+        self._reader: Any = None
+        # Converters may ask for a tensor twice; it is converted once.
+        self._converted: dict[str, torch.Tensor] = {}
+
+    def __getitem__(self, key: str) -> torch.Tensor:
+        tensor = self._tensors[key]
+        if not tensor.is_floating_point() or tensor.dtype == self.dtype:
+            return tensor
+        if key not in self._converted:
+            if self._path is not None:
+                if self._reader is None:
+                    self._reader = safe_open(str(self._path), framework="pt", backend="pread")
+                self._converted[key] = self._reader.get_tensor(key).to(self.dtype)
+            else:
+                self._converted[key] = tensor.to(self.dtype)
+        return self._converted[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._tensors)
+
+    def __len__(self) -> int:
+        return len(self._tensors)
 
 
 def _read_pickled(path: Path) -> StateDict:

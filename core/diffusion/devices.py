@@ -66,3 +66,15 @@ def pick_dtype(device: torch.device, override: torch.dtype | None = None) -> tor
     if device.type == "cpu" and cpu_has_native_bf16():
         return torch.bfloat16
     return torch.float32
+
+
+def pick_aux_dtype(device: torch.device, override: torch.dtype | None = None) -> torch.dtype:
+    """The precision of the VAE and the text encoders on ``device``; ``override`` wins.
+
+    On a GPU they follow the UNet. On a CPU they stay in float32.
+    """
+    if override is not None:
+        return override
+    if device.type == "cpu":
+        return torch.float32
+    return pick_dtype(device)

@@ -5,6 +5,11 @@ family and architecture are read from key names and shapes, diffusers' own
 ``convert_ldm_*_checkpoint`` functions rename the tensors, and the modules are built from local
 configs on the ``meta`` device before the file's tensors are assigned in, strictly: a missing or
 unexpected tensor is an error, never a silently random weight.
+
+Each component's tensors are read in its compute precision (``CastingView``): a
+``.safetensors`` file whose precision is the compute precision stays memory-mapped and is never
+copied, and one in another precision is converted tensor by tensor, so no float32 copy of a
+half-precision file and no second copy of the weights is ever alive.
 """
 
 from __future__ import annotations
@@ -43,7 +48,7 @@ from core.diffusion.architecture import (
     unet_config_from_ldm,
     vae_config_from_ldm,
 )
-from core.diffusion.checkpoint_io import StateDict, read_state_dict
+from core.diffusion.checkpoint_io import CastingView, StateDict, read_state_dict
 from core.diffusion.errors import ModelLoadError
 from core.diffusion.families import (
     FAMILY_TRAITS,
@@ -71,15 +76,39 @@ _OPENCLIP_H_WIDTH, _DIFFUSERS_SD2_LAYERS = 1024, 23
 
 @dataclass(frozen=True)
 class LoadOverrides:
-    """User choices that replace what detection would pick; part of the model cache key."""
+    """User choices that replace what detection would pick; part of the model cache key.
+
+    ``dtype`` is the precision of every component (float32 when None); ``text_dtype`` and
+    ``vae_dtype`` give the text encoders' and the VAE's their own.
+    """
 
     family: ModelFamily | None = None
     prediction: PredictionType | None = None
     dtype: torch.dtype | None = None
+    text_dtype: torch.dtype | None = None
+    vae_dtype: torch.dtype | None = None
 
-    def cache_token(self) -> tuple[str, str, str]:
+    def cache_token(self) -> tuple[str, ...]:
         """A hashable, printable summary for cache keys."""
-        return (str(self.family), str(self.prediction), str(self.dtype))
+        return (
+            str(self.family),
+            str(self.prediction),
+            str(self.dtype),
+            str(self.text_dtype),
+            str(self.vae_dtype),
+        )
+
+    @property
+    def unet_dtype(self) -> torch.dtype:
+        return self.dtype or torch.float32
+
+    @property
+    def text_encoder_dtype(self) -> torch.dtype:
+        return self.text_dtype or self.unet_dtype
+
+    @property
+    def autoencoder_dtype(self) -> torch.dtype:
+        return self.vae_dtype or self.unet_dtype
 
 
 #: ``progress(done, total)``, called after each stage of a load (reading the file, building
@@ -119,7 +148,6 @@ def load_checkpoint_state_dict(
     detected = detect_family(state_dict, path)
     family = overrides.family or detected
     prediction = overrides.prediction or detect_prediction(state_dict, family)
-    dtype = overrides.dtype or torch.float32
     unet_tensors = strip_prefix(state_dict, UNET_PREFIX)
     inpainting = int(unet_tensors["input_blocks.0.0.weight"].shape[1]) == 9
     refiner = family is ModelFamily.SDXL and is_sdxl_refiner(state_dict)
@@ -130,7 +158,11 @@ def load_checkpoint_state_dict(
 
     encoders = []
     for encoder_traits in traits.text_encoders:
-        encoders.append(_load_ldm_text_encoder(state_dict, path, folder, encoder_traits, dtype))
+        encoders.append(
+            _load_ldm_text_encoder(
+                state_dict, path, folder, encoder_traits, overrides.text_encoder_dtype
+            )
+        )
         stages.done()
     unet_config = unet_config_from_ldm(unet_tensors, load_component_config(folder, "unet"), path)
     if unet_config.get("addition_embed_type") == "text_time":
@@ -143,9 +175,10 @@ def load_checkpoint_state_dict(
         except ValueError as exc:
             raise ModelLoadError(path, f"has an SDXL UNet that does not fit: {exc}.") from exc
     del unet_tensors
+    dtype = overrides.unet_dtype
     unet = _build(
         lambda: UNet2DConditionModel.from_config(unet_config),
-        convert_ldm_unet_checkpoint(state_dict, unet_config),
+        convert_ldm_unet_checkpoint(CastingView(state_dict, dtype, path), unet_config),
         path,
         "UNet",
         dtype,
@@ -153,7 +186,7 @@ def load_checkpoint_state_dict(
     stages.done()
     scheduler_config = load_component_config(folder, "scheduler")
     scheduler_config["prediction_type"] = str(prediction)
-    vae = _load_ldm_vae(state_dict, path, folder, family, dtype)
+    vae = _load_ldm_vae(state_dict, path, folder, family, overrides.autoencoder_dtype)
     stages.done()
     return LoadedCheckpoint(
         source=path,
@@ -247,7 +280,7 @@ def _load_ldm_vae(
     config["scaling_factor"] = FAMILY_TRAITS[family].vae_scaling_factor
     vae = _build(
         lambda: AutoencoderKL.from_config(config),
-        convert_ldm_vae_checkpoint(state_dict, config),
+        convert_ldm_vae_checkpoint(CastingView(state_dict, dtype, path), config),
         path,
         "VAE",
         dtype,
@@ -262,7 +295,7 @@ def _load_ldm_text_encoder(
     traits: TextEncoderTraits,
     dtype: torch.dtype,
 ) -> TextEncoder:
-    tensors = strip_prefix(state_dict, traits.ldm_prefix)
+    tensors = strip_prefix(CastingView(state_dict, dtype, path), traits.ldm_prefix)
     if not tensors:
         raise ModelLoadError(
             path,
@@ -273,7 +306,9 @@ def _load_ldm_text_encoder(
     config = CLIPTextConfig(**clip_config_from_weights(tensors, traits.layout, base, path))
     model_class = CLIPTextModelWithProjection if traits.with_projection else CLIPTextModel
     if traits.layout is ClipLayout.HUGGINGFACE:
-        converted = convert_ldm_clip_checkpoint(state_dict, traits.ldm_prefix)
+        converted = convert_ldm_clip_checkpoint(
+            {traits.ldm_prefix + key: value for key, value in tensors.items()}, traits.ldm_prefix
+        )
     else:
         # A neutral prefix keeps diffusers from dropping block 23 and the projection, which it
         # does for SD 2.x files because its SD 2 text encoders are one block short.
@@ -321,7 +356,8 @@ def _build(
     what: str,
     dtype: torch.dtype,
 ) -> torch.nn.Module:
-    """Instantiate without allocating random weights, then assign the file's tensors strictly."""
+    """Instantiate without allocating random weights, then assign the file's tensors strictly
+    (``state_dict`` already holds them in ``dtype``, so assigning copies nothing)."""
     with torch.device("meta"):
         module = factory()
     try:
@@ -392,8 +428,7 @@ def load_diffusers_folder(
                 f"has no {component}/ component.",
                 "Expected a Stable Diffusion pipeline folder (unet, vae, text_encoder…).",
             )
-    dtype = overrides.dtype or torch.float32
-    unet = _from_pretrained(UNet2DConditionModel, folder / "unet", folder, dtype)
+    unet = _from_pretrained(UNet2DConditionModel, folder / "unet", folder, overrides.unet_dtype)
     family = overrides.family or _family_of_unet(unet.config)
     if refiner and family is not ModelFamily.SDXL:
         raise ModelLoadError(
@@ -417,7 +452,7 @@ def load_diffusers_folder(
         component = folder / f"text_encoder{suffix}"
         if not component.is_dir():
             raise ModelLoadError(folder, f"has no text_encoder{suffix}/ component.", "")
-        model = _from_pretrained(model_class, component, folder, dtype)
+        model = _from_pretrained(model_class, component, folder, overrides.text_encoder_dtype)
         tokenizer_folder = folder / f"tokenizer{suffix}"
         tokenizer = load_clip_tokenizer(tokenizer_folder if tokenizer_folder.is_dir() else None)
         config = model.config
@@ -438,7 +473,9 @@ def load_diffusers_folder(
             )
         )
         stages.done()
-    autoencoder = _from_pretrained(AutoencoderKL, folder / "vae", folder, dtype)
+    autoencoder = _from_pretrained(
+        AutoencoderKL, folder / "vae", folder, overrides.autoencoder_dtype
+    )
     vae = VaeModel(autoencoder, float(autoencoder.config.scaling_factor))
     stages.done()
     latent_rgb = _read_latent_rgb(folder)
