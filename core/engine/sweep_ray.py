@@ -122,12 +122,15 @@ def cluster_workers(ray: Any, options: RayOptions, plan: SweepPlan) -> tuple[int
     gpus = options.gpus
     if gpus is None:
         gpus = 1.0 if plan.uses_models and resources.get("GPU", 0) >= 1 else 0.0
-    if options.workers is not None:
-        return max(1, options.workers), gpus
     if gpus:
-        count = int(resources.get("GPU", 0) // gpus)
+        fits = int(resources.get("GPU", 0) // gpus)
     else:
-        count = int(resources.get("CPU", 1) // max(options.cpus, 1e-6))
+        fits = int(resources.get("CPU", 1) // max(options.cpus, 1e-6))
+    if fits < 1:
+        need = f"{gpus:g} GPU" if gpus else f"{options.cpus:g} CPU"
+        raise SweepError(f"the Ray cluster has no room for a worker asking for {need}")
+    # More workers than the cluster can place would wait forever with runs assigned to them.
+    count = fits if options.workers is None else min(options.workers, fits)
     return max(1, min(count, len(plan.runs))), gpus
 
 

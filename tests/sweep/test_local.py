@@ -147,3 +147,35 @@ def test_without_ray_a_cluster_sweep_says_how_to_install_it(graph, monkeypatch):
     plan = _sweep(graph, "3.seed=0,1")
     with pytest.raises(SweepError, match=r"pip install 'latentloom\[cluster\]'"):
         next(run_on_ray(plan, toy.registry, RayOptions(workers=1)))
+
+
+class _Cluster:
+    """Stands in for ``ray`` where only the cluster's resources matter."""
+
+    def __init__(self, **resources: float) -> None:
+        self.resources = resources
+
+    def cluster_resources(self) -> dict[str, float]:
+        return dict(self.resources)
+
+
+def test_workers_ask_for_a_gpu_when_the_sweep_loads_models_and_the_cluster_has_gpus(graph):
+    from core.engine.sweep import SweepError
+    from core.engine.sweep_ray import RayOptions, cluster_workers
+
+    plan = _sweep(graph, "3.seed=0..9")  # loads a MODEL: wants a GPU where there is one
+    assert plan.uses_models
+    assert cluster_workers(_Cluster(CPU=64, GPU=4), RayOptions(), plan) == (4, 1.0)
+    assert cluster_workers(_Cluster(CPU=3), RayOptions(), plan) == (3, 0.0)
+    # Never more workers than the cluster can place (they would wait forever).
+    assert cluster_workers(_Cluster(CPU=2), RayOptions(workers=5), plan) == (2, 0.0)
+    assert cluster_workers(_Cluster(CPU=64, GPU=2), RayOptions(workers=8), plan) == (2, 1.0)
+    with pytest.raises(SweepError, match="no room for a worker asking for 1 CPU"):
+        cluster_workers(_Cluster(CPU=0.5), RayOptions(), plan)
+
+    text_only = toy.pipeline()
+    number = text_only.add_node("Number").id
+    axis = parse_axis(f"{number}.value=1,2", text_only)
+    no_models = make_sweep(text_only, [axis], outputs=[number])
+    assert not no_models.uses_models
+    assert cluster_workers(_Cluster(CPU=8, GPU=4), RayOptions(), no_models) == (2, 0.0)
