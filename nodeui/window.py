@@ -17,6 +17,7 @@ from PySide6.QtGui import QCloseEvent, QDropEvent, QImage
 from PySide6.QtWidgets import QDockWidget, QMainWindow, QMessageBox, QWidget
 
 from core.diffusion.model_paths import ModelPaths
+from core.engine import Executor
 from core.graph.commands import AddNode
 from core.graph.model import Graph
 from core.graph.spec import NodeRegistry
@@ -344,11 +345,13 @@ class MainWindow(QMainWindow):
     # --- running ---------------------------------------------------------------------------
 
     def run_graph(self) -> QueuedRun:
-        """Queues a snapshot of the graph, then applies the seeds' after-run modes."""
+        """Queues a snapshot of the graph, then applies the seeds' after-run modes, unless
+        validation will refuse the run: a run that never starts leaves the seeds alone."""
         document = self.document
         data = snapshot(document, self.view_state())
+        starts = not Executor(document.graph.registry).validate(document.graph)
         run = self.runs.enqueue(data, document, label=f"{document.title}")
-        command = controls_after_run(document.graph)
+        command = controls_after_run(document.graph) if starts else None
         if command is not None:
             push_command(document.undo_stack, document.graph, command)
         self.show_status(f"Queued {run.label}")

@@ -1,0 +1,70 @@
+"""What a newcomer meets in the editor: runs refused by validation, shipped templates, the
+"Continue from step k" branch, tooltips and the canvas's menus, driven with real keys and
+clicks."""
+
+from __future__ import annotations
+
+import pytest
+from PySide6.QtCore import QPointF, Qt
+from PySide6.QtTest import QTest
+
+from core.graph.commands import SetNodeAttribute
+from nodeui.documents import RecoveryStore
+from nodeui.runs import INVALID, OK
+from nodeui.settings import open_settings
+from nodeui.undo import push
+from nodeui.window import MainWindow
+from tests.nodeui import shell_fakes
+from tests.nodeui.canvas_helpers import click
+
+CTRL = Qt.KeyboardModifier.ControlModifier
+
+
+@pytest.fixture
+def window(qtbot, tmp_path):
+    made = MainWindow(
+        open_settings(tmp_path / "settings.ini"),
+        recovery=RecoveryStore(tmp_path / "data"),
+        output_dir=tmp_path / "out",
+        registry=shell_fakes.registry(),
+    )
+    made.show()
+    qtbot.waitExposed(made)
+    yield made
+    made.shutdown(persist=False)
+    made.close()
+    made.deleteLater()
+
+
+def _press_run(qtbot, window) -> None:
+    """Ctrl+Enter on the canvas, then wait until the run has ended."""
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow)
+    window.view.setFocus()
+    before = len(window.runs.queue.history)
+    QTest.keyClick(window.view, Qt.Key.Key_Return, CTRL)
+    qtbot.waitUntil(lambda: len(window.runs.queue.history) > before, timeout=30_000)
+    qtbot.waitUntil(lambda: not window.runs.busy, timeout=30_000)
+
+
+def test_a_run_refused_by_validation_leaves_the_incremented_seed_alone(qtbot, window):
+    reg = window.registry
+    graph = shell_fakes.slow_graph(reg, steps=1, seed=42)
+    unlinked = graph.add_node("ShowNumber", pos=(300, 200)).id
+    window.set_document(type(window.document)(graph))
+    graph, stack = window.document.graph, window.document.undo_stack
+    push(stack, graph, SetNodeAttribute([1], "ui", {"control_after_run": {"seed": "increment"}}))
+    for _ in range(2):
+        _press_run(qtbot, window)
+        assert window.runs.queue.history[0].status == INVALID
+        assert graph.node(1).params["seed"] == 42
+        if window.problem_box is not None:
+            window.problem_box.close()
+    item = window.scene.nodes[unlinked]
+    window.view.centerOn(item)
+    click(window.view, item.scenePos() + QPointF(30, 10))
+    QTest.keyClick(window.view.viewport(), Qt.Key.Key_Delete)
+    assert unlinked not in graph
+    _press_run(qtbot, window)
+    assert window.runs.queue.history[0].status == OK
+    assert graph.node(1).params["seed"] == 43
