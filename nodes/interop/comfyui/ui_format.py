@@ -32,6 +32,7 @@ from nodes.interop.comfyui.common import (
     unique_names,
     xy_pair,
 )
+from nodes.interop.comfyui.group_nodes import GroupNode, add_group_instance, import_group_nodes
 from nodes.interop.comfyui.mapping import (
     MODE_BYPASSED,
     MODE_MUTED,
@@ -74,6 +75,7 @@ def import_ui(
     report = ReportBuilder()
     graph = Graph(registry)
     import_definitions(graph, data, report, _add_node_or_note, _ui_links)
+    groups = import_group_nodes(graph, data, report, _add_node_or_note)
     slots: dict[int, Slots] = {}
     for index, raw in enumerate(data["nodes"]):
         if not isinstance(raw, dict):
@@ -92,7 +94,7 @@ def import_ui(
         if normalised_type(type_id) in NOTE_TYPES and type_id not in registry:
             _add_note(graph, raw, type_id)
             continue
-        slots[node_id] = _add_ui_node(graph, raw, node_id, type_id, report)
+        slots[node_id] = _add_ui_node(graph, raw, node_id, type_id, report, groups)
     for link in _ui_links(data.get("links"), report):
         connect_slots(graph, slots, link.src, link.src_slot, link.dst, link.dst_slot, report)
     _add_groups(graph, data.get("groups"), report)
@@ -152,7 +154,12 @@ def _input_name(entry: dict[str, Any]) -> str:
 
 
 def _add_ui_node(
-    graph: Graph, raw: dict[str, Any], node_id: int, type_id: str, report: ReportBuilder
+    graph: Graph,
+    raw: dict[str, Any],
+    node_id: int,
+    type_id: str,
+    report: ReportBuilder,
+    groups: dict[str, GroupNode] | None = None,
 ) -> Slots:
     mode = raw.get("mode", 0)
     flags = raw.get("flags") if isinstance(raw.get("flags"), dict) else {}
@@ -168,6 +175,8 @@ def _add_ui_node(
     raw_inputs, raw_outputs = _raw_inputs(raw), _raw_outputs(raw)
     if type_id in graph.subgraphs:
         return add_instance(graph, raw, node_id, type_id, common)
+    if groups and type_id in groups:
+        return add_group_instance(graph, raw, node_id, groups[type_id], common, report)
     if type_id == "Reroute":
         graph.add_node(
             REROUTE.type_id,
