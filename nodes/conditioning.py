@@ -287,6 +287,16 @@ def _zero_out(ctx: Any, conditioning: Any) -> Any:
     return cond.zero_out(conditioning)
 
 
+def _set_timestep_range(ctx: Any, conditioning: Any, start: float, end: float) -> Any:
+    from core.diffusion import conditioning as cond
+    from core.engine import NodeError
+
+    try:
+        return cond.set_timestep_range(conditioning, start, end)
+    except ValueError as exc:
+        raise NodeError(str(exc), field="end") from None
+
+
 _COND = Output("CONDITIONING", t.CONDITIONING)
 
 _TEXT = ("text",)
@@ -492,5 +502,20 @@ SPECS = (
         inputs=(SocketInput("conditioning", t.CONDITIONING),),
         outputs=(_COND,),
         description="All-zero embeddings of the same shape: an empty negative for SDXL.",
+    ),
+    NodeSpec(
+        "ConditioningSetTimestepRange",
+        "Conditioning (Set Timestep Range)",
+        "conditioning",
+        _set_timestep_range,
+        inputs=(
+            SocketInput("conditioning", t.CONDITIONING),
+            WidgetInput("start", t.FLOAT, 0.0, min=0.0, max=1.0, step=0.001),
+            WidgetInput("end", t.FLOAT, 1.0, min=0.0, max=1.0, step=0.001),
+        ),
+        outputs=(_COND,),
+        description="Applies a prompt only to part of the sampling, from start to end as "
+        "fractions of the schedule (0: pure noise, 1: clean): combine one prompt for the "
+        "composition (0 to 0.5) with another for the details (0.5 to 1).",
     ),
 )

@@ -57,7 +57,8 @@ class ConditioningOptions:
     ``strength`` scales this context's contribution; ``area`` limits it to a rectangle;
     ``mask`` (``[H, W]`` or ``[batch, H, W]`` in 0..1) weights it per pixel with
     ``mask_strength``, and ``mask_mode`` "mask_bounds" also restricts it to the mask's bounding
-    box (ComfyUI's ``set_cond_area``).
+    box (ComfyUI's ``set_cond_area``). ``timestep_range`` (start, end), fractions of the
+    model's noise schedule from 0 (pure noise) to 1 (clean), limits it to the steps in between.
     """
 
     strength: float = 1.0
@@ -66,6 +67,7 @@ class ConditioningOptions:
     mask_strength: float = 1.0
     mask_mode: MaskMode = "default"
     size: SizeConditioning | None = None
+    timestep_range: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -193,6 +195,17 @@ def set_size(conditioning: Conditioning, size: SizeConditioning) -> Conditioning
             new = replace(size, aesthetic_score=old.aesthetic_score)
         entries.append(replace(entry, options=replace(entry.options, size=new)))
     return Conditioning(tuple(entries))
+
+
+def set_timestep_range(conditioning: Conditioning, start: float, end: float) -> Conditioning:
+    """Conditioning Set Timestep Range: every entry applies only while sampling is between
+    ``start`` and ``end`` (fractions of the schedule, 0 = pure noise, 1 = clean), so one
+    prompt can lay out the picture and another finish its details."""
+    if not 0.0 <= start <= end <= 1.0:
+        raise ValueError(
+            f"the range {start:g}..{end:g} is not within 0..1 with start at or before end"
+        )
+    return _map_options(conditioning, timestep_range=(float(start), float(end)))
 
 
 def zero_out(conditioning: Conditioning) -> Conditioning:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -149,6 +149,22 @@ class _Context:
     weight: torch.Tensor  # [B, 1, box_h, box_w]: strength × mask
     side: int  # 0 = negative (unconditional), 1 = positive
     entry: ConditioningEntry
+    term: int = 0  # its place in the guidance chain (_Denoiser)
+    #: Noise levels (σ_high, σ_low) between which it applies (its timestep range).
+    levels: tuple[float, float] = (math.inf, 0.0)
+
+    def applies_at(self, sigma: float) -> bool:
+        return self.levels[1] <= sigma <= self.levels[0]
+
+
+def _percent_sigma(levels: NoiseLevels, percent: float) -> float:
+    """The noise level a fraction of the schedule stands for (0: above the highest level,
+    1: 0), timesteps counted down from the last trained one (ComfyUI's percent_to_sigma)."""
+    if percent <= 0.0:
+        return math.inf
+    if percent >= 1.0:
+        return 0.0
+    return levels.sigma((1.0 - percent) * (len(levels.sigmas) - 1))
 
 
 def _entry_box(
@@ -296,8 +312,13 @@ def merge_unet_kwargs(into: dict[str, Any], more: Mapping[str, Any]) -> dict[str
 
 
 class _Denoiser:
-    """Runs the UNet for every context with CFG, batching contexts that share an area, and
-    adds what the model's and the contexts' per-call extras give each call."""
+    """Runs the UNet for every context with guidance, batching contexts that share an area, and
+    adds what the model's and the contexts' per-call extras give each call.
+
+    Guidance is a chain of conditionings c₀…cₙ with scales s₁…sₙ: the prediction is
+    p₀ + Σₖ sₖ·(pₖ − pₖ₋₁). Classifier-free guidance is (negative, positive) with scale cfg;
+    a ``guider`` (``core.diffusion.custom_sampling.Guider``) gives any other chain.
+    """
 
     def __init__(
         self,
@@ -310,6 +331,7 @@ class _Denoiser:
         downscale: int = LATENT_FACTOR,
         notices: list[str] | None = None,
         seed: int = 0,
+        guider: Any = None,
     ) -> None:
         unet = model.unet
         parameter = next(unet.parameters())
@@ -323,12 +345,22 @@ class _Denoiser:
         self.notices = notices if notices is not None else []
         batch, _, height, width = latent_shape
         self.latent_size = (height, width)
-        sides = [(1, positive)] if self.cfg == 1.0 else [(0, negative), (1, positive)]
+        if guider is None:
+            terms = [(negative, "negative"), (positive, "positive")]
+            scales = [self.cfg]
+        else:
+            terms = list(zip(guider.conditionings, guider.names, strict=True))
+            scales = list(guider.scales)
+        # p₀ + 1·(p₁ − p₀) = p₁: a leading scale of 1 makes the term before it unneeded.
+        while scales and scales[0] == 1.0:
+            terms.pop(0)
+            scales.pop(0)
+        self.scales = scales
         contexts: list[_Context] = []
-        for side, conditioning in sides:
+        for term, (conditioning, which) in enumerate(terms):
             if len(conditioning) == 0:
-                which = "positive" if side else "negative"
                 raise ValueError(f"the {which} conditioning is empty: connect a prompt to it")
+            side = 1 if term == len(scales) else 0
             for entry in conditioning:
                 context = _prepare_context(
                     entry,
@@ -342,7 +374,9 @@ class _Denoiser:
                     downscale,
                 )
                 if context is not None:
-                    contexts.append(context)
+                    span = entry.options.timestep_range or (0.0, 1.0)
+                    bounds = tuple(_percent_sigma(self.levels, p) for p in span)
+                    contexts.append(replace(context, term=term, levels=bounds))
         self.groups: dict[tuple[int, int, int, int], list[_Context]] = {}
         for context in contexts:
             self.groups.setdefault(context.box, []).append(context)
@@ -389,13 +423,14 @@ class _Denoiser:
         prediction alone, at the cost of one pass instead of two."""
         if sigma is None:
             sigma = self.levels.sigma(float(timestep))
-        guided = guided and self.cfg != 1.0
+        guided = guided and bool(self.scales)
+        last = len(self.scales)
         batch = model_input.shape[0]
-        totals = [torch.zeros_like(model_input) for _ in range(2)]
-        counts = [torch.zeros_like(model_input[:, :1]) for _ in range(2)]
+        totals = [torch.zeros_like(model_input) for _ in range(last + 1)]
+        counts = [torch.zeros_like(model_input[:, :1]) for _ in range(last + 1)]
         x = model_input if self.concat is None else torch.cat([model_input, self.concat], dim=1)
         for (top, left, box_h, box_w), everything in self.groups.items():
-            contexts = everything if guided else [c for c in everything if c.side == 1]
+            contexts = [c for c in everything if (guided or c.term == last) and c.applies_at(sigma)]
             if not contexts:
                 continue
             crop = x[:, :, top : top + box_h, left : left + box_w].to(self.dtype)
@@ -432,16 +467,19 @@ class _Denoiser:
                     slice(top, top + box_h),
                     slice(left, left + box_w),
                 )
-                totals[context.side][region] += part * context.weight
-                counts[context.side][region] += context.weight
+                totals[context.term][region] += part * context.weight
+                counts[context.term][region] += context.weight
         # Overlapping contexts average, weighted by strength × mask (ComfyUI's calc_cond_batch);
         # where nothing applies the prediction is 0.
-        cond = totals[1] / counts[1].clamp_min(1e-37)
         if not guided:
-            return cond
-        uncond = totals[0] / counts[0].clamp_min(1e-37)
-        # Classifier-free guidance (Ho & Salimans 2022, eq. 6): ε = ε_u + s·(ε_c − ε_u).
-        return uncond + self.cfg * (cond - uncond)
+            return totals[last] / counts[last].clamp_min(1e-37)
+        predictions = [t / n.clamp_min(1e-37) for t, n in zip(totals, counts, strict=True)]
+        # Classifier-free guidance (Ho & Salimans 2022, eq. 6), ε = ε_u + s·(ε_c − ε_u),
+        # applied link by link along the chain.
+        guided_output = predictions[0]
+        for term, scale in enumerate(self.scales, start=1):
+            guided_output = guided_output + scale * (predictions[term] - predictions[term - 1])
+        return guided_output
 
 
 # --- the loop ------------------------------------------------------------------------------
@@ -505,13 +543,16 @@ def sample(
     sigmas: torch.Tensor | None = None,
     sampler_options: Mapping[str, Any] | None = None,
     notices: list[str] | None = None,
+    guider: Any = None,
 ) -> torch.Tensor:
     """Denoise ``latent`` ([B, 4, h, w], scaled VAE latents) and return it on the CPU (float32).
 
     The sampler is ``settings.sampler`` on ``settings.schedule`` with ``settings.steps``
     steps, or on the explicit levels ``sigmas`` (then ``steps`` and ``schedule`` are not
     used; start and end steps index into ``sigmas``). ``sampler_options`` go to the sampler
-    function (``eta``, ``s_noise``, ``noise_sampler``…).
+    function (``eta``, ``s_noise``, ``noise_sampler``…). A ``guider``
+    (``core.diffusion.custom_sampling.Guider``) replaces ``positive``, ``negative`` and
+    ``settings.cfg`` with its chain of conditionings and scales.
 
     ``noise_mask`` (1 = repaint) limits denoising: before every model evaluation the unmasked
     area is put back at that evaluation's noise level, and the result keeps the input there
@@ -575,6 +616,7 @@ def sample(
         downscale,
         notices,
         seed=settings.seed,
+        guider=guider,
     )
     levels = NoiseLevels.from_config(model.scheduler_config)
 

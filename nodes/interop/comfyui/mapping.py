@@ -126,6 +126,11 @@ MAPPINGS: tuple[TypeMapping, ...] = (
         title="Conditioning (Set Mask)",
     ),
     _map("ConditioningZeroOut", title="ConditioningZeroOut"),
+    _map(
+        "ConditioningSetTimestepRange",
+        widgets=("start", "end"),
+        title="ConditioningSetTimestepRange",
+    ),
     # sampling
     _map(
         "KSampler",
@@ -262,14 +267,76 @@ MAPPINGS: tuple[TypeMapping, ...] = (
     ),
     _map("ModelMergeSimple", widgets=("ratio",), title="ModelMergeSimple"),
     _map("CLIPMergeSimple", widgets=("ratio",), title="CLIPMergeSimple"),
+    # custom sampling (nodes.custom_sampling, nodes.sigmas)
     _map("KSamplerSelect", widgets=("sampler_name",), title="KSamplerSelect"),
+    _map("SamplerEulerAncestral", widgets=("eta", "s_noise"), title="SamplerEulerAncestral"),
+    _map(
+        "SamplerDPMPP_2S_Ancestral", widgets=("eta", "s_noise"), title="SamplerDPMPP_2S_Ancestral"
+    ),
+    _map("SamplerLMS", widgets=("order",), title="SamplerLMS"),
+    _map(
+        "SamplerDPMPP_2M_SDE",
+        widgets=("solver_type", "eta", "s_noise", "noise_device"),
+        title="SamplerDPMPP_2M_SDE",
+    ),
+    _map(
+        "SamplerDPMPP_3M_SDE",
+        widgets=("eta", "s_noise", "noise_device"),
+        title="SamplerDPMPP_3M_SDE",
+    ),
+    _map(
+        "SamplerDPMPP_SDE",
+        widgets=("eta", "s_noise", "r", "noise_device"),
+        title="SamplerDPMPP_SDE",
+    ),
     _map("BasicScheduler", widgets=("scheduler", "steps", "denoise"), title="BasicScheduler"),
+    _map(
+        "KarrasScheduler",
+        widgets=("steps", "sigma_max", "sigma_min", "rho"),
+        title="KarrasScheduler",
+    ),
+    _map(
+        "ExponentialScheduler",
+        widgets=("steps", "sigma_max", "sigma_min"),
+        title="ExponentialScheduler",
+    ),
+    _map(
+        "PolyexponentialScheduler",
+        widgets=("steps", "sigma_max", "sigma_min", "rho"),
+        title="PolyexponentialScheduler",
+    ),
+    _map("VPScheduler", widgets=("steps", "beta_d", "beta_min", "eps_s"), title="VPScheduler"),
+    _map("SDTurboScheduler", widgets=("steps", "denoise"), title="SDTurboScheduler"),
+    _map(
+        "BetaSamplingScheduler",
+        widgets=("steps", "alpha", "beta"),
+        title="BetaSamplingScheduler",
+    ),
+    _map("SplitSigmas", widgets=("step",), title="SplitSigmas"),
+    _map("SplitSigmasDenoise", widgets=("denoise",), title="SplitSigmasDenoise"),
+    _map("FlipSigmas", title="FlipSigmas"),
+    _map("RandomNoise", widgets=("noise_seed",), seeds=("noise_seed",), title="RandomNoise"),
+    _map("DisableNoise", title="DisableNoise"),
+    _map("BasicGuider", title="BasicGuider"),
+    _map("CFGGuider", widgets=("cfg",), title="CFGGuider"),
+    _map(
+        "DualCFGGuider",
+        widgets=("cfg_conds", "cfg_cond2_negative", "style"),
+        title="DualCFGGuider",
+    ),
     _map(
         "SamplerCustom",
         widgets=("add_noise", "noise_seed", "cfg"),
         seeds=("noise_seed",),
+        outputs=("output", "denoised_output"),
         title="SamplerCustom",
     ),
+    _map(
+        "SamplerCustomAdvanced",
+        outputs=("output", "denoised_output"),
+        title="SamplerCustomAdvanced",
+    ),
+    _map("AddNoise", title="AddNoise"),
 )
 
 BY_COMFY_TYPE: dict[str, TypeMapping] = {m.comfy_type: m for m in MAPPINGS}
