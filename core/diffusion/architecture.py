@@ -172,6 +172,18 @@ def unet_config_from_ldm(
 
 
 def _unet_config(unet: Mapping[str, torch.Tensor], base: dict[str, Any]) -> dict[str, Any]:
+    config = encoder_config(unet, base)
+    attention = ["CrossAttn" in kind for kind in config["down_block_types"]]
+    config.update(
+        out_channels=int(unet["out.2.weight"].shape[0]),
+        up_block_types=["CrossAttnUpBlock2D" if a else "UpBlock2D" for a in reversed(attention)],
+    )
+    return config
+
+
+def encoder_config(unet: Mapping[str, torch.Tensor], base: dict[str, Any]) -> dict[str, Any]:
+    """The config of a UNet's input half (input and middle blocks, time and label embeddings),
+    which is all a ControlNet copies, from LDM tensors (prefix removed)."""
     config = dict(base)
     conv_in = unet["input_blocks.0.0.weight"]
     inputs = _indices(unet, r"input_blocks\.(\d+)\.")
@@ -198,11 +210,9 @@ def _unet_config(unet: Mapping[str, torch.Tensor], base: dict[str, Any]) -> dict
     context = next(unet[k] for k in unet if k.endswith("attn2.to_k.weight"))
     config.update(
         in_channels=int(conv_in.shape[1]),
-        out_channels=int(unet["out.2.weight"].shape[0]),
         block_out_channels=channels,
         layers_per_block=layers,
         down_block_types=["CrossAttnDownBlock2D" if a else "DownBlock2D" for a in attention],
-        up_block_types=["CrossAttnUpBlock2D" if a else "UpBlock2D" for a in reversed(attention)],
         cross_attention_dim=int(context.shape[1]),
         use_linear_projection=linear,
         transformer_layers_per_block=depths[0] if len(set(depths)) == 1 else depths,
@@ -213,8 +223,15 @@ def _unet_config(unet: Mapping[str, torch.Tensor], base: dict[str, Any]) -> dict
     if int(unet["time_embed.0.weight"].shape[0]) != 4 * channels[0]:
         config["time_embedding_dim"] = int(unet["time_embed.0.weight"].shape[0])
     if "label_emb.0.0.weight" in unet:
-        config["addition_embed_type"] = "text_time"
-        config["projection_class_embeddings_input_dim"] = int(unet["label_emb.0.0.weight"].shape[1])
+        width = int(unet["label_emb.0.0.weight"].shape[1])
+        config["projection_class_embeddings_input_dim"] = width
+        # The LDM UNet's ``adm`` input: SDXL's pooled text and size numbers (diffusers'
+        # "text_time" addition embedding), or, in an SD 2.x UNet, Stable unCLIP's noised CLIP
+        # image embedding beside its noise level (a "projection" class embedding).
+        if base.get("addition_embed_type") == "text_time":
+            config["addition_embed_type"] = "text_time"
+        else:
+            config["class_embed_type"] = "projection"
     else:
         for key in (
             "addition_embed_type",

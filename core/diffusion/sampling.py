@@ -305,7 +305,10 @@ def merge_unet_kwargs(into: dict[str, Any], more: Mapping[str, Any]) -> dict[str
         elif isinstance(value, (tuple, list)) and isinstance(into[name], (tuple, list)):
             if len(value) != len(into[name]):
                 raise ValueError(f"two model extras give {name} of different lengths")
-            into[name] = tuple(a + b for a, b in zip(into[name], value, strict=True))
+            summed = [a + b for a, b in zip(into[name], value, strict=True)]
+            # diffusers pops T2I-Adapter features off their list: a list stays a list.
+            listed = isinstance(value, list) or isinstance(into[name], list)
+            into[name] = summed if listed else tuple(summed)
         else:
             raise ValueError(f"two model extras both set the UNet's {name}")
     return into

@@ -116,6 +116,9 @@ def test_merging_adds_tensors_and_tuples_and_refuses_other_clashes():
     assert merged["a"].tolist() == [2.0, 2.0]
     assert [float(t) for t in merged["b"]] == [2.0, 2.0]
     assert float(merged["c"]["d"]) == 2.0
+    # diffusers pops T2I-Adapter features off their list, so a list stays a list.
+    listed = merge_unet_kwargs({"f": [torch.ones(1)]}, {"f": (torch.ones(1),)})
+    assert isinstance(listed["f"], list) and float(listed["f"][0]) == 2.0
     with pytest.raises(ValueError, match="both set the UNet's e"):
         merge_unet_kwargs({"e": 1}, {"e": 2})
 

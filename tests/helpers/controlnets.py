@@ -1,0 +1,106 @@
+"""Tiny random ControlNets and T2I-Adapters written in the key layouts of real files.
+
+A ControlNet is made from a tiny UNet's config (diffusers' ``ControlNetModel.from_unet``), so
+it fits that UNet; its tensors are then random (the zero convolutions too, or its residuals
+would be zero) and written under the original ``control_model.*`` names, diffusers' names, or
+as a diffusers folder. T2I-Adapters are written under TencentARC's or diffusers' names.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from diffusers import ControlNetModel, T2IAdapter
+from safetensors.torch import save_file
+
+from core.diffusion.controlnet.layouts import (
+    LDM_CONTROL_PREFIX,
+    adapter_name_to_original,
+    controlnet_name_to_ldm,
+)
+
+
+def _randomise(module: torch.nn.Module, seed: int, scale: float) -> None:
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for parameter in module.parameters():
+            parameter.copy_(torch.randn(parameter.shape, generator=generator) * scale)
+
+
+def make_tiny_controlnet(
+    unet: torch.nn.Module, seed: int = 0, scale: float = 0.05
+) -> ControlNetModel:
+    """A random ControlNet shaped after ``unet`` (its input half and a full-size hint encoder)."""
+    controlnet = ControlNetModel.from_unet(unet, load_weights_from_unet=False)
+    _randomise(controlnet, seed, scale)
+    return controlnet.eval()
+
+
+def controlnet_ldm_tensors(controlnet: ControlNetModel, prefix: str = LDM_CONTROL_PREFIX) -> dict:
+    """The ControlNet's tensors under the original release's names."""
+    return {
+        prefix + controlnet_name_to_ldm(name, controlnet.config): tensor.contiguous()
+        for name, tensor in controlnet.state_dict().items()
+    }
+
+
+def write_controlnet(
+    controlnet: ControlNetModel, path: Path, layout: str = "ldm", prefix: str = LDM_CONTROL_PREFIX
+) -> Path:
+    """Write ``controlnet`` as ``layout``: "ldm" (original names), "diffusers" (one file with
+    diffusers' names) or "folder" (``path`` is a folder: config.json and the weights file,
+    whose path is returned)."""
+    if layout == "folder":
+        path.mkdir(parents=True, exist_ok=True)
+        config = dict(controlnet.config)
+        config["_class_name"] = "ControlNetModel"
+        (path / "config.json").write_text(json.dumps(config, default=list))
+        path = path / "diffusion_pytorch_model.safetensors"
+        tensors = {k: v.contiguous() for k, v in controlnet.state_dict().items()}
+    elif layout == "diffusers":
+        tensors = {k: v.contiguous() for k, v in controlnet.state_dict().items()}
+    else:
+        tensors = controlnet_ldm_tensors(controlnet, prefix)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".safetensors":
+        save_file(tensors, str(path))
+    else:
+        torch.save(tensors, path)
+    return path
+
+
+def make_tiny_adapter(
+    unet: torch.nn.Module, kind: str = "full_adapter", in_channels: int = 3, seed: int = 0
+) -> T2IAdapter:
+    """A random T2I-Adapter whose features fit ``unet``'s down blocks."""
+    widths = list(unet.config.block_out_channels)
+    if kind == "full_adapter_xl":
+        channels = [widths[0], widths[1], widths[2], widths[2]]
+    elif kind == "light_adapter":
+        channels = widths[:-1]  # a light adapter adds one more level of the last width
+    else:
+        channels = widths
+    adapter = T2IAdapter(
+        in_channels=in_channels,
+        channels=channels,
+        num_res_blocks=4 if kind == "light_adapter" else 2,
+        downscale_factor=16 if kind == "full_adapter_xl" else 8,
+        adapter_type=kind,
+    )
+    _randomise(adapter, seed, 0.05)
+    return adapter.eval()
+
+
+def write_adapter(adapter: T2IAdapter, path: Path, layout: str = "original") -> Path:
+    """Write ``adapter`` under TencentARC's names ("original") or diffusers' ("diffusers")."""
+    tensors = {k: v.contiguous() for k, v in adapter.state_dict().items()}
+    if layout == "original":
+        tensors = {adapter_name_to_original(k, adapter.config): v for k, v in tensors.items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".safetensors":
+        save_file(tensors, str(path))
+    else:
+        torch.save(tensors, path)
+    return path
