@@ -386,6 +386,9 @@ class Fragment:
     links: list[Link]
     external_inputs: list[Link] = field(default_factory=list)
     groups: list[Group] = field(default_factory=list)
+    #: The subgraph definitions its instances need, as workflow-file entries (a copy from
+    #: another workflow brings them; pasting adds those the workflow lacks).
+    definitions: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
     def copy_from(cls, graph: Graph, node_ids: Iterable[NodeId]) -> Fragment:
@@ -416,6 +419,7 @@ class Paste(Command):
         self.fragment, self.offset, self.keep_input_links = fragment, offset, keep_input_links
         self.id_map: dict[NodeId, NodeId] = {}
         self._children: list[Command] = []
+        self._definitions: Command | None = None
 
     def do(self, graph: Graph) -> None:
         first = not self.id_map
@@ -423,6 +427,13 @@ class Paste(Command):
             next_id = graph.next_node_id()
             for i, node in enumerate(self.fragment.nodes):
                 self.id_map[node.id] = next_id + i
+        if self.fragment.definitions:
+            if self._definitions is None:
+                # Imported here: the subgraph modules build on this one.
+                from core.graph.subgraph_transfer import ImportDefinitions
+
+                self._definitions = ImportDefinitions(self.fragment.definitions)
+            self._definitions.do(graph)
         added: list[NodeId] = []
         try:
             for node in self.fragment.nodes:
@@ -453,6 +464,8 @@ class Paste(Command):
         except GraphError:
             for nid in reversed(added):
                 graph.remove_node(nid)
+            if self._definitions is not None:
+                self._definitions.undo(graph)
             raise
 
     def undo(self, graph: Graph) -> None:
@@ -462,6 +475,8 @@ class Paste(Command):
                 graph.remove_group(gid)
         for nid in sorted(new_ids, reverse=True):
             graph.remove_node(nid)
+        if self._definitions is not None:
+            self._definitions.undo(graph)
 
 
 class Macro(Command):

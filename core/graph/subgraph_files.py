@@ -15,11 +15,11 @@ definitions (never of themselves); they are built innermost first.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from core.graph.errors import GraphError
-from core.graph.model import BOUNDARY_IDS, Graph
+from core.graph.model import BOUNDARY_IDS, Graph, SubgraphLibrary
 from core.graph.subgraph import BoundarySocket, SubgraphDefinition
 from core.graph.workflow_format import WorkflowError
 
@@ -28,10 +28,26 @@ ToDict = Callable[[Graph], dict[str, Any]]
 Fill = Callable[[Graph, dict[str, Any], Any], None]
 
 
-def definitions_to_list(graph: Graph, to_dict: ToDict) -> list[dict[str, Any]]:
-    """The workflow's definitions as file entries, in a stable order (by name, then id)."""
+def needed_definitions(library: SubgraphLibrary, type_ids: Iterable[str]) -> set[str]:
+    """The definitions that nodes of ``type_ids`` need: the ones they are instances of and
+    every definition those hold, however deeply."""
+    found: set[str] = set()
+    for type_id in type_ids:
+        if type_id in library and type_id not in found:
+            found.add(type_id)
+            found |= library.uses(type_id)
+    return found
+
+
+def definitions_to_list(
+    graph: Graph, to_dict: ToDict, only: set[str] | None = None
+) -> list[dict[str, Any]]:
+    """The workflow's definitions (or those in ``only``) as file entries, in a stable order
+    (by name, then id)."""
     entries = []
     for definition in sorted(graph.subgraphs, key=lambda d: (d.name, d.id)):
+        if only is not None and definition.id not in only:
+            continue
         data = to_dict(definition.graph)
         nodes = [n for n in data["nodes"] if n["id"] not in BOUNDARY_IDS]
         entry: dict[str, Any] = {

@@ -11,7 +11,7 @@ from core.files import atomic_write
 from core.graph.model import Graph
 from core.graph.notes import notes_to_list
 from core.graph.spec import NodeSpec, SocketInput
-from core.graph.subgraph_files import definitions_to_list
+from core.graph.subgraph_files import definitions_to_list, needed_definitions
 from core.graph.workflow_format import FORMAT, VERSION, VERSION_WITHOUT_SUBGRAPHS, mode_name
 
 
@@ -81,7 +81,13 @@ def to_dict(
     }
     if graph.notes and node_ids is None:  # copying a selection of nodes leaves notes out
         data["notes"] = notes_to_list(graph)
-    if graph.definition is None and len(graph.subgraphs):
+    if node_ids is not None:  # a copy carries the definitions its instances need
+        types = (graph.nodes[n].type_id for n in keep if n in graph.nodes)
+        needed = needed_definitions(graph.subgraphs, types)
+        if needed:
+            data["version"] = VERSION
+            data["subgraphs"] = definitions_to_list(graph, to_dict, needed)
+    elif graph.definition is None and len(graph.subgraphs):
         data["version"] = VERSION
         data["subgraphs"] = definitions_to_list(graph, to_dict)
     return data

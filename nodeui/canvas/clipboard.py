@@ -2,7 +2,9 @@
 
 What is copied is a workflow limited to the selection (``to_dict(graph, node_ids=...)``);
 the links that fed the selection from outside ride along in ``extra`` so that Ctrl+Shift+V
-can keep them. Pasting turns the text back into a core ``Fragment`` for the ``Paste`` command.
+can keep them. The subgraph definitions that copied instances need ride along (``"subgraphs"``),
+so they paste into another workflow too. Pasting turns the text back into a core ``Fragment``
+for the ``Paste`` command.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from core.graph import workflow
 from core.graph.commands import Fragment
 from core.graph.model import Graph, Link, NodeId
 from core.graph.spec import NodeRegistry
+from core.graph.subgraph_transfer import definition_entries
 
 EXTERNAL_INPUTS = "external_inputs"
 
@@ -42,6 +45,7 @@ def parse_fragment(text: str, registry: NodeRegistry) -> Fragment | None:
     graph = loaded.graph
     fragment = Fragment.copy_from(graph, list(graph.nodes))
     outside = loaded.extra.get(EXTERNAL_INPUTS, [])
+    fragment.definitions = definition_entries(graph, [d.id for d in graph.subgraphs])
     fragment.external_inputs = [
         Link(*entry) for entry in outside if isinstance(entry, list) and len(entry) == 4
     ]
