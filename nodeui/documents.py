@@ -33,6 +33,14 @@ AUTOSAVE_INTERVAL_MS = 30_000
 #: File suffixes opened as images (a Load Image node) rather than as workflows.
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 WORKFLOW_SUFFIXES = (".json",)
+#: The workflows shipped with LatentLoom: they open as templates (untitled, so Save asks
+#: where to write instead of overwriting the shipped file).
+SHIPPED_WORKFLOWS = Path(__file__).resolve().parents[1] / "resources" / "workflows"
+
+
+def is_shipped(path: Path) -> bool:
+    """Whether ``path`` is one of the workflows shipped in ``resources/workflows``."""
+    return Path(path).resolve().is_relative_to(SHIPPED_WORKFLOWS)
 
 
 class Document(QObject):
@@ -60,6 +68,8 @@ class Document(QObject):
         self.recovered = False
         #: How an opened file was imported (``nodes.interop.ImportReport``), when it was.
         self.import_report: Any = None
+        #: The shipped workflow this untitled document was opened from, if any.
+        self.template: Path | None = None
 
     @Slot(bool)
     def _clean_changed(self, _clean: bool) -> None:
@@ -83,6 +93,8 @@ class Document(QObject):
         native = result.report.source_format is SourceFormat.LATENTLOOM
         if path.suffix.lower() != ".json" or not native:
             document.path = None  # saving writes a new LatentLoom .json, never the source
+        elif is_shipped(path):
+            document.path, document.template = None, path
         return document
 
     @property
@@ -91,7 +103,9 @@ class Document(QObject):
 
     @property
     def title(self) -> str:
-        return self.path.name if self.path is not None else "Untitled"
+        if self.path is not None:
+            return self.path.name
+        return f"Untitled ({self.template.name})" if self.template is not None else "Untitled"
 
     def workflow_data(self, view: dict[str, Any] | None = None) -> dict[str, Any]:
         """The workflow as JSON-ready data (what is saved, queued and embedded in PNGs)."""
@@ -103,7 +117,7 @@ class Document(QObject):
         """Writes the workflow atomically and marks the document clean."""
         data = json.dumps(self.workflow_data(view), indent=1).encode("utf-8")
         atomic_write(path, data)
-        self.path = Path(path)
+        self.path, self.template = Path(path), None
         self.recovered = False
         self.undo_stack.setClean()
         self.changed.emit()

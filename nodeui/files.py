@@ -137,7 +137,8 @@ class FileController(QObject):
 
     def save_as(self, path: Path | None = None) -> bool:
         if path is None:
-            start = str(self.host.document.path or "untitled.json")
+            document = self.host.document
+            start = str(document.path or (document.template or Path("untitled.json")).name)
             chosen, _ = QFileDialog.getSaveFileName(self.widget, "Save As", start, SAVE_FILTER)
             if not chosen:
                 return False

@@ -98,7 +98,7 @@ def test_save_and_reopen_round_trips(qtbot, make_window, tmp_path):
     graph = window.document.graph
     empty = _first(graph, "EmptyLatentImage")
     assert push(window.document.undo_stack, graph, SetParam(empty, "width", 128)) is None
-    assert window.document.dirty and window.windowTitle().startswith("default.json*")
+    assert window.document.dirty and window.windowTitle().startswith("Untitled (default.json)*")
     target = tmp_path / "copy.json"
     assert window.files.save_as(target)
     assert not window.document.dirty

@@ -4,6 +4,8 @@ clicks."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from PySide6.QtCore import QPointF, Qt
 from PySide6.QtTest import QTest
@@ -18,6 +20,7 @@ from tests.nodeui import shell_fakes
 from tests.nodeui.canvas_helpers import click
 
 CTRL = Qt.KeyboardModifier.ControlModifier
+DEFAULT = Path(__file__).resolve().parents[2] / "resources" / "workflows" / "default.json"
 
 
 @pytest.fixture
@@ -68,3 +71,28 @@ def test_a_run_refused_by_validation_leaves_the_incremented_seed_alone(qtbot, wi
     _press_run(qtbot, window)
     assert window.runs.queue.history[0].status == OK
     assert graph.node(1).params["seed"] == 43
+
+
+def test_the_shipped_default_workflow_opens_as_an_untitled_template(
+    qtbot, window, tmp_path, monkeypatch
+):
+    from PySide6.QtWidgets import QFileDialog
+
+    shipped = DEFAULT.read_bytes()
+    assert window.open_path(DEFAULT, ask=False)
+    assert window.document.path is None
+    assert window.windowTitle().startswith("Untitled (default.json)")
+    asked = []
+    copy = tmp_path / "mine.json"
+
+    def choose(parent, caption, start, filters):
+        asked.append(start)
+        return str(copy), filters
+
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", choose)
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow)
+    QTest.keyClick(window.view.viewport(), Qt.Key.Key_S, CTRL)
+    assert asked == ["default.json"]
+    assert DEFAULT.read_bytes() == shipped and copy.is_file()
+    assert window.document.path == copy and window.windowTitle().startswith("mine.json")
