@@ -5,18 +5,27 @@
 names it (``vision_model.*``, as ComfyUI's clip_vision_g and LAION's model.safetensors) or as
 OpenCLIP does (``visual.*`` with fused q/k/v and a ``proj`` matrix, as in open_clip files and
 inside Stable unCLIP checkpoints). ``openclip_visual_layout`` lists the OpenCLIP names and
-shapes of a full-size encoder, written from the published architecture.
+shapes of a full-size encoder, written from the published architecture. ``make_tiny_unclip``
+and ``write_unclip_checkpoint`` make SD 2.1 unCLIP single files.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import torch
+from diffusers import UNet2DConditionModel
 from safetensors.torch import save_file
 from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
-from tests.helpers.tiny_models import _randomise
+from core.diffusion.families import ModelFamily, PredictionType
+from tests.helpers.tiny_models import (
+    TinyPipeline,
+    _randomise,
+    ldm_state_dict,
+    make_tiny_pipeline,
+)
 
 TINY_VISION = {
     "hidden_size": 32,
@@ -130,3 +139,69 @@ def openclip_visual_layout(
             }
         )
     return shapes
+
+
+# --- Stable unCLIP ---------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class TinyUnclip:
+    """A tiny SD 2.x unCLIP model: the pipeline (its UNet takes the image input), the image
+    encoder stored with it and the augmentation statistics."""
+
+    pipeline: TinyPipeline
+    vision: CLIPVisionModelWithProjection
+    mean: torch.Tensor
+    std: torch.Tensor
+
+    @property
+    def embed_dim(self) -> int:
+        return int(self.vision.config.projection_dim)
+
+
+def make_tiny_unclip(
+    seed: int = 0, prediction: PredictionType = PredictionType.V_PREDICTION, output_scale: float = 1
+) -> TinyUnclip:
+    """A random tiny unCLIP model; ``output_scale`` multiplies the UNet's output layer (30 gives
+    unit-scale predictions, as ``tests.sampling.harness.active``)."""
+    base = make_tiny_pipeline(ModelFamily.SD2, prediction=prediction, seed=seed)
+    vision = tiny_clip_vision(seed + 1)
+    dim = int(vision.config.projection_dim)
+    config = dict(base.unet.config)
+    config.pop("_use_default_values", None)  # else from_config resets what is updated here
+    config.update(class_embed_type="projection", projection_class_embeddings_input_dim=2 * dim)
+    unet = UNet2DConditionModel.from_config(config)
+    generator = torch.Generator().manual_seed(seed + 2)
+    _randomise(unet, generator)
+    with torch.no_grad():
+        unet.conv_out.weight.mul_(output_scale)
+        unet.conv_out.bias.mul_(output_scale)
+        # Embedding weights of a trained model's size, so the picture matters.
+        unet.class_embedding.linear_1.weight.mul_(10)
+        unet.class_embedding.linear_2.weight.mul_(30)
+    mean = torch.randn(1, dim, generator=generator) * 0.1
+    std = torch.rand(1, dim, generator=generator) + 0.5
+    pipeline = dataclasses.replace(base, unet=unet.eval())
+    return TinyUnclip(pipeline, vision, mean, std)
+
+
+def write_unclip_checkpoint(model: TinyUnclip, path: Path, schedule: bool = True) -> Path:
+    """An SD 2.1 unCLIP single file: the LDM checkpoint, ``embedder.model.visual.*`` and
+    ``noise_augmentor.*`` (statistics, and with ``schedule`` the cosine ᾱ table)."""
+    from diffusers import DDPMScheduler
+
+    tensors = ldm_state_dict(model.pipeline)
+    tensors.update(clip_vision_tensors(model.vision, "openclip", prefix="embedder.model."))
+    tensors["noise_augmentor.data_mean"] = model.mean
+    tensors["noise_augmentor.data_std"] = model.std
+    if schedule:
+        ddpm = DDPMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2")
+        tensors["noise_augmentor.alphas_cumprod"] = ddpm.alphas_cumprod.float()
+        tensors["noise_augmentor.betas"] = ddpm.betas.float()
+    tensors = {k: v.contiguous() for k, v in tensors.items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".safetensors":
+        save_file(tensors, path)
+    else:
+        torch.save({"state_dict": tensors}, path)
+    return path
