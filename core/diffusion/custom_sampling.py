@@ -156,17 +156,9 @@ class Guider:
         )
 
     @property
-    def is_plain_cfg(self) -> bool:
-        """Whether this is a basic or classifier-free guider, which ``sample`` runs as is."""
-        return len(self.conditionings) <= 2
-
-    def as_cfg(self) -> tuple[Conditioning, Conditioning, float]:
-        """(positive, negative, cfg) of a basic or classifier-free guider."""
-        if len(self.conditionings) == 1:
-            return self.conditionings[0], self.conditionings[0], 1.0
-        if len(self.conditionings) == 2:
-            return self.conditionings[1], self.conditionings[0], self.scales[0]
-        raise ValueError("this guider has more than two conditionings")
+    def positive(self) -> Conditioning:
+        """The conditioning at the end of the chain, which unguided steps use alone."""
+        return self.conditionings[-1]
 
 
 def conditioning_width_problem(model: DiffusionModel, conditioning: Conditioning) -> str | None:
