@@ -16,6 +16,8 @@ from core.graph.spec import NodeRegistry
 from nodes import (
     compositing,
     conditioning,
+    controlnet,
+    custom_sampling,
     image_ops,
     images,
     latent_ops,
@@ -27,6 +29,7 @@ from nodes import (
     previews,
     primitives,
     sampling,
+    sigmas,
     upscale_models,
 )
 
@@ -66,9 +69,12 @@ def build_registry(
             *models.specs(paths),
             *merging.SPECS,
             *conditioning.specs(paths),
+            *controlnet.specs(paths),
             *latents.SPECS,
             *latent_ops.SPECS,
             *sampling.SPECS,
+            *custom_sampling.SPECS,
+            *sigmas.SPECS,
             *previews.SPECS,
             *upscale_models.specs(paths),
         ],
