@@ -100,11 +100,8 @@ CASES = {
         "comfyui_examples/2_pass_txt2img__hiresfix_esrgan_workflow.png",
         {9: (64, 64), 12: (128, 128)},
     ),
-    "custom-sampling": Case(
-        "comfyui_examples/sdturbo__sdxlturbo_example.png",
-        {25: (64, 64)},
-        pending_types=("KSamplerSelect", "SDTurboScheduler", "SamplerCustom"),
-    ),
+    # SDXL Turbo: SamplerCustom with SDTurboScheduler and KSamplerSelect.
+    "custom-sampling": Case("comfyui_examples/sdturbo__sdxlturbo_example.png", {25: (64, 64)}),
 }
 FAMILY_TAGS = {entry.file: entry.tags for entry in load_manifest()}
 

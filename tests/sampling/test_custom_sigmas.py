@@ -126,14 +126,13 @@ def test_guider_chains():
     model = object()
     p, m, n = _cond(8), _cond(8), _cond(8)
     cfg = cs.Guider.cfg(model, p, n, 5.0)  # type: ignore[arg-type]
-    assert cfg.conditionings == (n, p) and cfg.scales == (5.0,) and cfg.as_cfg() == (p, n, 5.0)
+    assert cfg.conditionings == (n, p) and cfg.scales == (5.0,) and cfg.positive is p
     basic = cs.Guider.basic(model, p)  # type: ignore[arg-type]
-    assert basic.as_cfg() == (p, p, 1.0)
+    assert basic.conditionings == (p,) and basic.scales == () and basic.positive is p
     regular = cs.Guider.dual_cfg(model, p, m, n, 3.0, 2.0)  # type: ignore[arg-type]
     assert regular.conditionings == (n, m, p) and regular.scales == (2.0, 3.0)
     nested = cs.Guider.dual_cfg(model, p, m, n, 3.0, 2.0, nested=True)  # type: ignore[arg-type]
-    assert nested.scales == (2.0, 6.0)
-    assert not nested.is_plain_cfg and cfg.is_plain_cfg
+    assert nested.scales == (2.0, 6.0) and nested.positive is p
 
 
 def test_width_problem_names_both_widths():
