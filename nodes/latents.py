@@ -173,6 +173,12 @@ def _batch(ctx: Any, samples1: Mapping[str, Any], samples2: Mapping[str, Any]) -
     return latents.batch(samples1, samples2)
 
 
+def _seed_behavior(ctx: Any, samples: Mapping[str, Any], seed_behavior: str) -> Any:
+    from core.diffusion import latents
+
+    return latents.batch_seed_behavior(samples, seed_behavior)
+
+
 def _from_batch(ctx: Any, samples: Mapping[str, Any], batch_index: int, length: int) -> Any:
     from core.diffusion import latents
 
@@ -383,6 +389,19 @@ SPECS = (
         ),
         outputs=_LATENT_OUT,
         description="Picks items out of a latent batch.",
+    ),
+    NodeSpec(
+        "LatentBatchSeedBehavior",
+        "Latent Batch Seed Behavior",
+        "latent/batch",
+        _seed_behavior,
+        inputs=(
+            SocketInput("samples", t.LATENT),
+            WidgetInput("seed_behavior", t.COMBO, "fixed", choices=("random", "fixed")),
+        ),
+        outputs=_LATENT_OUT,
+        description="fixed: every item of the batch is sampled from the same noise (variations "
+        "then come only from the prompts or the input); random: each item from its own noise.",
     ),
     NodeSpec(
         "RepeatLatentBatch",

@@ -299,6 +299,20 @@ def from_batch(latent: Mapping[str, Any], index: int, length: int = 1) -> Latent
     return out
 
 
+def batch_seed_behavior(latent: Mapping[str, Any], behavior: str) -> Latent:
+    """Latent Batch Seed Behavior: "random" forgets the batch indices, so each item gets its
+    own noise from the sampler's seed; "fixed" gives every item the first item's index, so
+    they all get the same noise (ComfyUI's rule)."""
+    out = dict(latent)
+    if behavior == "random":
+        out.pop("batch_index", None)
+    elif behavior == "fixed":
+        out["batch_index"] = [_indices(latent)[0]] * latent["samples"].shape[0]
+    else:
+        raise ValueError(f"seed_behavior {behavior!r} is not 'random' or 'fixed'")
+    return out
+
+
 def repeat(latent: Mapping[str, Any], amount: int) -> Latent:
     """Repeat Latent Batch: the whole batch ``amount`` times."""
     samples = latent["samples"]

@@ -176,6 +176,11 @@ MAPPINGS: tuple[TypeMapping, ...] = (
     _map("LatentUpscaleBy", widgets=("upscale_method", "scale_by"), title="Upscale Latent By"),
     _map("LatentBatch", title="Latent Batch"),
     _map("LatentFromBatch", widgets=("batch_index", "length"), title="Latent From Batch"),
+    _map(
+        "LatentBatchSeedBehavior",
+        widgets=("seed_behavior",),
+        title="LatentBatchSeedBehavior",
+    ),
     _map("RepeatLatentBatch", widgets=("amount",), title="Repeat Latent Batch"),
     _map("LatentInterpolate", widgets=("ratio",), title="LatentInterpolate"),
     # images
