@@ -19,6 +19,7 @@ from nodes import (
     controlnet,
     custom_sampling,
     image_ops,
+    image_prompts,
     images,
     latent_ops,
     latents,
@@ -77,6 +78,7 @@ def build_registry(
             *sigmas.SPECS,
             *previews.SPECS,
             *upscale_models.specs(paths),
+            *image_prompts.specs(paths),
         ],
         choice_providers=providers,
     )
