@@ -166,3 +166,20 @@ def test_note_and_markdown_note_become_notes_not_placeholders(registry):
     assert markdown.markdown and markdown.text == "## Settings\n\n- **cfg** 6.5"
     assert (markdown.pos, markdown.size) == ((100.0, 900.0), (400.0, 200.0))
     assert 40 not in workflow.graph and report.unknown == ()
+
+
+@pytest.mark.parametrize(
+    ("stored", "read"),
+    [("sample_dpmpp_2m", "dpmpp_2m"), ("sample_dpmpp_sde", "dpmpp_sde"), ("euler", "euler")],
+)
+def test_old_k_diffusion_sampler_names_read_as_todays(registry, stored, read):
+    data = json.loads((FIXTURES / "txt2img_ui04.json").read_text())
+    sampler = next(n for n in data["nodes"] if n["id"] == 3)
+    sampler["widgets_values"] = [5, "fixed", 20, 7.0, stored, "karras", 1.0]
+    workflow, _ = import_ui(data, registry)
+    assert workflow.graph.node(3).params["sampler_name"] == read
+    assert [p for p in validate(workflow.graph) if p.node_id == 3] == []
+    # the list the user picks from keeps one name per sampler
+    assert not any(
+        c.startswith("sample_") for c in registry.get("KSampler").input("sampler_name").choices
+    )

@@ -195,6 +195,15 @@ MAPPINGS: tuple[TypeMapping, ...] = (
     _map("ImageScaleBy", widgets=("upscale_method", "scale_by"), title="Upscale Image By"),
     _map("UpscaleModelLoader", widgets=("model_name",), title="Load Upscale Model"),
     _map("ImageUpscaleWithModel", title="Upscale Image (using Model)"),
+    # image prompts
+    _map("CLIPVisionLoader", widgets=("clip_name",), title="Load CLIP Vision"),
+    _map("CLIPVisionEncode", widgets=("crop",), title="CLIP Vision Encode"),
+    _map("unCLIPCheckpointLoader", widgets=("ckpt_name",), title="unCLIPCheckpointLoader"),
+    _map(
+        "unCLIPConditioning",
+        widgets=("strength", "noise_augmentation"),
+        title="unCLIPConditioning",
+    ),
     _map("ImageInvert", title="Invert Image"),
     # masks
     _map(
@@ -426,6 +435,18 @@ def _identity(value: Any) -> Any:
     return value
 
 
+def _sampler_name(value: Any) -> Any:
+    """ComfyUI's first releases stored k-diffusion's function names (``sample_dpmpp_2m``);
+    the sampler list has only the short names, so the old ones are read as those."""
+    from nodes.sampling import SAMPLER_NAMES
+
+    if isinstance(value, str) and value.startswith("sample_"):
+        short = value.removeprefix("sample_")
+        if short in SAMPLER_NAMES:
+            return short
+    return value
+
+
 #: (our type, our param) → (ComfyUI value → ours, ours → ComfyUI value).
 VALUE_CONVERSIONS: dict[tuple[str, str], tuple[Callable[[Any], Any], Callable[[Any], Any]]] = {
     ("KSamplerAdvanced", "add_noise"): (_enable_to_bool, _bool_to_enable),
@@ -433,6 +454,11 @@ VALUE_CONVERSIONS: dict[tuple[str, str], tuple[Callable[[Any], Any], Callable[[A
     ("LoadCheckpoint", "ckpt_name"): (_model_name, _identity),
     ("LoadVAE", "vae_name"): (_model_name, _identity),
     ("LoadLoRA", "lora_name"): (_model_name, _identity),
+    ("CLIPVisionLoader", "clip_name"): (_model_name, _identity),
+    ("unCLIPCheckpointLoader", "ckpt_name"): (_model_name, _identity),
+    ("KSampler", "sampler_name"): (_sampler_name, _identity),
+    ("KSamplerAdvanced", "sampler_name"): (_sampler_name, _identity),
+    ("KSamplerSelect", "sampler_name"): (_sampler_name, _identity),
 }
 
 
