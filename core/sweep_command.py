@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core.engine import CacheBudgets, CancelToken, Progress
+from core.engine import CacheBudgets, CancelToken, Executor, Progress
 from core.engine.sweep import PRODUCT, ZIP, SweepError, SweepPlan, make_sweep, parse_axis
 from core.engine.sweep_runs import RunOutput, SweepWorker, run_locally
 from core.graph.model import Graph
@@ -55,8 +55,11 @@ def execute(
     cancel: CancelToken | None = None,
     on_output: Callable[[RunOutput], None] | None = None,
     on_event: Callable[[int, Any], None] | None = None,
+    executor: Executor | None = None,
 ) -> SweepResult:
-    """Runs ``plan`` (locally, or on Ray when ``request.ray`` is set) and writes its results."""
+    """Runs ``plan`` (locally, or on Ray when ``request.ray`` is set) and writes its results.
+
+    ``executor``: the local runs use it and its cache (the editor passes its own)."""
     writer = SweepWriter(request.out, plan)
     if request.ray:
         from core.engine.sweep_ray import RayOptions, run_on_ray
@@ -64,7 +67,7 @@ def execute(
         options = RayOptions(request.ray, request.workers, request.device, budgets=budgets)
         outputs = run_on_ray(plan, registry_factory, options, on_event, cancel)
     else:
-        worker = SweepWorker(registry, budgets, request.device)
+        worker = SweepWorker(registry, budgets, request.device, executor=executor)
         outputs = run_locally(plan, worker, on_event, cancel)
     for output in outputs:
         writer.add(output)

@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
+    QLineEdit,
     QListWidget,
     QPushButton,
     QSpinBox,
@@ -71,6 +72,8 @@ class EditorSettings:
     preview_vae_every: int = 5
     #: Node packs (distribution names) not to load; their code is never run.
     disabled_packs: tuple[str, ...] = ()
+    #: The Ray cluster the Sweep panel's "Run on cluster" uses ("auto": the running one).
+    ray_address: str = ""
     extra: dict[str, str] = field(default_factory=dict, compare=False)
 
     def cache_budgets(self) -> CacheBudgets:
@@ -93,6 +96,7 @@ class EditorSettings:
                 _number(store.value("run/preview_vae_every"), defaults.preview_vae_every)
             ),
             disabled_packs=_strings(store.value("packs/disabled", [])),
+            ray_address=str(store.value("sweep/ray_address", "") or ""),
         )
 
     def save(self, store: QSettings) -> None:
@@ -104,6 +108,7 @@ class EditorSettings:
         store.setValue("run/preview", self.preview_mode)
         store.setValue("run/preview_vae_every", self.preview_vae_every)
         store.setValue("packs/disabled", list(self.disabled_packs))
+        store.setValue("sweep/ray_address", self.ray_address)
         store.sync()
 
 
@@ -197,6 +202,12 @@ class SettingsDialog(QDialog):
         self.preview.currentTextChanged.connect(
             lambda mode: self.preview_every.setEnabled(mode == "vae")
         )
+        self.ray_address = QLineEdit(settings.ray_address)
+        self.ray_address.setPlaceholderText("auto, local, or ray://host:10001")
+        self.ray_address.setToolTip(
+            "Where the Sweep panel's Run on cluster sends its runs: auto joins the Ray cluster "
+            "this machine belongs to, local starts one here; needs latentloom[cluster]"
+        )
         self.tensor_cache = _gib_box(settings.tensor_cache_gib)
         self.model_cache = _gib_box(settings.model_cache_gib)
 
@@ -208,6 +219,7 @@ class SettingsDialog(QDialog):
         form.addRow("Model cache", self.model_cache)
         form.addRow("Sampler preview", self.preview)
         form.addRow("VAE preview", self.preview_every)
+        form.addRow("Ray cluster", self.ray_address)
         box = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
         )
@@ -240,6 +252,7 @@ class SettingsDialog(QDialog):
             preview_mode=self.preview.currentText(),
             preview_vae_every=self.preview_every.value(),
             disabled_packs=self.packs.disabled(self._initial.disabled_packs),
+            ray_address=self.ray_address.text().strip(),
         )
 
 

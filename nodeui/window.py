@@ -34,6 +34,7 @@ from nodeui.runs import INVALID, QueuedRun, RunController
 from nodeui.runstate import NodeRunState, controls_after_run
 from nodeui.settings import EditorSettings, RecentFiles, SettingsDialog
 from nodeui.subgraphs import SubgraphNavigator
+from nodeui.sweeps import install as install_sweeps
 from nodeui.worker import RunBridge
 
 APP_TITLE = "LatentLoom"
@@ -106,6 +107,7 @@ class MainWindow(QMainWindow):
         self.files = FileController(self, self, self.recent, self.recovery)
         self.actions = EditorActions(self, self._handlers())
         self._build_docks()
+        self.sweeps = install_sweeps(self)
         self.autosaver = Autosaver(
             self.recovery, lambda: self.document, autosave_ms or AUTOSAVE_INTERVAL_MS, self
         )

@@ -61,8 +61,11 @@ class SweepWorker:
         budgets: CacheBudgets | None = None,
         device: str = "auto",
         name: str = "",
+        executor: Executor | None = None,
     ) -> None:
-        self.executor = Executor(registry, budgets)
+        """``executor``: run on this one and share its cache (the editor's), instead of a new
+        one of ``registry`` with ``budgets``."""
+        self.executor = executor or Executor(registry, budgets)
         self.device = device
         self.name = name or f"{platform.node()}:{os.getpid()}"
 

@@ -13,7 +13,7 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QObject, QPoint, Signal
+from PySide6.QtCore import QObject, QPoint, Qt, Signal
 from PySide6.QtGui import QFocusEvent, QUndoStack, QValidator
 from PySide6.QtWidgets import (
     QAbstractSpinBox,
@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QMenu,
     QPlainTextEdit,
     QScrollArea,
     QSpinBox,
@@ -448,6 +449,8 @@ class Inspector(QWidget):
 
     #: A refused edit's message, for the status bar.
     statusMessage = Signal(str)
+    #: (node id, field name): "Sweep this field…" was chosen on a field's label.
+    sweepRequested = Signal(int, str)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -538,9 +541,25 @@ class Inspector(QWidget):
                 row = seed_row
             label = QLabel(widget.name.replace("_", " "))
             label.setToolTip(widget.description or widget.name)
+            label.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+            label.customContextMenuRequested.connect(
+                lambda pos, lb=label, name=widget.name: self._field_menu(lb, pos, name)
+            )
             editor.widget.setToolTip(widget.description or widget.name)
             self.form.addRow(label, row)
         self._mark_links()
+
+    def _field_menu(self, label: QLabel, pos: QPoint, name: str) -> None:
+        """A field's context menu: sweep it (not when a link drives it)."""
+        if self.graph is None or self.node_id is None:
+            return
+        menu = QMenu(label)
+        action = menu.addAction("Sweep this field…")
+        linked = self.graph.link_to(self.node_id, name) is not None
+        action.setEnabled(not linked)
+        node_id = self.node_id
+        action.triggered.connect(lambda: self.sweepRequested.emit(node_id, name))
+        menu.popup(label.mapToGlobal(pos))
 
     def _mark_links(self) -> None:
         """A widget driven by a link shows it and cannot be edited here."""

@@ -11,8 +11,8 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QBuffer, QIODevice, QSignalBlocker, QSize, Qt, Signal
-from PySide6.QtGui import QImage, QPainter, QPixmap, QWheelEvent
+from PySide6.QtCore import QBuffer, QIODevice, QPoint, QSignalBlocker, QSize, Qt, Signal
+from PySide6.QtGui import QImage, QMouseEvent, QPainter, QPixmap, QWheelEvent
 from PySide6.QtWidgets import (
     QFileDialog,
     QGraphicsPixmapItem,
@@ -57,9 +57,12 @@ class _ZoomView(QGraphicsView):
     """A view that zooms with the wheel and keeps fitting while in fit mode."""
 
     zoomChanged = Signal(float)
+    #: A click (press and release in place) on the picture, in the picture's pixels.
+    pictureClicked = Signal(int, int)
 
     def __init__(self) -> None:
         super().__init__()
+        self._pressed_at: QPoint | None = None
         self.setScene(QGraphicsScene(self))
         self.item = QGraphicsPixmapItem()
         self.item.setTransformationMode(Qt.TransformationMode.SmoothTransformation)
@@ -90,6 +93,21 @@ class _ZoomView(QGraphicsView):
         if not self.item.pixmap().isNull():
             self.fitInView(self.item, Qt.AspectRatioMode.KeepAspectRatio)
         self.zoomChanged.emit(self.zoom())
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:
+        if event.button() == Qt.MouseButton.LeftButton:
+            self._pressed_at = event.position().toPoint()
+        super().mousePressEvent(event)
+
+    def mouseReleaseEvent(self, event: QMouseEvent) -> None:
+        super().mouseReleaseEvent(event)
+        pressed, self._pressed_at = self._pressed_at, None
+        at = event.position().toPoint()
+        if pressed is None or (at - pressed).manhattanLength() > 4:
+            return  # a drag that panned the picture, not a click
+        point = self.item.mapFromScene(self.mapToScene(at))
+        if self.item.boundingRect().contains(point):
+            self.pictureClicked.emit(int(point.x()), int(point.y()))
 
     def wheelEvent(self, event: QWheelEvent) -> None:
         steps = event.angleDelta().y() / 120.0
@@ -191,6 +209,8 @@ class ImageViewer(QWidget):
 
     #: (sampler node id, step): "Continue from step k" was pressed.
     continueRequested = Signal(int, int)
+    #: (shown image's index, x, y in its pixels): the picture was clicked.
+    imageClicked = Signal(int, int, int)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -198,6 +218,9 @@ class ImageViewer(QWidget):
         self.workflow: dict[str, Any] | None = None
         self.mode = IMAGES
         self.view = _ZoomView()
+        self.view.pictureClicked.connect(
+            lambda x, y: self.imageClicked.emit(max(0, self.thumbs.currentRow()), x, y)
+        )
         self.thumbs = QListWidget()
         self.thumbs.setViewMode(QListWidget.ViewMode.IconMode)
         self.thumbs.setFlow(QListWidget.Flow.LeftToRight)

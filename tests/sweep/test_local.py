@@ -88,7 +88,7 @@ def test_the_writer_publishes_pictures_grids_and_the_index(graph, tmp_path):
     run = plan.run(4)  # seed 1, cfg 7, euler
     picture = writer.picture_of(4)
     assert picture is not None and picture.name == "run0004_pic_00001.png"
-    embedded = json.loads(read_text_chunks(picture.read_bytes())["workflow"])
+    embedded = json.loads(read_text_chunks(picture.read_bytes())[toy.WORKFLOW_KEY])
     params = {n["id"]: n["params"] for n in embedded["nodes"]}
     assert (params[3]["seed"], params[3]["cfg"]) == (1, 7.0) == (run.values[0][2], run.values[1][2])
     # One grid per Z value, each cell mapped to its run's picture.

@@ -21,6 +21,8 @@ from core.graph.spec import NodeRegistry, NodeSpec, Output, SocketInput, WidgetI
 #: Calls per node type in this process (Ray workers count their own).
 CALLS: collections.Counter[str] = collections.Counter()
 SIDE = 8
+#: The PNG text chunk LatentLoom reads a picture's workflow from.
+WORKFLOW_KEY = "latentloom"
 MODEL_BYTES = 1000
 
 
@@ -68,7 +70,7 @@ def _save(ctx: Any, images: bytes, filename_prefix: str) -> tuple[()]:
     picture = Image.frombytes("RGB", (SIDE, SIDE), (images * 7)[: SIDE * SIDE * 3])
     info = PngImagePlugin.PngInfo()
     if ctx.workflow:
-        info.add_itxt("workflow", json.dumps(ctx.workflow))
+        info.add_itxt(WORKFLOW_KEY, json.dumps(ctx.workflow))
     buffer = io.BytesIO()
     picture.save(buffer, format="PNG", pnginfo=info)
     path = write_new_output(ctx.output_dir, filename_prefix, ".png", buffer.getvalue())
