@@ -190,18 +190,8 @@ def frame_rect(scene: GraphScene, node_ids: list[NodeId] | None) -> QRectF:
 
 
 def continue_from_step(scene: GraphScene, sampler_id: NodeId, step: int) -> NodeId | None:
-    """ "Continue from step k" on a sampler with a step history: a Latent From History and a
-    KSampler (Advanced) starting at step k, linked to the sampler, as one undo step. Selects
-    and returns the new sampler (None when refused)."""
-    from nodes.previews import continue_from_step as branch
+    """ "Continue from step k" on a sampler with a step history (``nodeui.canvas.branching``):
+    a new sampler from step k, beside the old branch and ending in a copy of its outputs."""
+    from nodeui.canvas.branching import continue_from_step as branch
 
-    cursor = scene.history_cursor(sampler_id)
-    if cursor is None:
-        scene.refuse("run the sampler first: it has no step history yet")
-        return None
-    macro = branch(scene.graph, sampler_id, step, cursor.total)
-    if not scene.push(macro):
-        return None
-    added = [cmd.node_id for cmd in macro.commands if isinstance(cmd, AddNode)]
-    scene.select_nodes(added[-1:])
-    return added[-1] if added else None
+    return branch(scene, sampler_id, step)

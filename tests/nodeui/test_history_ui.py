@@ -158,6 +158,8 @@ def test_the_viewer_history_bar_moves_the_same_cursor_as_the_node(qtbot):
 
 
 def test_continue_from_step_adds_a_linked_branch_in_one_undo_step(qtbot):
+    """The branch sits beside the old one (covering no node), ends in a copy of the old
+    sampler's decode and save, and is selected."""
     from nodes import build_registry
 
     reg = build_registry()
@@ -173,6 +175,11 @@ def test_continue_from_step_adds_a_linked_branch_in_one_undo_step(qtbot):
     graph.connect(pos, "CONDITIONING", sampler, "positive")
     graph.connect(neg, "CONDITIONING", sampler, "negative")
     graph.connect(empty, "LATENT", sampler, "latent_image")
+    decode = graph.add_node("VAEDecode", pos=(300, 0)).id
+    save = graph.add_node("SaveImage", params={"filename_prefix": "x"}, pos=(600, 0)).id
+    graph.connect(sampler, "LATENT", decode, "samples")
+    graph.connect(ckpt, "VAE", decode, "vae")
+    graph.connect(decode, "IMAGE", save, "images")
     view, stack = make_canvas(qtbot, reg, graph)
     scene = view.graph_scene
     before = set(graph.nodes)
@@ -186,7 +193,16 @@ def test_continue_from_step_adds_a_linked_branch_in_one_undo_step(qtbot):
     assert stack.count() == 1
     added = set(graph.nodes) - before
     types = {graph.node(n).type_id: n for n in added}
-    assert sorted(types) == ["KSamplerAdvanced", "LatentFromHistory"]
+    assert sorted(types) == ["KSamplerAdvanced", "LatentFromHistory", "SaveImage", "VAEDecode"]
+    new_decode, new_save = types["VAEDecode"], types["SaveImage"]
+    assert graph.link_to(new_decode, "samples").src == types["KSamplerAdvanced"]
+    assert graph.link_to(new_decode, "vae").src == ckpt
+    assert graph.link_to(new_save, "images").src == new_decode
+    assert graph.node(new_save).params["filename_prefix"] == "x"
+    for new in added:
+        box = scene.nodes[new].sceneBoundingRect()
+        covered = [n for n in before if scene.nodes[n].sceneBoundingRect().intersects(box)]
+        assert covered == [], (graph.node(new).type_id, covered)
     pick, branch = types["LatentFromHistory"], types["KSamplerAdvanced"]
     params = graph.node(branch).params
     assert params["start_at_step"] == 4 and params["steps"] == 10 and params["cfg"] == 5.5
@@ -195,7 +211,7 @@ def test_continue_from_step_adds_a_linked_branch_in_one_undo_step(qtbot):
     assert graph.link_to(branch, "latent_image").src == pick
     for name, src in (("model", ckpt), ("positive", pos), ("negative", neg)):
         assert graph.link_to(branch, name).src == src
-    assert scene.selected_node_ids() == [branch]
+    assert scene.selected_node_ids() == sorted(added)
     stack.undo()
     assert set(graph.nodes) == before
 
