@@ -176,6 +176,12 @@ class _Loaders:
                 ctx.record("notice", notice)
         return patched
 
+    def load_lora_model_only(
+        self, ctx: Any, model: Any, lora_name: str, strength_model: float
+    ) -> tuple[Any]:
+        patched, _ = self.load_lora(ctx, model, None, lora_name, strength_model, 0.0)
+        return (patched,)
+
 
 def _clip_set_last_layer(ctx: Any, clip: Any, stop_at_clip_layer: int) -> Any:
     try:
@@ -280,6 +286,22 @@ def specs(paths: ModelPaths) -> tuple[NodeSpec, ...]:
             "diffusers format) with separate strengths for the UNet and the text encoder; chain "
             "several to stack them. The loaded checkpoint is left untouched. Keys of the file "
             "that are no such layer are left out and listed in a notice.",
+            fingerprint=loaders.fingerprint(lora, "lora_name"),
+            check=loaders.problems(lora, "lora_name"),
+        ),
+        NodeSpec(
+            "LoraLoaderModelOnly",
+            "Load LoRA (Model Only)",
+            "loaders",
+            loaders.load_lora_model_only,
+            inputs=(
+                SocketInput("model", t.MODEL),
+                WidgetInput("lora_name", t.COMBO, "", choices_from="loras"),
+                WidgetInput("strength_model", t.FLOAT, 1.0, min=-100, max=100, step=0.01),
+            ),
+            outputs=(Output("MODEL", t.MODEL),),
+            description="Applies a LoRA to the UNet only: for LoRAs trained without the text "
+            "encoder, such as the SDXL Lightning and LCM LoRAs.",
             fingerprint=loaders.fingerprint(lora, "lora_name"),
             check=loaders.problems(lora, "lora_name"),
         ),
