@@ -66,6 +66,7 @@ def run_sampler(
             ctx.preview(StepPreview(at, settings.steps, picture, source="vae"))
         ctx.progress(step.step, step.total)
 
+    notices: list[str] = []
     try:
         if noise is None and "batch_index" in latent:
             noise = batch_noise(settings.seed, latent["samples"].shape, latent["batch_index"])
@@ -83,11 +84,14 @@ def run_sampler(
             sigmas=sigmas,
             sampler_options=sampler_options,
             guider=guider,
+            notices=notices,
         )
     except UnknownSamplerError as exc:
         raise NodeError(str(exc), field=exc.field) from None
     except ValueError as exc:
         raise NodeError(str(exc)) from None
+    for notice in notices:  # a ControlNet hint resized to the picture…
+        ctx.record("notice", notice)
     # Recorded too, so the editor (which sees records, cached runs included) can scrub it.
     ctx.record("history", history)
     denoised = None if last[0] is None else last[0].detach().to("cpu", torch.float32)
