@@ -24,6 +24,7 @@ from typing import Any
 import torch
 
 from core.diffusion.families import ModelFamily, PredictionType
+from core.diffusion.guidance_interval import guidance_interval_problem
 from core.diffusion.previews import FAMILY_LATENT_RGB, LatentRgb
 
 #: A tensor storage's identity while it lives: its device and its address there.
@@ -112,16 +113,6 @@ class ClipModel(HoldsTensors):
                 f"-{self.encoders[0].num_layers}."
             )
         return replace(self, layer=layer)
-
-
-def guidance_interval_problem(low: float, high: float) -> str | None:
-    """Why (``low``, ``high``] is no usable guidance interval, or None when it is."""
-    if 0.0 <= low < high:
-        return None
-    return (
-        f"the guidance interval ({low:g}, {high:g}] is empty: sigma_low must be at least 0 "
-        "and below sigma_high"
-    )
 
 
 @dataclass(frozen=True, eq=False)
