@@ -105,6 +105,11 @@ MAPPINGS: tuple[TypeMapping, ...] = (
         ("lora_name", "strength_model", "strength_clip"),
         title="Load LoRA",
     ),
+    _map(
+        "LoraLoaderModelOnly",
+        widgets=("lora_name", "strength_model"),
+        title="LoraLoaderModelOnly",
+    ),
     _map("CLIPSetLastLayer", widgets=("stop_at_clip_layer",), title="CLIP Set Last Layer"),
     # conditioning
     _map("CLIPTextEncode", widgets=("text",), title="CLIP Text Encode (Prompt)"),
@@ -195,15 +200,6 @@ MAPPINGS: tuple[TypeMapping, ...] = (
     _map("ImageScaleBy", widgets=("upscale_method", "scale_by"), title="Upscale Image By"),
     _map("UpscaleModelLoader", widgets=("model_name",), title="Load Upscale Model"),
     _map("ImageUpscaleWithModel", title="Upscale Image (using Model)"),
-    # image prompts
-    _map("CLIPVisionLoader", widgets=("clip_name",), title="Load CLIP Vision"),
-    _map("CLIPVisionEncode", widgets=("crop",), title="CLIP Vision Encode"),
-    _map("unCLIPCheckpointLoader", widgets=("ckpt_name",), title="unCLIPCheckpointLoader"),
-    _map(
-        "unCLIPConditioning",
-        widgets=("strength", "noise_augmentation"),
-        title="unCLIPConditioning",
-    ),
     # image prompts
     _map("CLIPVisionLoader", widgets=("clip_name",), title="Load CLIP Vision"),
     _map("CLIPVisionEncode", widgets=("crop",), title="CLIP Vision Encode"),
@@ -463,8 +459,7 @@ VALUE_CONVERSIONS: dict[tuple[str, str], tuple[Callable[[Any], Any], Callable[[A
     ("LoadCheckpoint", "ckpt_name"): (_model_name, _identity),
     ("LoadVAE", "vae_name"): (_model_name, _identity),
     ("LoadLoRA", "lora_name"): (_model_name, _identity),
-    ("CLIPVisionLoader", "clip_name"): (_model_name, _identity),
-    ("unCLIPCheckpointLoader", "ckpt_name"): (_model_name, _identity),
+    ("LoraLoaderModelOnly", "lora_name"): (_model_name, _identity),
     ("CLIPVisionLoader", "clip_name"): (_model_name, _identity),
     ("unCLIPCheckpointLoader", "ckpt_name"): (_model_name, _identity),
     ("KSampler", "sampler_name"): (_sampler_name, _identity),
