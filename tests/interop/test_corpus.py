@@ -31,9 +31,9 @@ from tools.corpus_report import (
     share_opening_fully,
 )
 
-#: The share of the corpus that opened fully when this floor was last raised (78 of the 131
+#: The share of the corpus that opened fully when this floor was last raised (106 of the 131
 #: files). Raise it whenever the importer or the node catalogue opens more; never lower it.
-FLOOR = 0.59
+FLOOR = 0.80
 
 CATEGORIES = {
     "txt2img",
