@@ -85,8 +85,9 @@ class SweepWriter:
         return None
 
     def finish(self) -> SweepResult:
-        """Writes one grid per page and ``sweep.json``; returns everything written."""
-        if self.plan.axes:
+        """Writes one grid per page (when some run made a picture) and ``sweep.json``;
+        returns everything written."""
+        if self.plan.axes and any(self.picture_of(i) for i in self.published):
             self._write_grids()
         self.result.index = write_new_output(
             self.folder, "sweep", ".json", self._index_bytes(), plain_first=True

@@ -5,6 +5,7 @@ Skipped when Ray is not installed (``pip install 'latentloom[cluster]'``)."""
 from __future__ import annotations
 
 import functools
+import json
 import os
 import signal
 from pathlib import Path
@@ -95,3 +96,26 @@ def test_workers_that_cannot_start_fail_their_runs_with_the_reason():
     for output in outputs:
         assert output.status == "failed" and "\n" not in output.message
         assert "no model folder at /models on this machine" in output.message
+
+
+def test_main_sweep_with_ray_writes_every_run_and_the_index(tmp_path, capsys):
+    from core.graph.model import Graph
+    from core.graph.workflow import save_workflow
+
+    graph = Graph(build_registry())
+    number = graph.add_node("IntMath", params={"a": 40, "b": 2, "op": "add"}).id
+    join = graph.add_node("TextJoin", params={"a": "answer"}).id
+    save = graph.add_node("SaveText", params={"filename": "answer"}).id
+    graph.connect(number, "INT", join, "b")
+    graph.connect(join, "STRING", save, "text")
+    path = tmp_path / "flow.json"
+    save_workflow(graph, path)
+    out = tmp_path / "out"
+    argv = ["sweep", str(path), "--axis", "1.a=1..4", "--ray", "auto", "--workers", "2"]
+    assert main.main([*argv, "--out", str(out)]) == 0
+    assert "4 run(s) on Ray (auto)" in capsys.readouterr().out
+    texts = sorted(p.read_text() for p in out.glob("run*_answer*.txt"))
+    assert texts == ["answer, 3", "answer, 4", "answer, 5", "answer, 6"]
+    assert not list(out.glob("grid*.png"))  # no run made a picture
+    index = json.loads((out / "sweep.json").read_text())
+    assert len({run["worker"] for run in index["runs"]}) == 2
