@@ -7,7 +7,6 @@ from typing import Any
 
 from core.graph import types as t
 from core.graph.spec import NodeSpec, Output, SocketInput, WidgetInput
-from nodes.placement import place
 
 # The names are data (for the palette and validation, without importing torch); keep them in
 # step with core.diffusion.samplers, which tests/sampling checks. Every sampler works with
@@ -59,55 +58,12 @@ def _run(
     settings: Any,
     noise: Mapping[str, Any] | None,
 ) -> tuple[dict[str, Any], Any]:
-    """Samples, showing the projected x̂₀ after every step and keeping every step's x_t and
-    x̂₀ in the returned history."""
-    from core.diffusion import latents, sampling
-    from core.diffusion.previews import StepHistory, StepPreview
-    from core.diffusion.samplers import UnknownSamplerError
-    from core.engine import NodeError
+    """Samples with the live preview and the step history (``nodes.sampler_runs``)."""
+    from nodes.sampler_runs import run_sampler
 
-    place(ctx, model.unet)
-    projection = model.preview
-    history = StepHistory(settings.steps, latents.downscale_of(latent), projection)
-    # With a VAE preview every k steps, only those steps (and the last) show a picture: mixing
-    # them with the blurrier projection in between would make the preview flicker.
-    every = max(0, ctx.preview_vae_every)
-    preview_vae = model.preview_vae if every else None
-    if preview_vae is not None:
-        place(ctx, preview_vae.vae)
-
-    def report(step: sampling.SamplerStep) -> None:
-        at = settings.start_step + step.step  # the step's index in the whole schedule
-        history.append(at, step.latent, step.denoised)
-        if preview_vae is None:
-            ctx.preview(StepPreview(at, settings.steps, projection.project(step.denoised)))
-        elif step.step % every == 0 or step.step == step.total:
-            from core.diffusion import vae_ops
-
-            picture = vae_ops.decode(preview_vae, step.denoised)
-            ctx.preview(StepPreview(at, settings.steps, picture, source="vae"))
-        ctx.progress(step.step, step.total)
-
-    try:
-        samples = sampling.sample(
-            model,
-            positive,
-            negative,
-            latent["samples"],
-            settings,
-            noise_mask=latent.get("noise_mask"),
-            noise=None if noise is None else noise["samples"],
-            callback=report,
-            check_cancel=ctx.cancel.raise_if_cancelled,
-            downscale=latents.downscale_of(latent),
-        )
-    except UnknownSamplerError as exc:
-        raise NodeError(str(exc), field=exc.field) from None
-    except ValueError as exc:
-        raise NodeError(str(exc)) from None
-    # Recorded too, so the editor (which sees records, cached runs included) can scrub it.
-    ctx.record("history", history)
-    return latents.with_samples(latent, samples), history
+    explicit = None if noise is None else noise["samples"]
+    out, history, _ = run_sampler(ctx, model, positive, negative, latent, settings, explicit)
+    return out, history
 
 
 def _fit_to_model(model: Any, latent: Mapping[str, Any]) -> Mapping[str, Any]:
