@@ -1,5 +1,5 @@
 """Real corpus workflows run end to end: LoRA, embeddings, SDXL base + refiner, area
-composition, hires fix, inpainting, model merging, upscale models and custom sampling, each one
+composition, hires fix, inpainting, model merging, upscale models, unCLIP and custom sampling, each one
 file of ``tests/interop/corpus`` opened with ``nodes.interop.open_workflow`` and run by the
 executor.
 
@@ -20,6 +20,7 @@ as the file has them.
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,11 +29,18 @@ import pytest
 import torch
 
 from core.diffusion.embedding_names import embedding_references
+from core.diffusion.families import ModelFamily
 from core.diffusion.model_paths import ModelPaths
 from core.engine import Executor, RunReport
 from core.graph.model import Graph
 from nodes import build_registry
 from nodes.interop import open_workflow
+from tests.helpers.image_prompts import (
+    make_tiny_unclip,
+    tiny_clip_vision,
+    write_clip_vision_file,
+    write_unclip_checkpoint,
+)
 from tests.helpers.tiny_models import write_single_file
 from tests.helpers.upscale_models import write_upscale_model_file
 from tests.helpers.workflow_files import (
@@ -101,6 +109,9 @@ CASES = {
         {9: (64, 64), 12: (128, 128)},
     ),
     # SDXL Turbo: SamplerCustom with SDTurboScheduler and KSamplerSelect.
+    # SD 2.1 unCLIP: a picture's variations, one and two pictures mixed.
+    "unclip": Case("comfyui_examples/unclip__unclip_example.png", {9: (64, 64)}),
+    "unclip-multiple": Case("comfyui_examples/unclip__unclip_example_multiple.png", {9: (64, 64)}),
     "custom-sampling": Case("comfyui_examples/sdturbo__sdxlturbo_example.png", {25: (64, 64)}),
 }
 FAMILY_TAGS = {entry.file: entry.tags for entry in load_manifest()}
@@ -155,6 +166,16 @@ def write_models(graph: Graph, file: str, root: Path, pipelines) -> None:
     for number, node in enumerate(graph):
         if node.params.get("vae_name"):
             write_vae_file(pipelines(main), root / "vae" / node.params["vae_name"])
+        if node.type_id == "unCLIPCheckpointLoader" and node.params.get("ckpt_name"):
+            unclip = make_tiny_unclip(seed=number)
+            f8 = tiny_f8_pipeline(CheckpointKind(ModelFamily.SD2), seed=number)
+            unclip = dataclasses.replace(
+                unclip, pipeline=dataclasses.replace(unclip.pipeline, vae=f8.vae)
+            )
+            write_unclip_checkpoint(unclip, root / "checkpoints" / node.params["ckpt_name"])
+        if node.type_id == "CLIPVisionLoader" and node.params.get("clip_name"):
+            path = root / "clip_vision" / node.params["clip_name"]
+            write_clip_vision_file(tiny_clip_vision(seed=number), path)
         if node.type_id == "UpscaleModelLoader" and node.params.get("model_name"):
             path = root / "upscale_models" / node.params["model_name"]
             write_upscale_model_file(path, seed=number)
