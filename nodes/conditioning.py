@@ -297,7 +297,11 @@ def _set_timestep_range(ctx: Any, conditioning: Any, start: float, end: float) -
         raise NodeError(str(exc), field="end") from None
 
 
-_COND = Output("CONDITIONING", t.CONDITIONING)
+_COND = Output(
+    "CONDITIONING",
+    t.CONDITIONING,
+    description="the encoded prompt: link it to a sampler's positive or negative",
+)
 
 _TEXT = ("text",)
 _SDXL_TEXTS = ("text_g", "text_l")
@@ -327,7 +331,10 @@ def _text_specs(encoders: _TextEncoders) -> tuple[NodeSpec, ...]:
             "CLIP Text Encode (Prompt)",
             "conditioning",
             encoders.encode,
-            inputs=(SocketInput("clip", t.CLIP), _prompt("text")),
+            inputs=(
+                SocketInput("clip", t.CLIP, description="the text encoder (Load Checkpoint)"),
+                _prompt("text"),
+            ),
             outputs=(_COND,),
             description="Turns a prompt into conditioning. Weights like (word:1.3), (word), "
             f"[word]; prompts past 75 tokens are encoded in chunks and joined (up to "

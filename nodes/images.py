@@ -109,7 +109,7 @@ SPECS = (
         "image",
         _save_image,
         inputs=(
-            SocketInput("images", t.IMAGE),
+            SocketInput("images", t.IMAGE, description="the pictures to save (VAE Decode)"),
             WidgetInput(
                 "filename_prefix",
                 t.STRING,
@@ -129,7 +129,7 @@ SPECS = (
         "Preview Image",
         "image",
         _preview_image,
-        inputs=(SocketInput("images", t.IMAGE),),
+        inputs=(SocketInput("images", t.IMAGE, description="the pictures to show"),),
         output_node=True,
         description="Shows images without saving them.",
     ),

@@ -209,9 +209,11 @@ SPECS = (
                     "to its own model's VAE"
                 ),
             ),
-            WidgetInput("width", t.INT, 512, **_SIZE),
-            WidgetInput("height", t.INT, 512, **_SIZE),
-            WidgetInput("batch_size", t.INT, 1, **_BATCH),
+            WidgetInput("width", t.INT, 512, **_SIZE, description="picture width in pixels"),
+            WidgetInput("height", t.INT, 512, **_SIZE, description="picture height in pixels"),
+            WidgetInput(
+                "batch_size", t.INT, 1, **_BATCH, description="how many pictures in one run"
+            ),
         ),
         outputs=_LATENT_OUT,
         description="A blank latent of the picture's size: the start of text-to-image.",
@@ -242,8 +244,11 @@ SPECS = (
         "VAE Decode",
         "latent",
         _vae_decode,
-        inputs=(SocketInput("samples", t.LATENT), SocketInput("vae", t.VAE)),
-        outputs=(Output("IMAGE", t.IMAGE),),
+        inputs=(
+            SocketInput("samples", t.LATENT, description="the latent to decode (a sampler's)"),
+            SocketInput("vae", t.VAE, description="the autoencoder (Load Checkpoint's VAE)"),
+        ),
+        outputs=(Output("IMAGE", t.IMAGE, description="the picture: save or preview it"),),
         description="Latents to pictures; large ones are decoded in blended tiles so memory "
         "stays bounded.",
     ),
@@ -266,7 +271,10 @@ SPECS = (
         "VAE Encode",
         "latent",
         _vae_encode,
-        inputs=(SocketInput("pixels", t.IMAGE), SocketInput("vae", t.VAE)),
+        inputs=(
+            SocketInput("pixels", t.IMAGE, description="the picture to encode (Load Image)"),
+            SocketInput("vae", t.VAE, description="the autoencoder (Load Checkpoint's VAE)"),
+        ),
         outputs=_LATENT_OUT,
         description="Pictures to latents (cropped to a multiple of 8 pixels): the start of "
         "image-to-image.",

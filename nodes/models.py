@@ -239,7 +239,11 @@ def specs(paths: ModelPaths) -> tuple[NodeSpec, ...]:
                     "UNet's on GPUs, " + AUX_DTYPE_ON_CPU,
                 ),
             ),
-            outputs=(Output("MODEL", t.MODEL), Output("CLIP", t.CLIP), Output("VAE", t.VAE)),
+            outputs=(
+                Output("MODEL", t.MODEL, description="the UNet, for the sampler"),
+                Output("CLIP", t.CLIP, description="the text encoder, for the prompts"),
+                Output("VAE", t.VAE, description="the autoencoder, to decode and encode pictures"),
+            ),
             description="Loads a Stable Diffusion checkpoint (SD 1.x, 2.x, SDXL) or the shipped "
             "demo model: the UNet, the text encoder(s) and the VAE.",
             fingerprint=loaders.fingerprint(ckpt, "ckpt_name"),

@@ -70,10 +70,11 @@ def _input_row(inp: SocketInput | WidgetInput) -> str:
     if isinstance(inp, SocketInput):
         value = "optional link" if inp.optional else "link"
         return f"| `{inp.name}` | {inp.type} | {value} | {_cell(inp.description)} |"
-    return f"| `{inp.name}` | {inp.type} | {_cell(_widget_value(inp))} | {_cell(inp.description)} |"
+    return f"| `{inp.name}` | {inp.type} | {_cell(widget_value(inp))} | {_cell(inp.description)} |"
 
 
-def _widget_value(widget: WidgetInput) -> str:
+def widget_value(widget: WidgetInput) -> str:
+    """A widget's default, range, step or multiple and choices, in words."""
     parts = [f"default {_shown(widget.default)}"]
     if widget.min is not None or widget.max is not None:
         low = "…" if widget.min is None else f"{widget.min:g}"

@@ -162,10 +162,19 @@ def _interval_problems(params: Mapping[str, Any]) -> Iterable[tuple[str, str]]:
 
 
 _MODEL_INPUTS = (
-    SocketInput("model", t.MODEL),
-    SocketInput("positive", t.CONDITIONING),
-    SocketInput("negative", t.CONDITIONING),
-    SocketInput("latent_image", t.LATENT),
+    SocketInput("model", t.MODEL, description="the diffusion model (UNet) that denoises"),
+    SocketInput("positive", t.CONDITIONING, description="the prompt to follow (CLIP Text Encode)"),
+    SocketInput(
+        "negative",
+        t.CONDITIONING,
+        description="the prompt to steer away from; an empty prompt is the usual choice",
+    ),
+    SocketInput(
+        "latent_image",
+        t.LATENT,
+        description="where sampling starts: Empty Latent Image for text-to-image, an "
+        "encoded picture for image-to-image",
+    ),
 )
 _NOISE_INPUT = SocketInput(
     "noise",
@@ -176,7 +185,7 @@ _NOISE_INPUT = SocketInput(
 
 
 _SAMPLER_OUTPUTS = (
-    Output("LATENT", t.LATENT),
+    Output("LATENT", t.LATENT, description="the denoised latent: decode it with VAE Decode"),
     Output(
         "HISTORY",
         t.HISTORY,
@@ -188,11 +197,50 @@ _SAMPLER_OUTPUTS = (
 
 def _sampling_widgets(seed_name: str) -> tuple[WidgetInput, ...]:
     return (
-        WidgetInput(seed_name, t.INT, 0, min=0, max=_SEED_MAX, step=1, control_after_run=True),
-        WidgetInput("steps", t.INT, 20, min=1, max=10000, step=1),
-        WidgetInput("cfg", t.FLOAT, 8.0, min=0.0, max=100.0, step=0.1),
-        WidgetInput("sampler_name", t.COMBO, "euler", choices=SAMPLER_NAMES),
-        WidgetInput("scheduler", t.COMBO, "normal", choices=SCHEDULE_NAMES),
+        WidgetInput(
+            seed_name,
+            t.INT,
+            0,
+            min=0,
+            max=_SEED_MAX,
+            step=1,
+            control_after_run=True,
+            description="the starting noise: the same seed and settings give the same picture",
+        ),
+        WidgetInput(
+            "steps",
+            t.INT,
+            20,
+            min=1,
+            max=10000,
+            step=1,
+            description="denoising steps: more is slower and usually cleaner",
+        ),
+        WidgetInput(
+            "cfg",
+            t.FLOAT,
+            8.0,
+            min=0.0,
+            max=100.0,
+            step=0.1,
+            description="guidance scale: how strongly to follow the prompt (1: no guidance; "
+            "high values oversaturate)",
+        ),
+        WidgetInput(
+            "sampler_name",
+            t.COMBO,
+            "euler",
+            choices=SAMPLER_NAMES,
+            description="the sampling method; names ending in 'ancestral' or 'sde' add fresh "
+            "noise at every step",
+        ),
+        WidgetInput(
+            "scheduler",
+            t.COMBO,
+            "normal",
+            choices=SCHEDULE_NAMES,
+            description="how the noise levels are spaced over the steps",
+        ),
     )
 
 

@@ -16,7 +16,9 @@ from PySide6.QtWidgets import (
     QGraphicsItem,
     QGraphicsScene,
     QGraphicsSceneContextMenuEvent,
+    QGraphicsSceneHelpEvent,
     QGraphicsSceneMouseEvent,
+    QToolTip,
 )
 
 from core.graph import model as m
@@ -318,6 +320,22 @@ class GraphScene(QGraphicsScene):
             if isinstance(item, GroupItem):
                 return item
         return None
+
+    def helpEvent(self, event: QGraphicsSceneHelpEvent) -> None:
+        """Hovering on a node explains the socket, field or title under the pointer."""
+        from nodeui.canvas.tooltips import tooltip
+
+        item = self.item_at(event.scenePos())
+        if not isinstance(item, NodeItem):
+            super().helpEvent(event)
+            return
+        text = tooltip(item, item.mapFromScene(event.scenePos())) or item.toolTip()
+        view = self.views()[0] if self.views() else None
+        if text:
+            QToolTip.showText(event.screenPos(), text, view)
+        else:
+            QToolTip.hideText()
+        event.setAccepted(bool(text))
 
     # --- mouse: delegated to one gesture at a time ---------------------------------------------
 
