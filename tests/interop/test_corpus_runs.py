@@ -1,6 +1,6 @@
 """Real corpus workflows run end to end: LoRA, embeddings, SDXL base + refiner, area
-composition, hires fix, inpainting, model merging, upscale models, unCLIP and custom sampling, each one
-file of ``tests/interop/corpus`` opened with ``nodes.interop.open_workflow`` and run by the
+composition, hires fix, inpainting, model merging, upscale models, unCLIP and custom sampling,
+each one file of ``tests/interop/corpus`` opened with ``nodes.interop.open_workflow`` and run by the
 executor.
 
 Each file gets a model root of its own holding tiny random models (``tests.helpers``) under the
