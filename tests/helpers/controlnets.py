@@ -104,3 +104,31 @@ def write_adapter(adapter: T2IAdapter, path: Path, layout: str = "original") -> 
     else:
         torch.save(tensors, path)
     return path
+
+
+def write_control_files(names: list[str], folder: Path, unet: torch.nn.Module) -> None:
+    """The ControlNet files a workflow names, in ``folder``, fitting ``unet``: T2I-Adapters
+    for names with "t2iadapter", difference files against ``unet`` for "diff_" names,
+    original-layout ControlNets for the rest, each with its own weights."""
+    for seed, name in enumerate(sorted(set(names))):
+        path = folder / name
+        lower = name.lower()
+        if "t2iadapter" in lower or "t2i-adapter" in lower:
+            write_adapter(make_tiny_adapter(unet, seed=seed), path)
+            continue
+        controlnet = make_tiny_controlnet(unet, seed=seed, scale=0.2)
+        if not lower.startswith("diff_"):
+            write_controlnet(controlnet, path)
+            continue
+        base = unet.state_dict()
+        tensors = {
+            name: tensor - base[name] if name in base else tensor
+            for name, tensor in controlnet.state_dict().items()
+        }
+        controlnet.load_state_dict(tensors)
+        stored = {**controlnet_ldm_tensors(controlnet), "difference": torch.tensor([])}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.suffix == ".safetensors":
+            save_file(stored, str(path))
+        else:
+            torch.save(stored, path)
