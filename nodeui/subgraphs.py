@@ -1,5 +1,8 @@
 """Subgraphs in the editor: Convert to Subgraph (Ctrl+Shift+G), entering an instance with a
-double-click, and the breadcrumb bar that shows where one is and leads back out.
+double-click, and the breadcrumb bar that shows where one is and leads back out (with a button
+for the subgraph's inputs and outputs). The library's subgraph sections and the user's saved
+subgraphs are ``nodeui.subgraph_library``'s; the inputs and outputs dialog is
+``nodeui.subgraph_sockets``'.
 
 Inside a definition the canvas shows the definition's own graph (its boundary nodes are the
 subgraph's inputs and outputs); every edit there is an ordinary command on that graph, pushed
@@ -16,6 +19,8 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QToolButton, QVBoxLayout, QWi
 
 from core.graph.model import Graph
 from core.graph.subgraph_commands import ConvertToSubgraph, UnpackSubgraph
+from nodeui.subgraph_library import SubgraphShelf
+from nodeui.subgraph_sockets import SubgraphSocketsDialog
 from nodeui.undo import push
 
 SEPARATOR = "›"
@@ -25,13 +30,20 @@ class BreadcrumbBar(QWidget):
     """ "Workflow › Prompt block › Inner": each crumb but the last leads back to its level."""
 
     levelChosen = Signal(int)
+    socketsRequested = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("subgraphBreadcrumbs")
-        self._layout = QHBoxLayout(self)
-        self._layout.setContentsMargins(8, 4, 8, 4)
+        outer = QHBoxLayout(self)
+        outer.setContentsMargins(8, 4, 8, 4)
+        self._layout = QHBoxLayout()
         self._layout.setSpacing(4)
+        outer.addLayout(self._layout, 1)
+        self.sockets_button = QToolButton()
+        self.sockets_button.setText("Inputs and Outputs…")
+        self.sockets_button.clicked.connect(self.socketsRequested.emit)
+        outer.addWidget(self.sockets_button)
         self.crumbs: list[QToolButton] = []
         self.set_path(["Workflow"])
 
@@ -80,6 +92,9 @@ class SubgraphNavigator(QObject):
         self.unpack_action.triggered.connect(self.unpack_selection)
         window.addAction(self.convert_action)
         window.addAction(self.unpack_action)
+        self.bar.socketsRequested.connect(lambda: self.edit_sockets(self.path[-1]))
+        self.shelf = SubgraphShelf(window)
+        self.dialog: SubgraphSocketsDialog | None = None
         for menu_action in window.menuBar().actions():
             if menu_action.text().replace("&", "") == "Edit" and menu_action.menu():
                 menu_action.menu().addSeparator()
@@ -95,13 +110,18 @@ class SubgraphNavigator(QObject):
         return graph.subgraphs.get(self.path[-1]).graph if self.path else graph
 
     def watch(self, scene: Any) -> None:
-        """Lets double-clicks on instances in ``scene`` enter them."""
+        """Lets double-clicks on instances in ``scene`` enter them, and its node menus save
+        or edit them."""
         scene.subgraphRequested.connect(self.enter)
+        scene.subgraphActionRequested.connect(self._menu_action)
 
     def reset(self) -> None:
         """A new document: back at its top level."""
         self.path = []
         self._update_bar()
+        if self.dialog is not None:
+            self.dialog.close()
+        self.shelf.follow(self.window.document.graph)
 
     def enter(self, def_id: str) -> None:
         self.window.commit_pending_edits()
@@ -136,6 +156,20 @@ class SubgraphNavigator(QObject):
         self.bar.set_path(names)
 
     # --- actions ---------------------------------------------------------------------------
+
+    def _menu_action(self, action: str, def_id: str) -> None:
+        if action == "save":
+            self.shelf.save(def_id)
+        elif action == "sockets":
+            self.edit_sockets(def_id)
+
+    def edit_sockets(self, def_id: str) -> SubgraphSocketsDialog:
+        """Opens the inputs and outputs dialog of definition ``def_id`` (one at a time)."""
+        if self.dialog is not None:
+            self.dialog.close()
+        self.dialog = SubgraphSocketsDialog(self.window, def_id)
+        self.dialog.show()
+        return self.dialog
 
     def convert_selection(self) -> None:
         window = self.window

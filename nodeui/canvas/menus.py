@@ -1,5 +1,6 @@
 """Right-click menus: on a node (bypass, mute, collapse, duplicate, delete; on a sampler with
-a step history, continue from the shown step), on a group (rename, colour, ungroup), on a note
+a step history, continue from the shown step; on a subgraph instance, edit its inputs and
+outputs or save it to the library), on a group (rename, colour, ungroup), on a note
 (edit, Markdown, delete), on empty canvas (add a node or a note). Each entry is one undo
 step."""
 
@@ -42,6 +43,12 @@ def build_menu(scene: GraphScene, pos: QPointF) -> QMenu:
                 f"Continue from step {step}",
                 lambda: edits.continue_from_step(scene, nid, step),
             )
+            menu.addSeparator()
+        type_id = scene.graph.node(item.node_id).type_id
+        if type_id in scene.graph.subgraphs:
+            ask = scene.subgraphActionRequested
+            menu.addAction("Edit Inputs and Outputs…", lambda: ask.emit("sockets", type_id))
+            menu.addAction("Save to Library", lambda: ask.emit("save", type_id))
             menu.addSeparator()
         menu.addAction("Bypass\tCtrl+B", lambda: edits.toggle(scene, ids, "bypassed"))
         menu.addAction("Mute\tCtrl+M", lambda: edits.toggle(scene, ids, "muted"))

@@ -55,6 +55,9 @@ class GraphScene(QGraphicsScene):
     graphChanged = Signal()
     #: A subgraph instance was double-clicked: its definition's id, to enter it.
     subgraphRequested = Signal(str)
+    #: The node menu asked for a subgraph action ("save" to the library, "sockets" to edit
+    #: its inputs and outputs) on a definition, by id.
+    subgraphActionRequested = Signal(str, str)
 
     def __init__(
         self, graph: Graph, registry: NodeRegistry, undo_stack: QUndoStack, parent=None

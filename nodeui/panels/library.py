@@ -2,6 +2,10 @@
 
 Double-click (or Enter) asks to add the node at the view centre; dragging carries the type id
 as ``NODE_MIME`` so the canvas drop handler can add it where it is dropped.
+
+Two more sections list subgraphs: the workflow's own definitions (an instance's type id, like
+any node) and the user's library of saved ones, which drag their file as
+``SUBGRAPH_FILE_MIME`` (adding one copies its definition into the workflow first).
 """
 
 from __future__ import annotations
@@ -19,7 +23,13 @@ from PySide6.QtWidgets import (
 from core.graph.spec import NodeRegistry, NodeSpec
 
 NODE_MIME = "application/x-latentloom-node-type"
+#: A saved subgraph of the user's library: its file's path as UTF-8.
+SUBGRAPH_FILE_MIME = "application/x-latentloom-subgraph-file"
 _TYPE_ROLE = Qt.ItemDataRole.UserRole
+_FILE_ROLE = Qt.ItemDataRole.UserRole + 2
+#: The sections that list subgraphs, after the node categories.
+WORKFLOW_SUBGRAPHS = "Subgraphs in this workflow"
+SAVED_SUBGRAPHS = "Subgraph library"
 
 
 class _NodeTree(QTreeWidget):
@@ -27,6 +37,10 @@ class _NodeTree(QTreeWidget):
 
     def mimeData(self, items: list[QTreeWidgetItem]) -> QMimeData:
         mime = QMimeData()
+        files = [item.data(0, _FILE_ROLE) for item in items if item.data(0, _FILE_ROLE)]
+        if files:
+            mime.setData(SUBGRAPH_FILE_MIME, files[0].encode("utf-8"))
+            return mime
         type_ids = [item.data(0, _TYPE_ROLE) for item in items if item.data(0, _TYPE_ROLE)]
         if type_ids:
             mime.setData(NODE_MIME, type_ids[0].encode("utf-8"))
@@ -34,13 +48,15 @@ class _NodeTree(QTreeWidget):
         return mime
 
     def mimeTypes(self) -> list[str]:
-        return [NODE_MIME]
+        return [NODE_MIME, SUBGRAPH_FILE_MIME]
 
 
 class NodeLibrary(QWidget):
-    """Categories and search over a registry; emits ``addNodeRequested(type_id)``."""
+    """Categories and search over a registry; emits ``addNodeRequested(type_id)``, or
+    ``addSavedSubgraphRequested(path)`` for a subgraph of the user's library."""
 
     addNodeRequested = Signal(str)
+    addSavedSubgraphRequested = Signal(str)
 
     def __init__(self, registry: NodeRegistry, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -58,6 +74,8 @@ class NodeLibrary(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.search)
         layout.addWidget(self.tree)
+        self._subgraphs: list[tuple[str, str, str]] = []
+        self._saved: list[tuple[str, str, str]] = []
         self.set_registry(registry)
 
     def set_registry(self, registry: NodeRegistry) -> None:
@@ -68,8 +86,48 @@ class NodeLibrary(QWidget):
             self.tree.addTopLevelItem(parent)
             for spec in specs:
                 parent.addChild(_spec_item(spec))
+        self._add_subgraph_sections()
         self.tree.expandAll()
         self._filter(self.search.text())
+
+    def set_subgraphs(
+        self, workflow: list[tuple[str, str, str]], saved: list[tuple[str, str, str]]
+    ) -> None:
+        """Lists the workflow's definitions (id, name, description) and the user's saved ones
+        (file path, name, description)."""
+        self._subgraphs, self._saved = list(workflow), list(saved)
+        for i in reversed(range(self.tree.topLevelItemCount())):
+            if self.tree.topLevelItem(i).text(0) in (WORKFLOW_SUBGRAPHS, SAVED_SUBGRAPHS):
+                self.tree.takeTopLevelItem(i)
+        self._add_subgraph_sections()
+        self.tree.expandAll()
+        self._filter(self.search.text())
+
+    def _add_subgraph_sections(self) -> None:
+        for title, entries, role in (
+            (WORKFLOW_SUBGRAPHS, self._subgraphs, _TYPE_ROLE),
+            (SAVED_SUBGRAPHS, self._saved, _FILE_ROLE),
+        ):
+            parent = QTreeWidgetItem([title])
+            parent.setFlags(parent.flags() & ~Qt.ItemFlag.ItemIsDragEnabled)
+            self.tree.addTopLevelItem(parent)
+            for key, name, description in entries:
+                item = QTreeWidgetItem([name])
+                item.setData(0, role, key)
+                item.setData(
+                    0, Qt.ItemDataRole.UserRole + 1, f"{name} subgraph {description}".lower()
+                )
+                item.setToolTip(0, description or f"Subgraph {name!r}")
+                item.setFlags(item.flags() | Qt.ItemFlag.ItemIsDragEnabled)
+                parent.addChild(item)
+
+    def subgraph_items(self, section: str) -> list[QTreeWidgetItem]:
+        """The items of one subgraph section (``WORKFLOW_SUBGRAPHS`` or ``SAVED_SUBGRAPHS``)."""
+        for i in range(self.tree.topLevelItemCount()):
+            parent = self.tree.topLevelItem(i)
+            if parent.text(0) == section:
+                return [parent.child(j) for j in range(parent.childCount())]
+        return []
 
     def node_items(self) -> list[QTreeWidgetItem]:
         out = []
@@ -95,12 +153,16 @@ class NodeLibrary(QWidget):
             parent.setHidden(shown == 0)
 
     def _activated(self, item: QTreeWidgetItem, _column: int = 0) -> None:
+        path = item.data(0, _FILE_ROLE)
+        if path:
+            self.addSavedSubgraphRequested.emit(path)
+            return
         type_id = item.data(0, _TYPE_ROLE)
         if type_id:
             self.addNodeRequested.emit(type_id)
 
     def _add_first_match(self) -> None:
-        visible = self.visible_type_ids()
+        visible = [t for t in self.visible_type_ids() if t]
         if visible:
             self.addNodeRequested.emit(visible[0])
 
