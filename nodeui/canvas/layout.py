@@ -77,6 +77,8 @@ class NodeLayout:
     scrub_rect: QRectF | None = None
     which_rect: QRectF | None = None
     collapsed: bool = False
+    #: A second line under the title telling like nodes apart (an untitled prompt's text).
+    subtitle: str = ""
 
     def input_center(self, name: str) -> QPointF | None:
         for slot in self.inputs:
@@ -100,6 +102,28 @@ class NodeLayout:
         return None
 
 
+def node_subtitle(spec: NodeSpec, node: Node, linked_widgets: frozenset[str]) -> str:
+    """The first line of an untitled node's prompt (its first multi-line text field), so two
+    "CLIP Text Encode" nodes can be told apart; empty when the node has a title of its own."""
+    if node.title:
+        return ""
+    for widget in spec.widgets:
+        if widget.multiline and widget.name not in linked_widgets:
+            value = node.params.get(widget.name, widget.default)
+            lines = [line.strip() for line in str(value).splitlines() if line.strip()]
+            return lines[0] if lines else ""
+    return ""
+
+
+def auto_width(spec: NodeSpec, node: Node) -> float:
+    """The node's width: its own when resized, else wide enough for its title (within
+    ``MAX_AUTO_WIDTH``; longer titles are shortened in the middle)."""
+    if node.size:
+        return node.size[0]
+    title = s.metrics(9.5, True).horizontalAdvance(node.title or spec.title)
+    return min(s.MAX_AUTO_WIDTH, max(s.NODE_WIDTH, title + s.TITLE_ROOM))
+
+
 def compute_layout(
     spec: NodeSpec,
     node: Node,
@@ -110,8 +134,10 @@ def compute_layout(
 ) -> NodeLayout:
     """The layout of ``node``; ``media`` reserves room for images or a live preview, and
     ``scrub`` a step-history row under it."""
-    width = node.size[0] if node.size else s.NODE_WIDTH
-    title_rect = QRectF(0.0, 0.0, width, s.TITLE_HEIGHT)
+    width = auto_width(spec, node)
+    subtitle = "" if node.collapsed else node_subtitle(spec, node, linked_widgets)
+    header = s.TITLE_HEIGHT + (s.SUBTITLE_HEIGHT if subtitle else 0.0)
+    title_rect = QRectF(0.0, 0.0, width, header)
     collapse_rect = QRectF(6.0, (s.TITLE_HEIGHT - 12.0) / 2, 12.0, 12.0)
     output_types = output_types or {}
     if node.collapsed:
@@ -140,7 +166,7 @@ def compute_layout(
             editors,
             collapsed=True,
         )
-    y = s.TITLE_HEIGHT + 4.0
+    y = header + 4.0
     half = width / 2
     inputs, outputs = [], []
     sockets = spec.sockets
@@ -192,4 +218,5 @@ def compute_layout(
         media_rect,
         scrub_rect,
         which_rect,
+        subtitle=subtitle,
     )

@@ -64,6 +64,7 @@ NODE_BORDER = QColor("#3a3d43")
 SELECTED = "#f0c674"
 TEXT = QColor("#dcdfe4")
 TEXT_DIM = QColor("#8b9099")
+SUBTITLE = QColor(236, 238, 242, 175)  # the second title line, on the category colour
 EDITOR_BG = QColor("#1f2024")
 EDITOR_FILL = QColor("#3b5b7c")
 EDITOR_ACCENT = QColor("#6aa5e0")
@@ -83,6 +84,11 @@ ROW_HEIGHT = 22.0
 ROW_GAP = 2.0
 MULTILINE_HEIGHT = 72.0
 NODE_WIDTH = 230.0
+#: Nodes widen to fit their title up to this width; room beside the title text (the collapse
+#: arrow, the run-state label).
+MAX_AUTO_WIDTH = 330.0
+TITLE_ROOM = 56.0
+SUBTITLE_HEIGHT = 14.0
 NODE_RADIUS = 6.0
 SOCKET_RADIUS = 5.0
 PADDING = 8.0

@@ -99,8 +99,12 @@ class NodeItem(QGraphicsItem):
             for row in self.layout.editors
         ]
         self._build_paths()
+        # Shortened in the middle: "CLIP Text…(Prompt)" still says which kind of node it is.
         self.title_text = s.metrics(9.5, True).elidedText(
-            node.title or spec.title, Qt.TextElideMode.ElideRight, self.layout.width - 40
+            node.title or spec.title, Qt.TextElideMode.ElideMiddle, self.layout.width - 40
+        )
+        self.subtitle_text = s.metrics(8.0).elidedText(
+            self.layout.subtitle, Qt.TextElideMode.ElideRight, self.layout.width - 32
         )
         # A placeholder's title is often cut short: its tooltip says which pack it needs.
         self.setToolTip(spec.description if spec.placeholder else "")
@@ -233,7 +237,7 @@ class NodeItem(QGraphicsItem):
         title.addRoundedRect(lay.title_rect, r, r)
         if not lay.collapsed:
             square = QPainterPath()
-            square.addRect(QRectF(0, r, lay.width, s.TITLE_HEIGHT - r))
+            square.addRect(QRectF(0, r, lay.width, lay.title_rect.height() - r))
             title = title.united(square)
         self._body_path, self._title_path = body, title
         self._hit_path = QPainterPath()
@@ -330,7 +334,13 @@ class NodeItem(QGraphicsItem):
         painter.drawPolygon(self._arrow)
         painter.setFont(s.font(9.5, True))
         painter.setPen(s.TEXT)
-        painter.drawText(lay.title_rect.adjusted(24, 0, -8, 0), _LEFT, self.title_text)
+        title_line = QRectF(24, 0, lay.width - 32, s.TITLE_HEIGHT)
+        painter.drawText(title_line, _LEFT, self.title_text)
+        if self.subtitle_text:
+            painter.setFont(s.font(8.0))
+            painter.setPen(s.SUBTITLE)
+            subtitle_line = QRectF(24, s.TITLE_HEIGHT - 6, lay.width - 32, s.SUBTITLE_HEIGHT)
+            painter.drawText(subtitle_line, _LEFT, self.subtitle_text)
         if not lay.collapsed:
             self._paint_rows(painter)
         self._paint_sockets(painter, lay.inputs, lay.outputs)
