@@ -155,7 +155,9 @@ class ControlLink:
         cached = self._prepared.get("features")
         if cached is None or cached[0] != key:
             hint = self._hint_rows(call, rows, int(module.config.in_channels))
-            features = [f * float(self.strength) for f in module(hint.to(call.x.device, dtype))]
+            features = module(hint.to(call.x.device, dtype))
+            # Kept in host memory, so a cached conditioning holds no device memory.
+            features = [(f * float(self.strength)).cpu() for f in features]
             self._prepared["features"] = (key, features)
         features = self._prepared["features"][1]
         return {
@@ -197,7 +199,7 @@ def _fit_size_embedding(module: Any, added: Any) -> None:
 def _scatter(part: torch.Tensor, rows: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     """``part`` (one per row in ``rows``) in a zero tensor with one row per row of ``like``."""
     full = torch.zeros((like.shape[0], *part.shape[1:]), device=like.device, dtype=like.dtype)
-    full[rows] = part.to(like.dtype)
+    full[rows] = part.to(like.device, like.dtype)
     return full
 
 
