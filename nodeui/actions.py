@@ -105,6 +105,8 @@ class EditorActions:
         self._menu(menubar.addMenu("&Run"), run_specs)
         run = self.by_name["run"]
         run.setShortcuts([QKeySequence("Ctrl+Return"), QKeySequence("Ctrl+Enter")])
+        # Ctrl+Y as in ComfyUI and on Windows, Ctrl+Shift+Z as elsewhere: both redo.
+        self.by_name["redo"].setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")])
 
         self.toolbar = QToolBar("Main")
         self.toolbar.setObjectName("mainToolbar")

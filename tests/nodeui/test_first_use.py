@@ -96,3 +96,22 @@ def test_the_shipped_default_workflow_opens_as_an_untitled_template(
     assert asked == ["default.json"]
     assert DEFAULT.read_bytes() == shipped and copy.is_file()
     assert window.document.path == copy and window.windowTitle().startswith("mine.json")
+
+
+def test_ctrl_y_redoes_as_ctrl_shift_z_does(qtbot, window):
+    graph = shell_fakes.slow_graph(window.registry)
+    window.set_document(type(window.document)(graph))
+    graph = window.document.graph
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow)
+    item = window.scene.nodes[2]
+    window.view.centerOn(item)
+    click(window.view, item.scenePos() + QPointF(30, 10))
+    viewport = window.view.viewport()
+    QTest.keyClick(viewport, Qt.Key.Key_Delete)
+    assert 2 not in graph
+    for redo in ((Qt.Key.Key_Y, CTRL), (Qt.Key.Key_Z, CTRL | Qt.KeyboardModifier.ShiftModifier)):
+        QTest.keyClick(viewport, Qt.Key.Key_Z, CTRL)
+        assert 2 in graph
+        QTest.keyClick(viewport, *redo)
+        assert 2 not in graph
