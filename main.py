@@ -7,7 +7,8 @@
                                        the editor; run the graph; save a picture and quit
     python main.py run WORKFLOW ...    run headless, write the outputs, print where they are
     python main.py validate WORKFLOW   check a workflow without running it
-    python main.py nodes [--json]      every node type with its inputs and outputs
+    python main.py nodes [--json | --markdown]
+                                       every node type with its inputs and outputs
     python main.py packs [--json]      the installed node packs, their state and node types
     python main.py export WORKFLOW --format comfyui-api [--out FILE]
                                        write the workflow in ComfyUI's API format (stdout
@@ -461,7 +462,11 @@ def _parser() -> argparse.ArgumentParser:
     validate = sub.add_parser("validate", help="check a workflow without running it")
     validate.add_argument("workflow", type=Path)
     nodes = sub.add_parser("nodes", help="list node types")
-    nodes.add_argument("--json", action="store_true", help="machine-readable output")
+    nodes_format = nodes.add_mutually_exclusive_group()
+    nodes_format.add_argument("--json", action="store_true", help="machine-readable output")
+    nodes_format.add_argument(
+        "--markdown", action="store_true", help="the node reference (docs/nodes.md) as Markdown"
+    )
     packs = sub.add_parser("packs", help="list the installed node packs")
     packs.add_argument("--json", action="store_true", help="machine-readable output")
     export = sub.add_parser("export", help="write a workflow in another tool's format")
@@ -568,6 +573,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     if args.command == "validate":
         return _guarded(lambda: _validate(args.workflow, args.models))
+    if args.command == "nodes" and args.markdown:
+        from nodes.reference import markdown_reference
+
+        print(markdown_reference(_registry(args.models)), end="")
+        return EXIT_OK
     if args.command == "nodes":
         return _describe_nodes(args.json, args.models)
     if args.command == "packs":
