@@ -45,7 +45,8 @@ class NodeRunState:
     ``status`` is a ``RunStatus`` (a plain string such as ``"failed"`` is accepted too);
     ``progress`` is 0..1 while running (None when unknown); ``seconds`` is the time a finished
     node took; ``message`` is the failure (or skip reason) pinned on the node and ``field`` the
-    input or param it is about.
+    input or param it is about; ``step`` of ``total`` is the last step a node that reports
+    steps (a sampler) reached.
     """
 
     status: RunStatus = RunStatus.IDLE
@@ -53,6 +54,8 @@ class NodeRunState:
     seconds: float | None = None
     message: str = ""
     field: str | None = None
+    step: int | None = None
+    total: int | None = None
 
     def __post_init__(self) -> None:
         # The contract allows plain strings ("failed"); keep the enum member either way.
@@ -67,6 +70,8 @@ class NodeRunState:
             return f"{round(self.progress * 100)} %"
         if self.status in (RunStatus.CACHED, RunStatus.QUEUED, RunStatus.SKIPPED):
             return self.status.value
+        if self.status is RunStatus.CANCELLED:
+            return "cancelled" if self.step is None else f"cancelled at step {self.step}"
         return ""
 
 
@@ -89,6 +94,8 @@ def apply_event(states: Mapping[NodeId, NodeRunState], event: Event) -> dict[Nod
             out.get(event.node_id, NodeRunState(RunStatus.RUNNING)),
             status=RunStatus.RUNNING,
             progress=fraction,
+            step=event.step,
+            total=event.total,
         )
     elif isinstance(event, NodeFinished):
         status = RunStatus.CACHED if event.cached else RunStatus.DONE
@@ -98,8 +105,20 @@ def apply_event(states: Mapping[NodeId, NodeRunState], event: Event) -> dict[Nod
             RunStatus.FAILED, message=event.message, field=event.field
         )
     elif isinstance(event, NodeSkipped):
-        out[event.node_id] = NodeRunState(RunStatus.SKIPPED, message=event.reason)
+        out[event.node_id] = _skipped(out.get(event.node_id), event.reason)
     return out
+
+
+def _skipped(before: NodeRunState | None, reason: str) -> NodeRunState:
+    """A node that was running when the run was cancelled says how far it got; any other
+    skipped node says why it did not run."""
+    if before is None or before.status is not RunStatus.RUNNING:
+        return NodeRunState(RunStatus.SKIPPED, message=reason)
+    step, total = before.step, before.total
+    where = f" at step {step} of {total}" if step is not None and total else " while running"
+    return NodeRunState(
+        RunStatus.CANCELLED, before.progress, message=f"cancelled{where}", step=step, total=total
+    )
 
 
 #: The modes a seed widget offers; stored in ``node.ui["control_after_run"][param name]``.

@@ -115,3 +115,27 @@ def test_ctrl_y_redoes_as_ctrl_shift_z_does(qtbot, window):
         assert 2 in graph
         QTest.keyClick(viewport, *redo)
         assert 2 not in graph
+
+
+def test_a_sampler_cancelled_mid_run_says_at_which_step(qtbot, window):
+    graph = window.document.graph
+    sampler = graph.add_node("FakeSampler", params={"steps": 200, "delay": 0.02}, pos=(0, 0)).id
+    show = graph.add_node("ShowNumber", pos=(300, 0)).id
+    graph.connect(sampler, "INT", show, "value")
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow)
+    QTest.keyClick(window.view.viewport(), Qt.Key.Key_Return, CTRL)
+
+    def reached() -> bool:
+        state = window.scene.states.get(sampler)
+        return state is not None and (state.step or 0) >= 3
+
+    qtbot.waitUntil(reached, timeout=20_000)
+    QTest.keyClick(window.view.viewport(), Qt.Key.Key_Period, CTRL)
+    qtbot.waitUntil(lambda: not window.runs.busy, timeout=20_000)
+    state = window.scene.states[sampler]
+    assert state.status == "cancelled" and 3 <= state.step < 200
+    assert state.label == f"cancelled at step {state.step}"
+    assert state.message == f"cancelled at step {state.step} of 200"
+    assert window.scene.nodes[sampler].state_item._label == state.label
+    assert window.scene.states[show].label == "skipped"

@@ -52,8 +52,8 @@ class RunStateItem(QGraphicsItem):
         self.prepareGeometryChange()
         self._message_rect = QRectF()
         self._label = "" if self.state.message and not lay.collapsed else self.state.label
-        if self.state.status is RunStatus.SKIPPED:
-            self._label = "skipped"
+        if self.state.status in (RunStatus.SKIPPED, RunStatus.CANCELLED):
+            self._label = self.state.label
         width = s.metrics(8.5).horizontalAdvance(self._label) + 14
         self._label_rect = QRectF(lay.width - width - 6, (s.TITLE_HEIGHT - 16) / 2, width, 16)
         if self.state.status is RunStatus.FAILED and self.state.message:
