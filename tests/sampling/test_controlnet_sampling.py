@@ -13,7 +13,7 @@ from typing import Any
 import diffusers
 import torch
 
-from core.diffusion.conditioning import Area, set_area
+from core.diffusion.conditioning import Area, combine, set_area
 from core.diffusion.controlnet import ControlModel, apply_control
 from core.diffusion.controlnet.apply import percent_to_sigma
 from core.diffusion.samplers import NoiseLevels
@@ -246,3 +246,17 @@ def test_a_hint_of_another_size_is_resized_with_a_notice():
         f"The hint for a.safetensors is 40×40 pixels; it was resized to the picture's "
         f"{PIXELS}×{PIXELS}."
     ]
+
+
+def test_an_adapter_runs_once_per_area_not_once_per_step():
+    *_, adapter = _controls()
+    positive, negative = _prompts()
+    area = set_area(positive, Area(x=0, y=0, width=PIXELS // 2, height=PIXELS))
+    (pos,) = apply_control((combine(positive, area),), adapter, _hint(), 1.0)
+    runs: list[tuple[int, ...]] = []
+    handle = adapter.module.register_forward_pre_hook(lambda _, args: runs.append(args[0].shape))
+    try:
+        _run(pos, negative)
+    finally:
+        handle.remove()
+    assert sorted(shape[-1] for shape in runs) == [PIXELS // 2, PIXELS]  # 6 steps, two areas

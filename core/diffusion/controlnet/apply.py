@@ -30,6 +30,8 @@ CONTROL_SLOT = "control"
 #: How ComfyUI resizes hints to the picture: the nearest pixel, after a centred crop to the
 #: picture's aspect ratio.
 HINT_RESIZE = "nearest-exact"
+#: Prepared hints and adapter features a link keeps: one per area of a run is plenty.
+_KEEP = 8
 
 
 def percent_to_sigma(percent: float, levels: Any) -> float:
@@ -54,7 +56,8 @@ class ControlLink:
     start_percent: float = 0.0
     end_percent: float = 1.0
     previous: ControlLink | None = None
-    #: The hint (and adapter features) of the last call's size, kept for the next steps.
+    #: Hints (and adapter features) prepared for the areas of the last calls, kept for the
+    #: next steps.
     _prepared: dict = field(default_factory=dict, repr=False)
 
     def chain(self) -> Iterator[ControlLink]:
@@ -86,14 +89,18 @@ class ControlLink:
     def _hint_rows(self, call: UnetCall, rows: torch.Tensor, channels: int) -> torch.Tensor:
         """The hint for ``rows``: resized to the picture, cut to the call's area, the
         picture's batch cycled over the latent batch, in ``channels`` colour channels."""
-        key = (call.latent_size, call.box, call.downscale, call.batch, channels)
-        cached = self._prepared.get("hint")
-        if cached is None or cached[0] != key:
-            self._prepared.clear()
-            self._prepared["hint"] = (key, self._hint(call, channels))
-        hint = self._prepared["hint"][1]
+        key = ("hint", call.latent_size, call.box, call.downscale, call.batch, channels)
+        hint = self._remember(key, lambda: self._hint(call, channels))
         index = (rows.cpu() % call.batch) % hint.shape[0]
         return hint[index]
+
+    def _remember(self, key: tuple, make: Any) -> Any:
+        """``make()``, kept under ``key`` for later calls (the last few keys only)."""
+        if key not in self._prepared:
+            if len(self._prepared) >= _KEEP:
+                self._prepared.pop(next(iter(self._prepared)))
+            self._prepared[key] = make()
+        return self._prepared[key]
 
     def _hint(self, call: UnetCall, channels: int) -> torch.Tensor:
         from core.diffusion.images import resize_channels_first
@@ -151,17 +158,16 @@ class ControlLink:
         self, call: UnetCall, rows: torch.Tensor, module: Any, dtype: torch.dtype
     ) -> dict[str, Any]:
         # The adapter sees only the hint, so its features serve every step of the run.
-        key = (call.box, call.batch, rows.tolist(), str(call.x.device), dtype)
-        cached = self._prepared.get("features")
-        if cached is None or cached[0] != key:
+        key = ("features", call.latent_size, call.box, call.batch, tuple(rows.tolist()), dtype)
+
+        def features() -> list[torch.Tensor]:
             hint = self._hint_rows(call, rows, int(module.config.in_channels))
-            features = module(hint.to(call.x.device, dtype))
             # Kept in host memory, so a cached conditioning holds no device memory.
-            features = [(f * float(self.strength)).cpu() for f in features]
-            self._prepared["features"] = (key, features)
-        features = self._prepared["features"][1]
+            return [(f * float(self.strength)).cpu() for f in module(hint.to(call.x.device, dtype))]
+
+        computed = self._remember(key, features)
         return {
-            "down_intrablock_additional_residuals": [_scatter(f, rows, call.x) for f in features]
+            "down_intrablock_additional_residuals": [_scatter(f, rows, call.x) for f in computed]
         }
 
     def _check_fits(self, call: UnetCall) -> None:
