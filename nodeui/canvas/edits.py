@@ -143,6 +143,16 @@ def group(scene: GraphScene, node_ids: list[NodeId], title: str = "Group") -> in
     return command.group_id if scene.push(command) else None
 
 
+def add_group(scene: GraphScene, at: QPointF) -> int | None:
+    """Groups the selected nodes, or adds an empty group frame at ``at``; one undo step."""
+    selected = scene.selected_node_ids()
+    if selected:
+        return group(scene, selected)
+    color = GROUP_COLORS[len(scene.graph.groups) % len(GROUP_COLORS)]
+    command = GroupNodes([], "Group", color, (at.x(), at.y(), 400.0, 300.0))
+    return command.group_id if scene.push(command) else None
+
+
 def copy(scene: GraphScene, node_ids: list[NodeId]) -> bool:
     if not node_ids:
         return False

@@ -1,8 +1,8 @@
 """Right-click menus: on a node (bypass, mute, collapse, duplicate, delete; on a sampler with
 a step history, continue from the shown step; on a subgraph instance, edit its inputs and
 outputs or save it to the library), on a group (rename, colour, ungroup), on a note
-(edit, Markdown, delete), on empty canvas (add a node or a note). Each entry is one undo
-step."""
+(edit, Markdown, delete), on empty canvas (add a node, a note or a group, paste, select all,
+fit, arrange). Each edit is one undo step."""
 
 from __future__ import annotations
 
@@ -79,9 +79,25 @@ def build_menu(scene: GraphScene, pos: QPointF) -> QMenu:
         )
         menu.addAction("Delete", lambda: scene.push(RemoveNotes([note_id])))
     else:
-        menu.addAction("Add Node…\tTab", lambda: scene.paletteRequested.emit(pos, None))
-        menu.addAction("Add Note", lambda: edits.add_note(scene, pos))
+        _canvas_entries(scene, menu, pos)
     return menu
+
+
+def _canvas_entries(scene: GraphScene, menu: QMenu, pos: QPointF) -> None:
+    """Empty canvas: add, paste, select, fit and arrange."""
+    from nodeui.canvas.arrange import arrange
+
+    menu.addAction("Add Node…\tTab", lambda: scene.paletteRequested.emit(pos, None))
+    menu.addAction("Add Note", lambda: edits.add_note(scene, pos))
+    menu.addAction("Add Group", lambda: edits.add_group(scene, pos))
+    menu.addSeparator()
+    menu.addAction("Paste\tCtrl+V", lambda: edits.paste(scene, pos))
+    menu.addAction("Select All\tCtrl+A", lambda: scene.select_nodes(list(scene.nodes)))
+    menu.addSeparator()
+    view = scene.views()[0] if scene.views() else None
+    if view is not None and hasattr(view, "frame_all"):
+        menu.addAction("Fit Graph to Window\tHome", view.frame_all)
+    menu.addAction("Arrange", lambda: arrange(scene))
 
 
 def show_menu(scene: GraphScene, pos: QPointF, screen_pos: QPoint) -> QMenu:
