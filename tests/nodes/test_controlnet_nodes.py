@@ -3,6 +3,9 @@ T2I-Adapters written under real file names, and the hint-picture nodes."""
 
 from __future__ import annotations
 
+import json
+from unittest.mock import ANY as ANY_LINK
+
 import pytest
 import torch
 from safetensors.torch import save_file
@@ -13,6 +16,7 @@ from core.diffusion.model_paths import ModelPaths
 from core.engine import Executor
 from core.graph.model import Graph
 from nodes import build_registry
+from nodes.interop import open_workflow, to_comfy_api
 from tests.helpers.controlnets import (
     controlnet_ldm_tensors,
     make_tiny_adapter,
@@ -64,7 +68,15 @@ def registry(root):
     return build_registry(ModelPaths.of(root))
 
 
-def _graph(registry, ckpt=SD15, control=CANNY, apply="ControlNetApply", hint_size=64, **params):
+def _graph(
+    registry,
+    ckpt=SD15,
+    control=CANNY,
+    apply="ControlNetApply",
+    hint_size=64,
+    source="GradientImage",
+    **params,
+):
     """A txt2img graph whose conditioning goes through ``apply`` with ``control``."""
     g = Graph(registry)
     loader = g.add_node("LoadCheckpoint", params={"ckpt_name": ckpt}).id
@@ -81,7 +93,7 @@ def _graph(registry, ckpt=SD15, control=CANNY, apply="ControlNetApply", hint_siz
     g.connect(latent, "LATENT", sampler, "latent_image")
     positive, negative = (pos, "CONDITIONING"), (neg, "CONDITIONING")
     if apply:
-        picture = g.add_node("GradientImage", params={"width": hint_size, "height": hint_size}).id
+        picture = g.add_node(source, params={"width": hint_size, "height": hint_size}).id
         edges = g.add_node("Canny").id
         g.connect(picture, "IMAGE", edges, "image")
         if control.startswith("diff_"):
@@ -228,3 +240,33 @@ def test_threshold_and_resize_to_the_latent_size_prepare_hints(registry):
     binary = report.outputs[black_white][0]
     assert set(binary.unique().tolist()) == {0.0, 1.0}
     assert tuple(report.outputs[sized][0].shape) == (1, 32, 64, 3)
+
+
+def test_the_controlnet_nodes_export_to_comfyui_and_open_again(registry, tmp_path):
+    graph, sampler = _graph(
+        registry,
+        control="diff_control_sd15_depth_fp16.safetensors",
+        apply="ControlNetApplyAdvanced",
+        source="EmptyImage",  # GradientImage has no ComfyUI equivalent
+        strength=0.6,
+        start_percent=0.1,
+        end_percent=0.9,
+    )
+    prompt = to_comfy_api(graph)
+    types = {node["class_type"]: node["inputs"] for node in prompt.values()}
+    assert types["DiffControlNetLoader"]["control_net_name"] == (
+        "diff_control_sd15_depth_fp16.safetensors"
+    )
+    advanced = types["ControlNetApplyAdvanced"]
+    assert (advanced["strength"], advanced["start_percent"], advanced["end_percent"]) == (
+        0.6,
+        0.1,
+        0.9,
+    )
+    assert types["Canny"] == {"low_threshold": 0.4, "high_threshold": 0.8, "image": ANY_LINK}
+    path = tmp_path / "controlnet_api.json"
+    path.write_text(json.dumps(prompt))
+    opened = open_workflow(path, registry)
+    assert not opened.report.unknown and opened.report.warnings == ()
+    again = _sample(registry, opened.workflow.graph, sampler)[0]
+    assert torch.equal(again, _sample(registry, graph, sampler)[0])

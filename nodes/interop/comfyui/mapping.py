@@ -210,6 +210,19 @@ MAPPINGS: tuple[TypeMapping, ...] = (
         title="unCLIPConditioning",
     ),
     _map("ImageInvert", title="Invert Image"),
+    # ControlNets and T2I-Adapters (nodes.controlnet)
+    _map("ControlNetLoader", widgets=("control_net_name",), title="Load ControlNet Model"),
+    _map(
+        "DiffControlNetLoader", widgets=("control_net_name",), title="Load ControlNet Model (diff)"
+    ),
+    _map("T2IAdapterLoader", widgets=("t2i_adapter_name",), title="Load T2I-Adapter Model"),
+    _map("ControlNetApply", widgets=("strength",), title="Apply ControlNet"),
+    _map(
+        "ControlNetApplyAdvanced",
+        widgets=("strength", "start_percent", "end_percent"),
+        title="Apply ControlNet (Advanced)",
+    ),
+    _map("Canny", widgets=("low_threshold", "high_threshold"), title="Canny"),
     # masks
     _map(
         "LoadImageMask",
