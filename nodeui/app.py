@@ -37,7 +37,7 @@ def run_app(
     run exits with 0 when the run succeeded, 1 when it did not, 2 when the file is invalid.
     """
     _ensure_platform(headless=screenshot is not None)
-    from PySide6.QtCore import QTimer
+    from PySide6.QtCore import Qt, QTimer
     from PySide6.QtWidgets import QApplication
 
     from core.graph.workflow import WorkflowError
@@ -60,6 +60,7 @@ def run_app(
             window.shutdown(persist=False)
             return 2
     if scripted:
+        window.setWindowState(Qt.WindowState.WindowNoState)  # not maximised: a fixed size
         window.resize(*SCREENSHOT_SIZE)
     recovered = [] if scripted else window.recover_left_behind()
     if path is not None and not recovered:

@@ -214,9 +214,9 @@ class MainWindow(QMainWindow):
         state = self.store.value("window/state")
         if geometry is not None:
             self.restoreGeometry(geometry)
-        else:
-            em = self.fontMetrics().averageCharWidth()
-            self.resize(200 * em, 60 * self.fontMetrics().height())
+        else:  # the first start: the whole screen, so the canvas is wide enough to read
+            self.resize(self.screen().availableGeometry().size() * 0.9)
+            self.setWindowState(self.windowState() | Qt.WindowState.WindowMaximized)
         if state is not None:
             self.restoreState(state)
 

@@ -97,7 +97,8 @@ IMAGE_AREA = 200.0
 WHICH_CHIP_WIDTH = 64.0  # the x_t / x̂₀ chip of a sampler's history row
 REROUTE_RADIUS = 7.0
 GROUP_TITLE_HEIGHT = 30.0
-LOD_SIMPLE = 0.4  # below this zoom nodes draw as coloured boxes only
+LOD_SIMPLE = 0.4  # below this zoom nodes draw as coloured boxes with their title only
+FAR_TITLE_PX = 12.0  # the on-screen size of a title at those zooms
 
 
 @cache

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QPointF, QRectF, Qt
-from PySide6.QtGui import QImage, QPainter, QPainterPath, QPolygonF
+from PySide6.QtGui import QFont, QImage, QPainter, QPainterPath, QPolygonF
 from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem, QWidget
 
 from core.graph.model import Graph, NodeId
@@ -328,6 +328,7 @@ class NodeItem(QGraphicsItem):
             if node.bypassed or node.muted:
                 painter.setBrush(s.BYPASS_TINT if node.bypassed else s.MUTE_TINT)
                 painter.drawPath(self._body_path)
+            self._paint_far_title(painter, lod, node.title or spec.title)
             return
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         painter.setBrush(s.TEXT)
@@ -352,6 +353,24 @@ class NodeItem(QGraphicsItem):
             painter.setPen(s.pen("#e05252", 1.5))
             painter.setBrush(Qt.BrushStyle.NoBrush)
             painter.drawPath(self._body_path)
+
+    def _paint_far_title(self, painter: QPainter, lod: float, title: str) -> None:
+        """Zoomed far out, the node is a coloured box whose title stays legible: drawn at a
+        size that stays about ``FAR_TITLE_PX`` on screen, wrapped over the node's body."""
+        lay = self.layout
+        pixels = min(s.FAR_TITLE_PX / max(lod, 0.01), lay.width / 4)
+        font = QFont(s.font(9.5, True))
+        font.setPixelSize(max(1, round(pixels)))
+        painter.save()
+        painter.setClipPath(self._body_path)
+        painter.setFont(font)
+        painter.setPen(s.TEXT)
+        flags = int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop) | int(
+            Qt.TextFlag.TextWordWrap
+        )
+        margin = pixels / 4
+        painter.drawText(QRectF(margin, margin, lay.width - 2 * margin, lay.height), flags, title)
+        painter.restore()
 
     def _paint_rows(self, painter: QPainter) -> None:
         painter.setFont(s.font())
