@@ -48,3 +48,26 @@ def test_a_title_too_long_for_the_widest_node_loses_its_middle(qtbot, registry):
     assert item.layout.width == s.MAX_AUTO_WIDTH and item.layout.subtitle == ""
     assert item.title_text.startswith("Positive prompt") and item.title_text.endswith("final")
     assert "…" in item.title_text
+
+
+def test_a_sliders_label_stays_bright_over_its_fill(qtbot, registry):
+    from PySide6.QtCore import QRectF
+    from PySide6.QtGui import QColor, QImage, QPainter
+
+    graph = Graph(registry)
+    sampler = graph.add_node("KSampler", params={"denoise": 1.0}, pos=(0, 0)).id
+    view, _ = make_canvas(qtbot, registry, graph)
+    item = view.graph_scene.nodes[sampler]
+    row = item.layout.editor("denoise")
+    label = QRectF(row.rect.left() + 8, row.rect.top(), 50, row.rect.height())
+    area = item.mapRectToScene(label)
+    image = QImage(int(area.width() * 2), int(area.height() * 2), QImage.Format.Format_RGB32)
+    painter = QPainter(image)
+    view.graph_scene.render(painter, QRectF(image.rect()), area)
+    painter.end()
+    brightest = max(
+        QColor(image.pixel(x, y)).lightness()
+        for y in range(image.height())
+        for x in range(image.width())
+    )
+    assert brightest >= s.TEXT.lightness() - 30  # the label, not dimmed into the blue fill

@@ -120,6 +120,15 @@ def paint_editor(painter: QPainter, row: EditorRow, texts: EditorTexts) -> None:
             painter.drawText(arrow, _CENTER, "▾")
     painter.setPen(s.TEXT_DIM)
     painter.drawText(inner, _LEFT, texts.name)
+    if row.kind == SLIDER and texts.fraction > 0:
+        # Over the slider's fill the label is drawn bright, so the fill never hides it.
+        painter.save()
+        painter.setClipRect(
+            QRectF(rect.left(), rect.top(), rect.width() * texts.fraction, rect.height())
+        )
+        painter.setPen(s.TEXT)
+        painter.drawText(inner, _LEFT, texts.name)
+        painter.restore()
     painter.setPen(s.TEXT)
     painter.drawText(inner, _RIGHT, texts.value)
     if row.mode_rect is not None:
