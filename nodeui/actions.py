@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QMainWindow, QMenu, QToolBar, QToolButton
+from PySide6.QtWidgets import QMainWindow, QMenu, QSpinBox, QToolBar, QToolButton
 
 
 @dataclass(frozen=True)
@@ -118,6 +118,15 @@ class EditorActions:
         run_button = self.toolbar.widgetForAction(run)
         if isinstance(run_button, QToolButton):
             run_button.setObjectName("runButton")
+        self.batch_count = QSpinBox()
+        self.batch_count.setObjectName("batchCount")
+        self.batch_count.setRange(1, 1000)
+        self.batch_count.setPrefix("× ")
+        self.batch_count.setToolTip(
+            "Batch count: Run queues the graph this many times, applying each seed's after-run "
+            "mode (randomize, increment) between them"
+        )
+        self.toolbar.insertWidget(self.by_name["cancel"], self.batch_count)
         window.addToolBar(self.toolbar)
 
     def _make(self, spec: ActionSpec) -> QAction:

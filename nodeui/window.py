@@ -346,16 +346,22 @@ class MainWindow(QMainWindow):
 
     # --- running ---------------------------------------------------------------------------
 
-    def run_graph(self) -> QueuedRun:
+    def run_graph(self, count: int | None = None) -> QueuedRun:
         """Queues a snapshot of the graph, then applies the seeds' after-run modes, unless
-        validation will refuse the run: a run that never starts leaves the seeds alone."""
+        validation will refuse the run: a run that never starts leaves the seeds alone.
+
+        ``count`` runs (default: the toolbar's batch count) are queued, the seeds' modes
+        applied after each, as a queued run is repeated in other tools; returns the last."""
         document = self.document
-        data = snapshot(document, self.view_state())
+        count = count or self.actions.batch_count.value()
         starts = not Executor(document.graph.registry).validate(document.graph)
-        run = self.runs.enqueue(data, document, label=f"{document.title}")
-        command = controls_after_run(document.graph) if starts else None
-        if command is not None:
-            push_command(document.undo_stack, document.graph, command)
+        for number in range(count):
+            data = snapshot(document, self.view_state())
+            label = document.title if count == 1 else f"{document.title} ({number + 1}/{count})"
+            run = self.runs.enqueue(data, document, label=label)
+            command = controls_after_run(document.graph) if starts else None
+            if command is not None:
+                push_command(document.undo_stack, document.graph, command)
         self.show_status(f"Queued {run.label}")
         return run
 
