@@ -19,9 +19,11 @@ from PySide6.QtWidgets import QDockWidget, QInputDialog
 
 from core.engine import CancelToken, Progress
 from core.engine.sweep import SweepError, make_axis, make_sweep, split_values
+from core.graph.workflow import from_dict, to_dict
 from core.sweep_command import SweepRequest, execute
 from core.sweep_output import SweepResult
 from nodeui.panels.sweep import SweepPanel
+from nodeui.worker import _apply_dtype as apply_dtype
 
 
 def new_sweep_folder(output_dir: Path) -> Path:
@@ -127,9 +129,13 @@ class SweepController(QObject):
         if panel.cluster.isChecked() and not address:
             panel.show_status("Set the Ray cluster's address in Settings to run on a cluster")
             return False
+        graph = window.document.graph
+        if window.runs.dtype != "auto":  # the Settings' precision, as a queued run gets it
+            graph = from_dict(to_dict(graph), graph.registry).graph
+            apply_dtype(graph, window.runs.dtype)
         try:
             plan = make_sweep(
-                window.document.graph,
+                graph,
                 panel.axes,
                 panel.combine,
                 panel.batch.value(),

@@ -12,6 +12,7 @@ from PySide6.QtCore import QPoint, QPointF, Qt, QTimer
 from PySide6.QtGui import QContextMenuEvent
 from PySide6.QtWidgets import QApplication, QInputDialog, QLabel, QMenu
 
+from core.graph.png import read_text_chunks
 from core.graph.workflow import save_workflow
 from nodeui.documents import RecoveryStore
 from nodeui.settings import open_settings
@@ -146,3 +147,16 @@ def test_the_ray_address_is_a_setting_kept_between_sessions(qtbot, tmp_path):
     assert EditorSettings.load(open_settings(tmp_path / "settings.ini")).ray_address == (
         "ray://head:10001"
     )
+
+
+def test_the_sweep_uses_the_precision_from_the_settings(qtbot, window):
+    controller = window.sweeps
+    assert controller.add_axis(3, "seed", "0,1")
+    window.runs.dtype = "float16"
+    with qtbot.waitSignal(controller.finished, timeout=60_000) as finished:
+        qtbot.mouseClick(controller.panel.run_button, Qt.MouseButton.LeftButton)
+    picture = finished.args[0].files[0]
+    embedded = json.loads(read_text_chunks(picture.read_bytes())[toy.WORKFLOW_KEY])
+    loader = next(n for n in embedded["nodes"] if n["type"] == "Load")
+    assert loader["params"]["dtype"] == "float16"
+    assert window.document.graph.node(1).params["dtype"] == "auto"  # the document is unchanged

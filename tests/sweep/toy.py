@@ -36,7 +36,7 @@ class ToyModel:
         return MODEL_BYTES
 
 
-def _load(ctx: Any, ckpt_name: str) -> ToyModel:
+def _load(ctx: Any, ckpt_name: str, dtype: str = "auto") -> ToyModel:
     CALLS["Load"] += 1
     return ToyModel(ckpt_name)
 
@@ -94,7 +94,10 @@ def registry() -> NodeRegistry:
                 "Load",
                 "toy",
                 _load,
-                (WidgetInput("ckpt_name", t.COMBO, "a", choices=("a", "b", "c")),),
+                (
+                    WidgetInput("ckpt_name", t.COMBO, "a", choices=("a", "b", "c")),
+                    WidgetInput("dtype", t.COMBO, "auto", choices=("auto", "float32", "float16")),
+                ),
                 (Output("MODEL", "MODEL"),),
             ),
             NodeSpec(
