@@ -92,6 +92,14 @@ def run_command(
     except SweepError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if request.ray:  # join the cluster first: a wrong address is said before any progress
+        from core.engine.sweep_ray import connect
+
+        try:
+            connect(request.ray)
+        except SweepError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     stats = plan.stats
     where = f"on Ray ({request.ray})" if request.ray else "here"
     print(
