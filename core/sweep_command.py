@@ -39,8 +39,11 @@ def plan_sweep(
     graph: Graph, view: dict[str, Any], request: SweepRequest, base: Path | None = None
 ) -> SweepPlan:
     """The plan for ``request`` over ``graph``; raises ``SweepError`` with a one-line reason."""
-    if not request.axes:
-        raise SweepError("give at least one --axis NODE.PARAM=VALUES, e.g. --axis 5.seed=0..3")
+    if not request.axes and request.batch_count == 1:
+        raise SweepError(
+            "give at least one --axis NODE.PARAM=VALUES (e.g. --axis 5.seed=0..3) "
+            "or a --batch-count above 1"
+        )
     axes = [parse_axis(text, graph, base) for text in request.axes]
     mode = ZIP if request.zip else PRODUCT
     return make_sweep(graph, axes, mode, request.batch_count, view)

@@ -163,3 +163,15 @@ def test_an_invalid_run_is_refused_before_anything_runs(graph):
     graph.set_param(3, "cfg", 99.0)  # out of range for every run
     with pytest.raises(SweepError, match=r"run 3.seed=1 is not valid: .*cfg.*1 more run"):
         make_sweep(graph, [axis])
+
+
+def test_a_batch_without_axes_repeats_the_workflow_with_its_seed_mode(graph):
+    from core.engine.sweep_runs import SweepWorker, run_locally
+
+    graph.set_node_attribute(3, "ui", {"control_after_run": {"seed": "increment"}})
+    graph.set_param(3, "seed", 7)
+    plan = make_sweep(graph, [], batch_count=3)
+    assert [r.values for r in plan.runs] == [(), ((3, "seed", 8),), ((3, "seed", 9),)]
+    assert plan.grid_shape() == (1, 1, 3)
+    outputs = list(run_locally(plan, SweepWorker(graph.registry)))
+    assert [o.status for o in outputs] == ["ok"] * 3 and len({o.files for o in outputs}) == 3
