@@ -23,7 +23,7 @@ import json
 import math
 import random
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -135,7 +135,6 @@ class SweepPlan:
     #: Whether a planned node loads a model (a worker should get a GPU when there is one).
     uses_models: bool = False
     outputs: tuple[NodeId, ...] | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def run(self, index: int) -> SweepRun:
         for run in self.runs:
@@ -331,7 +330,7 @@ def expand_runs(
     total = len(combos) * batch_count
     if total > MAX_RUNS:
         raise SweepError(f"the sweep has {total:,} runs, more than {MAX_RUNS:,}: use fewer values")
-    seeds = _seed_widgets(graph, {(a.node_id, a.param) for a in axes})
+    seeds = _seed_widgets(graph)
     rng = random.Random(seed)
     runs = []
     for repeat in range(batch_count):
@@ -361,7 +360,7 @@ def expand_runs(
     return runs
 
 
-def _seed_widgets(graph: Graph, swept: set[tuple[NodeId, str]]) -> list[tuple[NodeId, Any, str]]:
+def _seed_widgets(graph: Graph) -> list[tuple[NodeId, Any, str]]:
     """Unlinked seed widgets with their after-run mode, in node order."""
     out = []
     for node in graph:
