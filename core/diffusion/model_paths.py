@@ -4,9 +4,9 @@ A root may be a ``models`` folder (``checkpoints/``, ``vae/``, ``loras/``, ``emb
 ``upscale_models/``, ``clip_vision/``, ``ipadapter/``, ``style_models/``, ``controlnet/``,
 ``t2i_adapter/``), a ComfyUI installation (the same under ``models/``) or an AUTOMATIC1111
 installation (``models/Stable-diffusion``, ``models/VAE``, ``models/Lora``, ``embeddings``,
-``models/ESRGAN``, ``models/RealESRGAN``, ``models/ControlNet``). Names are paths relative to a kind's folder with
-``/`` separators, as loader nodes show and workflows store them; a diffusers pipeline folder is
-listed as one checkpoint name.
+``models/ESRGAN``, ``models/RealESRGAN``, ``models/ControlNet``). Names are paths relative to a
+kind's folder with ``/`` separators, as loader nodes show and workflows store them; a diffusers
+pipeline folder is listed as one checkpoint name.
 """
 
 from __future__ import annotations

@@ -183,7 +183,7 @@ def test_unknown_architectures(tiny_pipelines, tmp_path):
     }
     save_file(refiner, tmp_path / "refiner.safetensors")
     # Recognised as a refiner by its text encoder, but a base UNet cannot take five numbers.
-    with pytest.raises(ModelLoadError, match="SDXL UNet that does not fit.*5 size numbers"):
+    with pytest.raises(ModelLoadError, match=r"SDXL UNet that does not fit.*5 size numbers"):
         load_checkpoint(tmp_path / "refiner.safetensors")
 
     damaged = ldm_state_dict(tiny_pipelines["sd1"])
