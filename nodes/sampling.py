@@ -161,6 +161,27 @@ def _interval_problems(params: Mapping[str, Any]) -> Iterable[tuple[str, str]]:
             yield "sigma_low", problem
 
 
+# ModelSamplingDiscrete's choices, in ComfyUI's order, and the prediction type each reads the
+# UNet's output as ("lcm" has none yet).
+MODEL_SAMPLINGS: tuple[str, ...] = ("eps", "v_prediction", "lcm", "x0")
+_PREDICTIONS = {"eps": "epsilon", "v_prediction": "v_prediction", "x0": "sample"}
+_LCM_UNSUPPORTED = "LCM model sampling is not supported yet; use eps, v_prediction or x0"
+
+
+def _model_sampling_discrete(ctx: Any, model: Any, sampling: str, zsnr: bool) -> Any:
+    from core.diffusion.families import PredictionType
+    from core.engine import NodeError
+
+    if sampling not in _PREDICTIONS:
+        raise NodeError(_LCM_UNSUPPORTED, field="sampling")
+    return model.with_model_sampling(PredictionType(_PREDICTIONS[sampling]), bool(zsnr))
+
+
+def _model_sampling_problems(params: Mapping[str, Any]) -> Iterable[tuple[str, str]]:
+    if params.get("sampling") == "lcm":
+        yield "sampling", _LCM_UNSUPPORTED
+
+
 _MODEL_INPUTS = (
     SocketInput("model", t.MODEL, description="the diffusion model (UNet) that denoises"),
     SocketInput("positive", t.CONDITIONING, description="the prompt to follow (CLIP Text Encode)"),
@@ -321,5 +342,34 @@ SPECS = (
         "decides what is drawn and drop it in the last, nearly clean steps, where it only "
         "exaggerates detail; it also makes those steps faster.",
         check=_interval_problems,
+    ),
+    NodeSpec(
+        "ModelSamplingDiscrete",
+        "ModelSamplingDiscrete",
+        "advanced/model",
+        _model_sampling_discrete,
+        inputs=(
+            SocketInput("model", t.MODEL),
+            WidgetInput(
+                "sampling",
+                t.COMBO,
+                "eps",
+                choices=MODEL_SAMPLINGS,
+                description="what the UNet predicts: the noise (eps), the velocity "
+                "(v_prediction) or the clean image (x0)",
+            ),
+            WidgetInput(
+                "zsnr",
+                t.BOOLEAN,
+                False,
+                description="zero terminal SNR: rescale the noise levels so the last is pure "
+                "noise (for models trained that way)",
+            ),
+        ),
+        outputs=(Output("MODEL", t.MODEL),),
+        description="Samples the model as predicting another quantity than its checkpoint "
+        "says (eps, v_prediction or x0), optionally on zero-terminal-SNR noise levels "
+        "(Lin et al. 2024); the input model is left as it is and the weights are shared.",
+        check=_model_sampling_problems,
     ),
 )

@@ -24,10 +24,12 @@ class ModelFamily(StrEnum):
 
 
 class PredictionType(StrEnum):
-    """What the UNet predicts: the noise ε (DDPM) or the velocity v (Salimans & Ho, 2022)."""
+    """What the UNet predicts: the noise ε (DDPM), the velocity v (Salimans & Ho, 2022) or
+    the clean sample x₀ itself (diffusers' ``sample``)."""
 
     EPSILON = "epsilon"
     V_PREDICTION = "v_prediction"
+    SAMPLE = "sample"
 
 
 class ClipLayout(StrEnum):

@@ -162,6 +162,16 @@ class DiffusionModel(HoldsTensors):
             raise ValueError(problem)
         return replace(self, guidance_interval=(float(low), float(high)))
 
+    def with_model_sampling(self, prediction: PredictionType, zero_snr: bool) -> DiffusionModel:
+        """This model read as predicting ``prediction``, on the zero-terminal-SNR noise levels
+        when ``zero_snr`` (Lin et al. 2024); the UNet is shared, not copied."""
+        config = {
+            **self.scheduler_config,
+            "prediction_type": str(prediction),
+            "rescale_betas_zero_snr": bool(zero_snr),
+        }
+        return replace(self, prediction=prediction, scheduler_config=config)
+
     @property
     def preview(self) -> LatentRgb:
         """The projection live previews use: the model's own factors, else its family's."""

@@ -127,8 +127,11 @@ def predicted_x0(
     noise level σ.
 
     With ᾱ = 1/(1+σ²): ε-prediction x̂₀ = (x − √(1−ᾱ)ε)/√ᾱ (Ho et al. 2020, eq. 15);
-    v-prediction x̂₀ = √ᾱ·x − √(1−ᾱ)·v (Salimans & Ho 2022, §4).
+    v-prediction x̂₀ = √ᾱ·x − √(1−ᾱ)·v (Salimans & Ho 2022, §4); an x₀-predicting model's
+    output is x̂₀.
     """
+    if prediction is PredictionType.SAMPLE:
+        return output
     scale = math.sqrt(1.0 + sigma * sigma)
     if prediction is PredictionType.V_PREDICTION:
         return (model_input - sigma * output) / scale

@@ -218,3 +218,34 @@ def test_guidance_interval_node_limits_the_models_guidance(registry):
     [problem] = info.value.problems
     assert problem.node_id == interval and problem.field == "sigma_low"
     assert "below sigma_high" in problem.message
+
+
+def test_model_sampling_discrete_node_reads_the_model_as_another_prediction(registry, root):
+    from core.diffusion.families import PredictionType
+
+    g, load, _ = _encode_graph(registry)
+    node = g.add_node("ModelSamplingDiscrete", params={"sampling": "v_prediction"}).id
+    g.connect(load, "MODEL", node, "model")
+    assert [i.name for i in registry.get("ModelSamplingDiscrete").inputs] == [
+        "model",
+        "sampling",
+        "zsnr",
+    ]
+    executor = Executor(registry)
+    report = executor.run(g, outputs=[load, node], device="cpu")
+    plain = report.outputs[load][0]
+    [v_model] = report.outputs[node]
+    assert v_model.prediction is PredictionType.V_PREDICTION and v_model.unet is plain.unet
+    assert plain.prediction is PredictionType.EPSILON
+    assert not plain.scheduler_config.get("rescale_betas_zero_snr")
+    g.set_param(node, "sampling", "x0")
+    g.set_param(node, "zsnr", True)
+    [x0] = executor.run(g, outputs=[node], device="cpu").outputs[node]
+    assert x0.prediction is PredictionType.SAMPLE and x0.scheduler_config["rescale_betas_zero_snr"]
+    # LCM model sampling is refused before anything runs, naming the field.
+    g.set_param(node, "sampling", "lcm")
+    with pytest.raises(ValidationError) as info:
+        executor.run(g, outputs=[node], device="cpu")
+    [problem] = info.value.problems
+    assert problem.node_id == node and problem.field == "sampling"
+    assert "LCM model sampling is not supported yet" in problem.message

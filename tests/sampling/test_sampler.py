@@ -10,10 +10,12 @@ from core.diffusion.conditioning import Area, Conditioning, ConditioningEntry, s
 from core.diffusion.families import PredictionType
 from core.diffusion.models import DiffusionModel
 from core.diffusion.samplers import SAMPLERS
+from core.diffusion.samplers.schedules import NoiseLevels
 from core.diffusion.sampling import (
     SamplerSettings,
     SamplerStep,
     denoise_window,
+    predicted_x0,
     sample,
     seeded_noise,
     step_seed,
@@ -294,3 +296,40 @@ def test_v_prediction_reaches_the_denoised_estimate(setup) -> None:
     eps = sample(model, positive, negative, torch.zeros(LATENT), settings)
     v = sample(v_model, positive, negative, torch.zeros(LATENT), settings)
     assert not torch.allclose(eps, v)
+
+
+def test_model_sampling_reads_the_same_unet_as_another_prediction(setup) -> None:
+    model, positive, negative = setup
+    settings = SamplerSettings("euler", "normal", 3, 5.0, 1)
+    config = dict(model.scheduler_config)
+    v_model = model.with_model_sampling(PredictionType.V_PREDICTION, False)
+    assert v_model.unet is model.unet and v_model.prediction is PredictionType.V_PREDICTION
+    assert model.prediction is PredictionType.EPSILON and dict(model.scheduler_config) == config
+    loaded_v = type(model)(
+        model.unet,
+        model.family,
+        PredictionType.V_PREDICTION,
+        {**config, "prediction_type": "v_prediction"},
+    )
+    eps = sample(model, positive, negative, torch.zeros(LATENT), settings)
+    v = sample(v_model, positive, negative, torch.zeros(LATENT), settings)
+    assert not torch.allclose(eps, v)
+    assert torch.equal(v, sample(loaded_v, positive, negative, torch.zeros(LATENT), settings))
+    # An x0-predicting model's output is the denoised estimate itself.
+    x0 = model.with_model_sampling(PredictionType.SAMPLE, False)
+    assert not torch.allclose(sample(x0, positive, negative, torch.zeros(LATENT), settings), eps)
+    out = torch.randn(LATENT)
+    assert torch.equal(predicted_x0(torch.randn(LATENT), out, 3.0, PredictionType.SAMPLE), out)
+
+
+def test_model_sampling_zsnr_ends_the_noise_levels_at_pure_noise(setup) -> None:
+    model, _, _ = setup
+    plain = NoiseLevels.from_config(model.scheduler_config)
+    zsnr = model.with_model_sampling(PredictionType.EPSILON, True)
+    levels = NoiseLevels.from_config(zsnr.scheduler_config)
+    assert plain.sigma_max < 20 and levels.sigma_max > 4000
+    assert (
+        "rescale_betas_zero_snr" not in model.scheduler_config
+        or not model.scheduler_config["rescale_betas_zero_snr"]
+    )
+    assert torch.equal(NoiseLevels.from_config(model.scheduler_config).sigmas, plain.sigmas)
