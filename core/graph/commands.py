@@ -179,24 +179,43 @@ class SetParam(Command):
 
 class MoveNodes(Command):
     """Moves nodes to new positions. Consecutive moves of the same nodes merge (one drag is
-    one step); give each drag its own ``gesture`` token to keep separate drags apart."""
+    one step); give each drag its own ``gesture`` token to keep separate drags apart.
+
+    ``groups`` changes groups with the move, by id (``{"nodes": …, "rect": …}``): a node
+    dropped into a group's frame joins it, one dragged out leaves, in the same undo step."""
 
     text = "Move"
 
     def __init__(
-        self, positions: Mapping[NodeId, tuple[float, float]], gesture: object = None
+        self,
+        positions: Mapping[NodeId, tuple[float, float]],
+        gesture: object = None,
+        groups: Mapping[int, Mapping[str, Any]] | None = None,
     ) -> None:
         self.positions = {nid: (float(x), float(y)) for nid, (x, y) in positions.items()}
         self.gesture = gesture
+        self.groups = {gid: dict(changes) for gid, changes in (groups or {}).items()}
         self._old: dict[NodeId, tuple[float, float]] = {}
+        self._old_groups: dict[int, dict[str, Any]] = {}
 
     def do(self, graph: Graph) -> None:
         old = {nid: graph.node(nid).pos for nid in self.positions}
+        for gid in self.groups:
+            if gid not in graph.groups:
+                graph.update_group(gid)  # raises before anything changes
+        old_groups = {
+            gid: {k: getattr(graph.groups[gid], k) for k in changes}
+            for gid, changes in self.groups.items()
+        }
         for nid, pos in self.positions.items():
             graph.set_node_attribute(nid, "pos", pos)
-        self._old = old
+        for gid, changes in self.groups.items():
+            graph.update_group(gid, **changes)
+        self._old, self._old_groups = old, old_groups
 
     def undo(self, graph: Graph) -> None:
+        for gid, changes in self._old_groups.items():
+            graph.update_group(gid, **changes)
         for nid, pos in self._old.items():
             graph.set_node_attribute(nid, "pos", pos)
 
@@ -207,6 +226,13 @@ class MoveNodes(Command):
             and newer.gesture == self.gesture
         ):
             self.positions = dict(newer.positions)
+            for gid, changes in newer.groups.items():
+                # The group as it was before this step is what undo must bring back.
+                before = newer._old_groups.get(gid, {})
+                kept = self._old_groups.setdefault(gid, {})
+                for key, value in before.items():
+                    kept.setdefault(key, value)
+                self.groups.setdefault(gid, {}).update(changes)
             return True
         return False
 
@@ -222,13 +248,17 @@ _ATTRIBUTE_TEXTS = {
 
 
 class SetNodeAttribute(Command):
-    """Sets bypassed, muted, collapsed, title or size on several nodes at once."""
+    """Sets bypassed, muted, collapsed, title or size on several nodes at once. Edits of the
+    same attribute of the same nodes with one (non-None) ``gesture`` token merge: a resize
+    drag is one undo step."""
 
-    def __init__(self, node_ids: Iterable[NodeId], attribute: str, value: Any) -> None:
+    def __init__(
+        self, node_ids: Iterable[NodeId], attribute: str, value: Any, gesture: object = None
+    ) -> None:
         if attribute not in _ATTRIBUTE_TEXTS:
             raise ValueError(f"{attribute!r} cannot be set with SetNodeAttribute")
         self.node_ids = sorted(set(node_ids))
-        self.attribute, self.value = attribute, value
+        self.attribute, self.value, self.gesture = attribute, value, gesture
         self.text = _ATTRIBUTE_TEXTS[attribute]
         self._old: dict[NodeId, Any] = {}
 
@@ -241,6 +271,17 @@ class SetNodeAttribute(Command):
     def undo(self, graph: Graph) -> None:
         for nid, value in self._old.items():
             graph.set_node_attribute(nid, self.attribute, value)
+
+    def merge(self, newer: Command) -> bool:
+        if (
+            isinstance(newer, SetNodeAttribute)
+            and self.gesture is not None
+            and newer.gesture == self.gesture
+            and (newer.node_ids, newer.attribute) == (self.node_ids, self.attribute)
+        ):
+            self.value = newer.value
+            return True
+        return False
 
 
 class GroupNodes(Command):

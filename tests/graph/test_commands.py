@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 from core.graph import commands as c
 from core.graph.errors import GraphError
-from core.graph.model import Graph
+from core.graph.model import Graph, Group
 from tests.graph.registry import make_registry
 
 
@@ -71,6 +71,45 @@ def test_moves_merge_within_a_gesture_only():
     assert graph.node(1).pos == (4.0, 4.0)
     stack.undo()
     assert graph.node(1).pos == (0.0, 0.0)
+
+
+def test_a_move_that_joins_a_group_is_one_step_with_the_drag():
+    graph = _graph()
+    graph.add_group(Group(1, "Inputs", frozenset({1}), rect=(0, 0, 100, 100)))
+    stack = c.UndoStack(graph)
+    stack.push(c.MoveNodes({3: (300, 0)}, gesture="drag"))
+    stack.push(c.MoveNodes({3: (20, 20)}, gesture="drag"))
+    joined = {1: {"nodes": frozenset({1, 3}), "rect": (0, 0, 300, 200)}}
+    stack.push(c.MoveNodes({3: (20, 20)}, gesture="drag", groups=joined))
+    assert len(stack) == 1
+    assert graph.groups[1].nodes == {1, 3} and graph.groups[1].rect == (0, 0, 300, 200)
+    stack.undo()
+    assert graph.node(3).pos == (400.0, 0.0)
+    assert graph.groups[1].nodes == {1} and graph.groups[1].rect == (0, 0, 100, 100)
+    stack.redo()
+    assert graph.groups[1].nodes == {1, 3} and graph.node(3).pos == (20.0, 20.0)
+
+
+def test_a_move_naming_a_missing_group_changes_nothing():
+    graph = _graph()
+    with pytest.raises(GraphError):
+        c.UndoStack(graph).push(c.MoveNodes({1: (9, 9)}, groups={7: {"nodes": frozenset()}}))
+    assert graph.node(1).pos == (0.0, 0.0)
+
+
+def test_resizes_merge_within_a_gesture_only():
+    graph = _graph()
+    stack = c.UndoStack(graph)
+    for w in (250, 260, 300):
+        stack.push(c.SetNodeAttribute([2], "size", (w, 100), gesture="resize-1"))
+    assert len(stack) == 1 and graph.node(2).size == (300, 100)
+    stack.push(c.SetNodeAttribute([2], "size", (400, 100), gesture="resize-2"))
+    stack.push(c.SetNodeAttribute([2], "bypassed", True))
+    stack.push(c.SetNodeAttribute([2], "bypassed", False))
+    assert len(stack) == 4  # without a token, edits stay apart
+    for _ in range(4):
+        stack.undo()
+    assert graph.node(2).size is None
 
 
 def test_paste_of_many_nodes_is_one_step_and_keeps_input_links_on_request():
