@@ -10,170 +10,68 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
 from core.graph import errors as e
 from core.graph import types as t
+
+# The graph's parts and its change events have modules of their own; every name stays
+# importable from here, where most code has always found them.
+from core.graph.changes import (
+    GraphChange,
+    GroupAdded,
+    GroupChanged,
+    GroupRemoved,
+    LinkAdded,
+    LinkRemoved,
+    NodeAdded,
+    NodeChanged,
+    NodeRemoved,
+    NoteAdded,
+    NoteChanged,
+    NoteRemoved,
+    Observer,
+    ParamChanged,
+)
+from core.graph.elements import (
+    BOUNDARY_IDS,
+    SUBGRAPH_INPUTS_ID,
+    SUBGRAPH_OUTPUTS_ID,
+    Group,
+    Link,
+    Node,
+    NodeId,
+    Note,
+)
 from core.graph.spec import REROUTE, NodeRegistry, NodeSpec, WidgetInput
 
-NodeId = int
-
-#: The ids of a subgraph definition's boundary nodes inside its graph (ComfyUI uses the same).
-SUBGRAPH_INPUTS_ID = -10
-SUBGRAPH_OUTPUTS_ID = -20
-BOUNDARY_IDS = (SUBGRAPH_INPUTS_ID, SUBGRAPH_OUTPUTS_ID)
-
-
-@dataclass
-class Node:
-    """One node instance. Mutated only through ``Graph`` so observers hear every change."""
-
-    id: NodeId
-    type_id: str
-    params: dict[str, Any] = field(default_factory=dict)
-    pos: tuple[float, float] = (0.0, 0.0)
-    size: tuple[float, float] | None = None
-    title: str | None = None
-    bypassed: bool = False
-    muted: bool = False
-    collapsed: bool = False
-    #: Editor-only settings saved with the node, e.g. {"control_after_run": {"seed": "fixed"}}.
-    ui: dict[str, Any] = field(default_factory=dict)
-    #: The spec of a node type this install lacks, rebuilt from the file (see placeholder_spec).
-    placeholder: NodeSpec | None = None
-
-    def snapshot(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "type": self.type_id,
-            "params": copy.deepcopy(self.params),
-            "pos": tuple(self.pos),
-            "size": None if self.size is None else tuple(self.size),
-            "title": self.title,
-            "bypassed": self.bypassed,
-            "muted": self.muted,
-            "collapsed": self.collapsed,
-            "ui": copy.deepcopy(self.ui),
-            "placeholder": self.placeholder is not None,
-        }
-
-
-@dataclass(frozen=True)
-class Link:
-    """From output ``src_output`` of node ``src`` to input ``dst_input`` of node ``dst``."""
-
-    src: NodeId
-    src_output: str
-    dst: NodeId
-    dst_input: str
-
-
-@dataclass(frozen=True)
-class Group:
-    """A titled, coloured frame; its member nodes move with it."""
-
-    id: int
-    title: str
-    nodes: frozenset[NodeId]
-    color: str = "#3f5f7f"
-    rect: tuple[float, float, float, float] | None = None
-
-
-@dataclass(frozen=True)
-class Note:
-    """A text note on the canvas, for the people reading the graph: saved with it, never
-    planned or run. ``markdown`` notes are shown as formatted text."""
-
-    id: int
-    text: str
-    pos: tuple[float, float] = (0.0, 0.0)
-    size: tuple[float, float] = (260.0, 120.0)
-    markdown: bool = False
-
-
-# --- change events ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class NodeAdded:
-    node_id: NodeId
-
-
-@dataclass(frozen=True)
-class NodeRemoved:
-    node_id: NodeId
-
-
-@dataclass(frozen=True)
-class NodeChanged:
-    """A node attribute other than its params changed (pos, size, title, flags)."""
-
-    node_id: NodeId
-    attribute: str
-
-
-@dataclass(frozen=True)
-class ParamChanged:
-    node_id: NodeId
-    name: str
-
-
-@dataclass(frozen=True)
-class LinkAdded:
-    link: Link
-
-
-@dataclass(frozen=True)
-class LinkRemoved:
-    link: Link
-
-
-@dataclass(frozen=True)
-class GroupAdded:
-    group_id: int
-
-
-@dataclass(frozen=True)
-class GroupRemoved:
-    group_id: int
-
-
-@dataclass(frozen=True)
-class GroupChanged:
-    group_id: int
-
-
-@dataclass(frozen=True)
-class NoteAdded:
-    note_id: int
-
-
-@dataclass(frozen=True)
-class NoteRemoved:
-    note_id: int
-
-
-@dataclass(frozen=True)
-class NoteChanged:
-    note_id: int
-
-
-GraphChange = (
-    NodeAdded
-    | NodeRemoved
-    | NodeChanged
-    | ParamChanged
-    | LinkAdded
-    | LinkRemoved
-    | GroupAdded
-    | GroupRemoved
-    | GroupChanged
-    | NoteAdded
-    | NoteRemoved
-    | NoteChanged
-)
-Observer = Callable[[GraphChange], None]
+__all__ = [
+    "BOUNDARY_IDS",
+    "SUBGRAPH_INPUTS_ID",
+    "SUBGRAPH_OUTPUTS_ID",
+    "Graph",
+    "GraphChange",
+    "Group",
+    "GroupAdded",
+    "GroupChanged",
+    "GroupRemoved",
+    "Link",
+    "LinkAdded",
+    "LinkRemoved",
+    "Node",
+    "NodeAdded",
+    "NodeChanged",
+    "NodeId",
+    "NodeRemoved",
+    "Note",
+    "NoteAdded",
+    "NoteChanged",
+    "NoteRemoved",
+    "Observer",
+    "ParamChanged",
+    "SubgraphLibrary",
+]
 
 
 class SubgraphLibrary:
