@@ -44,9 +44,20 @@ ROOTS_ENVIRONMENT = "LATENTLOOM_MODEL_ROOTS"
 def default_model_roots(extra: Sequence[str | Path] = ()) -> list[Path]:
     """Model roots in search order: ``extra`` (settings, ``--models``), then
     ``$LATENTLOOM_MODEL_ROOTS``, then ``./models``, then the shipped demo model."""
+    extra_roots = [Path(p).expanduser().absolute() for p in extra]
+    return [*extra_roots, *(root for root, _ in builtin_model_roots())]
+
+
+def builtin_model_roots() -> list[tuple[Path, str]]:
+    """The roots searched after the user's own folders, in order, each with where it comes
+    from (the Settings dialog lists them, since the user cannot remove them there)."""
     from_environment = [p for p in os.environ.get(ROOTS_ENVIRONMENT, "").split(os.pathsep) if p]
-    roots = (*extra, *from_environment, "models", SHIPPED_MODELS)
-    return [Path(p).expanduser().absolute() for p in roots]
+    sources = [
+        *((root, f"${ROOTS_ENVIRONMENT}") for root in from_environment),
+        ("models", "the working folder's models"),
+        (SHIPPED_MODELS, "the shipped demo model"),
+    ]
+    return [(Path(root).expanduser().absolute(), why) for root, why in sources]
 
 
 def build_registry(

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from PySide6.QtCore import QSettings, Signal
+from PySide6.QtCore import QSettings, Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLineEdit,
     QListWidget,
+    QListWidgetItem,
     QPushButton,
     QSpinBox,
     QTabWidget,
@@ -46,6 +47,9 @@ DTYPES = ("auto", "float32", "bfloat16", "float16")
 PREVIEW_MODES = ("latent", "vae", "off")
 GIB = 1024**3
 MAX_RECENT = 10
+#: Item data of the model folder list: the user's folder, or a default root's path.
+_FOLDER_ROLE = Qt.ItemDataRole.UserRole
+_DEFAULT_ROLE = Qt.ItemDataRole.UserRole + 1
 
 
 def open_settings(path: str | os.PathLike[str] | None = None) -> QSettings:
@@ -167,17 +171,34 @@ class SettingsDialog(QDialog):
         parent: QWidget | None = None,
         packs: Sequence[PackReport] = (),
         locked_packs: Sequence[str] = (),
+        default_folders: Sequence[tuple[str | Path, str]] | None = None,
     ) -> None:
         """``packs``: the installed node packs to list; ``locked_packs``: those disabled from
-        outside the editor, which the page shows but cannot switch on."""
+        outside the editor, which the page shows but cannot switch on; ``default_folders``:
+        the model roots searched after the user's, each with where it comes from (default:
+        ``nodes.builtin_model_roots()``)."""
         super().__init__(parent)
         self.setWindowTitle("Settings")
         self._initial = settings
         self.folders = QListWidget()
-        self.folders.addItems(list(settings.model_folders))
+        self.folders.setToolTip(
+            "Searched in this order for checkpoints, VAEs, LoRAs…: your folders first, then "
+            "the default ones, which you cannot remove here"
+        )
+        for folder in settings.model_folders:
+            self._add_folder_item(folder)
+        if default_folders is None:
+            import nodes
+
+            default_folders = nodes.builtin_model_roots()
+        for folder, why in default_folders:
+            self._add_default_item(Path(folder), why)
         add, remove = QPushButton("Add…"), QPushButton("Remove")
+        self.remove_folder_button = remove
         add.clicked.connect(self._add_folder)
-        remove.clicked.connect(lambda: self.folders.takeItem(self.folders.currentRow()))
+        remove.clicked.connect(self._remove_folder)
+        self.folders.currentRowChanged.connect(lambda _: self._update_remove())
+        self._update_remove()
         buttons_row = QHBoxLayout()
         buttons_row.addWidget(add)
         buttons_row.addWidget(remove)
@@ -238,10 +259,55 @@ class SettingsDialog(QDialog):
     def _add_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Add a model folder")
         if folder:
-            self.folders.addItem(folder)
+            self._add_folder_item(folder)
+
+    def _add_folder_item(self, folder: str) -> None:
+        """A folder of the user's, after the others of theirs and before the defaults."""
+        found = Path(folder).expanduser().is_dir()
+        item = QListWidgetItem(folder if found else f"{folder}  (not found)")
+        item.setData(_FOLDER_ROLE, folder)
+        item.setToolTip(folder if found else f"{folder} does not exist: nothing is found there")
+        self.folders.insertItem(len(self.user_folders()), item)
+        self.folders.setCurrentItem(item)
+
+    def _add_default_item(self, folder: Path, why: str) -> None:
+        found = folder.is_dir()
+        state = "found" if found else "not found"
+        item = QListWidgetItem(f"{folder}  (default: {why}; {state})")
+        item.setData(_DEFAULT_ROLE, str(folder))
+        item.setForeground(self.palette().color(self.palette().ColorRole.PlaceholderText))
+        item.setToolTip(
+            f"Searched by default ({why}), after your folders; "
+            + ("it exists." if found else "it does not exist, so nothing is found there.")
+        )
+        self.folders.addItem(item)
+
+    def user_folders(self) -> tuple[str, ...]:
+        """The user's model folders, in search order."""
+        items = (self.folders.item(i) for i in range(self.folders.count()))
+        return tuple(
+            item.data(_FOLDER_ROLE) for item in items if item.data(_FOLDER_ROLE) is not None
+        )
+
+    def default_folders(self) -> list[str]:
+        """The default model roots the list shows (never removable, never saved)."""
+        items = (self.folders.item(i) for i in range(self.folders.count()))
+        return [item.data(_DEFAULT_ROLE) for item in items if item.data(_DEFAULT_ROLE)]
+
+    def _remove_folder(self) -> None:
+        item = self.folders.currentItem()
+        if item is not None and item.data(_FOLDER_ROLE) is not None:
+            self.folders.takeItem(self.folders.row(item))
+        self._update_remove()
+
+    def _update_remove(self) -> None:
+        item = self.folders.currentItem()
+        self.remove_folder_button.setEnabled(
+            item is not None and item.data(_FOLDER_ROLE) is not None
+        )
 
     def result_settings(self) -> EditorSettings:
-        folders = tuple(self.folders.item(i).text() for i in range(self.folders.count()))
+        folders = self.user_folders()
         return replace(
             self._initial,
             model_folders=folders,
