@@ -7,7 +7,7 @@ or ``NodeFinished(cached=True)``, or ``NodeSkipped``; and finally ``RunFinished`
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from core.graph.model import NodeId
@@ -29,65 +29,53 @@ class RunStarted:
 
 
 @dataclass(frozen=True)
-class NodeStarted:
+class NodeEvent:
+    """An event about node ``node_id``."""
+
     node_id: NodeId
     #: Inside a subgraph: the path (instance id, …, inner node id) of the node this is about;
-    #: ``node_id`` is then the top-level instance. Empty for top-level nodes.
-    path: tuple[NodeId, ...] = ()
+    #: ``node_id`` is then the top-level instance. Empty for top-level nodes. Keyword-only,
+    #: so it comes after each event's own fields.
+    path: tuple[NodeId, ...] = field(default=(), kw_only=True)
 
 
 @dataclass(frozen=True)
-class Progress:
-    node_id: NodeId
+class NodeStarted(NodeEvent):
+    """The node began to run."""
+
+
+@dataclass(frozen=True)
+class Progress(NodeEvent):
     step: int
     total: int
-    #: Inside a subgraph: the path (instance id, …, inner node id) of the node this is about;
-    #: ``node_id`` is then the top-level instance. Empty for top-level nodes.
-    path: tuple[NodeId, ...] = ()
 
 
 @dataclass(frozen=True)
-class Preview:
+class Preview(NodeEvent):
     """A picture of work in progress (a sampler step); ``image`` is opaque to the engine."""
 
-    node_id: NodeId
     image: Any
-    #: Inside a subgraph: the path (instance id, …, inner node id) of the node this is about;
-    #: ``node_id`` is then the top-level instance. Empty for top-level nodes.
-    path: tuple[NodeId, ...] = ()
 
 
 @dataclass(frozen=True)
-class NodeFinished:
-    node_id: NodeId
+class NodeFinished(NodeEvent):
     seconds: float
     cached: bool
     #: The node's recorded UI outputs; a cached node reports those of the run that made it.
     records: tuple[Record, ...] = ()
-    #: Inside a subgraph: the path (instance id, …, inner node id) of the node this is about;
-    #: ``node_id`` is then the top-level instance. Empty for top-level nodes.
-    path: tuple[NodeId, ...] = ()
 
 
 @dataclass(frozen=True)
-class NodeFailed:
-    node_id: NodeId
+class NodeFailed(NodeEvent):
     message: str
     field: str | None = None
-    #: Inside a subgraph: the path (instance id, …, inner node id) of the node this is about;
-    #: ``node_id`` is then the top-level instance. Empty for top-level nodes.
-    path: tuple[NodeId, ...] = ()
 
 
 @dataclass(frozen=True)
-class NodeSkipped:
+class NodeSkipped(NodeEvent):
     """The node did not run: muted, bypassed, blocked by a muted or failed node, or cancelled."""
 
-    node_id: NodeId
     reason: str
-    #: Inside a subgraph: the path (instance id, …, inner node id) of the node this is about;
-    #: ``node_id`` is then the top-level instance. Empty for top-level nodes.
-    path: tuple[NodeId, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -88,7 +88,7 @@ class EventLifter:
                 self.failed.add(top)
                 label = self.expansion.labels.get(node_id, "")
                 message = f"in {label}: {event.message}"
-                self.emit(NodeFailed(top, message, None, path))
+                self.emit(NodeFailed(top, message, None, path=path))
             self._count_down(top)
         elif isinstance(event, NodeFinished):
             self.seconds[top] = self.seconds.get(top, 0.0) + event.seconds
