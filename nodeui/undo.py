@@ -15,7 +15,7 @@ import copy
 
 from PySide6.QtGui import QUndoCommand, QUndoStack
 
-from core.graph.commands import Command, EditNote, MoveNodes, SetParam
+from core.graph.commands import Command, EditNote, MoveNodes, SetNodeAttribute, SetParam
 from core.graph.errors import GraphError
 from core.graph.model import Graph
 
@@ -45,7 +45,11 @@ class GraphUndoCommand(QUndoCommand):
         self.command.undo(self.graph)
 
     def id(self) -> int:
-        return _MERGEABLE_ID if isinstance(self.command, (MoveNodes, SetParam, EditNote)) else -1
+        return (
+            _MERGEABLE_ID
+            if isinstance(self.command, (MoveNodes, SetParam, EditNote, SetNodeAttribute))
+            else -1
+        )
 
     def mergeWith(self, other: QUndoCommand) -> bool:
         if not isinstance(other, GraphUndoCommand) or other.graph is not self.graph:
@@ -54,6 +58,8 @@ class GraphUndoCommand(QUndoCommand):
             return False
         if isinstance(self.command, SetParam) and self.command.value == self.start_value:
             self.setObsolete(True)  # back where it started: nothing to undo
+        if isinstance(self.command, SetNodeAttribute) and self.command.restores():
+            self.setObsolete(True)  # a cancelled resize
         return True
 
 

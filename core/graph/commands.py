@@ -272,6 +272,10 @@ class SetNodeAttribute(Command):
         for nid, value in self._old.items():
             graph.set_node_attribute(nid, self.attribute, value)
 
+    def restores(self) -> bool:
+        """True when the edit leaves every node as it found it (a drag that came back)."""
+        return all(old == self.value for old in self._old.values())
+
     def merge(self, newer: Command) -> bool:
         if (
             isinstance(newer, SetNodeAttribute)

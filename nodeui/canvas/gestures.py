@@ -29,7 +29,7 @@ from core.graph.commands import (
     SetParam,
 )
 from core.graph.spec import WidgetInput
-from nodeui.canvas import edits, inline_edit
+from nodeui.canvas import edits, inline_edit, resizing
 from nodeui.canvas import style as s
 from nodeui.canvas.items.group import GroupItem
 from nodeui.canvas.items.link import DragLinkItem, LinkItem
@@ -557,6 +557,8 @@ def for_press(scene: GraphScene, event: QGraphicsSceneMouseEvent) -> Gesture | N
         return ClickControl(scene, item, Hit("reroute"))
     if isinstance(item, NoteItem):
         return MoveNote(scene, item)
+    if isinstance(item, GroupItem) and item.grip_rect().contains(item.mapFromScene(pos)):
+        return resizing.ResizeGroup(scene, item)
     if isinstance(item, GroupItem) and item.title_rect().contains(item.mapFromScene(pos)):
         return MoveGroup(scene, item)
     return RubberBandSelect(scene)
@@ -583,6 +585,8 @@ def _node_gesture(scene: GraphScene, item: NodeItem, hit: Hit) -> Gesture:
         return ScrubHistory(scene, item)
     if hit.kind == "which":
         return ToggleHistoryPicture(scene, item)
+    if hit.kind == "resize":
+        return resizing.ResizeNode(scene, item)
     return MoveSelection(scene, item)
 
 

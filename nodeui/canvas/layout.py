@@ -79,6 +79,16 @@ class NodeLayout:
     collapsed: bool = False
     #: A second line under the title telling like nodes apart (an untitled prompt's text).
     subtitle: str = ""
+    #: The height the node's rows need: the least a resize may leave it.
+    content_height: float = 0.0
+
+    @property
+    def grip_rect(self) -> QRectF | None:
+        """The resize grip in the bottom-right corner (none on a collapsed node)."""
+        if self.collapsed:
+            return None
+        g = s.GRIP_SIZE
+        return QRectF(self.width - g, self.height - g, g, g)
 
     def input_center(self, name: str) -> QPointF | None:
         for slot in self.inputs:
@@ -119,7 +129,7 @@ def auto_width(spec: NodeSpec, node: Node) -> float:
     """The node's width: its own when resized, else wide enough for its title (within
     ``MAX_AUTO_WIDTH``; longer titles are shortened in the middle)."""
     if node.size:
-        return node.size[0]
+        return max(s.MIN_NODE_WIDTH, node.size[0])
     title = s.metrics(9.5, True).horizontalAdvance(node.title or spec.title)
     return min(s.MAX_AUTO_WIDTH, max(s.NODE_WIDTH, title + s.TITLE_ROOM))
 
@@ -197,16 +207,22 @@ def compute_layout(
         editors.append(EditorRow(widget, kind, rect, socket, linked, mode_rect))
         y += height + s.ROW_GAP
     media_rect = scrub_rect = which_rect = None
+    content_height = y + 6.0
     if media or scrub:
-        media_rect = QRectF(s.PADDING, y + 2, width - 2 * s.PADDING, s.IMAGE_AREA)
-        y += s.IMAGE_AREA + 4
+        content_height += s.IMAGE_AREA + 4
+    if scrub:
+        content_height += s.ROW_HEIGHT + 4
+    height = max(content_height, node.size[1] if node.size else 0.0)
+    if media or scrub:
+        # A node made taller than its rows gives the extra room to its picture.
+        area = s.IMAGE_AREA + height - content_height
+        media_rect = QRectF(s.PADDING, y + 2, width - 2 * s.PADDING, area)
+        y += area + 4
     if scrub:
         left, right = s.PADDING + 4, width - s.PADDING - 4
         chip = s.WHICH_CHIP_WIDTH
         scrub_rect = QRectF(left, y + 3, right - left - chip - 4, s.ROW_HEIGHT - 2)
         which_rect = QRectF(right - chip, y + 3, chip, s.ROW_HEIGHT - 2)
-        y += s.ROW_HEIGHT + 4
-    height = max(y + 6.0, node.size[1] if node.size else 0.0)
     return NodeLayout(
         width,
         height,
@@ -219,4 +235,5 @@ def compute_layout(
         scrub_rect,
         which_rect,
         subtitle=subtitle,
+        content_height=content_height,
     )

@@ -88,6 +88,10 @@ NODE_WIDTH = 230.0
 #: arrow, the run-state label).
 MAX_AUTO_WIDTH = 330.0
 TITLE_ROOM = 56.0
+#: A resized node gets no narrower than this: its fields' names and values stay readable.
+MIN_NODE_WIDTH = 160.0
+#: The side of the resize grip in the bottom-right corner of nodes and groups.
+GRIP_SIZE = 12.0
 SUBTITLE_HEIGHT = 14.0
 NODE_RADIUS = 6.0
 SOCKET_RADIUS = 5.0

@@ -18,6 +18,7 @@ from core.graph.model import Graph, NodeId
 from core.graph.spec import NodeSpec
 from nodeui.canvas import style as s
 from nodeui.canvas.items.editors import EditorTexts, make_texts, paint_editor
+from nodeui.canvas.items.grip import paint_grip
 from nodeui.canvas.items.preview import HistoryScrubItem, ImagesItem, PreviewItem
 from nodeui.canvas.items.runstate import RunStateItem
 from nodeui.canvas.layout import NodeLayout, SocketSlot, compute_layout
@@ -38,7 +39,8 @@ _RIGHT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
 class Hit:
     """What a point on a node is: ``title``, ``collapse``, ``input``, ``output``, ``editor``,
     ``mode`` (a seed's after-run chip), ``scrub`` (the step-history slider), ``which`` (its
-    x_t/x̂₀ chip) or ``body``; ``name`` is the socket or param."""
+    x_t/x̂₀ chip), ``resize`` (the grip in the bottom-right corner) or ``body``; ``name`` is
+    the socket or param."""
 
     kind: str
     name: str = ""
@@ -282,6 +284,9 @@ class NodeItem(QGraphicsItem):
         for slot in lay.inputs:
             if _near(local, slot.center):
                 return Hit("input", slot.name, slot.type)
+        grip = lay.grip_rect
+        if grip is not None and grip.adjusted(-2, -2, 0, 0).contains(local):
+            return Hit("resize")
         if lay.collapsed:
             return (
                 Hit("collapse")
@@ -344,6 +349,7 @@ class NodeItem(QGraphicsItem):
             painter.drawText(subtitle_line, _LEFT, self.subtitle_text)
         if not lay.collapsed:
             self._paint_rows(painter)
+            self._paint_grip(painter)
         self._paint_sockets(painter, lay.inputs, lay.outputs)
         if node.bypassed or node.muted:
             painter.setPen(s.NO_PEN)
@@ -391,6 +397,11 @@ class NodeItem(QGraphicsItem):
                     painter.setPen(s.pen("#e05252", 1.5))
                     painter.setBrush(Qt.BrushStyle.NoBrush)
                     painter.drawRoundedRect(slot.label_rect.adjusted(-6, 1, 0, -1), 6, 6)
+
+    def _paint_grip(self, painter: QPainter) -> None:
+        grip = self.layout.grip_rect
+        if grip is not None:
+            paint_grip(painter, grip)
 
     def _paint_sockets(
         self, painter: QPainter, inputs: list[SocketSlot], outputs: list[SocketSlot]
