@@ -23,6 +23,7 @@ from PySide6.QtGui import QImage
 from core.engine import CancelToken, NodeFinished, Problem, RunFinished, RunReport, RunStarted
 from core.engine.events import Event
 from nodeui.images import PreviewFrame, history_from_records
+from nodeui.run_summary import summary
 from nodeui.runstate import NodeRunState, RunStatus, apply_event
 from nodeui.worker import RunBridge, RunRequest
 
@@ -54,6 +55,14 @@ class QueuedRun:
     progress: float | None = None
     images: list[QImage] = field(default_factory=list)
     states: dict[int, NodeRunState] = field(default_factory=dict)
+    #: The seeds it runs with ("seed 43"), and what changed since the run of the same
+    #: document queued before it ("KSampler: seed 42→43"), so that runs of one file differ.
+    seeds: str = ""
+    changes: str = ""
+
+    def summary(self) -> str:
+        """The seeds and the changes, for a queue entry."""
+        return "  ·  ".join(part for part in (self.seeds, self.changes) if part)
 
 
 class RunQueue(QObject):
@@ -151,6 +160,10 @@ class RunController(QObject):
         self._histories: weakref.WeakKeyDictionary[object, dict[int, Any]] = (
             weakref.WeakKeyDictionary()
         )
+        #: The workflow of each document's latest queued run, to say what the next changes.
+        self._last_workflows: weakref.WeakKeyDictionary[object, dict[str, Any]] = (
+            weakref.WeakKeyDictionary()
+        )
         self.set_bridge(bridge)
 
     def set_bridge(self, bridge: RunBridge) -> None:
@@ -172,9 +185,19 @@ class RunController(QObject):
         """Queues a snapshot (``to_dict`` data) and starts it when the worker is free."""
         run_id = next(self._ids)
         run = QueuedRun(run_id, label or f"Run {run_id}", workflow, origin)
+        try:
+            previous = self._last_workflows.get(origin)
+            self._last_workflows[origin] = workflow
+        except TypeError:  # an origin that cannot be weakly referenced is compared to nothing
+            previous = None
+        run.seeds, run.changes = summary(previous, workflow, self._spec_of)
         self.queue.add(run)
         self._start_next()
         return run
+
+    def _spec_of(self, type_id: str) -> Any:
+        registry = self.bridge.worker.registry
+        return registry.get(type_id) if type_id in registry else None
 
     def cancel_current(self) -> None:
         """Cancels the running run; the engine stops within one sampler step."""

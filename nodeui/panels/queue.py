@@ -81,12 +81,14 @@ class QueuePanel(QWidget):
         selected = self.selected_run_id()
         self.pending.clear()
         for run in self.queue.pending:
-            item = QListWidgetItem(run.label, self.pending)
+            item = QListWidgetItem(_pending_text(run), self.pending)
             item.setData(_RUN_ROLE, run.run_id)
+            item.setToolTip(run.summary())
             if run.run_id == selected:
                 self.pending.setCurrentItem(item)
         current = self.queue.current
-        self.current.setText(f"Running {current.label}" if current else "Idle")
+        self.current.setText(f"Running {_pending_text(current)}" if current else "Idle")
+        self.current.setToolTip(current.summary() if current else "")
         self.cancel_button.setEnabled(current is not None)
         if current is None:
             self.progress.setValue(0)
@@ -94,7 +96,8 @@ class QueuePanel(QWidget):
         for run in self.queue.history:
             item = QListWidgetItem(_history_text(run), self.history)
             item.setData(_RUN_ROLE, run)
-            item.setToolTip(run.message or _STATUS_TEXT.get(run.status, run.status))
+            status = run.message or _STATUS_TEXT.get(run.status, run.status)
+            item.setToolTip(f"{status}\n{run.summary()}" if run.summary() else status)
         has_pending = bool(self.queue.pending)
         for button in (self.up, self.down, self.remove):
             button.setEnabled(has_pending)
@@ -118,8 +121,22 @@ class QueuePanel(QWidget):
             self.queue.remove(run_id)
 
 
+def _stamp(run: QueuedRun) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(run.queued_at))
+
+
+def _with_summary(text: str, run: QueuedRun) -> str:
+    summary = run.summary()
+    return f"{text}  ·  {summary}" if summary else text
+
+
+def _pending_text(run: QueuedRun) -> str:
+    """ "14:02:11  default.json  ·  seed 43  ·  KSampler: seed 42→43": when it was queued,
+    its seeds and what changed, so that runs of one file can be told apart."""
+    return _with_summary(f"{_stamp(run)}  {run.label}", run)
+
+
 def _history_text(run: QueuedRun) -> str:
     status = _STATUS_TEXT.get(run.status, run.status)
     seconds = f" in {run.seconds:.2f} s" if run.seconds is not None else ""
-    stamp = time.strftime("%H:%M:%S", time.localtime(run.queued_at))
-    return f"{stamp}  {run.label}: {status}{seconds}"
+    return _with_summary(f"{_stamp(run)}  {run.label}: {status}{seconds}", run)
