@@ -14,32 +14,58 @@ from nodes.outputs import output_name_problems, write_output
 PNG_WORKFLOW_KEY = "latentloom"  # the same key core.graph.workflow reads back
 
 
-def _load_image(ctx: Any, image: str) -> tuple[Any, Any]:
-    from core.diffusion import images
+def _load_image(ctx: Any, image: str, mask: str = "") -> tuple[Any, Any]:
+    from core.diffusion import images, masks
     from core.engine import NodeError
 
     try:
-        return images.load_image(Path(image).expanduser())
+        picture, alpha_mask = images.load_image(Path(image).expanduser())
     except images.ImageFileError as exc:
         raise NodeError(str(exc), field="image") from None
+    if not mask.strip():
+        return picture, alpha_mask
+    try:
+        painted = masks.load_mask(str(Path(mask).expanduser()), "red")
+    except images.ImageFileError as exc:
+        raise NodeError(str(exc), field="mask") from None
+    if painted.shape[1:] != picture.shape[1:3]:
+        height, width = picture.shape[1:3]
+        raise NodeError(
+            f"mask {mask} is {painted.shape[2]}×{painted.shape[1]} pixels but the picture is "
+            f"{width}×{height}: paint the mask again in the Mask Editor or clear 'mask'",
+            field="mask",
+        )
+    return picture, painted
 
 
 def _image_file_problems(params: Mapping[str, Any]) -> Iterable[tuple[str, str]]:
-    if "image" not in params:
-        return  # the path arrives by a link
-    path = Path(str(params["image"])).expanduser()
-    if not str(params["image"]).strip():
-        yield "image", "no image file chosen: set 'image' to the path of a picture"
-    elif not path.is_file():
-        yield "image", f"image file {path} does not exist: choose an existing file"
+    if "image" in params:  # absent: the path arrives by a link
+        path = Path(str(params["image"])).expanduser()
+        if not str(params["image"]).strip():
+            yield "image", "no image file chosen: set 'image' to the path of a picture"
+        elif not path.is_file():
+            yield "image", f"image file {path} does not exist: choose an existing file"
+    painted = str(params.get("mask", "")).strip()
+    if painted and not Path(painted).expanduser().is_file():
+        yield (
+            "mask",
+            f"mask file {Path(painted).expanduser()} does not exist: paint the mask again "
+            "in the Mask Editor or clear 'mask'",
+        )
 
 
-def _image_file_digest(params: Mapping[str, Any]) -> str:
-    path = Path(str(params.get("image", ""))).expanduser()
+def _file_digest(value: object) -> str:
+    path = Path(str(value or "")).expanduser()
     try:
         return hashlib.sha256(path.read_bytes()).hexdigest()
     except OSError:
         return "unreadable"
+
+
+def _image_file_digest(params: Mapping[str, Any]) -> str:
+    digest = _file_digest(params.get("image", ""))
+    painted = str(params.get("mask", "")).strip()
+    return f"{digest}+{_file_digest(painted)}" if painted else digest
 
 
 def _save_image(ctx: Any, images: Any, filename_prefix: str) -> tuple[()]:
@@ -97,9 +123,20 @@ SPECS = (
         "Load Image",
         "image",
         _load_image,
-        inputs=(WidgetInput("image", t.STRING, "", description="path of the image file"),),
+        inputs=(
+            WidgetInput("image", t.STRING, "", description="path of the image file"),
+            WidgetInput(
+                "mask",
+                t.STRING,
+                "",
+                description="path of a painted mask (white = repaint), written by the Mask "
+                "Editor as NAME.mask.png beside the picture; empty: the picture's transparency",
+            ),
+        ),
         outputs=(Output("IMAGE", t.IMAGE), Output("MASK", t.MASK)),
-        description="Reads a picture; its transparency becomes a MASK (transparent = repaint).",
+        description="Reads a picture. Its MASK is the mask painted in the Mask Editor (right-click "
+        "the node → Open in Mask Editor) or, without one, the picture's transparency "
+        "(transparent = repaint).",
         fingerprint=_image_file_digest,
         check=_image_file_problems,
     ),

@@ -91,6 +91,7 @@ def open_data(
     """Opens already-parsed JSON data in any supported format."""
     if isinstance(data, dict) and data.get("format") == FORMAT:
         workflow = from_dict(data, registry, source)
+        _resolve_own_images(workflow, source)
         return OpenResult(workflow, _own_report(workflow, container))
     data = _unwrap(data)
     if comfyui.is_ui_workflow(data):
@@ -223,6 +224,25 @@ def _open_a1111(text: str, registry: NodeRegistry, source: Source, container: st
         raise WorkflowError(f"cannot rebuild the A1111 parameters ({exc})", source=source) from None
     workflow.source = Path(source) if source is not None else None
     return OpenResult(workflow, report)
+
+
+def _resolve_own_images(workflow: Workflow, source: Source) -> None:
+    """A LatentLoom workflow may name its pictures (and painted masks) relative to its own
+    folder, as the shipped examples do (``input/picture.png``): those found there become
+    full paths, so the run does not depend on the folder it starts in."""
+    if source is None:
+        return
+    base = Path(source).parent
+    for node in workflow.graph:
+        if node.type_id not in _IMAGE_LOADERS or node.placeholder is not None:
+            continue
+        for name in ("image", "mask"):
+            value = node.params.get(name)
+            if not isinstance(value, str) or not value.strip() or Path(value).is_absolute():
+                continue
+            found = base / value
+            if found.is_file():
+                workflow.graph.set_param(node.id, name, str(found.resolve()))
 
 
 def _resolve_images(workflow: Workflow, source: Source) -> list[str]:
