@@ -29,7 +29,7 @@ from core.graph.commands import (
     SetParam,
 )
 from core.graph.spec import WidgetInput
-from nodeui.canvas import edits, inline_edit, resizing
+from nodeui.canvas import edits, grouping, inline_edit, resizing
 from nodeui.canvas import style as s
 from nodeui.canvas.items.group import GroupItem
 from nodeui.canvas.items.link import DragLinkItem, LinkItem
@@ -136,7 +136,8 @@ class RubberBandSelect(Gesture):
 
 class MoveSelection(Gesture):
     """Press on a node's title or body: selects it (Ctrl toggles, Shift adds) and drags every
-    selected node; the drag is one ``MoveNodes`` undo step."""
+    selected node; the drag is one ``MoveNodes`` undo step. Dropped inside a group's frame a
+    node joins the group, dragged out of it it leaves (``grouping``), in the same step."""
 
     def __init__(self, scene: GraphScene, item: NodeItem) -> None:
         super().__init__(scene)
@@ -144,6 +145,7 @@ class MoveSelection(Gesture):
         self.token = object()
         self.start: dict[int, tuple[float, float]] = {}
         self.deferred_select = False
+        self.frames = grouping.frames(scene)
 
     def press(self, event: QGraphicsSceneMouseEvent) -> None:
         super().press(event)
@@ -161,17 +163,26 @@ class MoveSelection(Gesture):
         self.scene.select_nodes(selected)
         self.start = {n: self.scene.graph.node(n).pos for n in selected}
 
+    def _positions(self, event: QGraphicsSceneMouseEvent) -> dict[int, tuple[float, float]]:
+        delta = event.scenePos() - self.origin
+        return {n: (x + delta.x(), y + delta.y()) for n, (x, y) in self.start.items()}
+
     def move(self, event: QGraphicsSceneMouseEvent) -> None:
         super().move(event)
         if not self.moved or not self.start:
             return
-        delta = event.scenePos() - self.origin
-        positions = {n: (x + delta.x(), y + delta.y()) for n, (x, y) in self.start.items()}
-        self.scene.push(MoveNodes(positions, gesture=self.token))
+        self.scene.push(MoveNodes(self._positions(event), gesture=self.token))
 
     def release(self, event: QGraphicsSceneMouseEvent) -> None:
         if self.deferred_select and not self.moved:
             self.scene.select_nodes([self.item.node_id])
+        if not self.moved or not self.start or not self.frames:
+            return
+        positions = self._positions(event)
+        moves = {n: QPointF(x, y) for n, (x, y) in positions.items()}
+        groups = grouping.regroup(self.scene, moves, self.frames)
+        if groups:
+            self.scene.push(MoveNodes(positions, gesture=self.token, groups=groups))
 
 
 class MoveGroup(Gesture):
