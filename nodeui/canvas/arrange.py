@@ -12,7 +12,7 @@ from core.graph.model import Graph, NodeId
 from nodeui.canvas import style as s
 
 if TYPE_CHECKING:
-    from nodeui.canvas.scene import GraphScene
+    from nodeui.canvas.protocols import CanvasScene
 
 COLUMN_GAP = 80.0
 ROW_GAP = 40.0
@@ -68,7 +68,7 @@ def _order_by_neighbours(sweep: list[list[NodeId]], neighbours: dict) -> None:
             row[nid] = index
 
 
-def arrange(scene: GraphScene) -> bool:
+def arrange(scene: CanvasScene) -> bool:
     """Moves every node into its column (``columns``), keeping the graph's top-left corner,
     and refits the groups that have a frame of their own; one undo step."""
     graph = scene.graph

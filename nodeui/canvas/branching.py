@@ -16,7 +16,7 @@ from nodeui.canvas import style as s
 from nodeui.canvas.layout import compute_layout
 
 if TYPE_CHECKING:
-    from nodeui.canvas.scene import GraphScene
+    from nodeui.canvas.protocols import CanvasScene
 
 #: The sampler output whose path to the outputs the new branch copies.
 RESULT = "LATENT"
@@ -25,7 +25,7 @@ GAP = 60.0
 SPACING = 30.0
 
 
-def continue_from_step(scene: GraphScene, sampler_id: NodeId, step: int) -> NodeId | None:
+def continue_from_step(scene: CanvasScene, sampler_id: NodeId, step: int) -> NodeId | None:
     """Adds the branch that continues ``sampler_id`` from ``step`` (``nodes.previews``), with
     a copy of the sampler's downstream path fed by the new sampler, placed below the old
     branch where nothing else is. Selects the new nodes and returns the new sampler (None when
@@ -54,7 +54,7 @@ def continue_from_step(scene: GraphScene, sampler_id: NodeId, step: int) -> Node
     return sampler.node_id
 
 
-def _planned_rect(scene: GraphScene, command: AddNode, media: bool) -> QRectF:
+def _planned_rect(scene: CanvasScene, command: AddNode, media: bool) -> QRectF:
     """The rect a node added by ``command`` will take (with room for its pictures)."""
     spec = scene.registry.get(command.type_id)
     node = Node(0, command.type_id, dict(command.params), command.pos)
@@ -64,7 +64,7 @@ def _planned_rect(scene: GraphScene, command: AddNode, media: bool) -> QRectF:
 
 
 def _place(
-    scene: GraphScene,
+    scene: CanvasScene,
     old_sampler: NodeId,
     sampler: AddNode,
     helpers: list[AddNode],

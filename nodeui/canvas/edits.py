@@ -26,11 +26,11 @@ from core.graph.commands import (
 )
 from core.graph.model import Link, NodeId
 from core.graph.spec import REROUTE, NodeSpec
-from nodeui.canvas import clipboard
+from nodeui.canvas import branching, clipboard, inline_edit
 from nodeui.canvas import style as s
 
 if TYPE_CHECKING:
-    from nodeui.canvas.scene import GraphScene
+    from nodeui.canvas.protocols import CanvasScene
 
 GROUP_COLORS = ("#3f5f7f", "#5f7f3f", "#7f3f5f", "#7f6a3f", "#4f3f7f", "#3f7f74")
 GROUP_MARGIN = 16.0
@@ -63,7 +63,7 @@ def compatible_socket(spec: NodeSpec, pending: PendingLink) -> str | None:
 
 
 def add_node(
-    scene: GraphScene, type_id: str, pos: QPointF, pending: PendingLink | None = None
+    scene: CanvasScene, type_id: str, pos: QPointF, pending: PendingLink | None = None
 ) -> NodeId | None:
     """Adds a node at ``pos`` (and connects ``pending`` to it) as one undo step."""
     graph = scene.graph
@@ -85,7 +85,7 @@ def add_node(
     return node_id
 
 
-def insert_reroute(scene: GraphScene, link: Link, pos: QPointF) -> NodeId | None:
+def insert_reroute(scene: CanvasScene, link: Link, pos: QPointF) -> NodeId | None:
     """Splits ``link`` with a reroute dot at ``pos``, as one undo step."""
     node_id = scene.graph.next_node_id()
     r = s.REROUTE_RADIUS
@@ -100,7 +100,7 @@ def insert_reroute(scene: GraphScene, link: Link, pos: QPointF) -> NodeId | None
     return node_id if scene.push(command, pos) else None
 
 
-def delete(scene: GraphScene, node_ids: list[NodeId], note_ids: list[int] | None = None) -> None:
+def delete(scene: CanvasScene, node_ids: list[NodeId], note_ids: list[int] | None = None) -> None:
     """Removes the nodes and the notes (the selected ones when None), one undo step."""
     notes = scene.selected_note_ids() if note_ids is None else note_ids
     commands: list[Command] = [RemoveNodes(node_ids)] if node_ids else []
@@ -110,11 +110,9 @@ def delete(scene: GraphScene, node_ids: list[NodeId], note_ids: list[int] | None
         scene.push(commands[0] if len(commands) == 1 else Macro("Delete", commands))
 
 
-def add_note(scene: GraphScene, pos: QPointF, markdown: bool = False) -> int | None:
+def add_note(scene: CanvasScene, pos: QPointF, markdown: bool = False) -> int | None:
     """Adds an empty note at ``pos``, selected, and opens it for typing; one undo step for
     the note, one for its text."""
-    from nodeui.canvas import inline_edit
-
     command = AddNote("", (pos.x(), pos.y()), markdown=markdown)
     if not scene.push(command, pos) or command.note_id is None:
         return None
@@ -123,7 +121,7 @@ def add_note(scene: GraphScene, pos: QPointF, markdown: bool = False) -> int | N
     return command.note_id
 
 
-def toggle(scene: GraphScene, node_ids: list[NodeId], attribute: str) -> None:
+def toggle(scene: CanvasScene, node_ids: list[NodeId], attribute: str) -> None:
     """Sets ``attribute`` (bypassed, muted, collapsed) on all, or clears it when all have it."""
     if not node_ids:
         return
@@ -131,7 +129,7 @@ def toggle(scene: GraphScene, node_ids: list[NodeId], attribute: str) -> None:
     scene.push(SetNodeAttribute(node_ids, attribute, not every))
 
 
-def group(scene: GraphScene, node_ids: list[NodeId], title: str = "Group") -> int | None:
+def group(scene: CanvasScene, node_ids: list[NodeId], title: str = "Group") -> int | None:
     """Frames the nodes in a new group, one undo step."""
     if not node_ids:
         return None
@@ -143,7 +141,7 @@ def group(scene: GraphScene, node_ids: list[NodeId], title: str = "Group") -> in
     return command.group_id if scene.push(command) else None
 
 
-def add_group(scene: GraphScene, at: QPointF) -> int | None:
+def add_group(scene: CanvasScene, at: QPointF) -> int | None:
     """Groups the selected nodes, or adds an empty group frame at ``at``; one undo step."""
     selected = scene.selected_node_ids()
     if selected:
@@ -153,7 +151,7 @@ def add_group(scene: GraphScene, at: QPointF) -> int | None:
     return command.group_id if scene.push(command) else None
 
 
-def copy(scene: GraphScene, node_ids: list[NodeId]) -> bool:
+def copy(scene: CanvasScene, node_ids: list[NodeId]) -> bool:
     if not node_ids:
         return False
     clipboard.copy_to_clipboard(scene.graph, node_ids)
@@ -162,7 +160,7 @@ def copy(scene: GraphScene, node_ids: list[NodeId]) -> bool:
 
 
 def paste(
-    scene: GraphScene, at: QPointF | None = None, keep_input_links: bool = False
+    scene: CanvasScene, at: QPointF | None = None, keep_input_links: bool = False
 ) -> list[NodeId]:
     """Pastes the clipboard's nodes with their top-left corner at ``at`` (or shifted a little
     from where they were copied), as one undo step; selects and returns the new nodes."""
@@ -183,7 +181,7 @@ def paste(
     return new_ids
 
 
-def duplicate(scene: GraphScene, node_ids: list[NodeId]) -> list[NodeId]:
+def duplicate(scene: CanvasScene, node_ids: list[NodeId]) -> list[NodeId]:
     """Copies the nodes (with the links among them) beside themselves, one undo step."""
     if not node_ids:
         return []
@@ -195,13 +193,11 @@ def duplicate(scene: GraphScene, node_ids: list[NodeId]) -> list[NodeId]:
     return new_ids
 
 
-def frame_rect(scene: GraphScene, node_ids: list[NodeId] | None) -> QRectF:
+def frame_rect(scene: CanvasScene, node_ids: list[NodeId] | None) -> QRectF:
     return scene.nodes_rect(node_ids).adjusted(-40, -40, 40, 40)
 
 
-def continue_from_step(scene: GraphScene, sampler_id: NodeId, step: int) -> NodeId | None:
+def continue_from_step(scene: CanvasScene, sampler_id: NodeId, step: int) -> NodeId | None:
     """ "Continue from step k" on a sampler with a step history (``nodeui.canvas.branching``):
     a new sampler from step k, beside the old branch and ending in a copy of its outputs."""
-    from nodeui.canvas.branching import continue_from_step as branch
-
-    return branch(scene, sampler_id, step)
+    return branching.continue_from_step(scene, sampler_id, step)

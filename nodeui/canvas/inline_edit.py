@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from nodeui.canvas.items.group import GroupItem
     from nodeui.canvas.items.node import NodeItem
     from nodeui.canvas.items.note import NoteItem
-    from nodeui.canvas.scene import GraphScene
+    from nodeui.canvas.protocols import CanvasScene
 
 _STYLE = (
     "QLineEdit, QPlainTextEdit { background: #15161a; color: #e6e8eb; border: 1px solid #6aa5e0;"
@@ -47,7 +47,7 @@ class InlineEditor(QObject):
 
     def __init__(
         self,
-        scene: GraphScene,
+        scene: CanvasScene,
         widget: QLineEdit | QPlainTextEdit,
         commit: Callable[[str], None],
         *,
@@ -133,7 +133,7 @@ def check_number(row: EditorRow, text: str) -> Conformed:
     return conform(row.widget, parse_number(row.widget, text))
 
 
-def open_text(scene: GraphScene, item: NodeItem, row: EditorRow) -> InlineEditor:
+def open_text(scene: CanvasScene, item: NodeItem, row: EditorRow) -> InlineEditor:
     """Opens a line (or prompt) editor over ``row`` of ``item``: text is applied as it is typed,
     numbers on Enter (corrected visibly when they break a rule)."""
     node_id, name, spec = item.node_id, row.widget.name, row.widget
@@ -190,7 +190,7 @@ def open_text(scene: GraphScene, item: NodeItem, row: EditorRow) -> InlineEditor
     return editor
 
 
-def open_combo(scene: GraphScene, item: NodeItem, row: EditorRow, screen_pos: QPoint) -> QMenu:
+def open_combo(scene: CanvasScene, item: NodeItem, row: EditorRow, screen_pos: QPoint) -> QMenu:
     """Pops up the combo's choices (fetched now: dynamic lists such as checkpoint files)."""
     node_id, name = item.node_id, row.widget.name
     choices = scene.registry.choices(row.widget) or ()
@@ -214,7 +214,7 @@ def open_combo(scene: GraphScene, item: NodeItem, row: EditorRow, screen_pos: QP
     return menu
 
 
-def rename_group(scene: GraphScene, item: GroupItem) -> InlineEditor:
+def rename_group(scene: CanvasScene, item: GroupItem) -> InlineEditor:
     group_id = item.group_id
 
     def commit(text: str) -> None:
@@ -228,7 +228,7 @@ def rename_group(scene: GraphScene, item: GroupItem) -> InlineEditor:
     return editor
 
 
-def edit_note(scene: GraphScene, item: NoteItem) -> InlineEditor:
+def edit_note(scene: CanvasScene, item: NoteItem) -> InlineEditor:
     """Opens a text editor over a note: what is typed shows at once and is one undo step per
     visit; Escape takes the visit back, Ctrl+Enter or a click elsewhere ends it."""
     note_id = item.note_id

@@ -14,12 +14,13 @@ from PySide6.QtWidgets import QMenu
 
 from core.graph.commands import EditGroup, EditNote, RemoveNotes, Ungroup
 from nodeui.canvas import edits, inline_edit
+from nodeui.canvas.arrange import arrange
 from nodeui.canvas.items.group import GroupItem
 from nodeui.canvas.items.node import NodeItem
 from nodeui.canvas.items.note import NoteItem
 
 if TYPE_CHECKING:
-    from nodeui.canvas.scene import GraphScene
+    from nodeui.canvas.protocols import CanvasScene
 
 
 def _swatch(color: str) -> QIcon:
@@ -28,7 +29,7 @@ def _swatch(color: str) -> QIcon:
     return QIcon(pixmap)
 
 
-def build_menu(scene: GraphScene, pos: QPointF) -> QMenu:
+def build_menu(scene: CanvasScene, pos: QPointF) -> QMenu:
     """The menu for whatever lies at scene point ``pos``."""
     menu = QMenu(scene.views()[0] if scene.views() else None)
     item = scene.item_at(pos)
@@ -83,10 +84,8 @@ def build_menu(scene: GraphScene, pos: QPointF) -> QMenu:
     return menu
 
 
-def _canvas_entries(scene: GraphScene, menu: QMenu, pos: QPointF) -> None:
+def _canvas_entries(scene: CanvasScene, menu: QMenu, pos: QPointF) -> None:
     """Empty canvas: add, paste, select, fit and arrange."""
-    from nodeui.canvas.arrange import arrange
-
     menu.addAction("Add Node…\tTab", lambda: scene.paletteRequested.emit(pos, None))
     menu.addAction("Add Note", lambda: edits.add_note(scene, pos))
     menu.addAction("Add Group", lambda: edits.add_group(scene, pos))
@@ -100,7 +99,7 @@ def _canvas_entries(scene: GraphScene, menu: QMenu, pos: QPointF) -> None:
     menu.addAction("Arrange", lambda: arrange(scene))
 
 
-def show_menu(scene: GraphScene, pos: QPointF, screen_pos: QPoint) -> QMenu:
+def show_menu(scene: CanvasScene, pos: QPointF, screen_pos: QPoint) -> QMenu:
     menu = build_menu(scene, pos)
     scene.open_menu = menu
     menu.popup(screen_pos)
