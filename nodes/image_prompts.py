@@ -1,6 +1,6 @@
-"""Image prompts: CLIP image encoders and Stable unCLIP, with ComfyUI's node names and widgets
-(CLIPVisionLoader, CLIPVisionEncode, unCLIPCheckpointLoader, unCLIPConditioning), so its unCLIP
-workflows import and run.
+"""Image prompts: CLIP image encoders, Stable unCLIP and T2I-Adapter style models, with
+ComfyUI's node names and widgets (CLIPVisionLoader, CLIPVisionEncode, unCLIPCheckpointLoader,
+unCLIPConditioning, StyleModelLoader, StyleModelApply), so its workflows import and run.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from nodes.models import _dtype, _Loaders, _node_error, _stop_if_cancelled
 from nodes.placement import compute_device, place
 
 CROPS = ("center", "none")
+STRENGTH_TYPES = ("multiply", "attn_bias")
 
 
 class _ImagePromptLoaders(_Loaders):
@@ -51,6 +52,17 @@ class _ImagePromptLoaders(_Loaders):
         parts = loaded.checkpoint
         return parts.model, parts.clip, parts.vae, loaded.clip_vision
 
+    def load_style_model(self, ctx: Any, style_model_name: str) -> Any:
+        from core.diffusion import devices
+        from core.diffusion.errors import ModelLoadError
+        from core.diffusion.style_model import load_style_model
+
+        path = self._resolve(ModelKind.STYLE_MODELS, style_model_name, "style_model_name")
+        try:
+            return load_style_model(path, devices.pick_aux_dtype(compute_device(ctx)))
+        except ModelLoadError as exc:
+            raise _node_error(exc, "style_model_name") from None
+
 
 def _encode(ctx: Any, clip_vision: Any, image: Any, crop: str = "center") -> Any:
     from core.diffusion.clip_vision import encode_images
@@ -83,10 +95,32 @@ def _unclip_conditioning(
     )
 
 
+def _style_model_apply(
+    ctx: Any,
+    conditioning: Any,
+    style_model: Any,
+    clip_vision_output: Any,
+    strength: float = 1.0,
+    strength_type: str = "multiply",
+) -> Any:
+    from core.diffusion.style_model import apply_style, style_tokens
+
+    place(ctx, style_model.adapter)
+    try:
+        tokens = style_tokens(style_model, clip_vision_output.last_hidden_state)
+    except ValueError as exc:
+        raise _node_error(exc, "clip_vision_output") from None
+    try:
+        return apply_style(conditioning, tokens, strength, strength_type)  # type: ignore[arg-type]
+    except ValueError as exc:
+        field = "strength_type" if "attn_bias" in str(exc) else "conditioning"
+        raise _node_error(exc, field) from None
+
+
 def specs(paths: ModelPaths) -> tuple[NodeSpec, ...]:
     """The image-prompt specs, bound to ``paths``."""
     loaders = _ImagePromptLoaders(paths)
-    vision, ckpt = ModelKind.CLIP_VISION, ModelKind.CHECKPOINTS
+    vision, ckpt, style = ModelKind.CLIP_VISION, ModelKind.CHECKPOINTS, ModelKind.STYLE_MODELS
     return (
         NodeSpec(
             "CLIPVisionLoader",
@@ -184,5 +218,63 @@ def specs(paths: ModelPaths) -> tuple[NodeSpec, ...]:
             "the picture (with an empty prompt) or mixes it with the prompt. Chain several to "
             "mix pictures, each with its own strength. Models without the image input "
             "ignore it.",
+        ),
+        NodeSpec(
+            "StyleModelLoader",
+            "Load Style Model",
+            "loaders",
+            loaders.load_style_model,
+            inputs=(
+                WidgetInput(
+                    "style_model_name",
+                    t.COMBO,
+                    "",
+                    choices_from=style.value,
+                    description="a T2I-Adapter style model in style_models "
+                    "(t2iadapter_style_sd14v1, coadapter-style-sd15v1)",
+                ),
+            ),
+            outputs=(Output("STYLE_MODEL", t.STYLE_MODEL),),
+            description="Loads a T2I-Adapter style model for Apply Style Model: it turns a "
+            "picture's CLIP ViT-L/14 features into extra prompt tokens, for SD 1.x models.",
+            fingerprint=loaders.fingerprint(style, "style_model_name"),
+            check=loaders.problems(style, "style_model_name"),
+        ),
+        NodeSpec(
+            "StyleModelApply",
+            "Apply Style Model",
+            "conditioning/style_model",
+            _style_model_apply,
+            inputs=(
+                SocketInput("conditioning", t.CONDITIONING),
+                SocketInput("style_model", t.STYLE_MODEL),
+                SocketInput(
+                    "clip_vision_output",
+                    t.CLIP_VISION_OUTPUT,
+                    description="the style picture through CLIP Vision Encode (ViT-L/14)",
+                ),
+                WidgetInput(
+                    "strength",
+                    t.FLOAT,
+                    1.0,
+                    min=0.0,
+                    max=1000.0,
+                    step=0.001,
+                    description="how strongly the style tokens speak",
+                ),
+                WidgetInput(
+                    "strength_type",
+                    t.COMBO,
+                    "multiply",
+                    choices=STRENGTH_TYPES,
+                    description="multiply: scale the style tokens by the strength; attn_bias: "
+                    "only at strength 1 here",
+                ),
+            ),
+            outputs=(Output("CONDITIONING", t.CONDITIONING),),
+            description="Adds a picture's style to a prompt: the style model makes a few "
+            "tokens from the picture's CLIP features and appends them to the prompt's, so the "
+            "picture's colours and textures carry over while the prompt sets the subject. Use "
+            "it on the positive prompt; several pictures mix.",
         ),
     )

@@ -1,0 +1,34 @@
+"""Corpus files that open fully because LatentLoom has the ComfyUI core node they use: each
+file names the node type that used to leave it with a placeholder."""
+
+from __future__ import annotations
+
+import pytest
+
+from tools.corpus_report import assess, load_manifest, make_registry
+
+#: A corpus file and the ComfyUI core node types it needed.
+FILES = {
+    "cubiq_workflows/image_conditioning__conditioning_style.json": (
+        "StyleModelLoader",
+        "StyleModelApply",
+    ),
+    "cubiq_workflows/image_conditioning__timestepping_style_model.json": (
+        "StyleModelLoader",
+        "StyleModelApply",
+    ),
+}
+
+ENTRIES = {entry.file: entry for entry in load_manifest()}
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory):
+    return make_registry(tmp_path_factory.mktemp("no_models"))
+
+
+@pytest.mark.parametrize("file", list(FILES))
+def test_the_file_opens_fully_with_the_core_nodes_it_uses(file, registry):
+    found = assess(ENTRIES[file], registry)
+    assert all(type_id in registry for type_id in FILES[file])
+    assert found.opens_fully, found.lacks()
