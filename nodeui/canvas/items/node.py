@@ -8,7 +8,7 @@ repaint on their own without invalidating this cache.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QFont, QImage, QPainter, QPainterPath, QPolygonF
@@ -25,7 +25,6 @@ from nodeui.canvas.layout import NodeLayout, SocketSlot, compute_layout
 from nodeui.runstate import NodeRunState, control_mode
 
 if TYPE_CHECKING:
-    from nodeui.canvas.items.link import LinkItem
     from nodeui.history import HistoryCursor
 
 NODE_TYPE = QGraphicsItem.UserType + 1
@@ -33,6 +32,13 @@ SOCKET_HIT = 9.0
 _CENTER = Qt.AlignmentFlag.AlignCenter
 _LEFT = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter
 _RIGHT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
+
+
+class Attached(Protocol):
+    """An item drawn from a node's sockets (a ``LinkItem``), which the node redraws when it
+    moves or changes size. A protocol, so that links know nodes and nodes not links."""
+
+    def update_path(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -54,7 +60,7 @@ class NodeItem(QGraphicsItem):
         super().__init__()
         self.graph = graph
         self.node_id = node_id
-        self.links: set[LinkItem] = set()
+        self.links: set[Attached] = set()
         self.connected_inputs: set[str] = set()
         self.connected_outputs: set[str] = set()
         self.highlight: frozenset[str] = frozenset()

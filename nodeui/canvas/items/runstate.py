@@ -4,17 +4,15 @@ failure pinned under the node. A child item, so state changes never re-render th
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from PySide6.QtCore import QRectF, Qt
 from PySide6.QtGui import QPainter
 from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem, QWidget
 
 from nodeui.canvas import style as s
+from nodeui.canvas.layout import NodeLayout
 from nodeui.runstate import IDLE, NodeRunState, RunStatus
-
-if TYPE_CHECKING:
-    from nodeui.canvas.items.node import NodeItem
 
 _WRAP = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop | Qt.TextFlag.TextWordWrap
 _OUTLINE = {
@@ -25,11 +23,18 @@ _OUTLINE = {
 MESSAGE_GAP = 6.0
 
 
+class LaidOutNode(Protocol):
+    """What the overlay reads of the node item it is a child of (a ``NodeItem``, which
+    creates it: a protocol, so the import goes from the node to its overlay only)."""
+
+    layout: NodeLayout
+
+
 class RunStateItem(QGraphicsItem):
     """Draws a node's ``NodeRunState`` over and around the node."""
 
-    def __init__(self, node: NodeItem) -> None:
-        super().__init__(node)
+    def __init__(self, node: LaidOutNode) -> None:
+        super().__init__(node)  # a NodeItem, so a QGraphicsItem: the overlay is its child
         self.node = node
         self.state: NodeRunState = IDLE
         self._message_rect = QRectF()
