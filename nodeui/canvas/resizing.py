@@ -18,7 +18,7 @@ from nodeui.canvas.items.group import GroupItem
 from nodeui.canvas.items.node import NodeItem
 
 if TYPE_CHECKING:
-    from nodeui.canvas.scene import GraphScene
+    from nodeui.canvas.protocols import CanvasScene
 
 #: The smallest frame a group can be resized to, when it has no members to hold.
 MIN_GROUP_SIZE = (120.0, s.GROUP_TITLE_HEIGHT + 40.0)
@@ -30,7 +30,7 @@ class ResizeNode:
     """Drag a node's grip: wider shows more of its title and fields, taller gives its
     picture more room; never smaller than its rows need."""
 
-    def __init__(self, scene: GraphScene, item: NodeItem) -> None:
+    def __init__(self, scene: CanvasScene, item: NodeItem) -> None:
         self.scene, self.item = scene, item
         self.token = object()
         self.origin = QPointF()
@@ -66,7 +66,7 @@ class ResizeGroup:
     """Drag a group's grip: the frame follows the pointer, never so small that a member
     sticks out; one ``EditGroup`` undo step on release."""
 
-    def __init__(self, scene: GraphScene, item: GroupItem) -> None:
+    def __init__(self, scene: CanvasScene, item: GroupItem) -> None:
         self.scene, self.item = scene, item
         self.origin = QPointF()
         self.start = QRectF()
