@@ -11,8 +11,9 @@ from core.graph.commands import SetParam
 from core.graph.model import Graph
 from core.graph.workflow import PNG_KEY
 from nodes import build_registry
-from nodeui.panels.inspector import BigIntSpinBox, Inspector
+from nodeui.panels.inspector import Inspector
 from nodeui.panels.library import NodeLibrary
+from nodeui.panels.spin_boxes import BigIntSpinBox
 from nodeui.panels.viewer import ImageViewer
 from nodeui.undo import push
 from tests.nodeui import shell_fakes
