@@ -33,6 +33,9 @@ class HistoryCursor(QObject):
         self.index = max(0, len(self.steps) - 1)
         self.which = DENOISED
         self._picture: tuple[tuple[int, str], QImage | None] | None = None
+        #: The picture a VAE Decode made of the sampler's output, shown at the last step in
+        #: place of the latent projection (which is coarser: one colour per latent cell).
+        self.final: QImage | None = None
 
     @property
     def count(self) -> int:
@@ -73,11 +76,30 @@ class HistoryCursor(QObject):
     def which_label(self) -> str:
         return WHICH_LABELS[self.which]
 
+    def set_final(self, image: QImage | None) -> None:
+        """The decoded picture of the run's result (None: there is none)."""
+        if image is not self.final:
+            self.final = image
+            self.changed.emit()
+
+    @property
+    def shows_final(self) -> bool:
+        """Whether the decoded picture stands for the shown step: the last one, as x_t (the
+        latent the sampler returned), or as x̂₀ once the schedule has run to its end, where
+        x̂₀ is the result too."""
+        if self.final is None or not self.steps or self.index != self.count - 1:
+            return False
+        return self.which == LATENT or self.step >= self.total
+
     def label(self) -> str:
-        return f"step {self.step}/{self.total}"
+        decoded = " · decoded" if self.shows_final else ""
+        return f"step {self.step}/{self.total}{decoded}"
 
     def picture(self) -> QImage | None:
-        """The shown step's picture through the history's projection (made once per step)."""
+        """The shown step's picture: the decoded result at the last step when there is one,
+        else the step through the history's projection (made once per step)."""
+        if self.shows_final:
+            return self.final
         key = (self.step, self.which)
         if self._picture is None or self._picture[0] != key:
             self._picture = (key, history_picture(self.history, *key))

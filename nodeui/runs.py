@@ -22,6 +22,7 @@ from PySide6.QtGui import QImage
 
 from core.engine import CancelToken, NodeFinished, Problem, RunFinished, RunReport, RunStarted
 from core.engine.events import Event
+from nodeui.final_preview import decoded_shown_by
 from nodeui.images import PreviewFrame, history_from_records
 from nodeui.run_summary import summary
 from nodeui.runstate import NodeRunState, RunStatus, apply_event
@@ -59,6 +60,10 @@ class QueuedRun:
     #: document queued before it ("KSampler: seed 42→43"), so that runs of one file differ.
     seeds: str = ""
     changes: str = ""
+    #: The pictures each node showed in this run, by node id.
+    node_images: dict[int, list[QImage]] = field(default_factory=dict)
+    #: The samplers that left a step history in this run.
+    sampled: list[int] = field(default_factory=list)
 
     def summary(self) -> str:
         """The seeds and the changes, for a queue entry."""
@@ -135,6 +140,9 @@ class RunController(QObject):
     nodePreview = Signal(object, int, object)
     #: (origin, node id, StepHistory): a sampler finished (or replayed its cached run)
     nodeHistory = Signal(object, int, object)
+    #: (origin, node id, QImage | None): at the end of a run, the picture a VAE Decode made of
+    #: a sampler's result (None: not decoded this run), for the history's last step.
+    nodeFinalPicture = Signal(object, int, object)
     #: (QueuedRun) once it ended, whatever its status.
     runEnded = Signal(object)
     #: (QueuedRun, tuple[Problem]) when validation refused it.
@@ -162,6 +170,9 @@ class RunController(QObject):
         )
         #: The workflow of each document's latest queued run, to say what the next changes.
         self._last_workflows: weakref.WeakKeyDictionary[object, dict[str, Any]] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._finals: weakref.WeakKeyDictionary[object, dict[int, QImage]] = (
             weakref.WeakKeyDictionary()
         )
         self.set_bridge(bridge)
@@ -234,6 +245,13 @@ class RunController(QObject):
         except TypeError:  # an origin that cannot be weakly referenced keeps none
             return {}
 
+    def final_pictures(self, origin: object) -> dict[int, QImage]:
+        """The decoded picture of each sampler's result in document ``origin``'s latest runs."""
+        try:
+            return self._finals.setdefault(origin, {})
+        except TypeError:
+            return {}
+
     def _current(self, run_id: int) -> QueuedRun | None:
         run = self.queue.current
         return run if run is not None and run.run_id == run_id else None
@@ -278,6 +296,7 @@ class RunController(QObject):
         if history is None or not len(history.steps):
             return
         self.histories(run.origin)[node_id] = history
+        run.sampled.append(node_id)
         self.nodeHistory.emit(run.origin, node_id, history)
 
     def _on_preview(self, run_id: int, node_id: int, frame: PreviewFrame) -> None:
@@ -289,6 +308,7 @@ class RunController(QObject):
         run = self._current(run_id)
         if run is not None:
             run.images.extend(images)
+            run.node_images.setdefault(node_id, []).extend(images)
             self.nodeImages.emit(run.origin, node_id, images)
 
     def _on_finished(self, run_id: int, report: RunReport) -> None:
@@ -300,7 +320,26 @@ class RunController(QObject):
         failures = [e for e in report.entries.values() if e.status == "failed"]
         if failures:
             run.message = "; ".join(f"{e.label}: {e.message}" for e in failures)
+        self._show_decoded_results(run)
         self._end(run)
+
+    def _show_decoded_results(self, run: QueuedRun) -> None:
+        """Gives each sampler of the run the picture a VAE Decode made of its result, when
+        the decode ran and its picture was shown; takes it away when it was not."""
+        finals = self.final_pictures(run.origin)
+        ran = (RunStatus.DONE, RunStatus.CACHED)
+        for node_id in run.sampled:
+            picture = None
+            for decoder, shown in decoded_shown_by(run.workflow, node_id):
+                state = run.states.get(decoder)
+                if state is not None and state.status in ran and run.node_images.get(shown):
+                    picture = run.node_images[shown][0]
+                    break
+            if picture is None:
+                finals.pop(node_id, None)
+            else:
+                finals[node_id] = picture
+            self.nodeFinalPicture.emit(run.origin, node_id, picture)
 
     def _on_invalid(self, run_id: int, problems: tuple[Problem, ...]) -> None:
         run = self._current(run_id)

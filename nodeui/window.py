@@ -25,6 +25,7 @@ from nodeui.actions import EditorActions, EditorHandlers
 from nodeui.documents import AUTOSAVE_INTERVAL_MS, Autosaver, Document, RecoveryStore, snapshot
 from nodeui.drops import DropHandler
 from nodeui.files import FileController
+from nodeui.image_inputs import ImageInputs
 from nodeui.images import PreviewFrame
 from nodeui.panels.inspector import Inspector, push_command
 from nodeui.panels.library import NodeLibrary
@@ -106,6 +107,9 @@ class MainWindow(QMainWindow):
         self.viewer = ImageViewer()
         self.files = FileController(self, self, self.recent, self.recovery)
         self.actions = EditorActions(self, self._handlers())
+        self.view.minimap.use_settings(self.store)
+        minimap_action = self.view.minimap.toggle_action
+        self.actions.view_menu.insertAction(self.actions.panels_menu.menuAction(), minimap_action)
         self._build_docks()
         self.sweeps = install_sweeps(self)
         self.autosaver = Autosaver(
@@ -113,11 +117,16 @@ class MainWindow(QMainWindow):
         )
 
         self.drops = DropHandler(
-            self._open_dropped, self.add_image_node, self._drop_scene_pos, self
+            self._open_dropped,
+            self.add_image_node,
+            self._drop_scene_pos,
+            self,
+            replace_image=lambda path, at: self.image_inputs.replace_image_at(path, at),
         )
         self.installEventFilter(self.drops)
         self.view.viewport().setAcceptDrops(True)
         self.view.viewport().installEventFilter(self.drops)
+        self.image_inputs = ImageInputs(self)
 
         self.library.addNodeRequested.connect(lambda type_id: self.add_node(type_id, None))
         self.inspector.statusMessage.connect(self.show_status)
@@ -130,6 +139,7 @@ class MainWindow(QMainWindow):
         self.runs.nodeImages.connect(self._on_node_images)
         self.runs.nodePreview.connect(self._on_node_preview)
         self.runs.nodeHistory.connect(self._on_node_history)
+        self.runs.nodeFinalPicture.connect(self._on_final_picture)
         self.viewer.continueRequested.connect(self.continue_from_step)
         self.runs.runProgress.connect(self.queue_panel.set_progress)
         self.runs.runEnded.connect(self._on_run_ended)
@@ -163,7 +173,7 @@ class MainWindow(QMainWindow):
             redo=lambda: self.document.undo_stack.redo(),
             cut=lambda: view.cut_selection(),
             copy=lambda: view.copy_selection(),
-            paste=lambda: view.paste(),
+            paste=lambda: self.image_inputs.paste_or(view.paste),
             paste_links=lambda: view.paste(keep_input_links=True),
             duplicate=lambda: view.duplicate_selection(),
             delete=lambda: view.delete_selection(),
@@ -252,12 +262,16 @@ class MainWindow(QMainWindow):
         document.undo_stack.canRedoChanged.connect(self._update_actions)
         self.scene.selectionNodesChanged.connect(self.inspector.show_selection)
         self.scene.selectionNodesChanged.connect(self._offer_history)
+        finals = self.runs.final_pictures(document)
         for node_id, history in self.runs.histories(document).items():
             if node_id in document.graph:
-                self.scene.set_node_history(node_id, history)
+                cursor = self.scene.set_node_history(node_id, history)
+                if cursor is not None:
+                    cursor.set_final(finals.get(node_id))
         self._offer_history(self.scene.selected_node_ids())
         self.scene.statusMessage.connect(self.show_status)
         self.inspector.set_document(document.graph, document.undo_stack, self.registry)
+        self.image_inputs.follow(self.scene)
         if document.view:
             self.view.set_view_state(document.view)
         else:
@@ -392,6 +406,13 @@ class MainWindow(QMainWindow):
             self.scene.set_node_preview(node_id, None)
             self.scene.set_node_history(node_id, history)
             self._offer_history(self.scene.selected_node_ids())
+
+    def _on_final_picture(self, origin: object, node_id: int, image: QImage | None) -> None:
+        """The run ended: the sampler's last step shows what the VAE decoded, if it did."""
+        if origin is self.document and self._shows_workflow():
+            cursor = self.scene.history_cursor(node_id)
+            if cursor is not None:
+                cursor.set_final(image)
 
     def _node_title(self, node_id: int) -> str:
         node = self.document.graph.node(node_id)
