@@ -16,20 +16,16 @@ import os
 import random
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from core.engine import Executor, NodeContext, make_plan, validate_plan
-from core.graph import types as t
 from core.graph.model import Graph
-from core.graph.spec import (
-    NodeRegistry,
-    NodeSpec,
-    Output,
-    SocketInput,
-    WidgetInput,
-)
+from core.graph.spec import NodeRegistry
+from tests.helpers.arithmetic import arithmetic_specs
 
 TARGETS = {
     "plan_validate_ms": 100.0,
@@ -46,77 +42,28 @@ class Stopwatch:
 
 
 def make_registry(watch: Stopwatch) -> NodeRegistry:
-    def constant(ctx: NodeContext, value: float) -> float:
+    """The engine tests' number nodes, each timing its own body into ``watch``."""
+
+    def timed(ctx: NodeContext, body: Callable[[], Any]) -> Any:
         start = time.perf_counter()
-        out = value
+        out = body()
         watch.seconds += time.perf_counter() - start
         return out
 
-    def add(ctx: NodeContext, a: float, b: float = 0.0, bias: float = 0.0) -> float:
-        start = time.perf_counter()
-        out = a + b + bias
-        watch.seconds += time.perf_counter() - start
-        return out
-
-    def sink(ctx: NodeContext, x: float) -> None:
-        start = time.perf_counter()
-        ctx.record("value", x)
-        watch.seconds += time.perf_counter() - start
-
-    return NodeRegistry(
-        [
-            NodeSpec(
-                "Constant",
-                "Constant",
-                "bench",
-                constant,
-                (WidgetInput("value", t.FLOAT, 0.0, min=-1e12, max=1e12),),
-                (Output("out", t.FLOAT),),
-            ),
-            NodeSpec(
-                "IntConstant",
-                "Int Constant",
-                "bench",
-                constant,
-                (WidgetInput("value", t.INT, 0, min=-(10**9), max=10**9),),
-                (Output("out", t.INT),),
-            ),
-            NodeSpec(
-                "Add",
-                "Add",
-                "bench",
-                add,
-                (
-                    SocketInput("a", t.FLOAT),
-                    SocketInput("b", t.FLOAT, optional=True),
-                    WidgetInput("bias", t.FLOAT, 0.0, min=-1e12, max=1e12),
-                ),
-                (Output("out", t.FLOAT),),
-            ),
-            NodeSpec(
-                "Sink",
-                "Sink",
-                "bench",
-                sink,
-                (SocketInput("x", t.FLOAT),),
-                (),
-                output_node=True,
-            ),
-        ]
-    )
+    return NodeRegistry(arithmetic_specs(timed, category="bench"))
 
 
 def build_graph(registry: NodeRegistry, total: int, width: int = 20, seed: int = 0) -> Graph:
     """A layered DAG: constants (every fourth an INT, converted to FLOAT), layers of Add nodes
     each reading two nodes of the layer before (every node read at least once, so fan-in and
-    chains both occur), and one output Sink per node of the last layer."""
+    chains both occur), and one output Show node per node of the last layer."""
     rng = random.Random(seed)
     g = Graph(registry)
     layers = (total - 2 * width) // width
     previous = []
     for i in range(width):
-        kind = "IntConstant" if i % 4 == 0 else "Constant"
-        value = i if kind == "IntConstant" else float(i) + 0.5
+        kind = "Int" if i % 4 == 0 else "Const"
+        value = i if kind == "Int" else float(i) + 0.5
         previous.append(g.add_node(kind, params={"value": value}, pos=(0, 40 * i)).id)
     serial = 0
     while len(g) < total - width:
@@ -133,7 +80,7 @@ def build_graph(registry: NodeRegistry, total: int, width: int = 20, seed: int =
             layer.append(node.id)
         previous = layer + previous[len(layer) :] if len(layer) < width else layer
     for nid in previous:
-        sink = g.add_node("Sink")
+        sink = g.add_node("Show")
         g.connect(nid, "out", sink.id, "x")
     assert len(g) == total, (len(g), total, layers)
     return g

@@ -3,7 +3,7 @@ values, and a log of which nodes ran."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +13,7 @@ from core.engine import NodeContext, NodeError
 from core.graph import types as t
 from core.graph.model import Graph, Link, NodeId
 from core.graph.spec import NodeRegistry, NodeSpec, Output, SocketInput, WidgetInput
+from tests.helpers.arithmetic import arithmetic_specs
 
 
 class FakeModel:
@@ -45,20 +46,12 @@ class Toy:
         if hook is not None:
             hook(ctx)
 
+    def _logged(self, ctx: NodeContext, body: Callable[[], Any]) -> Any:
+        self._log(ctx)
+        return body()
+
     def _specs(self) -> list[NodeSpec]:
         log = self._log
-
-        def const(ctx: NodeContext, value: float) -> float:
-            log(ctx)
-            return value
-
-        def integer(ctx: NodeContext, value: int) -> int:
-            log(ctx)
-            return value
-
-        def add(ctx: NodeContext, a: float, b: float = 0.0, bias: float = 0.0) -> float:
-            log(ctx)
-            return a + b + bias
 
         def array(ctx: NodeContext, size: int, value: float) -> np.ndarray:
             log(ctx)
@@ -67,10 +60,6 @@ class Toy:
         def total(ctx: NodeContext, x: np.ndarray) -> float:
             log(ctx)
             return float(x.sum())
-
-        def show(ctx: NodeContext, x: Any) -> None:
-            log(ctx)
-            ctx.record("value", x)
 
         def fail(ctx: NodeContext, x: float) -> float:
             log(ctx)
@@ -109,29 +98,8 @@ class Toy:
                 raise NodeError("x must not be negative; raise the input", field="x")
             return x
 
-        number = WidgetInput("value", t.FLOAT, 0.0, min=-1e9, max=1e9)
         return [
-            NodeSpec("Const", "Const", "test", const, (number,), (Output("out", t.FLOAT),)),
-            NodeSpec(
-                "Int",
-                "Int",
-                "test",
-                integer,
-                (WidgetInput("value", t.INT, 0, min=-100, max=100),),
-                (Output("out", t.INT),),
-            ),
-            NodeSpec(
-                "Add",
-                "Add",
-                "test",
-                add,
-                (
-                    SocketInput("a", t.FLOAT),
-                    SocketInput("b", t.FLOAT, optional=True),
-                    WidgetInput("bias", t.FLOAT, 0.0, min=-1e9, max=1e9),
-                ),
-                (Output("out", t.FLOAT),),
-            ),
+            *arithmetic_specs(self._logged),
             NodeSpec(
                 "Array",
                 "Array",
@@ -147,9 +115,6 @@ class Toy:
                 total,
                 (SocketInput("x", t.LATENT),),
                 (Output("out", t.FLOAT),),
-            ),
-            NodeSpec(
-                "Show", "Show", "test", show, (SocketInput("x", t.FLOAT),), (), output_node=True
             ),
             NodeSpec(
                 "Fail",
