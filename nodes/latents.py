@@ -68,16 +68,27 @@ def _vae_decode(ctx: Any, samples: Mapping[str, Any], vae: Any) -> Any:
     return vae_ops.decode(vae, samples["samples"])
 
 
+def _tiles(tile_size: int, overlap: int, factor: int = 1) -> tuple[int, int]:
+    """The tile size and overlap (given in pixels) in units of ``factor`` pixels (latent cells
+    for decoding); an overlap that leaves a tile nothing of its own is refused."""
+    from core.engine import NodeError
+
+    tile, lap = max(1, tile_size // factor), overlap // factor
+    if lap >= tile:
+        raise NodeError(
+            f"the overlap ({overlap} pixels) must be smaller than the tile size "
+            f"({tile_size} pixels): lower the overlap or raise the tile size",
+            field="overlap",
+        )
+    return tile, lap
+
+
 def _vae_decode_tiled(
     ctx: Any, samples: Mapping[str, Any], vae: Any, tile_size: int, overlap: int
 ) -> Any:
     from core.diffusion import vae_ops
-    from core.engine import NodeError
 
-    factor = vae_ops.latent_factor(vae)
-    tile, lap = max(1, tile_size // factor), overlap // factor
-    if lap >= tile:
-        raise NodeError("the overlap must be smaller than the tile size", field="overlap")
+    tile, lap = _tiles(tile_size, overlap, vae_ops.latent_factor(vae))
     place(ctx, vae.vae)
     return vae_ops.decode(vae, samples["samples"], tile=tile, overlap=lap)
 
@@ -99,11 +110,7 @@ def _vae_encode_tiled(
     from core.diffusion import vae_ops
     from core.engine import NodeError
 
-    if overlap >= tile_size:
-        raise NodeError(
-            f"the overlap ({overlap}) must be smaller than the tile size ({tile_size})",
-            field="overlap",
-        )
+    _tiles(tile_size, overlap)
     place(ctx, vae.vae)
     try:
         samples = vae_ops.encode_in_tiles(vae, pixels, tile_size, overlap, ctx.progress)
@@ -192,6 +199,11 @@ def _repeat(ctx: Any, samples: Mapping[str, Any], amount: int) -> Any:
 
 
 _LATENT_OUT = (Output("LATENT", t.LATENT),)
+#: The tiled encoder's and decoder's sizes, in pixels.
+_TILE_WIDGETS = (
+    WidgetInput("tile_size", t.INT, 512, min=64, max=4096, step=64),
+    WidgetInput("overlap", t.INT, 64, min=0, max=4096, step=32),
+)
 
 SPECS = (
     NodeSpec(
@@ -260,8 +272,7 @@ SPECS = (
         inputs=(
             SocketInput("samples", t.LATENT),
             SocketInput("vae", t.VAE),
-            WidgetInput("tile_size", t.INT, 512, min=64, max=4096, step=64),
-            WidgetInput("overlap", t.INT, 64, min=0, max=4096, step=32),
+            *_TILE_WIDGETS,
         ),
         outputs=(Output("IMAGE", t.IMAGE),),
         description="Decodes tile by tile (sizes in pixels), blending the overlaps.",
@@ -287,8 +298,7 @@ SPECS = (
         inputs=(
             SocketInput("pixels", t.IMAGE),
             SocketInput("vae", t.VAE),
-            WidgetInput("tile_size", t.INT, 512, min=64, max=4096, step=64),
-            WidgetInput("overlap", t.INT, 64, min=0, max=4096, step=32),
+            *_TILE_WIDGETS,
         ),
         outputs=_LATENT_OUT,
         description="Encodes a large picture tile by tile (sizes in pixels), blending the "
