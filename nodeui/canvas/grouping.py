@@ -17,19 +17,19 @@ from core.graph.model import NodeId
 from nodeui.canvas import style as s
 
 if TYPE_CHECKING:
-    from nodeui.canvas.scene import GraphScene
+    from nodeui.canvas.protocols import CanvasScene
 
 #: Room a group keeps around a member it grows to hold.
 MARGIN = 12.0
 
 
-def frames(scene: GraphScene) -> dict[int, QRectF]:
+def frames(scene: CanvasScene) -> dict[int, QRectF]:
     """Every group's frame now, in scene coordinates."""
     return {gid: item.scene_rect() for gid, item in scene.groups.items()}
 
 
 def regroup(
-    scene: GraphScene,
+    scene: CanvasScene,
     moves: Mapping[NodeId, QPointF],
     before: Mapping[int, QRectF],
 ) -> dict[int, dict[str, Any]]:
@@ -64,7 +64,7 @@ def regroup(
     return changes
 
 
-def _box_at(scene: GraphScene, node_id: NodeId, pos: QPointF) -> QRectF:
+def _box_at(scene: CanvasScene, node_id: NodeId, pos: QPointF) -> QRectF:
     item = scene.nodes[node_id]
     return item.sceneBoundingRect().translated(pos - item.pos())
 
