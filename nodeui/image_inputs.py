@@ -23,8 +23,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QBuffer, QEvent, QIODevice, QObject, QPointF, Qt
-from PySide6.QtGui import QContextMenuEvent, QGuiApplication, QImage, QMouseEvent, QPainter
-from PySide6.QtWidgets import QFileDialog, QMenu
+from PySide6.QtGui import (
+    QContextMenuEvent,
+    QGuiApplication,
+    QImage,
+    QKeyEvent,
+    QMouseEvent,
+    QPainter,
+)
+from PySide6.QtWidgets import QFileDialog, QGraphicsProxyWidget, QMenu
 
 from core.files import OutputPathError, OutputWriteError, write_new_output
 from core.graph import changes
@@ -103,6 +110,8 @@ class ImageInputs(QObject):
         #: The open Mask Editor, if any (tests and screenshots reach it here).
         self.editor: MaskEditor | None = None
         window.view.viewport().installEventFilter(self)
+        # The canvas handles Ctrl+V itself while it has the focus, before any menu shortcut.
+        window.view.installEventFilter(self)
 
     # --- following the canvas ------------------------------------------------------------------
 
@@ -176,14 +185,20 @@ class ImageInputs(QObject):
         scene.push(replace_command(node.type_id, node.id, dict(node.params), path))
         return True
 
-    def paste_or(self, paste_nodes: Callable[[], object]) -> object:
-        """Ctrl+V: copied nodes paste as nodes; else a picture becomes a Load Image node."""
+    def clipboard_has_picture(self) -> bool:
+        """A picture is on the clipboard, and no copied nodes (those paste as nodes)."""
         from nodeui.canvas.clipboard import fragment_from_clipboard
 
         mime = QGuiApplication.clipboard().mimeData()
-        if mime is None or not mime.hasImage() or fragment_from_clipboard(self.window.registry):
-            return paste_nodes()
-        return self.paste_image()
+        return (
+            mime is not None
+            and mime.hasImage()
+            and fragment_from_clipboard(self.window.registry) is None
+        )
+
+    def paste_or(self, paste_nodes: Callable[[], object]) -> object:
+        """Ctrl+V: copied nodes paste as nodes; else a picture becomes a Load Image node."""
+        return self.paste_image() if self.clipboard_has_picture() else paste_nodes()
 
     def paste_image(self) -> int | None:
         """Saves the clipboard's picture in the input folder and adds a Load Image node."""
@@ -220,6 +235,18 @@ class ImageInputs(QObject):
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
         kind = event.type()
+        if watched is self.window.view:
+            if (
+                kind == QEvent.Type.KeyPress
+                and isinstance(event, QKeyEvent)
+                and event.key() == Qt.Key.Key_V
+                and event.modifiers() == Qt.KeyboardModifier.ControlModifier
+                and not isinstance(self.window.scene.focusItem(), QGraphicsProxyWidget)
+                and self.clipboard_has_picture()
+            ):
+                self.paste_image()
+                return True
+            return False
         if kind == QEvent.Type.MouseButtonPress and isinstance(event, QMouseEvent):
             if event.button() != Qt.MouseButton.LeftButton or event.modifiers():
                 return False
