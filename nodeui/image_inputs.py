@@ -31,7 +31,15 @@ from PySide6.QtGui import (
     QMouseEvent,
     QPainter,
 )
-from PySide6.QtWidgets import QFileDialog, QGraphicsProxyWidget, QMenu
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QFormLayout,
+    QGraphicsProxyWidget,
+    QHBoxLayout,
+    QMenu,
+    QPushButton,
+    QWidget,
+)
 
 from core.files import OutputPathError, OutputWriteError, write_new_output
 from core.graph import changes
@@ -112,6 +120,7 @@ class ImageInputs(QObject):
         window.view.viewport().installEventFilter(self)
         # The canvas handles Ctrl+V itself while it has the focus, before any menu shortcut.
         window.view.installEventFilter(self)
+        window.inspector.extra_rows.append(self._inspector_row)
 
     # --- following the canvas ------------------------------------------------------------------
 
@@ -142,6 +151,24 @@ class ImageInputs(QObject):
         if node.type_id in MASKABLE:
             image = thumbnail(node.type_id, dict(node.params))
             scene.set_node_images(node_id, [image] if image is not None else [])
+
+    def _inspector_row(self, form: QFormLayout, node_id: int) -> None:
+        """Under an image node's fields in the inspector: choose the picture, paint the mask."""
+        scene = self.window.scene
+        if node_id not in scene.graph.nodes or scene.graph.node(node_id).type_id not in MASKABLE:
+            return
+        row = QWidget()
+        row.setObjectName("pictureButtons")
+        layout = QHBoxLayout(row)
+        layout.setContentsMargins(0, 0, 0, 0)
+        for text, slot in (
+            ("Choose Image…", self.choose_image),
+            ("Open in Mask Editor…", self.open_mask_editor),
+        ):
+            button = QPushButton(text)
+            button.clicked.connect(lambda _checked=False, act=slot: act(node_id))
+            layout.addWidget(button)
+        form.addRow("picture", row)
 
     # --- actions -------------------------------------------------------------------------------
 

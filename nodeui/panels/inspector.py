@@ -68,6 +68,9 @@ class Inspector(QWidget):
         self.node_id: int | None = None
         self.editors: dict[str, ParamEditor] = {}
         self.seed_rows: dict[str, SeedRow] = {}
+        #: Rows other parts of the editor add under a node's fields: ``add(form, node_id)``
+        #: (the picture buttons of image nodes).
+        self.extra_rows: list[Callable[[QFormLayout, int], None]] = []
         self._unsubscribe: Callable[[], None] | None = None
         self.heading = QLabel()
         self.heading.setObjectName("inspectorTitle")
@@ -155,6 +158,8 @@ class Inspector(QWidget):
             )
             editor.widget.setToolTip(widget.description or widget.name)
             self.form.addRow(label, row)
+        for add_rows in self.extra_rows:
+            add_rows(self.form, node_id)
         self._mark_links()
 
     def _field_menu(self, label: QLabel, pos: QPoint, name: str) -> None:

@@ -181,3 +181,36 @@ def test_the_node_menu_opens_the_mask_editor(qtbot, window, tmp_path):
     assert window.document.graph.node(node_id).params["mask"] == str(mask) and mask.is_file()
     assert window.document.undo_stack.count() == 1
     menu.close()
+
+
+def test_the_inspector_has_the_picture_buttons(qtbot, window, tmp_path, monkeypatch):
+    from PySide6.QtWidgets import QPushButton
+
+    first = _picture(tmp_path / "one.png")
+    other = _picture(tmp_path / "two.png", (0, 0, 0))
+    node_id = _load_image_node(window, {"image": str(first)})
+    window.scene.select_nodes([node_id])
+    buttons = {
+        b.text(): b
+        for b in window.inspector.findChildren(QPushButton)
+        if b.parent().objectName() == "pictureButtons"
+    }
+    assert set(buttons) == {"Choose Image…", "Open in Mask Editor…"}
+    monkeypatch.setattr(
+        QFileDialog, "getOpenFileName", staticmethod(lambda *args: (str(other), ""))
+    )
+    QTest.mouseClick(buttons["Choose Image…"], LEFT)
+    assert window.document.graph.node(node_id).params["image"] == str(other)
+    QTest.mouseClick(buttons["Open in Mask Editor…"], LEFT)
+    editor = window.image_inputs.editor
+    assert editor is not None and editor.isVisible()
+    assert editor.windowTitle() == "Mask Editor — two.png"
+    editor.reject()
+
+    window.add_node("EmptyImage", QPointF(400, 0))
+    window.scene.select_nodes([max(window.document.graph.nodes)])
+    assert not [
+        b
+        for b in window.inspector.findChildren(QPushButton)
+        if b.text() == "Choose Image…" and b.isVisible()
+    ]
