@@ -60,6 +60,8 @@ class PreviewFrame:
     image: QImage
     step: int | None = None
     total: int | None = None
+    #: Inside a subgraph: the node's path (instance id, …, inner node id); empty at top level.
+    path: tuple[int, ...] = ()
 
 
 def preview_to_qimage(payload: Any) -> PreviewFrame | None:

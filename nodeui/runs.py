@@ -10,6 +10,7 @@ kept per document (``histories``), so scrubbing and branching outlive the run.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import time
 import weakref
@@ -23,7 +24,8 @@ from PySide6.QtGui import QImage
 from core.engine import CancelToken, NodeFinished, Problem, RunFinished, RunReport, RunStarted
 from core.engine.events import Event
 from nodeui.final_preview import decoded_shown_by
-from nodeui.images import PreviewFrame, history_from_records
+from nodeui.images import PreviewFrame, history_from_records, images_from_records
+from nodeui.inner_runs import InnerStates
 from nodeui.run_summary import summary
 from nodeui.runstate import NodeRunState, RunStatus, apply_event
 from nodeui.worker import RunBridge, RunRequest
@@ -64,6 +66,10 @@ class QueuedRun:
     node_images: dict[int, list[QImage]] = field(default_factory=dict)
     #: The samplers that left a step history in this run.
     sampled: list[int] = field(default_factory=list)
+    #: The states of nodes inside subgraph instances, by path (instance id, …, node id).
+    inner: InnerStates = field(default_factory=InnerStates)
+    #: The pictures nodes inside subgraph instances showed, by path.
+    inner_images: dict[tuple[int, ...], list[QImage]] = field(default_factory=dict)
 
     def summary(self) -> str:
         """The seeds and the changes, for a queue entry."""
@@ -143,6 +149,15 @@ class RunController(QObject):
     #: (origin, node id, QImage | None): at the end of a run, the picture a VAE Decode made of
     #: a sampler's result (None: not decoded this run), for the history's last step.
     nodeFinalPicture = Signal(object, int, object)
+    #: (origin, path, NodeRunState): a node inside a subgraph instance, by its path
+    #: (instance id, …, inner node id), as the engine's events and report name it.
+    innerNodeState = Signal(object, object, object)
+    #: (origin, path, PreviewFrame): a live preview of a sampler inside a subgraph instance.
+    innerNodePreview = Signal(object, object, object)
+    #: (origin, path, StepHistory) of a sampler inside a subgraph instance, once the run ended.
+    innerNodeHistory = Signal(object, object, object)
+    #: (origin, path, list[QImage]) of an output node inside a subgraph instance, at the end.
+    innerNodeImages = Signal(object, object, list)
     #: (QueuedRun) once it ended, whatever its status.
     runEnded = Signal(object)
     #: (QueuedRun, tuple[Problem]) when validation refused it.
@@ -175,6 +190,10 @@ class RunController(QObject):
         self._finals: weakref.WeakKeyDictionary[object, dict[int, QImage]] = (
             weakref.WeakKeyDictionary()
         )
+        self._inner_histories: weakref.WeakKeyDictionary[object, dict[tuple[int, ...], Any]] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._latest: weakref.WeakKeyDictionary[object, QueuedRun] = weakref.WeakKeyDictionary()
         self.set_bridge(bridge)
 
     def set_bridge(self, bridge: RunBridge) -> None:
@@ -224,6 +243,8 @@ class RunController(QObject):
         run = self.queue.take_next()
         if run is None:
             return
+        with contextlib.suppress(TypeError):
+            self._latest[run.origin] = run
         self.statesCleared.emit(run.origin)
         self.bridge.submit(
             RunRequest(
@@ -245,6 +266,20 @@ class RunController(QObject):
         except TypeError:  # an origin that cannot be weakly referenced keeps none
             return {}
 
+    def latest_run(self, origin: object) -> QueuedRun | None:
+        """The run of document ``origin`` that started last (running or finished)."""
+        try:
+            return self._latest.get(origin)
+        except TypeError:
+            return None
+
+    def inner_histories(self, origin: object) -> dict[tuple[int, ...], Any]:
+        """The latest ``StepHistory`` of each sampler inside a subgraph instance, by path."""
+        try:
+            return self._inner_histories.setdefault(origin, {})
+        except TypeError:
+            return {}
+
     def final_pictures(self, origin: object) -> dict[int, QImage]:
         """The decoded picture of each sampler's result in document ``origin``'s latest runs."""
         try:
@@ -264,6 +299,8 @@ class RunController(QObject):
         run = self._current(run_id)
         if run is None or isinstance(event, RunFinished):
             return
+        for path, state in run.inner.on_event(event).items():
+            self.innerNodeState.emit(run.origin, path, state)
         if isinstance(event, RunStarted):
             run.states = apply_event({}, event)
             self._finished.clear()
@@ -303,6 +340,8 @@ class RunController(QObject):
         run = self._current(run_id)
         if run is not None:
             self.nodePreview.emit(run.origin, node_id, frame)
+            if frame.path:
+                self.innerNodePreview.emit(run.origin, frame.path, frame)
 
     def _on_images(self, run_id: int, node_id: int, images: list[QImage]) -> None:
         run = self._current(run_id)
@@ -321,7 +360,23 @@ class RunController(QObject):
         if failures:
             run.message = "; ".join(f"{e.label}: {e.message}" for e in failures)
         self._show_decoded_results(run)
+        self._report_inner(run, report)
         self._end(run)
+
+    def _report_inner(self, run: QueuedRun, report: RunReport) -> None:
+        """How each node inside a subgraph instance ended, with its history and pictures."""
+        for path, state in run.inner.on_report(report.inner).items():
+            self.innerNodeState.emit(run.origin, path, state)
+        histories = self.inner_histories(run.origin)
+        for path, entry in report.inner.items():
+            history = history_from_records(entry.records)
+            if history is not None and len(history.steps):
+                histories[path] = history
+                self.innerNodeHistory.emit(run.origin, path, history)
+            pictures = images_from_records(entry.records)
+            if pictures:
+                run.inner_images[path] = pictures
+                self.innerNodeImages.emit(run.origin, path, pictures)
 
     def _show_decoded_results(self, run: QueuedRun) -> None:
         """Gives each sampler of the run the picture a VAE Decode made of its result, when

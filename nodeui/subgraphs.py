@@ -70,11 +70,17 @@ class BreadcrumbBar(QWidget):
 class SubgraphNavigator(QObject):
     """Which graph of the document the canvas shows: the workflow's, or a definition's."""
 
+    #: The canvas shows another level (a fresh scene): what a run showed there is redrawn.
+    levelShown = Signal()
+
     def __init__(self, window: Any) -> None:
         super().__init__(window)
         self.window = window
         #: The definition ids entered, outermost first (empty: the workflow's own graph).
         self.path: list[str] = []
+        #: For each level entered, the instance node it was entered through (None when not
+        #: known: entered without a click, with several instances of the definition there).
+        self.instances: list[int | None] = []
         self.bar = BreadcrumbBar()
         self.bar.levelChosen.connect(self.leave_to)
         container = QWidget()
@@ -109,6 +115,26 @@ class SubgraphNavigator(QObject):
         graph = self.window.document.graph
         return graph.subgraphs.get(self.path[-1]).graph if self.path else graph
 
+    @property
+    def instance_path(self) -> tuple[int, ...] | None:
+        """The path of the shown instance (top-level instance id, …), as run events name
+        the nodes inside it; () at the top level, None when an instance is not known."""
+        if any(instance is None for instance in self.instances):
+            return None
+        return tuple(self.instances)  # type: ignore[arg-type]
+
+    def _instance_entered(self, def_id: str) -> int | None:
+        """The instance of ``def_id`` just double-clicked, else the only one on the canvas."""
+        scene = self.window.scene
+        graph = scene.graph
+        pos = getattr(scene, "last_scene_pos", None)
+        item = scene.item_at(pos) if pos is not None else None
+        node_id = getattr(item, "node_id", None)
+        if node_id is not None and node_id in graph and graph.node(node_id).type_id == def_id:
+            return node_id
+        found = [node.id for node in graph if node.type_id == def_id]
+        return found[0] if len(found) == 1 else None
+
     def watch(self, scene: Any) -> None:
         """Lets double-clicks on instances in ``scene`` enter them, and its node menus save
         or edit them."""
@@ -118,6 +144,7 @@ class SubgraphNavigator(QObject):
     def reset(self) -> None:
         """A new document: back at its top level."""
         self.path = []
+        self.instances = []
         self._update_bar()
         if self.dialog is not None:
             self.dialog.close()
@@ -125,6 +152,7 @@ class SubgraphNavigator(QObject):
 
     def enter(self, def_id: str) -> None:
         self.window.commit_pending_edits()
+        self.instances.append(self._instance_entered(def_id))
         self.path.append(def_id)
         self._show()
 
@@ -132,6 +160,7 @@ class SubgraphNavigator(QObject):
         """Goes back to breadcrumb ``level`` (0: the workflow)."""
         self.window.commit_pending_edits()
         del self.path[level:]
+        del self.instances[level:]
         self._show()
 
     def _show(self) -> None:
@@ -148,6 +177,7 @@ class SubgraphNavigator(QObject):
         self.watch(window.scene)
         window.inspector.set_document(graph, window.document.undo_stack, window.registry)
         self._update_bar()
+        self.levelShown.emit()
         QTimer.singleShot(0, window.view.frame_all)
 
     def _update_bar(self) -> None:

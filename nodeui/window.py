@@ -34,6 +34,7 @@ from nodeui.panels.viewer import ImageViewer
 from nodeui.runs import INVALID, QueuedRun, RunController
 from nodeui.runstate import NodeRunState, controls_after_run
 from nodeui.settings import EditorSettings, RecentFiles, SettingsDialog
+from nodeui.subgraph_runs import SubgraphRunView
 from nodeui.subgraphs import SubgraphNavigator
 from nodeui.sweeps import install as install_sweeps
 from nodeui.worker import RunBridge
@@ -150,6 +151,7 @@ class MainWindow(QMainWindow):
         #: Windows this one opened for further recovered graphs.
         self.companions: list[MainWindow] = []
         self.subgraphs = SubgraphNavigator(self)
+        self.subgraph_runs = SubgraphRunView(self)
         self.set_document(self.document)
         self._restore_layout()
         self._announce_failed_packs()

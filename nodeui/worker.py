@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -87,13 +87,13 @@ class ExecutorWorker(QObject):
         #: The newest preview of each node that came too soon after the last one shown. It is
         #: shown once it is due (at the node's next event) or when the node ends, so throttling
         #: never hides the latest picture, e.g. a full VAE decode made every k steps.
-        pending: dict[int, Any] = {}
+        pending: dict[int, Preview] = {}
 
-        def show(node_id: int, image: Any, now: float) -> None:
+        def show(node_id: int, preview: Preview, now: float) -> None:
             last_preview[node_id] = now
-            frame = preview_to_qimage(image)
+            frame = preview_to_qimage(preview.image)
             if frame is not None:
-                self.preview.emit(request.run_id, node_id, frame)
+                self.preview.emit(request.run_id, node_id, replace(frame, path=preview.path))
 
         def due(node_id: int, now: float) -> bool:
             return now - last_preview.get(node_id, -1e9) >= 1.0 / PREVIEW_RATE_HZ
@@ -106,9 +106,9 @@ class ExecutorWorker(QObject):
                 now = time.monotonic()
                 if due(event.node_id, now):
                     pending.pop(event.node_id, None)
-                    show(event.node_id, event.image, now)
+                    show(event.node_id, event, now)
                 else:
-                    pending[event.node_id] = event.image
+                    pending[event.node_id] = event
                 return
             if node_id in pending:
                 now = time.monotonic()
