@@ -22,6 +22,7 @@ from nodes import (
     image_ops,
     image_prompts,
     images,
+    ip_adapter,
     latent_ops,
     latents,
     masks,
@@ -92,6 +93,7 @@ def build_registry(
             *previews.SPECS,
             *upscale_models.specs(paths),
             *image_prompts.specs(paths),
+            *ip_adapter.specs(paths),
         ],
         choice_providers=providers,
     )

@@ -37,6 +37,38 @@ MODEL_MAPPINGS: tuple[TypeMapping, ...] = (
         widgets=("strength", "noise_augmentation"),
         title="unCLIPConditioning",
     ),
+    # IP-Adapters (nodes.ip_adapter), from ComfyUI's IPAdapter node pack. One weight in every
+    # layer is the pack's "linear" type with "V only" scaling; its extra options (v1's noise
+    # and unfold_batch, v2's combine_embeds, embeds_scaling, negative image and attention
+    # mask) have no counterpart and are left out.
+    entry("IPAdapterModelLoader", widgets=("ipadapter_file",), title="IPAdapter Model Loader"),
+    entry(
+        "IPAdapterApply",
+        widgets=("weight", "noise", "weight_type", "start_at", "end_at", "unfold_batch"),
+        rename={"noise": None, "unfold_batch": None, "attn_mask": None},
+        title="Apply IPAdapter",
+    ),
+    entry(
+        "IPAdapterAdvanced",
+        "IPAdapterApply",
+        ("weight", "weight_type", "combine_embeds", "start_at", "end_at", "embeds_scaling"),
+        rename={
+            "combine_embeds": None,
+            "embeds_scaling": None,
+            "image_negative": None,
+            "attn_mask": None,
+        },
+        title="IPAdapter Advanced",
+        export=False,
+    ),
+    entry(
+        "IPAdapter",
+        "IPAdapterApply",
+        ("weight", "start_at", "end_at", "weight_type"),
+        rename={"attn_mask": None},
+        title="IPAdapter",
+        export=False,
+    ),
     # ControlNets and T2I-Adapters (nodes.controlnet)
     entry("ControlNetLoader", widgets=("control_net_name",), title="Load ControlNet Model"),
     entry(

@@ -1,0 +1,174 @@
+"""IPAdapter Model Loader and IPAdapter Apply, run through the engine: a tiny SD 1.5 checkpoint,
+a tiny CLIP image encoder and tiny adapters written in the published key layouts."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from core.diffusion.families import ModelFamily
+from core.diffusion.model_paths import ModelPaths
+from core.engine import Executor
+from core.engine.errors import ValidationError
+from core.graph.model import Graph
+from nodes import build_registry
+from tests.helpers.image_prompts import tiny_clip_vision, write_clip_vision_file
+from tests.helpers.ip_adapters import ip_adapter_tensors, write_ip_adapter
+from tests.helpers.tiny_models import make_tiny_pipeline, write_single_file
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    models = tmp_path_factory.mktemp("ip_adapter") / "models"
+    sd15 = make_tiny_pipeline(ModelFamily.SD1, seed=2)
+    write_single_file(sd15, models / "checkpoints" / "sd15.safetensors")
+    write_clip_vision_file(tiny_clip_vision(seed=4), models / "clip_vision" / "vit-h.safetensors")
+    folder = models / "ipadapter"
+    write_ip_adapter(
+        ip_adapter_tensors(sd15.unet, "plain", 24, seed=1), folder / "plain.safetensors"
+    )
+    plus = ip_adapter_tensors(sd15.unet, "plus", 32, tokens=8, seed=2)
+    write_ip_adapter(plus, folder / "plus.bin")
+    xl = make_tiny_pipeline(ModelFamily.SDXL)
+    write_ip_adapter(ip_adapter_tensors(xl.unet, "plain", 24), folder / "sdxl.safetensors")
+    return models
+
+
+@pytest.fixture(scope="module")
+def registry(root):
+    return build_registry(ModelPaths.of(root))
+
+
+def _graph(registry, adapters=(), *, seed=3):
+    """Checkpoint → (IPAdapter Apply per ``adapters`` entry) → KSampler."""
+    g = Graph(registry)
+    checkpoint = g.add_node("LoadCheckpoint", params={"ckpt_name": "sd15.safetensors"}).id
+    vision = g.add_node("CLIPVisionLoader", params={"clip_name": "vit-h.safetensors"}).id
+    model_from, model_output = checkpoint, "MODEL"
+    applies = []
+    for index, (file, params) in enumerate(adapters):
+        loader = g.add_node("IPAdapterModelLoader", params={"ipadapter_file": file}).id
+        picture = g.add_node("GradientImage", params={"width": 40, "height": 32 + 8 * index}).id
+        apply = g.add_node("IPAdapterApply", params=params).id
+        g.connect(model_from, model_output, apply, "model")
+        g.connect(loader, "IPADAPTER", apply, "ipadapter")
+        g.connect(vision, "CLIP_VISION", apply, "clip_vision")
+        g.connect(picture, "IMAGE", apply, "image")
+        model_from, model_output = apply, "MODEL"
+        applies.append(apply)
+    positive = g.add_node("CLIPTextEncode", params={"text": "a red circle"}).id
+    negative = g.add_node("CLIPTextEncode", params={"text": ""}).id
+    for node in (positive, negative):
+        g.connect(checkpoint, "CLIP", node, "clip")
+    latent = g.add_node("EmptyLatentImage", params={"width": 32, "height": 32}).id
+    g.connect(checkpoint, "VAE", latent, "vae")
+    sampler = g.add_node(
+        "KSampler", params={"steps": 4, "cfg": 4.0, "seed": seed, "sampler_name": "euler"}
+    ).id
+    g.connect(model_from, model_output, sampler, "model")
+    g.connect(positive, "CONDITIONING", sampler, "positive")
+    g.connect(negative, "CONDITIONING", sampler, "negative")
+    g.connect(latent, "LATENT", sampler, "latent_image")
+    return g, sampler, applies
+
+
+def _sample(registry, adapters=()):
+    g, sampler, _ = _graph(registry, adapters)
+    report = Executor(registry).run(g, outputs=[sampler], device="cpu")
+    assert report.status == "ok", report.to_dict()
+    return report.outputs[sampler][0]["samples"]
+
+
+@pytest.fixture(scope="module")
+def plain_result(registry):
+    return _sample(registry)
+
+
+@pytest.mark.parametrize("file", ["plain.safetensors", "plus.bin"])
+def test_a_picture_prompt_changes_the_result_and_weight_zero_does_not(registry, plain_result, file):
+    full = _sample(registry, [(file, {"weight": 1.0})])
+    muted = _sample(registry, [(file, {"weight": 0.0})])
+    assert torch.isfinite(full).all()
+    assert (full - plain_result).abs().max() > 1e-3
+    assert torch.equal(muted, plain_result)
+
+
+def test_the_start_end_window_is_honoured(registry, plain_result):
+    full = _sample(registry, [("plain.safetensors", {"weight": 1.0})])
+    never = _sample(registry, [("plain.safetensors", {"start_at": 1.0, "end_at": 1.0})])
+    late = _sample(registry, [("plain.safetensors", {"start_at": 0.5, "end_at": 1.0})])
+    assert torch.equal(never, plain_result)  # no step lies in the window
+    assert not torch.allclose(late, plain_result, atol=1e-5)
+    assert not torch.allclose(late, full, atol=1e-5)
+
+
+def test_two_adapters_stack(registry):
+    plain = ("plain.safetensors", {"weight": 0.8})
+    plus = ("plus.bin", {"weight": 0.6})
+    both = _sample(registry, [plain, plus])
+    assert not torch.allclose(both, _sample(registry, [plain]), atol=1e-5)
+    assert not torch.allclose(both, _sample(registry, [plus]), atol=1e-5)
+
+
+def test_an_adapter_for_another_family_fails_on_its_input(registry):
+    g, sampler, _ = _graph(registry, [("sdxl.safetensors", {"weight": 1.0})])
+    report = Executor(registry).run(g, outputs=[sampler], device="cpu")
+    failed = [e for e in report.entries.values() if e.status == "failed"]
+    assert len(failed) == 1
+    assert "sdxl.safetensors" in failed[0].message and "96-wide" in failed[0].message
+    assert failed[0].field == "ipadapter"
+
+
+def test_start_after_end_is_reported_before_running(registry):
+    g, sampler, _ = _graph(registry, [("plain.safetensors", {"start_at": 0.8, "end_at": 0.2})])
+    with pytest.raises(ValidationError) as caught:
+        Executor(registry).run(g, outputs=[sampler], device="cpu")
+    (problem,) = caught.value.problems
+    assert "start_at (0.8) is after end_at (0.2)" in problem.message
+
+
+def test_comfyui_ipadapter_pack_nodes_import_as_ipadapter_apply(registry):
+    from nodes.interop.comfyui import import_api
+
+    prompt = {
+        "1": {"class_type": "IPAdapterModelLoader", "inputs": {"ipadapter_file": "plus.bin"}},
+        "2": {"class_type": "CLIPVisionLoader", "inputs": {"clip_name": "vit-h.safetensors"}},
+        "3": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "sd15.safetensors"}},
+        "4": {
+            "class_type": "EmptyImage",
+            "inputs": {"width": 64, "height": 64, "batch_size": 1, "color": 0},
+        },
+        "5": {
+            "class_type": "IPAdapterAdvanced",
+            "inputs": {
+                "model": ["3", 0],
+                "ipadapter": ["1", 0],
+                "image": ["4", 0],
+                "clip_vision": ["2", 0],
+                "weight": 0.7,
+                "weight_type": "linear",
+                "combine_embeds": "concat",
+                "start_at": 0.1,
+                "end_at": 0.9,
+                "embeds_scaling": "V only",
+            },
+        },
+    }
+    workflow, report = import_api(prompt, registry)
+    graph = workflow.graph
+    apply = graph.node(5)
+    assert report.unknown == ()
+    assert apply.type_id == "IPAdapterApply"
+    assert {k: apply.params[k] for k in ("weight", "start_at", "end_at", "weight_type")} == {
+        "weight": 0.7,
+        "start_at": 0.1,
+        "end_at": 0.9,
+        "weight_type": "linear",
+    }
+    assert {(link.src, link.dst_input) for link in graph.links_of(5)} == {
+        (3, "model"),
+        (1, "ipadapter"),
+        (4, "image"),
+        (2, "clip_vision"),
+    }
+    assert graph.node(1).params["ipadapter_file"] == "plus.bin"
