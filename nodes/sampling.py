@@ -162,24 +162,63 @@ def _interval_problems(params: Mapping[str, Any]) -> Iterable[tuple[str, str]]:
 
 
 # ModelSamplingDiscrete's choices, in ComfyUI's order, and the prediction type each reads the
-# UNet's output as ("lcm" has none yet).
+# UNet's output as (LCM: ε, with the consistency boundary condition on 50 distilled levels).
 MODEL_SAMPLINGS: tuple[str, ...] = ("eps", "v_prediction", "lcm", "x0")
-_PREDICTIONS = {"eps": "epsilon", "v_prediction": "v_prediction", "x0": "sample"}
-_LCM_UNSUPPORTED = "LCM model sampling is not supported yet; use eps, v_prediction or x0"
+_PREDICTIONS = {"eps": "epsilon", "v_prediction": "v_prediction", "lcm": "epsilon", "x0": "sample"}
+#: The timesteps an LCM was distilled on (Luo et al. 2023: 50 of the 1000).
+LCM_ORIGINAL_STEPS = 50
+# ModelSamplingContinuousEDM's choices: ComfyUI's for SD-family UNets (its Playground v2.5
+# choice needs that model's own latent format, which LatentLoom does not have).
+EDM_SAMPLINGS: tuple[str, ...] = ("v_prediction", "edm", "edm_playground_v2.5", "eps")
+_EDM_PREDICTIONS = {"v_prediction": "v_prediction", "edm": "edm", "eps": "epsilon"}
+_PLAYGROUND_UNSUPPORTED = (
+    "edm_playground_v2.5 needs Playground v2.5's own latent format, which LatentLoom does not "
+    "have: use v_prediction, edm or eps"
+)
 
 
 def _model_sampling_discrete(ctx: Any, model: Any, sampling: str, zsnr: bool) -> Any:
     from core.diffusion.families import PredictionType
+
+    prediction = PredictionType(_PREDICTIONS[sampling])
+    if sampling == "lcm":
+        return model.with_model_sampling(
+            prediction,
+            bool(zsnr),
+            model_sampling="lcm",
+            original_inference_steps=LCM_ORIGINAL_STEPS,
+        )
+    return model.with_model_sampling(prediction, bool(zsnr))
+
+
+def _model_sampling_edm(
+    ctx: Any, model: Any, sampling: str, sigma_max: float, sigma_min: float
+) -> Any:
+    from core.diffusion.families import PredictionType
     from core.engine import NodeError
 
-    if sampling not in _PREDICTIONS:
-        raise NodeError(_LCM_UNSUPPORTED, field="sampling")
-    return model.with_model_sampling(PredictionType(_PREDICTIONS[sampling]), bool(zsnr))
+    problem = next(
+        iter(_edm_problems({"sampling": sampling, "sigma_max": sigma_max, "sigma_min": sigma_min})),
+        None,
+    )
+    if problem is not None:
+        raise NodeError(problem[1], field=problem[0])
+    return model.with_model_sampling(
+        PredictionType(_EDM_PREDICTIONS[sampling]),
+        model_sampling="edm",
+        sigma_min=float(sigma_min),
+        sigma_max=float(sigma_max),
+    )
 
 
-def _model_sampling_problems(params: Mapping[str, Any]) -> Iterable[tuple[str, str]]:
-    if params.get("sampling") == "lcm":
-        yield "sampling", _LCM_UNSUPPORTED
+def _edm_problems(params: Mapping[str, Any]) -> Iterable[tuple[str, str]]:
+    if params.get("sampling") == "edm_playground_v2.5":
+        yield "sampling", _PLAYGROUND_UNSUPPORTED
+    low, high = params.get("sigma_min"), params.get("sigma_max")
+    if isinstance(low, (int, float)) and low <= 0:
+        yield "sigma_min", f"sigma_min must be above 0, got {low:g}"
+    elif isinstance(low, (int, float)) and isinstance(high, (int, float)) and low >= high:
+        yield "sigma_max", f"sigma_max ({high:g}) must be above sigma_min ({low:g}): swap them"
 
 
 _MODEL_INPUTS = (
@@ -356,7 +395,8 @@ SPECS = (
                 "eps",
                 choices=MODEL_SAMPLINGS,
                 description="what the UNet predicts: the noise (eps), the velocity "
-                "(v_prediction) or the clean image (x0)",
+                "(v_prediction), the clean image (x0), or lcm for latent consistency models "
+                "and LoRAs (eps with the consistency boundary condition, 50 distilled levels)",
             ),
             WidgetInput(
                 "zsnr",
@@ -369,7 +409,49 @@ SPECS = (
         outputs=(Output("MODEL", t.MODEL),),
         description="Samples the model as predicting another quantity than its checkpoint "
         "says (eps, v_prediction or x0), optionally on zero-terminal-SNR noise levels "
-        "(Lin et al. 2024); the input model is left as it is and the weights are shared.",
-        check=_model_sampling_problems,
+        "(Lin et al. 2024), or as a latent consistency model (lcm: use it after an LCM LoRA, "
+        "with the lcm sampler, 4 to 8 steps and cfg 1 to 2); the input model is left as it "
+        "is and the weights are shared.",
+    ),
+    NodeSpec(
+        "ModelSamplingContinuousEDM",
+        "ModelSamplingContinuousEDM",
+        "advanced/model",
+        _model_sampling_edm,
+        inputs=(
+            SocketInput("model", t.MODEL),
+            WidgetInput(
+                "sampling",
+                t.COMBO,
+                "v_prediction",
+                choices=EDM_SAMPLINGS,
+                description="what the UNet predicts: the velocity (v_prediction), EDM's "
+                "preconditioned output (edm) or the noise (eps)",
+            ),
+            WidgetInput(
+                "sigma_max",
+                t.FLOAT,
+                120.0,
+                min=0.0,
+                max=1000.0,
+                step=0.001,
+                description="the highest noise level the model was trained on",
+            ),
+            WidgetInput(
+                "sigma_min",
+                t.FLOAT,
+                0.002,
+                min=0.0,
+                max=1000.0,
+                step=0.001,
+                description="the lowest noise level the model was trained on",
+            ),
+        ),
+        outputs=(Output("MODEL", t.MODEL),),
+        description="Samples the model as a continuous-time one (Karras et al. 2022, EDM): "
+        "noise levels anywhere between sigma_min and sigma_max, the UNet told ¼·ln σ as its "
+        "timestep. Use it for models trained that way, such as CosXL (v_prediction, 0.002 to "
+        "120); the input model is left as it is and the weights are shared.",
+        check=_edm_problems,
     ),
 )

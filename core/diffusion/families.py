@@ -24,12 +24,14 @@ class ModelFamily(StrEnum):
 
 
 class PredictionType(StrEnum):
-    """What the UNet predicts: the noise ε (DDPM), the velocity v (Salimans & Ho, 2022) or
-    the clean sample x₀ itself (diffusers' ``sample``)."""
+    """What the UNet predicts: the noise ε (DDPM), the velocity v (Salimans & Ho, 2022),
+    the clean sample x₀ itself (diffusers' ``sample``) or EDM's preconditioned output F
+    (Karras et al. 2022, eq. 7)."""
 
     EPSILON = "epsilon"
     V_PREDICTION = "v_prediction"
     SAMPLE = "sample"
+    EDM = "edm"
 
 
 class ClipLayout(StrEnum):

@@ -27,6 +27,10 @@ from core.diffusion.families import ModelFamily, PredictionType
 from core.diffusion.guidance_interval import guidance_interval_problem
 from core.diffusion.previews import FAMILY_LATENT_RGB, LatentRgb
 
+#: Scheduler-config entries that ``DiffusionModel.with_model_sampling`` sets or replaces.
+MODEL_SAMPLING_KEYS = frozenset(
+    {"model_sampling", "original_inference_steps", "sigma_min", "sigma_max", "sigma_data"}
+)
 #: A tensor storage's identity while it lives: its device and its address there.
 StorageKey = tuple[str, int]
 
@@ -162,14 +166,22 @@ class DiffusionModel(HoldsTensors):
             raise ValueError(problem)
         return replace(self, guidance_interval=(float(low), float(high)))
 
-    def with_model_sampling(self, prediction: PredictionType, zero_snr: bool) -> DiffusionModel:
+    def with_model_sampling(
+        self, prediction: PredictionType, zero_snr: bool = False, **sampling: Any
+    ) -> DiffusionModel:
         """This model read as predicting ``prediction``, on the zero-terminal-SNR noise levels
-        when ``zero_snr`` (Lin et al. 2024); the UNet is shared, not copied."""
+        when ``zero_snr`` (Lin et al. 2024); the UNet is shared, not copied. ``sampling``
+        replaces the model sampling of an earlier call: ``model_sampling`` "lcm" (with
+        ``original_inference_steps``) or "edm" (with ``sigma_min``, ``sigma_max`` and
+        optionally ``sigma_data``), read by ``core.diffusion.model_sampling``."""
         config = {
-            **self.scheduler_config,
-            "prediction_type": str(prediction),
-            "rescale_betas_zero_snr": bool(zero_snr),
+            key: value
+            for key, value in self.scheduler_config.items()
+            if key not in MODEL_SAMPLING_KEYS
         }
+        config.update(
+            prediction_type=str(prediction), rescale_betas_zero_snr=bool(zero_snr), **sampling
+        )
         return replace(self, prediction=prediction, scheduler_config=config)
 
     @property

@@ -28,7 +28,6 @@ import torch.nn.functional as F
 
 from core.diffusion import samplers
 from core.diffusion.conditioning import Conditioning
-from core.diffusion.families import PredictionType
 
 # The guided model call lives in core.diffusion.guidance; its public names stay importable
 # from here, where samplers' callers have always found them.
@@ -39,6 +38,8 @@ from core.diffusion.guidance import (
     UnetExtra,
     merge_unet_kwargs,
 )
+from core.diffusion.model_sampling import denoised as model_denoised
+from core.diffusion.model_sampling import input_norm, predicted_x0
 from core.diffusion.models import DiffusionModel
 from core.diffusion.samplers import NoiseLevels, StepInfo, UnknownSamplerError, step_seed
 
@@ -126,24 +127,6 @@ def schedule_sigmas(
         sigmas = samplers.make_sigmas(schedule, levels, steps + 1)
         return torch.cat([sigmas[:-2], sigmas[-1:]])
     return samplers.make_sigmas(schedule, levels, steps)
-
-
-def predicted_x0(
-    model_input: torch.Tensor, output: torch.Tensor, sigma: float, prediction: PredictionType
-) -> torch.Tensor:
-    """The denoised estimate x̂₀ (σ-space) from the VP model input x and the model output at
-    noise level σ.
-
-    With ᾱ = 1/(1+σ²): ε-prediction x̂₀ = (x − √(1−ᾱ)ε)/√ᾱ (Ho et al. 2020, eq. 15);
-    v-prediction x̂₀ = √ᾱ·x − √(1−ᾱ)·v (Salimans & Ho 2022, §4); an x₀-predicting model's
-    output is x̂₀.
-    """
-    if prediction is PredictionType.SAMPLE:
-        return output
-    scale = math.sqrt(1.0 + sigma * sigma)
-    if prediction is PredictionType.V_PREDICTION:
-        return (model_input - sigma * output) / scale
-    return model_input * scale - sigma * output
 
 
 def _resize_mask(mask: torch.Tensor, batch: int, height: int, width: int) -> torch.Tensor:
@@ -291,10 +274,12 @@ def sample(
         if check_cancel is not None:
             check_cancel()
         x = known(x, sigma)
-        model_input = x / math.sqrt(1.0 + sigma * sigma)
-        timestep = torch.tensor(levels.timestep(sigma), device=device, dtype=torch.float32)
+        model_input = x / input_norm(sigma, model.prediction, model.scheduler_config)
+        timestep = torch.tensor(levels.unet_timestep(sigma), device=device, dtype=torch.float32)
         output = denoiser(model_input, timestep, guided=model.guided_at(sigma), sigma=sigma)
-        denoised = predicted_x0(model_input, output, sigma, model.prediction)
+        denoised = model_denoised(
+            x, model_input, output, sigma, model.prediction, model.scheduler_config, levels
+        )
         return denoised if mask is None else mask * denoised + (1 - mask) * latent
 
     first = float(run[0])

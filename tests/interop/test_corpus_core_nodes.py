@@ -19,6 +19,12 @@ FILES = {
     ),
 }
 
+FILES |= {
+    # ModelSamplingDiscrete was there, its lcm mode refused.
+    "comfyui_examples/lcm__lcm_basic_example.png": ("ModelSamplingDiscrete",),
+    "replicate_cog_comfyui/lcm_basic_example.json": ("ModelSamplingDiscrete",),
+}
+
 ENTRIES = {entry.file: entry for entry in load_manifest()}
 
 

@@ -242,10 +242,40 @@ def test_model_sampling_discrete_node_reads_the_model_as_another_prediction(regi
     g.set_param(node, "zsnr", True)
     [x0] = executor.run(g, outputs=[node], device="cpu").outputs[node]
     assert x0.prediction is PredictionType.SAMPLE and x0.scheduler_config["rescale_betas_zero_snr"]
-    # LCM model sampling is refused before anything runs, naming the field.
+    # LCM: ε on the 50 distilled levels with the consistency boundary condition.
     g.set_param(node, "sampling", "lcm")
+    [lcm] = executor.run(g, outputs=[node], device="cpu").outputs[node]
+    assert lcm.prediction is PredictionType.EPSILON and lcm.unet is plain.unet
+    assert lcm.scheduler_config["model_sampling"] == "lcm"
+    assert lcm.scheduler_config["original_inference_steps"] == 50
+
+
+def test_model_sampling_continuous_edm_node_sets_continuous_levels(registry, root):
+    from core.diffusion.families import PredictionType
+    from core.diffusion.samplers import NoiseLevels
+
+    g, load, _ = _encode_graph(registry)
+    node = g.add_node("ModelSamplingContinuousEDM", params={"sigma_max": 80.0}).id
+    g.connect(load, "MODEL", node, "model")
+    assert [i.name for i in registry.get("ModelSamplingContinuousEDM").inputs] == [
+        "model",
+        "sampling",
+        "sigma_max",
+        "sigma_min",
+    ]
+    executor = Executor(registry)
+    [edm] = executor.run(g, outputs=[node], device="cpu").outputs[node]
+    assert edm.prediction is PredictionType.V_PREDICTION
+    levels = NoiseLevels.from_config(edm.scheduler_config)
+    assert levels.timing == "continuous" and levels.sigma_max == pytest.approx(80.0)
+    g.set_param(node, "sampling", "edm")
+    [edm] = executor.run(g, outputs=[node], device="cpu").outputs[node]
+    assert edm.prediction is PredictionType.EDM
+    # Playground v2.5 and inverted ranges are refused before anything runs, by field.
+    g.set_param(node, "sampling", "edm_playground_v2.5")
+    g.set_param(node, "sigma_min", 100.0)
     with pytest.raises(ValidationError) as info:
         executor.run(g, outputs=[node], device="cpu")
-    [problem] = info.value.problems
-    assert problem.node_id == node and problem.field == "sampling"
-    assert "LCM model sampling is not supported yet" in problem.message
+    fields = sorted(p.field for p in info.value.problems)
+    assert fields == ["sampling", "sigma_max"]
+    assert any("latent format" in p.message for p in info.value.problems)

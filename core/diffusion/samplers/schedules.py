@@ -64,26 +64,52 @@ def _rescale_zero_terminal_snr(alphas_bar: np.ndarray) -> np.ndarray:
     return root**2
 
 
+#: How a model's UNet is told the noise level (``NoiseLevels.timing``).
+DISCRETE, DISTILLED, CONTINUOUS = "discrete", "distilled", "continuous"
+#: Levels of a continuous-time (EDM) model's table: log-spaced, as ComfyUI keeps them, so
+#: the schedules that walk a table work on it too.
+_CONTINUOUS_TABLE = 1000
+
+
 @dataclass(frozen=True, eq=False)
 class NoiseLevels:
     """The noise levels a discrete-time model was trained on: σ_t = √((1 − ᾱ_t)/ᾱ_t) for
     t = 0..T−1 (Karras et al. 2022, §2: a VP model's input x/√(1+σ²) at level σ), and the
-    conversion between σ and the (fractional) timestep the UNet is given."""
+    conversion between σ and the (fractional) timestep the UNet is given.
+
+    ``timing`` says what the UNet gets for a level σ: ``discrete``, the fractional training
+    timestep; ``distilled`` (LCM: the table keeps every ``stride``-th training level), the
+    training timestep of the nearest kept level; ``continuous`` (EDM models, whose table is
+    log-spaced between σ_min and σ_max), c_noise = ¼·ln σ (Karras et al. 2022, Table 1).
+    """
 
     sigmas: torch.Tensor  # float32 [T], increasing with t
+    timing: str = DISCRETE
+    stride: int = 1
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any] | None = None) -> NoiseLevels:
         """The levels of a model whose scheduler config is ``config`` (betas, their schedule,
-        the number of training steps and zero-terminal-SNR rescaling)."""
+        the number of training steps and zero-terminal-SNR rescaling; ``model_sampling``
+        "lcm" with ``original_inference_steps``, or "edm" with ``sigma_min``/``sigma_max``)."""
         merged = dict(_DEFAULT_CONFIG)
         merged.update({k: v for k, v in (config or {}).items() if v is not None})
+        kind = merged.get("model_sampling", "discrete")
+        if kind == "edm":
+            low, high = math.log(float(merged["sigma_min"])), math.log(float(merged["sigma_max"]))
+            table = torch.linspace(low, high, _CONTINUOUS_TABLE, dtype=torch.float64).exp()
+            return cls(table.float(), CONTINUOUS)
         alphas_bar = np.cumprod(1.0 - _betas(merged))
         if merged.get("rescale_betas_zero_snr"):
             alphas_bar = _rescale_zero_terminal_snr(alphas_bar)
             alphas_bar[-1] = _ZERO_SNR_ALPHA_BAR
-        sigmas = np.sqrt((1.0 - alphas_bar) / alphas_bar)
-        return cls(torch.from_numpy(sigmas).float())
+        sigmas = torch.from_numpy(np.sqrt((1.0 - alphas_bar) / alphas_bar)).float()
+        if kind == "lcm":
+            # Consistency distillation (Luo et al. 2023, §4.2) trains on every k-th of the T
+            # timesteps, k = T / original_inference_steps, ending at T − 1.
+            stride = max(1, len(sigmas) // int(merged.get("original_inference_steps", 50)))
+            return cls(sigmas[stride - 1 :: stride].clone(), DISTILLED, stride)
+        return cls(sigmas)
 
     @property
     def sigma_min(self) -> float:
@@ -115,6 +141,16 @@ class NoiseLevels:
         low = high - 1
         w = (target - float(log_sigmas[low])) / float(log_sigmas[high] - log_sigmas[low])
         return low + w
+
+    def unet_timestep(self, sigma: float) -> float:
+        """What the UNet is given as its timestep at noise level ``sigma`` (see ``timing``)."""
+        if self.timing == CONTINUOUS:
+            return 0.25 * math.log(max(float(sigma), 1e-30))
+        if self.timing == DISTILLED:
+            target = math.log(max(float(sigma), 1e-30))
+            nearest = int((self.sigmas.double().log() - target).abs().argmin())
+            return float(nearest * self.stride + self.stride - 1)
+        return self.timestep(sigma)
 
 
 Schedule = Callable[[NoiseLevels, int], torch.Tensor]
