@@ -14,13 +14,11 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 from core.graph.commands import AddNode, SetNodeAttribute, SetParam
 from core.graph.workflow import load_workflow, save_workflow
 from nodes import build_registry
-from nodeui.documents import RecoveryStore
 from nodeui.runs import OK
-from nodeui.settings import open_settings
 from nodeui.undo import push
-from nodeui.window import MainWindow
 from tests.nodeui import shell_fakes
 from tests.nodeui.crash import crash_leaving_recovery
+from tests.nodeui.windows import window_maker
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT = ROOT / "resources" / "workflows" / "default.json"
@@ -36,23 +34,8 @@ NO_MODIFIER = Qt.KeyboardModifier.NoModifier
 
 @pytest.fixture
 def make_window(qtbot, tmp_path):
-    made = []
-
-    def make(**kwargs) -> MainWindow:
-        window = MainWindow(
-            open_settings(tmp_path / "settings.ini"),
-            recovery=RecoveryStore(tmp_path / "data"),
-            output_dir=tmp_path / "out",
-            **kwargs,
-        )
-        made.append(window)
-        return window
-
-    yield make
-    for window in made:
-        window.shutdown(persist=False)
-        window.close()
-        window.deleteLater()
+    with window_maker(tmp_path) as make:
+        yield make
 
 
 def _wait_idle(qtbot, window, timeout=60_000):

@@ -7,26 +7,16 @@ import pytest
 from PySide6.QtCore import Qt
 
 from core.graph.commands import SetNodeAttribute
-from nodeui.documents import RecoveryStore
-from nodeui.settings import open_settings
 from nodeui.undo import push
-from nodeui.window import MainWindow
 from tests.nodeui import shell_fakes
+from tests.nodeui.windows import open_window
 
 
 @pytest.fixture
 def window(qtbot, tmp_path):
-    made = MainWindow(
-        open_settings(tmp_path / "settings.ini"),
-        recovery=RecoveryStore(tmp_path / "data"),
-        output_dir=tmp_path / "out",
-        registry=shell_fakes.registry(),
-    )
-    made.show()
-    yield made
-    made.shutdown(persist=False)
-    made.close()
-    made.deleteLater()
+    with open_window(tmp_path, shell_fakes.registry()) as made:
+        made.show()
+        yield made
 
 
 def test_batch_count_queues_the_run_n_times_with_the_seed_mode_applied(qtbot, window):

@@ -15,20 +15,15 @@ from PySide6.QtWidgets import QFileDialog, QMessageBox
 from core.graph.model import Graph
 from core.graph.workflow import save_workflow
 from nodes import build_registry
-from nodeui.documents import RecoveryStore
-from nodeui.settings import open_settings
 from nodeui.window import MainWindow
+from tests.nodeui.windows import new_window
 
 FIXTURES = Path(__file__).resolve().parents[1] / "interop" / "fixtures"
 
 
 @pytest.fixture
 def window(qtbot, tmp_path):
-    made = MainWindow(
-        open_settings(tmp_path / "settings.ini"),
-        recovery=RecoveryStore(tmp_path / "data"),
-        output_dir=tmp_path / "out",
-    )
+    made = new_window(tmp_path)
     qtbot.addWidget(made)
     yield made
     made.shutdown(persist=False)

@@ -9,30 +9,21 @@ from PySide6.QtCore import QPointF, Qt
 from PySide6.QtGui import QImage
 
 from core.graph.model import Graph
-from nodeui.documents import Document, RecoveryStore
+from nodeui.documents import Document
 from nodeui.final_preview import decoded_shown_by
 from nodeui.history import LATENT
 from nodeui.images import first_image
-from nodeui.settings import open_settings
-from nodeui.window import MainWindow
 from tests.nodeui import decode_fakes
 from tests.nodeui.canvas_helpers import drag
+from tests.nodeui.windows import open_window
 
 
 @pytest.fixture
 def window(qtbot, tmp_path):
-    made = MainWindow(
-        open_settings(tmp_path / "settings.ini"),
-        recovery=RecoveryStore(tmp_path / "data"),
-        output_dir=tmp_path / "out",
-        registry=decode_fakes.registry(),
-    )
-    made.resize(1200, 800)
-    made.show()
-    yield made
-    made.shutdown(persist=False)
-    made.close()
-    made.deleteLater()
+    with open_window(tmp_path, decode_fakes.registry()) as made:
+        made.resize(1200, 800)
+        made.show()
+        yield made
 
 
 def _graph(registry, decoded: bool = True) -> tuple[Graph, int]:

@@ -12,10 +12,8 @@ from PySide6.QtGui import QColor, QImage, QPainter
 from core.graph.workflow import load_workflow
 from nodes import build_registry
 from nodeui.canvas import style as s
-from nodeui.documents import RecoveryStore
-from nodeui.settings import open_settings
-from nodeui.window import MainWindow
 from tests.nodeui.canvas_helpers import make_canvas
+from tests.nodeui.windows import new_window
 
 DEFAULT = Path(__file__).resolve().parents[2] / "resources" / "workflows" / "default.json"
 
@@ -26,12 +24,7 @@ def registry():
 
 
 def test_a_first_start_opens_maximised(qtbot, tmp_path):
-    window = MainWindow(
-        open_settings(tmp_path / "settings.ini"),
-        recovery=RecoveryStore(tmp_path / "data"),
-        output_dir=tmp_path / "out",
-        registry=build_registry(),
-    )
+    window = new_window(tmp_path, build_registry())
     qtbot.addWidget(window)
     window.show()
     qtbot.waitExposed(window)

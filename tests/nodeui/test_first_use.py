@@ -11,13 +11,11 @@ from PySide6.QtCore import QPointF, Qt
 from PySide6.QtTest import QTest
 
 from core.graph.commands import SetNodeAttribute
-from nodeui.documents import RecoveryStore
 from nodeui.runs import INVALID, OK
-from nodeui.settings import open_settings
 from nodeui.undo import push
-from nodeui.window import MainWindow
 from tests.nodeui import shell_fakes
 from tests.nodeui.canvas_helpers import click
+from tests.nodeui.windows import open_window
 
 CTRL = Qt.KeyboardModifier.ControlModifier
 DEFAULT = Path(__file__).resolve().parents[2] / "resources" / "workflows" / "default.json"
@@ -25,18 +23,10 @@ DEFAULT = Path(__file__).resolve().parents[2] / "resources" / "workflows" / "def
 
 @pytest.fixture
 def window(qtbot, tmp_path):
-    made = MainWindow(
-        open_settings(tmp_path / "settings.ini"),
-        recovery=RecoveryStore(tmp_path / "data"),
-        output_dir=tmp_path / "out",
-        registry=shell_fakes.registry(),
-    )
-    made.show()
-    qtbot.waitExposed(made)
-    yield made
-    made.shutdown(persist=False)
-    made.close()
-    made.deleteLater()
+    with open_window(tmp_path, shell_fakes.registry()) as made:
+        made.show()
+        qtbot.waitExposed(made)
+        yield made
 
 
 def _press_run(qtbot, window) -> None:

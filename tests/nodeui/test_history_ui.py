@@ -10,14 +10,12 @@ from PySide6.QtGui import QImage
 
 from core.graph.model import Graph
 from nodeui.canvas import menus
-from nodeui.documents import RecoveryStore
 from nodeui.history import DENOISED, LATENT
 from nodeui.images import PreviewFrame, first_image
 from nodeui.panels.viewer import HISTORY, IMAGES, LIVE, ImageViewer
-from nodeui.settings import open_settings
-from nodeui.window import MainWindow
 from tests.nodeui import shell_fakes
 from tests.nodeui.canvas_helpers import click, drag, make_canvas
+from tests.nodeui.windows import new_window
 
 
 def _picture(history, step: int, which: str) -> QImage:
@@ -30,12 +28,7 @@ def _same(a: QImage | None, b: QImage | None) -> bool:
 
 @pytest.fixture
 def window(qtbot, tmp_path):
-    win = MainWindow(
-        open_settings(tmp_path / "settings.ini"),
-        recovery=RecoveryStore(tmp_path / "data"),
-        output_dir=tmp_path / "out",
-        registry=shell_fakes.registry(),
-    )
+    win = new_window(tmp_path, shell_fakes.registry())
     qtbot.addWidget(win)
     yield win
     win.shutdown(persist=False)

@@ -12,10 +12,9 @@ from PySide6.QtCore import QPoint, Qt, QTimer
 from PySide6.QtWidgets import QApplication, QDialogButtonBox
 
 from core.graph.packs import PackStatus
-from nodeui.documents import RecoveryStore
-from nodeui.settings import SettingsDialog, open_settings
-from nodeui.window import MainWindow
+from nodeui.settings import SettingsDialog
 from tests.helpers.node_packs import EXAMPLE_NAME, install_example_pack, install_on_path, pack_site
+from tests.nodeui.windows import window_maker
 
 __all__ = ["pack_site"]  # the fixture, imported for the tests below
 
@@ -37,22 +36,8 @@ def packs_installed(pack_site):
 
 @pytest.fixture
 def make_window(qtbot, tmp_path):
-    made = []
-
-    def make() -> MainWindow:
-        window = MainWindow(
-            open_settings(tmp_path / "settings.ini"),
-            recovery=RecoveryStore(tmp_path / "data"),
-            output_dir=tmp_path / "out",
-        )
-        made.append(window)
-        return window
-
-    yield make
-    for window in made:
-        window.shutdown(persist=False)
-        window.close()
-        window.deleteLater()
+    with window_maker(tmp_path) as make:
+        yield make
 
 
 def test_a_failed_pack_is_named_in_the_status_bar_and_the_rest_loads(packs_installed, make_window):

@@ -14,10 +14,9 @@ from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from core.graph.commands import AddNode
 from core.graph.workflow import load_workflow
-from nodeui.documents import RecoveryStore
-from nodeui.settings import open_settings
 from nodeui.undo import push
 from nodeui.window import MainWindow
+from tests.nodeui.windows import open_window
 
 ROOT = Path(__file__).resolve().parents[2]
 TYPED = "a red square, (glossy:1.2)"
@@ -28,22 +27,15 @@ NO_MODS = Qt.KeyboardModifier.NoModifier
 @pytest.fixture
 def window(qtbot, tmp_path):
     """A shown window holding one saved prompt node (id 1)."""
-    win = MainWindow(
-        open_settings(tmp_path / "settings.ini"),
-        recovery=RecoveryStore(tmp_path / "data"),
-        output_dir=tmp_path / "out",
-    )
-    win.resize(1400, 900)
-    document = win.document
-    push(document.undo_stack, document.graph, AddNode("CLIPTextEncode", (0, 0), node_id=1))
-    assert win.files.save_as(tmp_path / "flow.json")
-    win.show()
-    qtbot.waitExposed(win)
-    win.view.set_view_state({"center": [100, 60], "zoom": 1.0})
-    yield win
-    win.shutdown(persist=False)
-    win.close()
-    win.deleteLater()
+    with open_window(tmp_path) as win:
+        win.resize(1400, 900)
+        document = win.document
+        push(document.undo_stack, document.graph, AddNode("CLIPTextEncode", (0, 0), node_id=1))
+        assert win.files.save_as(tmp_path / "flow.json")
+        win.show()
+        qtbot.waitExposed(win)
+        win.view.set_view_state({"center": [100, 60], "zoom": 1.0})
+        yield win
 
 
 def _type_on_canvas(qtbot, win: MainWindow, text: str) -> None:

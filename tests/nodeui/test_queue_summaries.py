@@ -9,12 +9,10 @@ import pytest
 from PySide6.QtCore import Qt
 
 from core.graph.commands import SetNodeAttribute, SetParam
-from nodeui.documents import RecoveryStore
 from nodeui.run_summary import run_changes, run_seeds, summary
-from nodeui.settings import open_settings
 from nodeui.undo import push
-from nodeui.window import MainWindow
 from tests.nodeui import shell_fakes
+from tests.nodeui.windows import open_window
 
 REGISTRY = shell_fakes.registry()
 
@@ -64,17 +62,9 @@ def test_long_text_reads_edited_and_structure_changes_are_named():
 
 @pytest.fixture
 def window(qtbot, tmp_path):
-    made = MainWindow(
-        open_settings(tmp_path / "settings.ini"),
-        recovery=RecoveryStore(tmp_path / "data"),
-        output_dir=tmp_path / "out",
-        registry=shell_fakes.registry(),
-    )
-    made.show()
-    yield made
-    made.shutdown(persist=False)
-    made.close()
-    made.deleteLater()
+    with open_window(tmp_path, shell_fakes.registry()) as made:
+        made.show()
+        yield made
 
 
 def _texts(widget) -> list[str]:

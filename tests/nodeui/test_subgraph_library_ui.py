@@ -13,10 +13,10 @@ from PySide6.QtWidgets import QApplication
 
 from core.graph.model import Graph
 from core.graph.workflow import load_workflow
-from nodeui.documents import Document, RecoveryStore
+from nodeui.documents import Document
 from nodeui.panels.library import SAVED_SUBGRAPHS, SUBGRAPH_FILE_MIME, WORKFLOW_SUBGRAPHS
-from nodeui.settings import open_settings
 from nodeui.window import MainWindow
+from tests.nodeui.windows import window_maker
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT = ROOT / "resources" / "workflows" / "default.json"
@@ -26,28 +26,24 @@ NO_MODIFIER = Qt.KeyboardModifier.NoModifier
 @pytest.fixture
 def make_window(qtbot, tmp_path, monkeypatch):
     monkeypatch.setenv("LATENTLOOM_DATA_DIR", str(tmp_path / "data"))
-    made = []
+    opened = 0
 
-    def make() -> MainWindow:
-        window = MainWindow(
-            open_settings(tmp_path / f"settings{len(made)}.ini"),
-            recovery=RecoveryStore(tmp_path / "data" / "recovery"),
-            output_dir=tmp_path / "out",
-        )
-        window.resize(1280, 760)
-        window.set_document(Document.from_workflow(load_workflow(DEFAULT, window.registry)))
-        window.show()
-        qtbot.waitExposed(window)
-        window.activateWindow()
-        qtbot.waitUntil(lambda: QApplication.activeWindow() is window)
-        made.append(window)
-        return window
+    with window_maker(tmp_path) as new:
 
-    yield make
-    for window in made:
-        window.shutdown(persist=False)
-        window.close()
-        window.deleteLater()
+        def make() -> MainWindow:
+            nonlocal opened
+            opened += 1
+            # Each window its own settings file; one recovery folder, as for one user.
+            window = new(settings=f"settings{opened - 1}.ini", recovery="data/recovery")
+            window.resize(1280, 760)
+            window.set_document(Document.from_workflow(load_workflow(DEFAULT, window.registry)))
+            window.show()
+            qtbot.waitExposed(window)
+            window.activateWindow()
+            qtbot.waitUntil(lambda: QApplication.activeWindow() is window)
+            return window
+
+        yield make
 
 
 def _convert_prompts(window) -> int:

@@ -12,10 +12,9 @@ from PySide6.QtTest import QTest
 
 from core.graph.commands import SetParam
 from core.graph.workflow import load_workflow
-from nodeui.documents import Document, RecoveryStore
-from nodeui.settings import open_settings
+from nodeui.documents import Document
 from nodeui.undo import push
-from nodeui.window import MainWindow
+from tests.nodeui.windows import open_window
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT = ROOT / "resources" / "workflows" / "default.json"
@@ -24,19 +23,12 @@ SCREENSHOT = ROOT / "resources" / "screenshots" / "subgraph.png"
 
 @pytest.fixture
 def window(qtbot, tmp_path):
-    window = MainWindow(
-        open_settings(tmp_path / "settings.ini"),
-        recovery=RecoveryStore(tmp_path / "data"),
-        output_dir=tmp_path / "out",
-    )
-    window.resize(1280, 760)
-    window.set_document(Document.from_workflow(load_workflow(DEFAULT, window.registry)))
-    window.show()
-    qtbot.waitExposed(window)
-    yield window
-    window.shutdown(persist=False)
-    window.close()
-    window.deleteLater()
+    with open_window(tmp_path) as window:
+        window.resize(1280, 760)
+        window.set_document(Document.from_workflow(load_workflow(DEFAULT, window.registry)))
+        window.show()
+        qtbot.waitExposed(window)
+        yield window
 
 
 def _ids(graph, *types: str) -> list[int]:

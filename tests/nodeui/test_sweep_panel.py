@@ -14,9 +14,8 @@ from PySide6.QtWidgets import QApplication, QInputDialog, QLabel, QMenu
 
 from core.graph.png import read_text_chunks
 from core.graph.workflow import save_workflow
-from nodeui.documents import RecoveryStore
 from nodeui.settings import open_settings
-from nodeui.window import MainWindow
+from tests.nodeui.windows import new_window
 from tests.sweep import toy
 
 SCREENSHOT = Path("/tmp/latentloom_sweep_panel.png")
@@ -27,12 +26,7 @@ def window(qtbot, tmp_path):
     registry = toy.registry()
     path = tmp_path / "toy.json"
     save_workflow(toy.pipeline(registry), path)
-    made = MainWindow(
-        open_settings(tmp_path / "settings.ini"),
-        recovery=RecoveryStore(tmp_path / "data"),
-        output_dir=tmp_path / "out",
-        registry=registry,
-    )
+    made = new_window(tmp_path, registry)
     qtbot.addWidget(made)
     made.resize(1400, 900)
     made.show()
