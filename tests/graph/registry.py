@@ -1,8 +1,9 @@
-"""A small registry of typed test nodes, shared by the graph tests."""
+"""A small registry of typed test nodes, and a graph over it, shared by the graph tests."""
 
 from __future__ import annotations
 
 from core.graph import types as t
+from core.graph.model import Graph
 from core.graph.spec import NodeRegistry, NodeSpec, Output, SocketInput, WidgetInput
 
 
@@ -63,3 +64,17 @@ def make_registry() -> NodeRegistry:
             ),
         ]
     )
+
+
+def sampler_chain(**latent_params: object) -> Graph:
+    """Latent (1) → Sampler (2, seed 5) → Sampler (3, seed 6) → Save (4), left to right, over
+    ``make_registry()``; ``latent_params`` set the Latent's widgets."""
+    graph = Graph(make_registry())
+    graph.add_node("Latent", pos=(0, 0), params=dict(latent_params))
+    graph.add_node("Sampler", pos=(200, 0), params={"seed": 5})
+    graph.add_node("Sampler", pos=(400, 0), params={"seed": 6})
+    graph.add_node("Save", pos=(600, 0))
+    graph.connect(1, "LATENT", 2, "latent")
+    graph.connect(2, "LATENT", 3, "latent")
+    graph.connect(3, "LATENT", 4, "latent")
+    return graph

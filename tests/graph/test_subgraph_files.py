@@ -12,20 +12,13 @@ from core.graph import commands as c
 from core.graph import subgraph_commands as sc
 from core.graph import workflow as wf
 from core.graph.model import Graph
-from tests.graph.registry import make_registry
+from tests.graph.registry import make_registry, sampler_chain
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _nested() -> Graph:
-    graph = Graph(make_registry())
-    graph.add_node("Latent", pos=(0, 0))
-    graph.add_node("Sampler", pos=(200, 0), params={"seed": 5})
-    graph.add_node("Sampler", pos=(400, 0), params={"seed": 6})
-    graph.add_node("Save", pos=(600, 0))
-    graph.connect(1, "LATENT", 2, "latent")
-    graph.connect(2, "LATENT", 3, "latent")
-    graph.connect(3, "LATENT", 4, "latent")
+    graph = sampler_chain()
     stack = c.UndoStack(graph)
     outer = sc.ConvertToSubgraph([2, 3], "Outer")
     stack.push(outer)

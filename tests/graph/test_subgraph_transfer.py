@@ -11,19 +11,12 @@ from core.graph import subgraph_commands as sc
 from core.graph import subgraph_transfer as st
 from core.graph import workflow as wf
 from core.graph.model import Graph
-from tests.graph.registry import make_registry
+from tests.graph.registry import make_registry, sampler_chain
 
 
 def _nested() -> tuple[Graph, str, str]:
     """Latent → [Outer: Sampler → [Inner: Sampler]] → Save; returns the outer and inner ids."""
-    graph = Graph(make_registry())
-    graph.add_node("Latent", pos=(0, 0))
-    graph.add_node("Sampler", pos=(200, 0), params={"seed": 5})
-    graph.add_node("Sampler", pos=(400, 0), params={"seed": 6})
-    graph.add_node("Save", pos=(600, 0))
-    graph.connect(1, "LATENT", 2, "latent")
-    graph.connect(2, "LATENT", 3, "latent")
-    graph.connect(3, "LATENT", 4, "latent")
+    graph = sampler_chain()
     stack = c.UndoStack(graph)
     inner = sc.ConvertToSubgraph([3], "Inner")
     stack.push(inner)

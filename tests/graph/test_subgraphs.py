@@ -9,20 +9,12 @@ from core.graph import subgraph_commands as sc
 from core.graph.errors import CycleError, GraphError
 from core.graph.model import SUBGRAPH_INPUTS_ID, SUBGRAPH_OUTPUTS_ID, Graph
 from core.graph.spec import SocketInput, WidgetInput
-from tests.graph.registry import make_registry
+from tests.graph.registry import sampler_chain
 
 
 def _chain() -> Graph:
     """Latent → Sampler → Sampler → Save, plus a Number nobody uses."""
-    graph = Graph(make_registry())
-    graph.add_node("Latent", pos=(0, 0), params={"width": 128})
-    graph.add_node("Sampler", pos=(200, 0), params={"seed": 5})
-    graph.add_node("Sampler", pos=(400, 0), params={"seed": 6})
-    graph.add_node("Save", pos=(600, 0))
-    graph.connect(1, "LATENT", 2, "latent")
-    graph.connect(2, "LATENT", 3, "latent")
-    graph.connect(3, "LATENT", 4, "latent")
-    return graph
+    return sampler_chain(width=128)
 
 
 def _convert(graph: Graph, ids, name="Block") -> tuple[c.UndoStack, sc.ConvertToSubgraph]:
