@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from PySide6.QtCore import QBuffer, QEvent, QIODevice, QObject, QPointF, Qt
 from PySide6.QtGui import (
@@ -48,8 +48,12 @@ from nodeui.mask_canvas import overlay_image
 from nodeui.mask_editor import MASKABLE, MaskEditor, MaskEditorError, initial_mask, open_mask_editor
 
 if TYPE_CHECKING:
+    from core.graph.spec import NodeRegistry
     from nodeui.canvas.scene import GraphScene
-    from nodeui.window import MainWindow
+    from nodeui.canvas.view import GraphView
+    from nodeui.documents import Document
+    from nodeui.panels.inspector import Inspector
+    from nodeui.runs import RunController
 
 #: What the file chooser offers.
 IMAGE_FILTER = "Pictures (*.png *.jpg *.jpeg *.webp *.bmp *.tif *.tiff *.gif);;All files (*)"
@@ -107,11 +111,29 @@ def replace_command(type_id: str, node_id: int, params: dict[str, Any], path: Pa
     return Macro("Choose Image", edits)
 
 
+class PictureWindow(Protocol):
+    """What the picture handling uses of the main window (a ``MainWindow``, which creates it:
+    a protocol, so the import goes from the window to this module only)."""
+
+    document: Document
+    runs: RunController
+    scene: GraphScene
+    view: GraphView
+    registry: NodeRegistry
+    inspector: Inspector
+
+    def show_status(self, message: str, timeout_ms: int = 6000) -> None: ...
+
+    def add_node(
+        self, type_id: str, at: QPointF | None, params: dict[str, Any] | None = None
+    ) -> int | None: ...
+
+
 class ImageInputs(QObject):
     """The window's picture handling; ``follow(scene)`` each time the canvas shows a graph."""
 
-    def __init__(self, window: MainWindow) -> None:
-        super().__init__(window)
+    def __init__(self, window: PictureWindow) -> None:
+        super().__init__(window)  # a MainWindow, so a QObject: it owns this one
         self.window = window
         self.scene: GraphScene | None = None
         self._unsubscribe: Callable[[], None] | None = None
