@@ -69,9 +69,9 @@ class InnerStates:
             return {}
         path: Path = tuple(getattr(event, "path", ()) or ())
         changed: dict[Path, NodeRunState] = {}
-        if isinstance(event, NodeStarted) or (
-            not path and isinstance(event, (NodeFinished, NodeSkipped, NodeFailed))
-        ):
+        # A skipped or failed instance says nothing of its running node: cancelled or failed,
+        # the report tells which.
+        if isinstance(event, NodeStarted) or (not path and isinstance(event, NodeFinished)):
             changed.update(self._settle(keep=path))
         if path:
             changed.update(self._apply(path, event))

@@ -143,6 +143,21 @@ def test_a_failure_inside_is_pinned_on_the_inner_node(qtbot, window):
     assert _state(window, sampler) is RunStatus.DONE
 
 
+def test_a_run_cancelled_inside_marks_the_step_the_sampler_reached(qtbot, window):
+    _, instance, _, sampler, show = _document(window, steps=50, delay=0.05)
+    _double_click(qtbot, window, instance)
+    window.run_graph()
+    qtbot.waitUntil(
+        lambda: (window.scene.states.get(sampler) or NodeRunState()).step, timeout=20_000
+    )
+    qtbot.mouseClick(window.queue_panel.cancel_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not window.runs.busy, timeout=20_000)
+    state = window.scene.states[sampler]
+    assert state.status is RunStatus.CANCELLED and 0 < state.step < 50
+    assert f"at step {state.step}" in state.label
+    assert _state(window, show) is RunStatus.SKIPPED
+
+
 def test_the_other_instance_shows_its_own_nodes(qtbot, window):
     graph, _, other, sampler, _ = _document(window)
     # Only the first instance runs: the second is muted.
@@ -170,3 +185,44 @@ def test_inner_states_settle_and_sum_for_nested_instances():
     done = [NodeRunState("done", seconds=0.5), NodeRunState("cached", seconds=0.0)]
     assert summed_state(done) == NodeRunState("done", seconds=0.5)
     assert summed_state([*done, NodeRunState("failed", message="x")]).status is RunStatus.FAILED
+
+
+def test_the_default_workflow_with_its_sampler_in_a_subgraph(qtbot, tmp_path):
+    """The shipped workflow on the demo model, its prompts and KSampler converted to a
+    subgraph: after a run, the KSampler inside reads done and shows its last
+    step; the encoders inside read done too."""
+    from core.graph.workflow import load_workflow
+    from tests.nodeui.test_subgraphs_ui import DEFAULT
+
+    made = MainWindow(
+        open_settings(tmp_path / "settings.ini"),
+        recovery=RecoveryStore(tmp_path / "data"),
+        output_dir=tmp_path / "out",
+    )
+    qtbot.addWidget(made)
+    try:
+        made.resize(1280, 760)
+        made.set_document(Document.from_workflow(load_workflow(DEFAULT, made.registry)))
+        made.show()
+        qtbot.waitExposed(made)
+        graph = made.document.graph
+        chosen = sorted(n.id for n in graph if n.type_id in ("CLIPTextEncode", "KSampler"))
+        sampler = next(n.id for n in graph if n.type_id == "KSampler")
+        made.scene.clearSelection()
+        for node_id in chosen:
+            made.scene.nodes[node_id].setSelected(True)
+        made.subgraphs.convert_selection()
+        instance = next(n.id for n in graph if n.type_id in graph.subgraphs)
+        made.run_graph()
+        qtbot.waitUntil(lambda: not made.runs.busy, timeout=300_000)
+        assert made.runs.queue.history[0].status == "ok", made.runs.queue.history[0].message
+
+        _double_click(qtbot, made, instance)
+        assert _state(made, sampler) is RunStatus.DONE
+        assert all(_state(made, node_id) is RunStatus.DONE for node_id in chosen)
+        cursor = made.scene.history_cursor(sampler)
+        assert cursor is not None and cursor.step == cursor.total
+        assert made.scene.nodes[sampler].preview_image is not None
+    finally:
+        made.shutdown(persist=False)
+        made.close()
