@@ -31,7 +31,7 @@ def run_sampler(
     A conditioning whose width does not fit the model is an error on its input."""
     import torch
 
-    from core.diffusion import latents, sampling
+    from core.diffusion import devices, latents, sampling
     from core.diffusion.custom_sampling import batch_noise, conditioning_width_problem
     from core.diffusion.previews import StepHistory, StepPreview
     from core.diffusion.samplers import UnknownSamplerError
@@ -70,22 +70,24 @@ def run_sampler(
     try:
         if noise is None and "batch_index" in latent:
             noise = batch_noise(settings.seed, latent["samples"].shape, latent["batch_index"])
-        samples = sampling.sample(
-            model,
-            positive,
-            negative,
-            latent["samples"],
-            settings,
-            noise_mask=latent.get("noise_mask"),
-            noise=noise,
-            callback=report,
-            check_cancel=ctx.cancel.raise_if_cancelled,
-            downscale=latents.downscale_of(latent),
-            sigmas=sigmas,
-            sampler_options=sampler_options,
-            guider=guider,
-            notices=notices,
-        )
+        unet_device = next(model.unet.parameters()).device
+        with devices.cpu_threads(latent["samples"].shape, unet_device):
+            samples = sampling.sample(
+                model,
+                positive,
+                negative,
+                latent["samples"],
+                settings,
+                noise_mask=latent.get("noise_mask"),
+                noise=noise,
+                callback=report,
+                check_cancel=ctx.cancel.raise_if_cancelled,
+                downscale=latents.downscale_of(latent),
+                sigmas=sigmas,
+                sampler_options=sampler_options,
+                guider=guider,
+                notices=notices,
+            )
     except UnknownSamplerError as exc:
         raise NodeError(str(exc), field=exc.field) from None
     except ValueError as exc:
