@@ -63,6 +63,49 @@ def _model_merge_blocks(
     return _merge_models(ctx, model1, model2, unet_block_ratios(ratios, model1.unet.config))
 
 
+def _model_merge_by_block(ctx: Any, model1: Any, model2: Any, **ratios: float) -> tuple[Any]:
+    from core.diffusion.merging import unet_block_ratios
+
+    return _merge_models(ctx, model1, model2, unet_block_ratios(ratios, model1.unet.config))
+
+
+def block_names(input_blocks: int, output_blocks: int) -> tuple[str, ...]:
+    """ComfyUI's per-block ratio names for a UNet of ``input_blocks`` and ``output_blocks``
+    LDM blocks: prefixes of LDM tensor names, each ending in a dot so that block 1 is not a
+    prefix of block 10."""
+    return (
+        "time_embed.",
+        "label_emb.",
+        *(f"input_blocks.{i}." for i in range(input_blocks)),
+        *(f"middle_block.{i}." for i in range(3)),
+        *(f"output_blocks.{i}." for i in range(output_blocks)),
+        "out.",
+    )
+
+
+def _block_merge_spec(type_id: str, family: str, blocks: int) -> NodeSpec:
+    return NodeSpec(
+        type_id,
+        type_id,
+        CATEGORY + "/model_specific",
+        _model_merge_by_block,
+        inputs=(
+            *_two(t.MODEL, "model"),
+            *(
+                WidgetInput(name, t.FLOAT, 1.0, **_RATIO, description=f"ratio of {name}*")
+                for name in block_names(blocks, blocks)
+            ),
+        ),
+        outputs=(Output("MODEL", t.MODEL),),
+        description=f"Blends two {family} models like Model Merge Simple, with a ratio for each "
+        "block of the UNet (in the original layout's names: the time and label embeddings, "
+        f"input blocks 0–{blocks - 1}, the middle block's three parts, output blocks "
+        f"0–{blocks - 1} and the final layers): 1 keeps model1's block, 0 takes model2's. "
+        "Use it to take composition from one model (input blocks) and detail from another "
+        "(output blocks), or to tune a CosXL conversion." + _SHARING,
+    )
+
+
 def _model_merge_subtract(ctx: Any, model1: Any, model2: Any, multiplier: float) -> tuple[Any]:
     from core.diffusion.merging import difference
 
@@ -235,4 +278,9 @@ SPECS: tuple[NodeSpec, ...] = (
         "folder as PREFIX_00001.safetensors, the next free number; no file is replaced.",
         check=output_name_problems("filename_prefix"),
     ),
+    # ComfyUI's per-block merges: SD 1.x and 2.x UNets have 12 input and output blocks,
+    # SDXL's 9.
+    _block_merge_spec("ModelMergeSD1", "SD 1.x", 12),
+    _block_merge_spec("ModelMergeSD2", "SD 2.x", 12),
+    _block_merge_spec("ModelMergeSDXL", "SDXL", 9),
 )

@@ -24,6 +24,10 @@ FILES |= {
     "comfyui_examples/lcm__lcm_basic_example.png": ("ModelSamplingDiscrete",),
     "replicate_cog_comfyui/lcm_basic_example.json": ("ModelSamplingDiscrete",),
 }
+FILES["comfyui_examples/model_merging__model_merging_cosxl.png"] = (
+    "ModelMergeSDXL",
+    "ModelSamplingContinuousEDM",
+)
 
 ENTRIES = {entry.file: entry for entry in load_manifest()}
 
