@@ -46,3 +46,17 @@ def decoded_shown_by(workflow: dict[str, Any], sampler_id: int) -> list[tuple[in
         for shown, _ in _readers(workflow, types, decoder, None):
             pairs.append((decoder, shown))
     return pairs
+
+
+def definition_data(workflow: dict[str, Any], instances: tuple[int, ...]) -> dict[str, Any] | None:
+    """The workflow data of the definition that the instance path ``instances`` (top-level
+    instance id, …) leads into, from the workflow's ``"subgraphs"``; None when it has none."""
+    definitions = {str(d.get("id")): d for d in workflow.get("subgraphs", ()) or ()}
+    graph: dict[str, Any] = workflow
+    for instance in instances:
+        types = _types(graph)
+        found = definitions.get(types.get(instance, ""))
+        if found is None:
+            return None
+        graph = found
+    return graph

@@ -14,6 +14,7 @@ import contextlib
 import itertools
 import time
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from PySide6.QtGui import QImage
 
 from core.engine import CancelToken, NodeFinished, Problem, RunFinished, RunReport, RunStarted
 from core.engine.events import Event
-from nodeui.final_preview import decoded_shown_by
+from nodeui.final_preview import decoded_shown_by, definition_data
 from nodeui.images import PreviewFrame, history_from_records, images_from_records
 from nodeui.inner_runs import InnerStates
 from nodeui.run_summary import summary
@@ -194,6 +195,9 @@ class RunController(QObject):
             weakref.WeakKeyDictionary()
         )
         self._latest: weakref.WeakKeyDictionary[object, QueuedRun] = weakref.WeakKeyDictionary()
+        self._inner_finals: weakref.WeakKeyDictionary[object, dict[tuple[int, ...], QImage]] = (
+            weakref.WeakKeyDictionary()
+        )
         self.set_bridge(bridge)
 
     def set_bridge(self, bridge: RunBridge) -> None:
@@ -277,6 +281,13 @@ class RunController(QObject):
         """The latest ``StepHistory`` of each sampler inside a subgraph instance, by path."""
         try:
             return self._inner_histories.setdefault(origin, {})
+        except TypeError:
+            return {}
+
+    def inner_final_pictures(self, origin: object) -> dict[tuple[int, ...], QImage]:
+        """``final_pictures`` of the samplers inside subgraph instances, by path."""
+        try:
+            return self._inner_finals.setdefault(origin, {})
         except TypeError:
             return {}
 
@@ -364,32 +375,44 @@ class RunController(QObject):
         self._end(run)
 
     def _report_inner(self, run: QueuedRun, report: RunReport) -> None:
-        """How each node inside a subgraph instance ended, with its history and pictures."""
+        """How each node inside a subgraph instance ended, with its history and pictures
+        (a sampler's last step being the picture a VAE Decode beside it made, as on top)."""
         for path, state in run.inner.on_report(report.inner).items():
             self.innerNodeState.emit(run.origin, path, state)
         histories = self.inner_histories(run.origin)
+        finals = self.inner_final_pictures(run.origin)
+        sampled: list[tuple[tuple[int, ...], Any]] = []
         for path, entry in report.inner.items():
             history = history_from_records(entry.records)
             if history is not None and len(history.steps):
-                histories[path] = history
-                self.innerNodeHistory.emit(run.origin, path, history)
+                sampled.append((path, history))
             pictures = images_from_records(entry.records)
             if pictures:
                 run.inner_images[path] = pictures
                 self.innerNodeImages.emit(run.origin, path, pictures)
+        for path, history in sampled:
+            histories[path] = history
+            inside = definition_data(run.workflow, path[:-1])
+            picture = None
+            if inside is not None:
+                picture = _decoded_picture(
+                    inside,
+                    path[-1],
+                    lambda nid, path=path: run.inner.states.get((*path[:-1], nid)),
+                    lambda nid, path=path: run.inner_images.get((*path[:-1], nid)),
+                )
+            if picture is None:
+                finals.pop(path, None)
+            else:
+                finals[path] = picture
+            self.innerNodeHistory.emit(run.origin, path, history)
 
     def _show_decoded_results(self, run: QueuedRun) -> None:
         """Gives each sampler of the run the picture a VAE Decode made of its result, when
         the decode ran and its picture was shown; takes it away when it was not."""
         finals = self.final_pictures(run.origin)
-        ran = (RunStatus.DONE, RunStatus.CACHED)
         for node_id in run.sampled:
-            picture = None
-            for decoder, shown in decoded_shown_by(run.workflow, node_id):
-                state = run.states.get(decoder)
-                if state is not None and state.status in ran and run.node_images.get(shown):
-                    picture = run.node_images[shown][0]
-                    break
+            picture = _decoded_picture(run.workflow, node_id, run.states.get, run.node_images.get)
             if picture is None:
                 finals.pop(node_id, None)
             else:
@@ -431,3 +454,18 @@ class RunController(QObject):
         self._start_next()
         if not self.busy:
             self.idle.emit()
+
+
+def _decoded_picture(
+    workflow: dict[str, Any],
+    sampler_id: int,
+    state_of: Callable[[int], NodeRunState | None],
+    images_of: Callable[[int], list[QImage] | None],
+) -> QImage | None:
+    """The first picture shown of the sampler's result decoded by a VAE Decode that ran."""
+    ran = (RunStatus.DONE, RunStatus.CACHED)
+    for decoder, shown in decoded_shown_by(workflow, sampler_id):
+        state, images = state_of(decoder), images_of(shown)
+        if state is not None and state.status in ran and images:
+            return images[0]
+    return None

@@ -79,7 +79,9 @@ class SubgraphRunView(QObject):
         found = self._node_of(origin, path)
         if found is not None and found[1]:
             self.window.scene.set_node_preview(found[0], None)
-            self.window.scene.set_node_history(found[0], history)
+            cursor = self.window.scene.set_node_history(found[0], history)
+            if cursor is not None:
+                cursor.set_final(self.window.runs.inner_final_pictures(origin).get(path))
 
     def _on_images(self, origin: object, path: Path, images: list[QImage]) -> None:
         found = self._node_of(origin, path)

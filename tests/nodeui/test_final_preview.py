@@ -128,3 +128,15 @@ def test_decodes_are_found_through_reroutes_only_from_the_samples_input():
     }
     assert decoded_shown_by(workflow, 1) == [(3, 4)]
     assert decoded_shown_by(workflow, 5) == [(6, 7)]
+
+
+def test_definition_data_follows_instances_into_nested_definitions():
+    from nodeui.final_preview import definition_data
+
+    inner = {"id": "inner", "nodes": [{"id": 3, "type": "KSampler"}], "links": []}
+    outer = {"id": "outer", "nodes": [{"id": 2, "type": "inner"}], "links": []}
+    workflow = {"nodes": [{"id": 1, "type": "outer"}], "subgraphs": [inner, outer]}
+    assert definition_data(workflow, ()) is workflow
+    assert definition_data(workflow, (1,)) is outer
+    assert definition_data(workflow, (1, 2)) is inner
+    assert definition_data(workflow, (1, 3)) is None

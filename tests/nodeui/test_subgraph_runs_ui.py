@@ -133,6 +133,24 @@ def test_inside_while_it_runs_the_sampler_shows_progress_and_live_previews(
     assert window.scene.history_cursor(sampler) is not None
 
 
+def test_inside_the_sampler_last_step_shows_the_decode_beside_it(qtbot, window):
+    graph = Graph(window.registry)
+    sampler = graph.add_node("FakeSampler", params={"steps": 3, "delay": 0.0}, pos=(0, 0)).id
+    decode = graph.add_node("VAEDecode", pos=(300, 0)).id
+    preview = graph.add_node("PreviewImage", pos=(600, 0)).id
+    graph.connect(sampler, "INT", decode, "samples")
+    graph.connect(decode, "IMAGE", preview, "images")
+    convert = ConvertToSubgraph([sampler, decode, preview], "Sampling")
+    convert.do(graph)
+    window.set_document(Document(graph))
+    _run(qtbot, window)
+    _double_click(qtbot, window, convert.instance_id)
+    cursor = window.scene.history_cursor(sampler)
+    assert cursor is not None and cursor.label() == "step 3/3 · decoded"
+    image = window.scene.nodes[sampler].preview_image
+    assert (image.width(), image.height()) == decode_fakes.DECODED_SIZE
+
+
 def test_a_failure_inside_is_pinned_on_the_inner_node(qtbot, window):
     _, instance, _, sampler, _ = _document(window, fail=True)
     _run(qtbot, window)
