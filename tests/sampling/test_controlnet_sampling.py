@@ -89,6 +89,32 @@ def _prompts():
     return random_conditioning(pipeline, 1), random_conditioning(pipeline, 2)
 
 
+def _diffusers_latent(pipeline_class, pipeline, prompts, hint, control, scale):
+    """What the diffusers pipeline ``pipeline_class`` makes of the same prompts, seed and Euler
+    schedule with the hint, given its control model (``control``) and strength (``scale``)."""
+    positive, negative = prompts
+    base = diffusers_pipeline("txt2img", pipeline, "euler", "normal")
+    pipe = pipeline_class(
+        **{k: v for k, v in base.components.items() if k != "image_encoder"},
+        **control,
+        requires_safety_checker=False,
+    )
+    pipe.set_progress_bar_config(disable=True)
+    first = float(schedule_sigmas("euler", "normal", EULER.steps)[0])
+    return pipe(
+        prompt_embeds=positive[0].embeds,
+        negative_prompt_embeds=negative[0].embeds,
+        image=hint.permute(0, 3, 1, 2),
+        height=PIXELS,
+        width=PIXELS,
+        num_inference_steps=EULER.steps,
+        latents=seeded_noise(SEED, LATENT) * math.sqrt(1 + first * first) / first,
+        guidance_scale=CFG,
+        output_type="latent",
+        **scale,
+    ).images
+
+
 def test_controlnet_matches_diffusers_controlnet_pipeline():
     pipeline = active()
     controlnet, *_ = _controls()
@@ -97,26 +123,14 @@ def test_controlnet_matches_diffusers_controlnet_pipeline():
     pos, neg = apply_control((positive, negative), controlnet, hint, 0.8)
     ours = _run(pos, neg)
     plain = _run(positive, negative)
-    base = diffusers_pipeline("txt2img", pipeline, "euler", "normal")
-    pipe = diffusers.StableDiffusionControlNetPipeline(
-        **{k: v for k, v in base.components.items() if k != "image_encoder"},
-        controlnet=controlnet.module,
-        requires_safety_checker=False,
+    reference = _diffusers_latent(
+        diffusers.StableDiffusionControlNetPipeline,
+        pipeline,
+        (positive, negative),
+        hint,
+        {"controlnet": controlnet.module},
+        {"controlnet_conditioning_scale": 0.8},
     )
-    pipe.set_progress_bar_config(disable=True)
-    first = float(schedule_sigmas("euler", "normal", EULER.steps)[0])
-    reference = pipe(
-        prompt_embeds=positive[0].embeds,
-        negative_prompt_embeds=negative[0].embeds,
-        image=hint.permute(0, 3, 1, 2),
-        controlnet_conditioning_scale=0.8,
-        height=PIXELS,
-        width=PIXELS,
-        num_inference_steps=EULER.steps,
-        latents=seeded_noise(SEED, LATENT) * math.sqrt(1 + first * first) / first,
-        guidance_scale=CFG,
-        output_type="latent",
-    ).images
     assert latent_psnr(ours, reference) >= 40.0
     assert latent_psnr(plain, reference) < 35.0  # the control matters at this bar
 
@@ -128,26 +142,14 @@ def test_t2i_adapter_matches_diffusers_adapter_pipeline():
     hint = _hint(6)
     pos, neg = apply_control((positive, negative), adapter, hint, 0.7)
     ours = _run(pos, neg)
-    base = diffusers_pipeline("txt2img", pipeline, "euler", "normal")
-    pipe = diffusers.StableDiffusionAdapterPipeline(
-        **{k: v for k, v in base.components.items() if k != "image_encoder"},
-        adapter=adapter.module,
-        requires_safety_checker=False,
+    reference = _diffusers_latent(
+        diffusers.StableDiffusionAdapterPipeline,
+        pipeline,
+        (positive, negative),
+        hint,
+        {"adapter": adapter.module},
+        {"adapter_conditioning_scale": 0.7},
     )
-    pipe.set_progress_bar_config(disable=True)
-    first = float(schedule_sigmas("euler", "normal", EULER.steps)[0])
-    reference = pipe(
-        prompt_embeds=positive[0].embeds,
-        negative_prompt_embeds=negative[0].embeds,
-        image=hint.permute(0, 3, 1, 2),
-        adapter_conditioning_scale=0.7,
-        height=PIXELS,
-        width=PIXELS,
-        num_inference_steps=EULER.steps,
-        latents=seeded_noise(SEED, LATENT) * math.sqrt(1 + first * first) / first,
-        guidance_scale=CFG,
-        output_type="latent",
-    ).images
     assert latent_psnr(ours, reference) >= 40.0
     assert latent_psnr(_run(positive, negative), reference) < 35.0
 
