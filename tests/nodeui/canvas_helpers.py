@@ -7,7 +7,9 @@ from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtGui import QUndoStack
 from PySide6.QtTest import QTest
 
+from core.graph.commands import AddNode
 from core.graph.model import Graph
+from nodeui import undo
 from nodeui.canvas import GraphScene, GraphView
 
 LEFT = Qt.MouseButton.LeftButton
@@ -25,6 +27,18 @@ def make_canvas(qtbot, registry, graph: Graph | None = None) -> tuple[GraphView,
     qtbot.waitExposed(view)
     view.set_view_state({"center": [500, 300], "zoom": 1.0})
     view._test_stack = stack  # keeps the stack alive as long as the view
+    return view, stack
+
+
+def canvas_with(
+    qtbot, registry, *nodes: tuple[str, tuple[float, float]]
+) -> tuple[GraphView, QUndoStack]:
+    """A shown canvas holding ``nodes`` (type, position) with ids 1, 2, … in that order, and
+    an empty undo stack, so a test's own edits are all it holds."""
+    view, stack = make_canvas(qtbot, registry)
+    for node_id, (type_id, pos) in enumerate(nodes, start=1):
+        undo.push(stack, view.graph_scene.graph, AddNode(type_id, pos, node_id=node_id))
+    stack.clear()
     return view, stack
 
 

@@ -16,7 +16,7 @@ from core.graph.commands import AddNode, Connect
 from nodes import build_registry
 from nodeui import undo
 from nodeui.canvas import menus
-from tests.nodeui.canvas_helpers import click, drag
+from tests.nodeui.canvas_helpers import canvas_with, click, drag
 from tests.nodeui.canvas_helpers import make_canvas as _make_canvas
 
 CTRL = Qt.KeyboardModifier.ControlModifier
@@ -30,12 +30,7 @@ def registry():
 @pytest.fixture
 def canvas(qtbot, registry):
     """A checkpoint loader at (0, 0) and a text encoder at (400, 0), not linked."""
-    view, stack = _make_canvas(qtbot, registry)
-    graph = view.graph_scene.graph
-    undo.push(stack, graph, AddNode("LoadCheckpoint", (0, 0), node_id=1))
-    undo.push(stack, graph, AddNode("CLIPTextEncode", (400, 0), node_id=2))
-    stack.clear()
-    return view, stack
+    return canvas_with(qtbot, registry, ("LoadCheckpoint", (0, 0)), ("CLIPTextEncode", (400, 0)))
 
 
 def title_point(item) -> QPointF:
@@ -220,10 +215,8 @@ def test_copy_paste_of_several_nodes_is_one_step(canvas, qtbot):
 
 
 def test_drag_number_is_one_undo_step(qtbot, registry):
-    view, stack = _make_canvas(qtbot, registry)
+    view, stack = canvas_with(qtbot, registry, ("KSampler", (100, 0)))
     scene, graph = view.graph_scene, view.graph_scene.graph
-    undo.push(stack, graph, AddNode("KSampler", (100, 0), node_id=1))
-    stack.clear()
     item = scene.nodes[1]
     row = item.layout.editor("steps")
     start = item.mapToScene(row.rect.center())
@@ -239,10 +232,8 @@ def test_drag_number_is_one_undo_step(qtbot, registry):
 
 
 def test_slider_drag_is_one_undo_step(qtbot, registry):
-    view, stack = _make_canvas(qtbot, registry)
+    view, stack = canvas_with(qtbot, registry, ("KSampler", (100, 0)))
     scene, graph = view.graph_scene, view.graph_scene.graph
-    undo.push(stack, graph, AddNode("KSampler", (100, 0), node_id=1))
-    stack.clear()
     item = scene.nodes[1]
     row = item.layout.editor("denoise")
     assert row.kind == "slider"

@@ -10,13 +10,11 @@ from PySide6.QtGui import QKeyEvent, QUndoStack
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 
-from core.graph.commands import AddNode
 from core.graph.model import Graph
 from nodes import build_registry
-from nodeui import undo
 from nodeui.canvas.items.editors import format_value
 from nodeui.panels.inspector import Inspector
-from tests.nodeui.canvas_helpers import make_canvas
+from tests.nodeui.canvas_helpers import canvas_with
 
 LEFT = Qt.MouseButton.LeftButton
 NO_MODS = Qt.KeyboardModifier.NoModifier
@@ -31,10 +29,7 @@ def registry():
 @pytest.fixture
 def canvas(qtbot, registry):
     """A view on a KSampler (1) and an Empty Latent Image (2), and the status messages."""
-    view, stack = make_canvas(qtbot, registry)
-    graph = view.graph_scene.graph
-    undo.push(stack, graph, AddNode("KSampler", (100, 0), node_id=1))
-    undo.push(stack, graph, AddNode("EmptyLatentImage", (500, 0), node_id=2))
+    view, _ = canvas_with(qtbot, registry, ("KSampler", (100, 0)), ("EmptyLatentImage", (500, 0)))
     messages: list[str] = []
     view.graph_scene.statusMessage.connect(messages.append)
     return view, messages
