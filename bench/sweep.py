@@ -29,10 +29,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from core.engine.sweep import make_sweep, parse_axis
 from core.engine.sweep_runs import SweepWorker, run_locally
-from core.graph.model import Graph
 from core.graph.workflow import load_workflow
 from nodes import build_registry
 from nodes.cluster import worker_registry
+from tests.sweep.toy import sum_to_text
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT = ROOT / "resources" / "workflows" / "default.json"
@@ -49,13 +49,8 @@ def demo_plan(runs: int, steps: int) -> object:
 
 def trivial_plan(runs: int) -> object:
     """A sweep whose runs compute almost nothing (Int math into a text file)."""
-    graph = Graph(build_registry())
-    math_node = graph.add_node("IntMath", params={"a": 1, "b": 2, "op": "add"}).id
-    join = graph.add_node("TextJoin", params={"a": "sum"}).id
-    save = graph.add_node("SaveText", params={"filename": "sum"}).id
-    graph.connect(math_node, "INT", join, "b")
-    graph.connect(join, "STRING", save, "text")
-    return make_sweep(graph, [parse_axis(f"{math_node}.a=0..{runs - 1}", graph)])
+    graph = sum_to_text("sum", 1, 2)
+    return make_sweep(graph, [parse_axis(f"1.a=0..{runs - 1}", graph)])
 
 
 def run_local(plan: object, device: str) -> tuple[float, list[object]]:

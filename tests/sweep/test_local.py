@@ -183,18 +183,10 @@ def test_workers_ask_for_a_gpu_when_the_sweep_loads_models_and_the_cluster_has_g
 
 def test_main_sweep_takes_a_batch_count_without_axes(tmp_path, capsys):
     import main
-    from core.graph.model import Graph
     from core.graph.workflow import save_workflow
-    from nodes import build_registry
 
-    flow = Graph(build_registry())
-    number = flow.add_node("IntMath", params={"a": 40, "b": 2, "op": "add"}).id
-    save = flow.add_node("SaveText", params={"filename": "answer"}).id
-    join = flow.add_node("TextJoin", params={"a": "answer"}).id
-    flow.connect(number, "INT", join, "b")
-    flow.connect(join, "STRING", save, "text")
     path = tmp_path / "flow.json"
-    save_workflow(flow, path)
+    save_workflow(toy.sum_to_text("answer", 40, 2), path)
     out = tmp_path / "out"
     assert main.main(["sweep", str(path), "--out", str(out)]) == 2
     assert "or a --batch-count above 1" in capsys.readouterr().err

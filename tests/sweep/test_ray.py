@@ -99,17 +99,10 @@ def test_workers_that_cannot_start_fail_their_runs_with_the_reason():
 
 
 def test_main_sweep_with_ray_writes_every_run_and_the_index(tmp_path, capsys):
-    from core.graph.model import Graph
     from core.graph.workflow import save_workflow
 
-    graph = Graph(build_registry())
-    number = graph.add_node("IntMath", params={"a": 40, "b": 2, "op": "add"}).id
-    join = graph.add_node("TextJoin", params={"a": "answer"}).id
-    save = graph.add_node("SaveText", params={"filename": "answer"}).id
-    graph.connect(number, "INT", join, "b")
-    graph.connect(join, "STRING", save, "text")
     path = tmp_path / "flow.json"
-    save_workflow(graph, path)
+    save_workflow(toy.sum_to_text("answer", 40, 2), path)
     out = tmp_path / "out"
     argv = ["sweep", str(path), "--axis", "1.a=1..4", "--ray", "auto", "--workers", "2"]
     assert main.main([*argv, "--out", str(out)]) == 0

@@ -147,3 +147,17 @@ def pipeline(reg: NodeRegistry | None = None) -> Graph:
     graph.connect(encode, "CONDITIONING", sample, "positive")
     graph.connect(sample, "IMAGE", save, "images")
     return graph
+
+
+def sum_to_text(word: str, a: int, b: int) -> Graph:
+    """IntMath #1 (a + b) → TextJoin #2 (``word`` and the sum) → SaveText #3 (file ``word``),
+    in the real node catalogue: a workflow whose runs compute almost nothing."""
+    from nodes import build_registry
+
+    graph = Graph(build_registry())
+    number = graph.add_node("IntMath", params={"a": a, "b": b, "op": "add"}).id
+    join = graph.add_node("TextJoin", params={"a": word}).id
+    save = graph.add_node("SaveText", params={"filename": word}).id
+    graph.connect(number, "INT", join, "b")
+    graph.connect(join, "STRING", save, "text")
+    return graph
