@@ -46,6 +46,7 @@ FILE_FIELDS = frozenset(
         "model_name",
         "upscale_model_name",
         "style_model_name",
+        "ipadapter_file",
         "gligen_name",
         "hypernetwork_name",
         "config_name",
