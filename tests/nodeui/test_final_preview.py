@@ -140,3 +140,26 @@ def test_definition_data_follows_instances_into_nested_definitions():
     assert definition_data(workflow, (1,)) is outer
     assert definition_data(workflow, (1, 2)) is inner
     assert definition_data(workflow, (1, 3)) is None
+
+
+def test_the_shipped_workflow_ends_on_its_decoded_picture(qtbot, tmp_path):
+    """On the demo model: the KSampler's last step is the Save Image's picture, at full size,
+    not the latent projection (one colour per latent cell)."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    with open_window(tmp_path) as made:
+        made.show()
+        made.open_path(root / "resources" / "workflows" / "default.json", ask=False)
+        made.run_graph()
+        qtbot.waitUntil(lambda: not made.runs.busy, timeout=300_000)
+        assert made.runs.queue.history[0].status == "ok", made.runs.queue.history[0].message
+        graph = made.document.graph
+        sampler = next(n.id for n in graph if n.type_id == "KSampler")
+        save = next(n.id for n in graph if n.type_id == "SaveImage")
+        saved = made.runs.queue.history[0].node_images[save][0]
+        cursor = made.scene.history_cursor(sampler)
+        assert cursor is not None and cursor.label().endswith("· decoded")
+        shown = made.scene.nodes[sampler].preview_image
+        latent_width = cursor.history.latents[-1].shape[-1]
+        assert shown is saved and shown.width() == cursor.history.downscale * latent_width > 16
