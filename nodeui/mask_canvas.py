@@ -18,8 +18,9 @@ from PySide6.QtGui import QColor, QImage, QMouseEvent, QPainter, QPaintEvent, QP
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 BRUSH, ERASER = "brush", "eraser"
-#: The mask's colour over the picture; its opacity where the mask is 1.
-OVERLAY_RGB = (255, 40, 200)
+#: The mask's colour over the picture (white, as the saved file has it: white = repaint) and
+#: its opacity where the mask is 1: the picture stays visible under it.
+OVERLAY_RGB = (255, 255, 255)
 OVERLAY_OPACITY = 0.6
 #: Strokes and edits kept for undo inside the editor.
 UNDO_DEPTH = 64

@@ -45,6 +45,11 @@ if TYPE_CHECKING:
 #: The node types the editor paints for, and the param naming each one's picture.
 MASKABLE = ("LoadImage", "LoadImageMask")
 MASK_SUFFIX = ".mask"
+#: The chosen tool must be told apart at a glance, whatever the theme does with checked buttons.
+_TOOL_STYLE = (
+    "QToolButton { padding: 3px 10px; border: 1px solid #4a4d52; border-radius: 4px; }"
+    "QToolButton:checked { background: #3d6ea8; border-color: #6aa5e0; color: white; }"
+)
 
 
 class MaskEditorError(ValueError):
@@ -252,6 +257,7 @@ class MaskEditor(QDialog):
         button.setCheckable(True)
         button.setShortcut(QKeySequence(key))
         button.setToolTip(f"{text} ({key})")
+        button.setStyleSheet(_TOOL_STYLE)
         button.toggled.connect(lambda on: setattr(self.canvas, "tool", tool) if on else None)
         return button
 

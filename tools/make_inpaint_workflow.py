@@ -61,9 +61,9 @@ def build() -> Graph:
     graph.remove_node(by_type["EmptyLatentImage"])
     checkpoint, sampler = by_type["LoadCheckpoint"], by_type["KSampler"]
     graph.set_param(by_type["SaveImage"], "filename_prefix", "inpaint")
-    load = graph.add_node("LoadImage", params={"image": PICTURE, "mask": MASK}, pos=(0, 520))
-    encode = graph.add_node("VAEEncode", pos=(300, 560))
-    masked = graph.add_node("SetLatentNoiseMask", pos=(560, 600))
+    load = graph.add_node("LoadImage", params={"image": PICTURE, "mask": MASK}, pos=(0, 540))
+    encode = graph.add_node("VAEEncode", pos=(280, 560))
+    masked = graph.add_node("SetLatentNoiseMask", pos=(280, 680))
     graph.connect(load.id, "IMAGE", encode.id, "pixels")
     graph.connect(checkpoint, "VAE", encode.id, "vae")
     graph.connect(encode.id, "LATENT", masked.id, "samples")
@@ -85,7 +85,7 @@ def main() -> None:
     (WORKFLOWS / "input").mkdir(exist_ok=True)
     atomic_write(WORKFLOWS / PICTURE, _png(picture))
     atomic_write(WORKFLOWS / MASK, _png(paint_mask(picture)))
-    save_workflow(build(), OUTPUT, view={"center": [500, 380], "zoom": 0.8})
+    save_workflow(build(), OUTPUT, view={"center": [500, 400], "zoom": 0.56})
     print(f"wrote {OUTPUT}, {WORKFLOWS / PICTURE} and {WORKFLOWS / MASK}")
 
 
