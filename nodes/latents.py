@@ -41,14 +41,19 @@ def _whole_cells(factor: int, zero_allowed: bool = False, **sizes: int) -> None:
             )
 
 
+def _cells(vae: Any, width: int, height: int) -> int:
+    """Pixels per latent cell of ``vae``, once the picture size is found to be whole cells."""
+    factor = _downscale(vae)
+    _whole_cells(factor, width=width, height=height)
+    return factor
+
+
 def _empty_latent(
     ctx: Any, width: int, height: int, batch_size: int, vae: Any = None
 ) -> dict[str, Any]:
     from core.diffusion import latents
 
-    factor = _downscale(vae)
-    _whole_cells(factor, width=width, height=height)
-    return latents.empty(width, height, batch_size, factor)
+    return latents.empty(width, height, batch_size, _cells(vae, width, height))
 
 
 def _latent_noise(
@@ -56,9 +61,7 @@ def _latent_noise(
 ) -> Any:
     from core.diffusion import latents
 
-    factor = _downscale(vae)
-    _whole_cells(factor, width=width, height=height)
-    return latents.noise(seed, width, height, batch_size, factor)
+    return latents.noise(seed, width, height, batch_size, _cells(vae, width, height))
 
 
 def _vae_decode(ctx: Any, samples: Mapping[str, Any], vae: Any) -> Any:
@@ -199,6 +202,12 @@ def _repeat(ctx: Any, samples: Mapping[str, Any], amount: int) -> Any:
 
 
 _LATENT_OUT = (Output("LATENT", t.LATENT),)
+#: The picture a new latent is for: its size in pixels and how many in the batch.
+_PICTURE_SIZE = (
+    WidgetInput("width", t.INT, 512, **_SIZE, description="picture width in pixels"),
+    WidgetInput("height", t.INT, 512, **_SIZE, description="picture height in pixels"),
+    WidgetInput("batch_size", t.INT, 1, **_BATCH, description="how many pictures in one run"),
+)
 #: The tiled encoder's and decoder's sizes, in pixels.
 _TILE_WIDGETS = (
     WidgetInput("tile_size", t.INT, 512, min=64, max=4096, step=64),
@@ -221,11 +230,7 @@ SPECS = (
                     "to its own model's VAE"
                 ),
             ),
-            WidgetInput("width", t.INT, 512, **_SIZE, description="picture width in pixels"),
-            WidgetInput("height", t.INT, 512, **_SIZE, description="picture height in pixels"),
-            WidgetInput(
-                "batch_size", t.INT, 1, **_BATCH, description="how many pictures in one run"
-            ),
+            *_PICTURE_SIZE,
         ),
         outputs=_LATENT_OUT,
         description="A blank latent of the picture's size: the start of text-to-image.",
@@ -243,9 +248,7 @@ SPECS = (
                 description="sizes are in pixels of this VAE (SD's 8 per latent cell if unlinked)",
             ),
             WidgetInput("seed", t.INT, 0, min=0, max=2**64 - 1, step=1, control_after_run=True),
-            WidgetInput("width", t.INT, 512, **_SIZE),
-            WidgetInput("height", t.INT, 512, **_SIZE),
-            WidgetInput("batch_size", t.INT, 1, **_BATCH),
+            *_PICTURE_SIZE,
         ),
         outputs=_LATENT_OUT,
         description="Seeded Gaussian noise as a latent: feed a sampler's noise input, or "

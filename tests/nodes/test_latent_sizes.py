@@ -110,3 +110,14 @@ def test_the_demo_model_gives_the_asked_size_from_comfyuis_plain_empty_latent(re
     report = Executor(registry).run(graph, outputs=decodes)
     assert report.status == "ok", [e.message for e in report.entries.values() if e.message]
     assert [tuple(report.outputs[d][0].shape) for d in decodes] == [(1, 48, 64, 3)] * 2
+
+
+def test_new_latents_and_noise_describe_their_picture_size_alike(registry):
+    def size_widgets(type_id):
+        spec = registry.get(type_id)
+        return [(i.name, i.description) for i in spec.inputs if i.name != "seed"][1:]
+
+    noise = size_widgets("LatentNoise")
+    assert noise == size_widgets("EmptyLatentImage")
+    assert [name for name, _ in noise] == ["width", "height", "batch_size"]
+    assert all(description for _, description in noise)
