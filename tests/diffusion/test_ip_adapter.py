@@ -280,3 +280,25 @@ def test_an_encoder_of_the_wrong_width_is_refused(pipelines):
     output = encode_pixels(other, torch.zeros(1, 3, 32, 32))
     with pytest.raises(ValueError, match=r"24-wide CLIP image embedding.*16-wide"):
         image_tokens(adapter, output, other)
+
+
+@pytest.mark.parametrize(
+    ("folder", "last", "first_block", "inner"),
+    [("sd15", 31, 0, {320, 640, 1280}), ("sdxl_base", 139, 1, {640, 1280})],
+)
+def test_full_size_unets_number_their_cross_attention_layers_as_the_published_files(
+    folder, last, first_block, inner
+):
+    """ip-adapter_sd15 holds ip_adapter.1 … ip_adapter.31 and the SDXL adapters
+    ip_adapter.1 … ip_adapter.139: the odd numbers up to those, in the UNet's own order."""
+    from diffusers import UNet2DConditionModel
+
+    from core.diffusion.resources import load_component_config
+
+    with torch.device("meta"):
+        unet = UNet2DConditionModel.from_config(load_component_config(folder, "unet"))
+    layers = cross_attention_layers(unet)
+    assert [number for number, _ in layers] == list(range(1, last + 1, 2))
+    first = f"down_blocks.{first_block}.attentions.0.transformer_blocks.0.attn2"
+    assert layers[0][1] == first
+    assert {unet.get_submodule(name).to_k.out_features for _, name in layers} == inner
