@@ -214,3 +214,13 @@ def test_the_inspector_has_the_picture_buttons(qtbot, window, tmp_path, monkeypa
         for b in window.inspector.findChildren(QPushButton)
         if b.text() == "Choose Image…" and b.isVisible()
     ]
+
+
+def test_the_node_shows_the_file_name_not_the_folders(qtbot, window, tmp_path):
+    picture = _picture(tmp_path / "holiday.png")
+    node_id = _load_image_node(window, {"image": str(picture)})
+    item = window.scene.nodes[node_id]
+    names = [row.widget.name for row in item.layout.editors]
+    assert item._texts[names.index("image")].value == "holiday.png"
+    window.scene.select_nodes([node_id])
+    assert window.inspector.editors["image"].value() == str(picture)  # the whole path there

@@ -7,6 +7,7 @@ or ``QPlainTextEdit`` exists only while the user types (see ``canvas.inline_edit
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import PurePosixPath, PureWindowsPath
 from typing import Any
 
 from PySide6.QtCore import QPointF, QRectF, Qt
@@ -42,6 +43,16 @@ def format_value(widget: WidgetInput, value: Any) -> str:
     return "" if value is None else str(value)
 
 
+def file_name(text: str) -> str:
+    """A full path's last part (a picture's file name), other text as it is: on a node the
+    folders would crowd out the name; the inspector and the inline editor show the whole path."""
+    for flavour in (PurePosixPath, PureWindowsPath):
+        path = flavour(text)
+        if path.is_absolute() and path.name:
+            return path.name
+    return text
+
+
 @dataclass(frozen=True)
 class EditorTexts:
     """The elided strings an editor row paints, made when the value changes, not per frame."""
@@ -59,6 +70,8 @@ def make_texts(row: EditorRow, value: Any, mode: str) -> EditorTexts:
     width = row.rect.width() - 2 * ARROW_WIDTH
     name = widget.name.replace("_", " ")
     shown = format_value(widget, value)
+    if row.kind == TEXT:
+        shown = file_name(shown)
     if row.kind == MULTILINE:
         return EditorTexts(name, shown)
     value_width = min(fm.horizontalAdvance(shown), width * 0.62)
