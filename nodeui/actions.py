@@ -101,6 +101,7 @@ class EditorActions:
         self._menu(menubar.addMenu("&Edit"), edit_specs, separators=("cut", "select_all", "bypass"))
         view_menu = self._menu(menubar.addMenu("&View"), view_specs)
         view_menu.addSeparator()
+        self.view_menu = view_menu
         self.panels_menu = view_menu.addMenu("&Panels")
         self._menu(menubar.addMenu("&Run"), run_specs)
         run = self.by_name["run"]

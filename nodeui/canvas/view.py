@@ -185,6 +185,7 @@ class GraphView(QGraphicsView):
         super().mousePressEvent(event)
 
     def mouseMoveEvent(self, event: QMouseEvent) -> None:
+        self.minimap.pointer_at(self.viewport().mapToParent(event.position().toPoint()))
         if self._pan is not None:
             self._pan.move(event.position().toPoint())
             event.accept()
@@ -198,6 +199,10 @@ class GraphView(QGraphicsView):
             event.accept()
             return
         super().mouseReleaseEvent(event)
+
+    def leaveEvent(self, event: QEvent) -> None:
+        self.minimap.pointer_at(None)
+        super().leaveEvent(event)
 
     # --- keyboard ----------------------------------------------------------------------------
 
