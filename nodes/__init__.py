@@ -14,10 +14,12 @@ from pathlib import Path
 from core.diffusion.model_paths import ModelKind, ModelPaths
 from core.graph.spec import NodeRegistry
 from nodes import (
+    compile_model,
     compositing,
     conditioning,
     controlnet,
     custom_sampling,
+    edit_models,
     feature_cache,
     image_ops,
     image_prompts,
@@ -83,11 +85,13 @@ def build_registry(
             *models.specs(paths),
             *merging.SPECS,
             *conditioning.specs(paths),
+            *edit_models.SPECS,
             *controlnet.specs(paths),
             *latents.SPECS,
             *latent_ops.SPECS,
             *sampling.SPECS,
             *feature_cache.SPECS,
+            *compile_model.SPECS,
             *custom_sampling.SPECS,
             *sigmas.SPECS,
             *previews.SPECS,

@@ -59,6 +59,8 @@ class ConditioningOptions:
     ``mask_strength``, and ``mask_mode`` "mask_bounds" also restricts it to the mask's bounding
     box (ComfyUI's ``set_cond_area``). ``timestep_range`` (start, end), fractions of the
     model's noise schedule from 0 (pure noise) to 1 (clean), limits it to the steps in between.
+    ``concat_latent`` is the unscaled VAE latent ``[batch, 4, h, w]`` of a picture an
+    instruction-editing UNet (InstructPix2Pix, 8 input channels) takes beside the noisy latent.
     """
 
     strength: float = 1.0
@@ -68,6 +70,7 @@ class ConditioningOptions:
     mask_mode: MaskMode = "default"
     size: SizeConditioning | None = None
     timestep_range: tuple[float, float] | None = None
+    concat_latent: torch.Tensor | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -206,6 +209,12 @@ def set_timestep_range(conditioning: Conditioning, start: float, end: float) -> 
             f"the range {start:g}..{end:g} is not within 0..1 with start at or before end"
         )
     return _map_options(conditioning, timestep_range=(float(start), float(end)))
+
+
+def set_concat_latent(conditioning: Conditioning, latent: torch.Tensor) -> Conditioning:
+    """Every entry with ``latent`` (unscaled VAE latents) as the picture an
+    InstructPix2Pix-style UNet edits (ComfyUI's ``concat_latent_image``)."""
+    return _map_options(conditioning, concat_latent=latent)
 
 
 def zero_out(conditioning: Conditioning) -> Conditioning:

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from core.diffusion.conditioning import Conditioning, ConditioningEntry, sdxl_time_ids
-from core.diffusion.families import ModelFamily
+from core.diffusion.families import FAMILY_TRAITS, ModelFamily
 from core.diffusion.models import DiffusionModel
 from core.diffusion.samplers import NoiseLevels
 
@@ -46,6 +46,9 @@ class _Context:
     term: int = 0  # its place in the guidance chain (GuidedDenoiser)
     #: Noise levels (σ_high, σ_low) between which it applies (its timestep range).
     levels: tuple[float, float] = (math.inf, 0.0)
+    #: The picture an InstructPix2Pix-style UNet takes beside the latent, [B, C, h, w] at the
+    #: latent's size in the UNet's dtype (None: the UNet takes no such input).
+    concat: torch.Tensor | None = None
 
     def applies_at(self, sigma: float) -> bool:
         return self.levels[1] <= sigma <= self.levels[0]
@@ -125,6 +128,36 @@ def _prepare_context(
         ids = sdxl_time_ids(options.size, box_h * downscale, box_w * downscale, dtype=torch.float32)
         time_ids = ids.to(device, dtype).expand(batch, -1)
     return _Context(embeds, pooled, time_ids, box, weight.to(device), side, entry)
+
+
+def _edit_image(
+    entry: ConditioningEntry,
+    channels: int,
+    scale: float,
+    batch: int,
+    height: int,
+    width: int,
+    device: torch.device,
+    dtype: torch.dtype,
+) -> torch.Tensor:
+    """The picture an instruction-editing UNet sees beside the latent for ``entry``: its
+    ``concat_latent`` times ``scale``, resized to the latent and repeated to its batch, or
+    zeros when it has none (an unconditional context, as ComfyUI gives it)."""
+    latent = entry.options.concat_latent
+    if latent is None:
+        return torch.zeros(batch, channels, height, width, device=device, dtype=dtype)
+    latent = latent.float()
+    if latent.shape[1] != channels:
+        raise ValueError(
+            f"the model takes a {channels}-channel picture latent beside the noise but the "
+            f"conditioning carries {latent.shape[1]} channels: encode the picture with this "
+            "model's VAE"
+        )
+    if tuple(latent.shape[-2:]) != (height, width):
+        latent = F.interpolate(latent, size=(height, width), mode="bilinear")
+    if latent.shape[0] < batch:
+        latent = latent.repeat(math.ceil(batch / latent.shape[0]), 1, 1, 1)
+    return (latent[:batch] * scale).to(device, dtype)
 
 
 def _fit_tokens(embeds: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -240,8 +273,18 @@ class GuidedDenoiser:
         self.downscale = downscale
         self.seed = seed
         self.notices = notices if notices is not None else []
-        batch, _, height, width = latent_shape
+        batch, channels, height, width = latent_shape
         self.latent_size = (height, width)
+        # A UNet with input channels beyond the latent's (and no model-wide extra input, as
+        # inpainting UNets have) is an instruction-editing one: each context brings its picture.
+        self.edit_channels = 0 if concat is not None else int(unet.config.in_channels) - channels
+        # InstructPix2Pix reads the unscaled VAE latent; CosXL Edit, a continuous-time
+        # (EDM) model, the scaled one (ComfyUI's rule).
+        edit_scale = (
+            FAMILY_TRAITS[model.family].vae_scaling_factor
+            if model.scheduler_config.get("model_sampling") == "edm"
+            else 1.0
+        )
         if guider is None:
             terms = [(negative, "negative"), (positive, "positive")]
             scales = [self.cfg]
@@ -273,7 +316,19 @@ class GuidedDenoiser:
                 if context is not None:
                     span = entry.options.timestep_range or (0.0, 1.0)
                     bounds = tuple(_percent_sigma(self.levels, p) for p in span)
-                    contexts.append(replace(context, term=term, levels=bounds))
+                    edit = None
+                    if self.edit_channels > 0:
+                        edit = _edit_image(
+                            entry,
+                            self.edit_channels,
+                            edit_scale,
+                            batch,
+                            height,
+                            width,
+                            self.device,
+                            self.dtype,
+                        )
+                    contexts.append(replace(context, term=term, levels=bounds, concat=edit))
         self.groups: dict[tuple[int, int, int, int], list[_Context]] = {}
         for context in contexts:
             self.groups.setdefault(context.box, []).append(context)
@@ -338,7 +393,16 @@ class GuidedDenoiser:
                     "time_ids": torch.cat([c.time_ids for c in contexts]),  # type: ignore[misc]
                 }
             embeds = torch.cat(_fit_tokens([c.embeds for c in contexts]))
-            rows = crop.repeat(len(contexts), 1, 1, 1)
+            if self.edit_channels > 0:
+                region = (
+                    slice(None),
+                    slice(None),
+                    slice(top, top + box_h),
+                    slice(left, left + box_w),
+                )
+                rows = torch.cat([torch.cat([crop, c.concat[region]], dim=1) for c in contexts])  # type: ignore[index]
+            else:
+                rows = crop.repeat(len(contexts), 1, 1, 1)
             extra = self._extra_kwargs(
                 contexts,
                 rows,

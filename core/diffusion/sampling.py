@@ -245,7 +245,9 @@ def sample(
         # (diffusers' StableDiffusionInpaintPipeline; Rombach et al.'s sd-v1-5-inpainting).
         inpaint_mask = mask if mask is not None else torch.ones_like(latent[:, :1])
         concat = torch.cat([inpaint_mask, latent], dim=1)
-    elif int(unet.config.in_channels) != channels:
+    elif int(unet.config.in_channels) not in (channels, 2 * channels):
+        # 2 × channels: an instruction-editing UNet, whose picture comes with the
+        # conditioning (InstructPixToPixConditioning).
         raise ValueError(
             f"the latent has {channels} channels but the model expects "
             f"{unet.config.in_channels}: use a latent made for this model's family"

@@ -28,6 +28,8 @@ FILES["comfyui_examples/model_merging__model_merging_cosxl.png"] = (
     "ModelMergeSDXL",
     "ModelSamplingContinuousEDM",
 )
+# A group node (IP2PSampler) around InstructPixToPixConditioning and Dual CFG Guider.
+FILES["comfyui_examples/edit_models__sdxl_edit_model.png"] = ("InstructPixToPixConditioning",)
 
 ENTRIES = {entry.file: entry for entry in load_manifest()}
 
