@@ -19,6 +19,46 @@ from nodes.placement import compute_device, place
 WEIGHT_TYPES = ("linear",)
 
 
+#: The weight and window widgets both apply nodes share.
+_WIDGETS = (
+    WidgetInput(
+        "weight",
+        t.FLOAT,
+        1.0,
+        min=-1.0,
+        max=5.0,
+        step=0.05,
+        description="how strongly the picture steers the result (0: not at all; "
+        "around 0.5 leaves more room for the text prompt)",
+    ),
+    WidgetInput(
+        "start_at",
+        t.FLOAT,
+        0.0,
+        min=0.0,
+        max=1.0,
+        step=0.01,
+        description="apply the picture from this point of the schedule on (0: pure noise)",
+    ),
+    WidgetInput(
+        "end_at",
+        t.FLOAT,
+        1.0,
+        min=0.0,
+        max=1.0,
+        step=0.01,
+        description="apply the picture up to this point of the schedule (1: clean)",
+    ),
+    WidgetInput(
+        "weight_type",
+        t.COMBO,
+        "linear",
+        choices=WEIGHT_TYPES,
+        description="linear: the same weight in every cross-attention layer",
+    ),
+)
+
+
 class _IpAdapterLoaders(_Loaders):
     """The IP-Adapter loader, bound to one set of model folders."""
 
@@ -34,18 +74,18 @@ class _IpAdapterLoaders(_Loaders):
             raise _node_error(exc, "ipadapter_file") from None
 
 
-def _apply(
+def _patched(
     ctx: Any,
     model: Any,
     ipadapter: Any,
+    encode: Any,
     clip_vision: Any,
-    image: Any,
-    weight: float = 1.0,
-    start_at: float = 0.0,
-    end_at: float = 1.0,
-    weight_type: str = "linear",
+    weight: float,
+    start_at: float,
+    end_at: float,
+    weight_type: str,
 ) -> Any:
-    from core.diffusion.clip_vision import encode_images
+    """``model`` with ``ipadapter`` attending to the pictures ``encode()`` gives."""
     from core.diffusion.ip_adapter import apply_ip_adapter, fit_problem, image_tokens
     from core.engine import NodeError
 
@@ -59,17 +99,70 @@ def _apply(
     problem = fit_problem(model, ipadapter)
     if problem is not None:
         raise NodeError(problem, field="ipadapter")
-    place(ctx, clip_vision.model)
-    try:
-        encoded = encode_images(clip_vision, image, "center")
-    except ValueError as exc:
-        raise _node_error(exc, "image") from None
+    if ipadapter.variant == "plus" and clip_vision is None:
+        raise NodeError(
+            f"{ipadapter.source.name} is a plus adapter: link the CLIP vision model here too, "
+            "its negative side is the encoder's view of a blank picture",
+            field="clip_vision",
+        )
+    encoded = encode()
+    if clip_vision is not None:
+        place(ctx, clip_vision.model)
     place(ctx, ipadapter.image_proj)
     try:
         positive, negative = image_tokens(ipadapter, encoded, clip_vision)
     except ValueError as exc:
         raise _node_error(exc, "clip_vision") from None
     return apply_ip_adapter(model, ipadapter, positive, negative, weight, start_at, end_at)
+
+
+def _apply(
+    ctx: Any,
+    model: Any,
+    ipadapter: Any,
+    clip_vision: Any,
+    image: Any,
+    weight: float = 1.0,
+    start_at: float = 0.0,
+    end_at: float = 1.0,
+    weight_type: str = "linear",
+) -> Any:
+    def encode() -> Any:
+        from core.diffusion.clip_vision import encode_images
+
+        place(ctx, clip_vision.model)
+        try:
+            return encode_images(clip_vision, image, "center")
+        except ValueError as exc:
+            raise _node_error(exc, "image") from None
+
+    return _patched(
+        ctx, model, ipadapter, encode, clip_vision, weight, start_at, end_at, weight_type
+    )
+
+
+def _apply_encoded(
+    ctx: Any,
+    model: Any,
+    ipadapter: Any,
+    clip_vision_output: Any,
+    weight: float = 1.0,
+    start_at: float = 0.0,
+    end_at: float = 1.0,
+    weight_type: str = "linear",
+    clip_vision: Any = None,
+) -> Any:
+    return _patched(
+        ctx,
+        model,
+        ipadapter,
+        lambda: clip_vision_output,
+        clip_vision,
+        weight,
+        start_at,
+        end_at,
+        weight_type,
+    )
 
 
 def _problems(params: Mapping[str, Any]) -> Iterable[tuple[str, str]]:
@@ -124,42 +217,7 @@ def specs(paths: ModelPaths) -> tuple[NodeSpec, ...]:
                     t.IMAGE,
                     description="the picture prompt; several pictures in a batch all apply",
                 ),
-                WidgetInput(
-                    "weight",
-                    t.FLOAT,
-                    1.0,
-                    min=-1.0,
-                    max=5.0,
-                    step=0.05,
-                    description="how strongly the picture steers the result (0: not at all; "
-                    "around 0.5 leaves more room for the text prompt)",
-                ),
-                WidgetInput(
-                    "start_at",
-                    t.FLOAT,
-                    0.0,
-                    min=0.0,
-                    max=1.0,
-                    step=0.01,
-                    description="apply the picture from this point of the schedule on "
-                    "(0: pure noise)",
-                ),
-                WidgetInput(
-                    "end_at",
-                    t.FLOAT,
-                    1.0,
-                    min=0.0,
-                    max=1.0,
-                    step=0.01,
-                    description="apply the picture up to this point of the schedule (1: clean)",
-                ),
-                WidgetInput(
-                    "weight_type",
-                    t.COMBO,
-                    "linear",
-                    choices=WEIGHT_TYPES,
-                    description="linear: the same weight in every cross-attention layer",
-                ),
+                *_WIDGETS,
             ),
             outputs=(Output("MODEL", t.MODEL),),
             description="Makes a picture part of the prompt (IP-Adapter, Ye et al. 2023): the "
@@ -167,6 +225,33 @@ def specs(paths: ModelPaths) -> tuple[NodeSpec, ...]:
             "cross-attention layer. Use it for a style, a subject or a face to follow; chain "
             "several to mix pictures, each with its own weight. The loaded model is shared, "
             "not changed.",
+            check=_problems,
+        ),
+        NodeSpec(
+            "IPAdapterApplyEncoded",
+            "IPAdapter Apply (Encoded)",
+            "conditioning",
+            _apply_encoded,
+            inputs=(
+                SocketInput("model", t.MODEL),
+                SocketInput("ipadapter", t.IPADAPTER),
+                SocketInput(
+                    "clip_vision_output",
+                    t.CLIP_VISION_OUTPUT,
+                    description="pictures already encoded by CLIP Vision Encode",
+                ),
+                *_WIDGETS,
+                SocketInput(
+                    "clip_vision",
+                    t.CLIP_VISION,
+                    optional=True,
+                    description="the encoder that made the output; plus adapters need it",
+                ),
+            ),
+            outputs=(Output("MODEL", t.MODEL),),
+            description="IPAdapter Apply for pictures encoded once by CLIP Vision Encode: "
+            "use it to share one encoding between several adapters or to choose the crop. "
+            "Plus adapters also need the CLIP vision model linked.",
             check=_problems,
         ),
     )

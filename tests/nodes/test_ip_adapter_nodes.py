@@ -172,3 +172,38 @@ def test_comfyui_ipadapter_pack_nodes_import_as_ipadapter_apply(registry):
         (2, "clip_vision"),
     }
     assert graph.node(1).params["ipadapter_file"] == "plus.bin"
+
+
+def _encoded_graph(registry, file, link_encoder):
+    """The first adapter of ``_graph`` fed by CLIP Vision Encode through the encoded route."""
+    g, sampler, (apply,) = _graph(registry, [(file, {"weight": 0.9})])
+    links = {link.dst_input: link for link in g.links_of(apply) if link.dst == apply}
+    encoded = g.add_node("IPAdapterApplyEncoded", params={"weight": 0.9}).id
+    encode = g.add_node("CLIPVisionEncode", params={"crop": "center"}).id
+    vision, picture = links["clip_vision"], links["image"]
+    g.connect(vision.src, vision.src_output, encode, "clip_vision")
+    g.connect(picture.src, picture.src_output, encode, "image")
+    g.connect(encode, "CLIP_VISION_OUTPUT", encoded, "clip_vision_output")
+    if link_encoder:
+        g.connect(vision.src, vision.src_output, encoded, "clip_vision")
+    for name in ("model", "ipadapter"):
+        g.connect(links[name].src, links[name].src_output, encoded, name)
+    g.remove_node(apply)
+    g.connect(encoded, "MODEL", sampler, "model")
+    return g, sampler
+
+
+@pytest.mark.parametrize("file", ["plain.safetensors", "plus.bin"])
+def test_the_encoded_route_gives_what_the_picture_route_gives(registry, file):
+    g, sampler = _encoded_graph(registry, file, link_encoder=True)
+    report = Executor(registry).run(g, outputs=[sampler], device="cpu")
+    assert report.status == "ok", report.to_dict()
+    expected = _sample(registry, [(file, {"weight": 0.9})])
+    assert torch.equal(report.outputs[sampler][0]["samples"], expected)
+
+
+def test_a_plus_adapter_on_the_encoded_route_asks_for_its_encoder(registry):
+    g, sampler = _encoded_graph(registry, "plus.bin", link_encoder=False)
+    report = Executor(registry).run(g, outputs=[sampler], device="cpu")
+    (failed,) = [e for e in report.entries.values() if e.status == "failed"]
+    assert failed.field == "clip_vision" and "plus.bin is a plus adapter" in failed.message
