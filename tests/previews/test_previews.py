@@ -154,6 +154,7 @@ def test_preview_latent_node_shows_projection_and_channels(registry):
 def test_headless_run_writes_step_previews_and_an_animation(registry, tmp_path, monkeypatch):
     import main
     from core.graph.workflow import save_workflow
+    from nodes.cli import common as cli_common
 
     g, ids = _txt2img(registry)
     decode = g.add_node("VAEDecode").id
@@ -163,7 +164,7 @@ def test_headless_run_writes_step_previews_and_an_animation(registry, tmp_path, 
     g.connect(decode, "IMAGE", save, "images")
     path = tmp_path / "flow.json"
     save_workflow(g, path)
-    monkeypatch.setattr(main, "_registry", lambda roots=(): registry)
+    monkeypatch.setattr(cli_common, "registry", lambda roots=(): registry)
     folder = tmp_path / "steps"
     code = main.main(
         [
@@ -254,6 +255,7 @@ def test_vae_preview_falls_back_to_the_projection_for_a_model_without_its_vae(re
 def test_headless_vae_previews_every_k_steps(registry, tmp_path, monkeypatch):
     import main
     from core.graph.workflow import save_workflow
+    from nodes.cli import common as cli_common
 
     g, ids = _txt2img(registry)
     show = g.add_node("PreviewLatent").id  # an output node, so the sampler runs
@@ -261,7 +263,7 @@ def test_headless_vae_previews_every_k_steps(registry, tmp_path, monkeypatch):
     g.connect(ids["load"], "MODEL", show, "model")
     path = tmp_path / "flow.json"
     save_workflow(g, path)
-    monkeypatch.setattr(main, "_registry", lambda roots=(): registry)
+    monkeypatch.setattr(cli_common, "registry", lambda roots=(): registry)
     folder = tmp_path / "steps"
     args = ["run", str(path), "--out", str(tmp_path / "out"), "--device", "cpu"]
     code = main.main([*args, "--previews", str(folder), "--preview-vae-every", "2"])
