@@ -302,3 +302,17 @@ def test_full_size_unets_number_their_cross_attention_layers_as_the_published_fi
     first = f"down_blocks.{first_block}.attentions.0.transformer_blocks.0.attn2"
     assert layers[0][1] == first
     assert {unet.get_submodule(name).to_k.out_features for _, name in layers} == inner
+
+
+@pytest.mark.parametrize("variant", ["plain", "plus"])
+def test_several_pictures_become_one_longer_token_sequence(pipelines, encoder, variant):
+    _, adapter = _adapter(pipelines[ModelFamily.SD1].unet, variant)
+    pixels = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(8))
+    both = image_tokens(adapter, encode_pixels(encoder, pixels), encoder)
+    first = image_tokens(adapter, encode_pixels(encoder, pixels[:1]), encoder)
+    second = image_tokens(adapter, encode_pixels(encoder, pixels[1:]), encoder)
+    n = adapter.tokens
+    assert both[0].shape == (1, 2 * n, 32) and both[1].shape == (1, 2 * n, 32)
+    torch.testing.assert_close(both[0], torch.cat([first[0], second[0]], dim=1))
+    torch.testing.assert_close(both[1], first[1].repeat(1, 2, 1))
+    assert not torch.allclose(first[0], second[0])

@@ -207,3 +207,24 @@ def test_a_plus_adapter_on_the_encoded_route_asks_for_its_encoder(registry):
     report = Executor(registry).run(g, outputs=[sampler], device="cpu")
     (failed,) = [e for e in report.entries.values() if e.status == "failed"]
     assert failed.field == "clip_vision" and "plus.bin is a plus adapter" in failed.message
+
+
+@pytest.mark.parametrize("cache_first", [True, False])
+def test_the_picture_survives_a_feature_cache_before_or_after_it(registry, cache_first):
+    """With one full pass every step the Feature Cache wrapper changes nothing, so the result
+    is exactly the adapter's alone, whichever of the two wraps the other."""
+    adapter = ("plus.bin", {"weight": 0.9})
+    g, sampler, (apply,) = _graph(registry, [adapter])
+    cache = g.add_node("FeatureCache", params={"cache_interval": 1}).id
+    (feed,) = [lk for lk in g.links_of(apply) if lk.dst == apply and lk.dst_input == "model"]
+    if cache_first:
+        g.disconnect(apply, "model")
+        g.connect(feed.src, feed.src_output, cache, "model")
+        g.connect(cache, "MODEL", apply, "model")
+    else:
+        g.disconnect(sampler, "model")
+        g.connect(apply, "MODEL", cache, "model")
+        g.connect(cache, "MODEL", sampler, "model")
+    report = Executor(registry).run(g, outputs=[sampler], device="cpu")
+    assert report.status == "ok", report.to_dict()
+    assert torch.equal(report.outputs[sampler][0]["samples"], _sample(registry, [adapter]))
