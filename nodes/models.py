@@ -23,6 +23,8 @@ DEMO_CHECKPOINT = "latentloom-shapes"
 FAMILIES = ("auto", "sd1", "sd2", "sdxl")
 PREDICTIONS = ("auto", "epsilon", "v_prediction")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
+#: ComfyUI's UNETLoader weight_dtype choices.
+UNET_WEIGHT_DTYPES = ("default", "fp8_e4m3fn", "fp8_e4m3fn_fast", "fp8_e5m2")
 #: What "auto" means for the VAE and text encoders on a CPU (``devices.pick_aux_dtype``).
 AUX_DTYPE_ON_CPU = "float32 on CPUs"
 
@@ -176,6 +178,24 @@ class _Loaders:
                 ctx.record("notice", notice)
         return patched
 
+    def load_unet(self, ctx: Any, unet_name: str, weight_dtype: str = "default") -> Any:
+        from core.diffusion import devices
+        from core.diffusion.errors import ModelLoadError
+        from core.diffusion.unet_files import load_unet_file
+
+        path = self._resolve(ModelKind.UNET, unet_name, "unet_name")
+        try:
+            model = load_unet_file(path, devices.pick_dtype(compute_device(ctx)))
+        except ModelLoadError as exc:
+            raise _node_error(exc, "unet_name") from None
+        if weight_dtype != "default" and ctx is not None:
+            ctx.record(
+                "notice",
+                f"{unet_name}: weights kept at the compute precision; LatentLoom does not "
+                f"store UNets as {weight_dtype}",
+            )
+        return model
+
     def load_lora_model_only(
         self, ctx: Any, model: Any, lora_name: str, strength_model: float
     ) -> tuple[Any]:
@@ -308,6 +328,36 @@ def specs(paths: ModelPaths) -> tuple[NodeSpec, ...]:
             "encoder, such as the SDXL Lightning and LCM LoRAs.",
             fingerprint=loaders.fingerprint(lora, "lora_name"),
             check=loaders.problems(lora, "lora_name"),
+        ),
+        NodeSpec(
+            "UNETLoader",
+            "Load Diffusion Model",
+            "advanced/loaders",
+            loaders.load_unet,
+            inputs=(
+                WidgetInput(
+                    "unet_name",
+                    t.COMBO,
+                    "",
+                    choices_from=ModelKind.UNET.value,
+                    description="a UNet-only file in unet or diffusion_models",
+                ),
+                WidgetInput(
+                    "weight_dtype",
+                    t.COMBO,
+                    "default",
+                    choices=UNET_WEIGHT_DTYPES,
+                    description="ComfyUI's fp8 storage choices are read as default: the "
+                    "weights stay at the compute precision",
+                ),
+            ),
+            outputs=(Output("MODEL", t.MODEL),),
+            description="Loads a UNet-only file (SD 1.x, SD 2.x or SDXL; LDM or diffusers "
+            "names), such as the SDXL-Lightning UNets: use it with the text encoder and VAE of "
+            "a checkpoint of the same family. The prediction type is the family's usual one; "
+            "follow with ModelSamplingDiscrete for a v-prediction UNet.",
+            fingerprint=loaders.fingerprint(ModelKind.UNET, "unet_name"),
+            check=loaders.problems(ModelKind.UNET, "unet_name"),
         ),
         NodeSpec(
             "CLIPSetLastLayer",

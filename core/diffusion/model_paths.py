@@ -2,8 +2,9 @@
 
 A root may be a ``models`` folder (``checkpoints/``, ``vae/``, ``loras/``, ``embeddings/``,
 ``upscale_models/``, ``clip_vision/``, ``ipadapter/``, ``style_models/``, ``controlnet/``,
-``t2i_adapter/``), a ComfyUI installation (the same under ``models/``) or an AUTOMATIC1111
-installation (``models/Stable-diffusion``, ``models/VAE``, ``models/Lora``, ``embeddings``,
+``t2i_adapter/``, ``unet/`` or ``diffusion_models/``, ``hypernetworks/``, ``gligen/``), a
+ComfyUI installation (the same under ``models/``) or an AUTOMATIC1111 installation
+(``models/Stable-diffusion``, ``models/VAE``, ``models/Lora``, ``embeddings``,
 ``models/ESRGAN``, ``models/RealESRGAN``, ``models/ControlNet``). Names are paths relative to a
 kind's folder with ``/`` separators, as loader nodes show and workflows store them; a diffusers
 pipeline folder is listed as one checkpoint name.
@@ -38,6 +39,9 @@ class ModelKind(StrEnum):
     IPADAPTER = "ipadapter"
     STYLE_MODELS = "style_models"
     CONTROLNET = "controlnet"
+    UNET = "unet"
+    HYPERNETWORKS = "hypernetworks"
+    GLIGEN = "gligen"
 
 
 # Folder names per kind, relative to a root, in search order: models folder, ComfyUI, A1111.
@@ -64,6 +68,10 @@ LAYOUTS: dict[ModelKind, tuple[str, ...]] = {
         "models/t2i_adapter",
         "models/ControlNet",
     ),
+    # UNet-only files: ComfyUI's models/unet, renamed models/diffusion_models in 2024.
+    ModelKind.UNET: ("unet", "diffusion_models", "models/unet", "models/diffusion_models"),
+    ModelKind.HYPERNETWORKS: ("hypernetworks", "models/hypernetworks"),
+    ModelKind.GLIGEN: ("gligen", "models/gligen"),
 }
 
 
