@@ -8,7 +8,7 @@ canvas. Where it sits and whether it shows are kept in the settings store.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from PySide6.QtCore import QPoint, QPointF, QRectF, QSettings, Qt, QTimer
 from PySide6.QtGui import (
@@ -26,7 +26,7 @@ from PySide6.QtWidgets import QWidget
 from nodeui.canvas import style as s
 
 if TYPE_CHECKING:
-    from nodeui.canvas.view import GraphView
+    from nodeui.canvas.protocols import CanvasScene
 
 SIZE = (200, 156)
 MARGIN = 12
@@ -39,12 +39,25 @@ FADED_OPACITY = 0.25
 SHOWN_KEY, CORNER_KEY = "view/minimap_shown", "view/minimap_corner"
 
 
+class OverviewedView(Protocol):
+    """What the minimap uses of the view it sits in (a ``GraphView``, which creates it: a
+    protocol, so the import goes from the view to the minimap only)."""
+
+    graph_scene: CanvasScene
+
+    def viewport(self) -> QWidget: ...
+
+    def visible_scene_rect(self) -> QRectF: ...
+
+    def centerOn(self, pos: QPointF) -> None: ...
+
+
 class Minimap(QWidget):
     """The overview. The node boxes are drawn once into a pixmap (redrawn, debounced, when the
     graph changes); each paint only adds the visible rectangle."""
 
-    def __init__(self, view: GraphView) -> None:
-        super().__init__(view)
+    def __init__(self, view: OverviewedView) -> None:
+        super().__init__(view)  # a GraphView, so a QWidget: the minimap is its child
         self.view = view
         self.resize(*SIZE)
         self.corner = CORNERS[0]
