@@ -14,6 +14,7 @@ from pathlib import Path
 from core.diffusion.model_paths import ModelKind, ModelPaths
 from core.graph.spec import NodeRegistry
 from nodes import (
+    compile_model,
     compositing,
     conditioning,
     controlnet,
@@ -90,6 +91,7 @@ def build_registry(
             *latent_ops.SPECS,
             *sampling.SPECS,
             *feature_cache.SPECS,
+            *compile_model.SPECS,
             *custom_sampling.SPECS,
             *sigmas.SPECS,
             *previews.SPECS,
