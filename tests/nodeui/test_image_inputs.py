@@ -15,9 +15,7 @@ from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QFileDialog
 
 from nodes import build_registry
-from nodeui.documents import RecoveryStore
-from nodeui.settings import open_settings
-from nodeui.window import MainWindow
+from tests.nodeui.windows import open_window
 
 LEFT = Qt.MouseButton.LeftButton
 NONE = Qt.KeyboardModifier.NoModifier
@@ -30,20 +28,12 @@ def registry():
 
 @pytest.fixture
 def window(qtbot, tmp_path, registry):
-    made = MainWindow(
-        open_settings(tmp_path / "settings.ini"),
-        recovery=RecoveryStore(tmp_path / "data"),
-        output_dir=tmp_path / "out",
-        registry=registry,
-    )
-    made.resize(1400, 900)
-    made.show()
-    qtbot.waitExposed(made)
-    made.document.undo_stack.clear()
-    yield made
-    made.shutdown(persist=False)
-    made.close()
-    made.deleteLater()
+    with open_window(tmp_path, registry) as made:
+        made.resize(1400, 900)
+        made.show()
+        qtbot.waitExposed(made)
+        made.document.undo_stack.clear()
+        yield made
 
 
 def _picture(path, colour=(200, 30, 30), size=(40, 30)):

@@ -11,11 +11,10 @@ from PySide6.QtTest import QTest
 from core.graph.model import Graph
 from nodes import build_registry
 from nodeui.canvas import minimap as mm
-from nodeui.documents import RecoveryStore
 from nodeui.settings import open_settings
-from nodeui.window import MainWindow
 from tests.nodeui import shell_fakes
 from tests.nodeui.canvas_helpers import LEFT, NO_MODS, make_canvas
+from tests.nodeui.windows import new_window
 
 
 @pytest.fixture(scope="module")
@@ -84,12 +83,7 @@ def test_the_close_button_hides_it_and_the_choice_is_remembered(qtbot, canvas, r
 
 
 def test_the_view_menu_toggles_the_minimap(qtbot, tmp_path):
-    window = MainWindow(
-        open_settings(tmp_path / "settings.ini"),
-        recovery=RecoveryStore(tmp_path / "data"),
-        output_dir=tmp_path / "out",
-        registry=shell_fakes.registry(),
-    )
+    window = new_window(tmp_path, shell_fakes.registry())
     qtbot.addWidget(window)
     window.show()
     qtbot.waitExposed(window)

@@ -10,29 +10,20 @@ from PySide6.QtTest import QTest
 
 from core.graph.model import Graph
 from core.graph.subgraph_commands import ConvertToSubgraph
-from nodeui.documents import Document, RecoveryStore
+from nodeui.documents import Document
 from nodeui.inner_runs import InnerStates, summed_state
 from nodeui.runstate import NodeRunState, RunStatus
-from nodeui.settings import open_settings
-from nodeui.window import MainWindow
 from tests.nodeui import decode_fakes
+from tests.nodeui.windows import new_window, open_window
 
 
 @pytest.fixture
 def window(qtbot, tmp_path):
-    made = MainWindow(
-        open_settings(tmp_path / "settings.ini"),
-        recovery=RecoveryStore(tmp_path / "data"),
-        output_dir=tmp_path / "out",
-        registry=decode_fakes.registry(),
-    )
-    made.resize(1200, 800)
-    made.show()
-    qtbot.waitExposed(made)
-    yield made
-    made.shutdown(persist=False)
-    made.close()
-    made.deleteLater()
+    with open_window(tmp_path, decode_fakes.registry()) as made:
+        made.resize(1200, 800)
+        made.show()
+        qtbot.waitExposed(made)
+        yield made
 
 
 def _document(window, steps: int = 3, delay: float = 0.0, fail: bool = False):
@@ -212,11 +203,7 @@ def test_the_default_workflow_with_its_sampler_in_a_subgraph(qtbot, tmp_path):
     from core.graph.workflow import load_workflow
     from tests.nodeui.test_subgraphs_ui import DEFAULT
 
-    made = MainWindow(
-        open_settings(tmp_path / "settings.ini"),
-        recovery=RecoveryStore(tmp_path / "data"),
-        output_dir=tmp_path / "out",
-    )
+    made = new_window(tmp_path)
     qtbot.addWidget(made)
     try:
         made.resize(1280, 760)
