@@ -131,17 +131,11 @@ def paint_editor(painter: QPainter, row: EditorRow, texts: EditorTexts) -> None:
             painter.setPen(s.TEXT_DIM)
             arrow = QRectF(rect.right() - 16, rect.top(), 12, rect.height())
             painter.drawText(arrow, _CENTER, "▾")
-    painter.setPen(s.TEXT_DIM)
+    # Once a slider's fill reaches its label the whole label is drawn bright: dim text would
+    # sink into the fill, and a word bright on the fill but dim past it (a low cfg) reads badly.
+    filled = row.kind == SLIDER and rect.left() + rect.width() * texts.fraction > inner.left()
+    painter.setPen(s.TEXT if filled else s.TEXT_DIM)
     painter.drawText(inner, _LEFT, texts.name)
-    if row.kind == SLIDER and texts.fraction > 0:
-        # Over the slider's fill the label is drawn bright, so the fill never hides it.
-        painter.save()
-        painter.setClipRect(
-            QRectF(rect.left(), rect.top(), rect.width() * texts.fraction, rect.height())
-        )
-        painter.setPen(s.TEXT)
-        painter.drawText(inner, _LEFT, texts.name)
-        painter.restore()
     painter.setPen(s.TEXT)
     painter.drawText(inner, _RIGHT, texts.value)
     if row.mode_rect is not None:
