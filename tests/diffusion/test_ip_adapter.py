@@ -316,3 +316,52 @@ def test_several_pictures_become_one_longer_token_sequence(pipelines, encoder, v
     torch.testing.assert_close(both[0], torch.cat([first[0], second[0]], dim=1))
     torch.testing.assert_close(both[1], first[1].repeat(1, 2, 1))
     assert not torch.allclose(first[0], second[0])
+
+
+@pytest.mark.slow
+def test_full_size_sd15_adapters_match_diffusers():
+    """Real widths (ViT-H features, 8 heads of 40-160 channels, a 12-head resampler with 16
+    queries): the patched full-size SD 1.5 UNet agrees with diffusers' on random weights."""
+    from diffusers import UNet2DConditionModel
+
+    from core.diffusion.ip_adapter import project
+    from core.diffusion.resources import load_component_config
+
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel.from_config(load_component_config("sd15", "unet")).eval()
+    model = DiffusionModel(unet, ModelFamily.SD1, PredictionType.EPSILON)
+    g = torch.Generator().manual_seed(1)
+    x, t = torch.randn(2, 4, 8, 8, generator=g), torch.tensor(600)
+    text = torch.randn(2, 77, 768, generator=g)
+    built = {
+        "plain": ip_adapter_tensors(unet, "plain", 1024, tokens=4),
+        "plus": ip_adapter_tensors(unet, "plus", 1280, tokens=16, resampler_width=768, heads=12),
+    }
+    features = {"plain": torch.randn(2, 1024, generator=g), "plus": torch.randn(2, 257, 1280)}
+    results = {}
+    with torch.no_grad():
+        for variant, tensors in built.items():
+            adapter = ip_adapter_from_state_dict(tensors, Path(f"{variant}.safetensors"))
+            tokens = project(adapter, features[variant])  # rows: negative, positive
+            patched = apply_ip_adapter(model, adapter, tokens[1:], tokens[:1], weight=0.8)
+            kwargs = patched.unet_extras[-1].rows([0, 1], 1, x.device, x.dtype)
+            results[variant] = patched.unet(
+                x, t, encoder_hidden_states=text, cross_attention_kwargs=kwargs
+            ).sample
+        plain = unet(x, t, encoder_hidden_states=text).sample
+        # diffusers patches the UNet it is given: the last use of this one.
+        unet._load_ip_adapter_weights(
+            [nested(built["plain"]), nested(built["plus"])], low_cpu_mem_usage=False
+        )
+        for variant, scales in (("plain", [0.8, 0.0]), ("plus", [0.0, 0.8])):
+            for processor in unet.attn_processors.values():
+                if hasattr(processor, "scale"):
+                    processor.scale = scales
+            embeds = [features["plain"][:, None], features["plus"][:, None]]
+            expected = unet(
+                x, t, encoder_hidden_states=text, added_cond_kwargs={"image_embeds": embeds}
+            ).sample
+            assert _psnr(results[variant], expected) >= 40.0, variant
+            assert (results[variant] - plain).abs().max() > 100 * (
+                results[variant] - expected
+            ).abs().max()
