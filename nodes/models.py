@@ -196,6 +196,19 @@ class _Loaders:
             )
         return model
 
+    def load_hypernetwork(
+        self, ctx: Any, model: Any, hypernetwork_name: str, strength: float
+    ) -> Any:
+        from core.diffusion.errors import ModelLoadError
+        from core.diffusion.hypernetwork import apply_hypernetwork, load_hypernetwork
+
+        path = self._resolve(ModelKind.HYPERNETWORKS, hypernetwork_name, "hypernetwork_name")
+        try:
+            hypernetwork = load_hypernetwork(path)
+        except ModelLoadError as exc:
+            raise _node_error(exc, "hypernetwork_name") from None
+        return apply_hypernetwork(model, hypernetwork, strength)
+
     def load_lora_model_only(
         self, ctx: Any, model: Any, lora_name: str, strength_model: float
     ) -> tuple[Any]:
@@ -358,6 +371,30 @@ def specs(paths: ModelPaths) -> tuple[NodeSpec, ...]:
             "follow with ModelSamplingDiscrete for a v-prediction UNet.",
             fingerprint=loaders.fingerprint(ModelKind.UNET, "unet_name"),
             check=loaders.problems(ModelKind.UNET, "unet_name"),
+        ),
+        NodeSpec(
+            "HypernetworkLoader",
+            "HypernetworkLoader",
+            "loaders",
+            loaders.load_hypernetwork,
+            inputs=(
+                SocketInput("model", t.MODEL),
+                WidgetInput(
+                    "hypernetwork_name",
+                    t.COMBO,
+                    "",
+                    choices_from=ModelKind.HYPERNETWORKS.value,
+                    description="an AUTOMATIC1111 hypernetwork (.pt) in hypernetworks",
+                ),
+                WidgetInput("strength", t.FLOAT, 1.0, min=-10.0, max=10.0, step=0.01),
+            ),
+            outputs=(Output("MODEL", t.MODEL),),
+            description="Applies an AUTOMATIC1111 hypernetwork, a style or subject add-on "
+            "older than LoRAs: small networks that change what every attention layer of the "
+            "UNet reads its keys and values from. Chain several to stack them; the input "
+            "model is left as it is and the weights are shared.",
+            fingerprint=loaders.fingerprint(ModelKind.HYPERNETWORKS, "hypernetwork_name"),
+            check=loaders.problems(ModelKind.HYPERNETWORKS, "hypernetwork_name"),
         ),
         NodeSpec(
             "CLIPSetLastLayer",

@@ -104,6 +104,13 @@ class CastingView(Mapping[str, torch.Tensor]):
 
 
 def _read_pickled(path: Path) -> StateDict:
+    return _tensors_of(path, read_pickled_object(path))
+
+
+def read_pickled_object(path: str | Path) -> object:
+    """What a legacy pickled file holds (tensors in plain containers: dicts, lists, tuples,
+    numbers, strings), read without running code: anything else is refused, by name."""
+    path = Path(path)
     try:
         with torch.serialization.safe_globals(_numpy_globals()):
             loaded = torch.load(path, map_location="cpu", weights_only=True)
@@ -119,7 +126,7 @@ def _read_pickled(path: Path) -> StateDict:
             "Use a .safetensors version of this model, or convert the file with a tool you "
             "trust in an isolated environment.",
         ) from None
-    return _tensors_of(path, loaded)
+    return loaded
 
 
 def _numpy_globals() -> list[tuple[Any, str]]:

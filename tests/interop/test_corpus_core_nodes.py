@@ -31,6 +31,7 @@ FILES["comfyui_examples/model_merging__model_merging_cosxl.png"] = (
 # A group node (IP2PSampler) around InstructPixToPixConditioning and Dual CFG Guider.
 FILES["comfyui_examples/edit_models__sdxl_edit_model.png"] = ("InstructPixToPixConditioning",)
 FILES["replicate_cog_comfyui/sdxl_lightning_unet_api.json"] = ("UNETLoader",)
+FILES["comfyui_examples/hypernetworks__hypernetwork_example.png"] = ("HypernetworkLoader",)
 
 ENTRIES = {entry.file: entry for entry in load_manifest()}
 
