@@ -156,8 +156,9 @@ class ImageKeyValue(nn.Module):
 
     def __init__(self, key: torch.Tensor, value: torch.Tensor) -> None:
         super().__init__()
-        self.to_k_ip = nn.Linear(key.shape[1], key.shape[0], bias=False)
-        self.to_v_ip = nn.Linear(value.shape[1], value.shape[0], bias=False)
+        with torch.device("meta"):  # no random initialisation: the weights are given
+            self.to_k_ip = nn.Linear(key.shape[1], key.shape[0], bias=False)
+            self.to_v_ip = nn.Linear(value.shape[1], value.shape[0], bias=False)
         self.to_k_ip.weight = nn.Parameter(key, requires_grad=False)
         self.to_v_ip.weight = nn.Parameter(value, requires_grad=False)
 
@@ -270,8 +271,8 @@ def ip_adapter_from_state_dict(
             pairs.setdefault(int(match.group(1)), {})[match.group(2)] = tensor
         layers: dict[int, ImageKeyValue] = {}
         for number, pair in sorted(pairs.items()):
-            if set(pair) != {"k", "v"}:
-                raise KeyError(f"ip_adapter.{number}.to_{'kv'[len(pair) % 2]}_ip.weight")
+            for missing in sorted({"k", "v"} - set(pair)):
+                raise KeyError(f"ip_adapter.{number}.to_{missing}_ip.weight")
             if pair["k"].shape[1] != width or pair["v"].shape[1] != width:
                 raise ValueError(
                     f"ip_adapter.{number} reads {pair['k'].shape[1]}-wide tokens but the image "
@@ -447,16 +448,14 @@ class ImagePromptAttention(nn.Module):
             return x.reshape(batch, -1, attn.heads, head_width).transpose(1, 2)
 
         query = heads(query)
-        total = None
+        total = torch.zeros_like(query)
         for key, rows in given:
             layer = self.adapters[key]
             tokens = rows.tokens.to(query.dtype)
             image = F.scaled_dot_product_attention(
                 query, heads(layer.to_k_ip(tokens)), heads(layer.to_v_ip(tokens))
             )
-            image = image * rows.weight
-            total = image if total is None else total + image
-        assert total is not None
+            total = total + rows.weight * image
         total = total.transpose(1, 2).reshape(batch, -1, attn.heads * head_width)
         added = F.linear(total, attn.to_out[0].weight) / attn.rescale_output_factor
         return out + added.to(out.dtype)
