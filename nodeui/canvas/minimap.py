@@ -132,6 +132,19 @@ class Minimap(QWidget):
         y = top if self.corner.startswith("top") else bottom
         self.move(x, y)
 
+    def clear_areas(self) -> list[QRectF]:
+        """The parts of the viewport (its coordinates) the minimap leaves free: the band
+        beside it and the band above or below it; the whole viewport when it is hidden."""
+        whole = QRectF(self.view.viewport().rect())
+        if not self.isVisible():
+            return [whole]
+        side = self.width() + 2 * MARGIN
+        band = self.height() + 2 * MARGIN
+        left, top = self.corner.endswith("left"), self.corner.startswith("top")
+        beside = whole.adjusted(side, 0, 0, 0) if left else whole.adjusted(0, 0, -side, 0)
+        under = whole.adjusted(0, band, 0, 0) if top else whole.adjusted(0, 0, 0, -band)
+        return [beside, under]
+
     def nearest_corner(self) -> str:
         """The viewport corner closest to where the minimap is now."""
         centre = self.geometry().center()

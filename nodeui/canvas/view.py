@@ -380,12 +380,18 @@ class GraphView(QGraphicsView):
         rect = edits.frame_rect(self.graph_scene, ids)
         if rect.isEmpty():
             return
-        self.fitInView(rect, Qt.AspectRatioMode.KeepAspectRatio)
-        if self.zoom() > 1.0:
-            self.set_zoom(1.0)
-        elif self.zoom() < MIN_ZOOM:
-            self.set_zoom(MIN_ZOOM)
-        self.centerOn(rect.center())
+        # The graph goes where the minimap does not cover it: beside it or above/below it,
+        # whichever shows the graph larger.
+        areas = self.minimap.clear_areas()
+
+        def fit(area: QRectF) -> float:
+            return min(area.width() / rect.width(), area.height() / rect.height())
+
+        area = max(areas, key=fit)
+        zoom = min(1.0, max(MIN_ZOOM, fit(area)))
+        self.set_zoom(zoom)
+        shift = QPointF(self.viewport().rect().center()) - area.center()
+        self.centerOn(rect.center() + shift / zoom)
         self.minimap.schedule()
 
     def view_state(self) -> dict[str, Any]:

@@ -5,7 +5,7 @@ near it. Real mouse events on the minimap and the view."""
 from __future__ import annotations
 
 import pytest
-from PySide6.QtCore import QPoint
+from PySide6.QtCore import QPoint, Qt
 from PySide6.QtTest import QTest
 
 from core.graph.model import Graph
@@ -133,3 +133,32 @@ def test_a_minimap_corner_must_be_one_of_the_four(canvas):
     view, _ = canvas
     with pytest.raises(ValueError, match="minimap corner 'middle'"):
         view.minimap.set_corner("middle")
+
+
+def covered_nodes(view) -> list[int]:
+    """The nodes the minimap hides, at least in part."""
+    minimap = view.minimap
+    box = view.viewport().mapFromParent(minimap.geometry().topLeft())
+    shown = minimap.geometry().translated(box - minimap.geometry().topLeft())
+    return [
+        nid
+        for nid, item in view.graph_scene.nodes.items()
+        if view.mapFromScene(item.sceneBoundingRect()).boundingRect().intersects(shown)
+    ]
+
+
+@pytest.mark.parametrize("corner", mm.CORNERS)
+def test_fit_to_window_leaves_the_minimap_no_node_to_cover(qtbot, registry, corner):
+    graph = Graph(registry)
+    for row in range(2):  # about the viewport's shape: fitted, it would fill it
+        for col in range(5):
+            graph.add_node("KSampler", pos=(col * 300, row * 500))
+    view, _ = make_canvas(qtbot, registry, graph)
+    view.minimap.set_corner(corner)
+    view.setFocus()
+    QTest.keyClick(view, Qt.Key.Key_Home)
+    assert view.minimap.isVisible() and covered_nodes(view) == []
+    framed = view.zoom()
+    view.minimap.set_shown(False)
+    QTest.keyClick(view, Qt.Key.Key_Home)
+    assert view.zoom() > framed  # hidden, it needs no room
