@@ -274,3 +274,32 @@ def test_a_models_root_that_is_not_a_folder_is_refused(tmp_path, capsys, target)
         main.main(["nodes", "--models", str(tmp_path / target)])
     assert info.value.code == 2
     assert "give a models folder" in capsys.readouterr().err
+
+
+_WITH_TEARDOWN_PROBE = """
+import atexit, runpy, sys
+atexit.register(lambda: print("teardown ran"))
+sys.argv = ["main.py", *sys.argv[1:]]
+runpy.run_path({main!r}, run_name="__main__")
+"""
+
+
+@pytest.mark.parametrize(("command", "teardown"), [("run", False), ("validate", True)])
+def test_a_run_ends_without_the_interpreter_teardown(tmp_path, command, teardown):
+    """``run`` ends with os._exit once its outputs are written (tearing torch down costs a
+    second of CPU); other commands end normally."""
+    path = _write(tmp_path, _text_flow)
+    extra = ["--out", str(tmp_path / "out")] if command == "run" else []
+    script = _WITH_TEARDOWN_PROBE.format(main=str(ROOT / "main.py"))
+    result = subprocess.run(
+        [sys.executable, "-c", script, command, str(path), *extra],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert ("teardown ran" in result.stdout) is teardown
+    if command == "run":
+        assert (tmp_path / "out" / "answer.txt").is_file()
+        assert "wrote " in result.stdout  # flushed before the process ended
