@@ -64,6 +64,18 @@ def regroup(
     return changes
 
 
+def light_targets(
+    scene: CanvasScene, moves: Mapping[NodeId, QPointF], before: Mapping[int, QRectF]
+) -> None:
+    """While a drag goes on, lights the frames the dragged nodes would join if dropped now
+    (empty ``moves``: none)."""
+    changes = regroup(scene, moves, before) if moves else {}
+    for gid, item in scene.groups.items():
+        group = scene.graph.groups.get(gid)
+        joined = changes.get(gid, {}).get("nodes")
+        item.set_lit(group is not None and joined is not None and joined > group.nodes)
+
+
 def _box_at(scene: CanvasScene, node_id: NodeId, pos: QPointF) -> QRectF:
     item = scene.nodes[node_id]
     return item.sceneBoundingRect().translated(pos - item.pos())

@@ -102,3 +102,21 @@ def test_a_frame_fitted_to_its_members_stays_put_when_one_leaves(qtbot, registry
     drag(view, start, start + QPointF(900, 0))
     assert graph.groups[1].nodes == {1}
     assert scene.groups[1].scene_rect() == before
+
+
+def test_the_frame_a_dragged_node_would_join_lights_up_until_the_drop(canvas):
+    from PySide6.QtTest import QTest
+
+    from tests.nodeui.canvas_helpers import LEFT, NO_MODS, at
+
+    view, _, graph = canvas
+    scene = view.graph_scene
+    start = title_point(scene.nodes[2])
+    vp = view.viewport()
+    QTest.mousePress(vp, LEFT, NO_MODS, at(view, start))
+    QTest.mouseMove(vp, at(view, start - QPointF(100, 0)))
+    assert not scene.groups[1].lit  # still outside the frame
+    QTest.mouseMove(vp, at(view, start - QPointF(500, 0)))
+    assert scene.groups[1].lit
+    QTest.mouseRelease(vp, LEFT, NO_MODS, at(view, start - QPointF(500, 0)))
+    assert not scene.groups[1].lit and graph.groups[1].nodes == {1, 2}

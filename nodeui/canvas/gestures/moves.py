@@ -122,18 +122,26 @@ class MoveSelection(Gesture):
         super().move(event)
         if not self.moved or not self.start:
             return
-        self.scene.push(MoveNodes(self._positions(event), gesture=self.token))
+        positions = self._positions(event)
+        self.scene.push(MoveNodes(positions, gesture=self.token))
+        if self.frames:
+            moves = {n: QPointF(x, y) for n, (x, y) in positions.items()}
+            grouping.light_targets(self.scene, moves, self.frames)
 
     def release(self, event: QGraphicsSceneMouseEvent) -> None:
         if self.deferred_select and not self.moved:
             self.scene.select_nodes([self.item.node_id])
         if not self.moved or not self.start or not self.frames:
             return
+        grouping.light_targets(self.scene, {}, self.frames)
         positions = self._positions(event)
         moves = {n: QPointF(x, y) for n, (x, y) in positions.items()}
         groups = grouping.regroup(self.scene, moves, self.frames)
         if groups:
             self.scene.push(MoveNodes(positions, gesture=self.token, groups=groups))
+
+    def cancel(self) -> None:
+        grouping.light_targets(self.scene, {}, self.frames)
 
 
 class MoveGroup(Gesture):

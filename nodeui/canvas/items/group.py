@@ -26,6 +26,8 @@ class GroupItem(QGraphicsItem):
         self._title_fill = QColor()
         self.title = ""
         self.member_rect: QRectF | None = None
+        #: Lit while a dragged node would join the group if dropped.
+        self.lit = False
         self.setZValue(-1.0)
         self.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
 
@@ -58,6 +60,11 @@ class GroupItem(QGraphicsItem):
         self._rect = QRectF(0, 0, rect.width(), rect.height())
         self.update()
 
+    def set_lit(self, lit: bool) -> None:
+        if lit != self.lit:
+            self.lit = lit
+            self.update()
+
     def restore(self) -> None:
         """Back to the frame the model holds (a cancelled drag)."""
         self.refresh(self.member_rect)
@@ -80,7 +87,8 @@ class GroupItem(QGraphicsItem):
         self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None
     ) -> None:
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        painter.setPen(s.pen(self._title_fill.name(), 1.0))
+        lit = s.pen(s.SELECTED, 2.5)
+        painter.setPen(lit if self.lit else s.pen(self._title_fill.name(), 1.0))
         painter.setBrush(self._fill)
         painter.drawRoundedRect(self._rect, 6, 6)
         painter.setPen(s.NO_PEN)
