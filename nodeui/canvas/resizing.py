@@ -26,6 +26,14 @@ MIN_GROUP_SIZE = (120.0, s.GROUP_TITLE_HEIGHT + 40.0)
 GROUP_MARGIN = 12.0
 
 
+def on_grip(scene: CanvasScene, pos: QPointF) -> bool:
+    """Whether scene point ``pos`` is on a node's or a group's resize grip."""
+    item = scene.item_at(pos)
+    if isinstance(item, NodeItem):
+        return item.hit(item.mapFromScene(pos)).kind == "resize"
+    return isinstance(item, GroupItem) and item.grip_rect().contains(item.mapFromScene(pos))
+
+
 class ResizeNode:
     """Drag a node's grip: wider shows more of its title and fields, taller gives its
     picture more room; never smaller than its rows need."""

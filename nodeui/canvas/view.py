@@ -25,7 +25,7 @@ from PySide6.QtWidgets import QGraphicsProxyWidget, QGraphicsView, QToolTip, QWi
 
 from core.graph import types as t
 from core.graph.commands import RemoveNodes
-from nodeui.canvas import edits
+from nodeui.canvas import edits, resizing
 from nodeui.canvas import style as s
 from nodeui.canvas.minimap import Minimap
 from nodeui.canvas.palette import NodePalette
@@ -190,7 +190,17 @@ class GraphView(QGraphicsView):
             self._pan.move(event.position().toPoint())
             event.accept()
             return
+        if event.buttons() == Qt.MouseButton.NoButton and not self._space:
+            self._show_grip_cursor(self.mapToScene(event.position().toPoint()))
         super().mouseMoveEvent(event)
+
+    def _show_grip_cursor(self, scene_pos: QPointF) -> None:
+        """A diagonal arrow over a node's or a group's resize grip says it can be dragged."""
+        on_grip = resizing.on_grip(self.graph_scene, scene_pos)
+        if on_grip:
+            self.viewport().setCursor(Qt.CursorShape.SizeFDiagCursor)
+        elif self.viewport().cursor().shape() == Qt.CursorShape.SizeFDiagCursor:
+            self.viewport().unsetCursor()
 
     def mouseReleaseEvent(self, event: QMouseEvent) -> None:
         if self._pan is not None:

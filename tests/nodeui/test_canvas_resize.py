@@ -146,3 +146,23 @@ def test_a_group_is_never_resized_so_small_that_a_member_sticks_out(qtbot, regis
     frame = group.scene_rect()
     assert frame.contains(view.graph_scene.nodes[nid].sceneBoundingRect())
     assert graph.groups[1].rect[2] < 600.0
+
+
+def test_the_pointer_over_a_grip_shows_a_resize_cursor(qtbot, registry):
+    graph = Graph(registry)
+    nid = graph.add_node("KSampler", pos=(40, 60)).id
+    graph.add_group(Group(1, "Sampling", frozenset({nid}), rect=(0.0, 0.0, 600.0, 600.0)))
+    view, _ = make_canvas(qtbot, registry, graph)
+    vp = view.viewport()
+    diagonal = Qt.CursorShape.SizeFDiagCursor
+    group = view.graph_scene.groups[1]
+    for grip in (
+        grip_point(view.graph_scene.nodes[nid]),
+        group.mapToScene(group.grip_rect().center()),
+    ):
+        QTest.mouseMove(vp, at(view, grip - QPointF(60, 60)))
+        assert vp.cursor().shape() != diagonal
+        QTest.mouseMove(vp, at(view, grip))
+        assert vp.cursor().shape() == diagonal
+    QTest.mouseMove(vp, at(view, QPointF(300, 300)))
+    assert vp.cursor().shape() != diagonal
