@@ -30,7 +30,10 @@ def root(tmp_path_factory):
     plus = ip_adapter_tensors(sd15.unet, "plus", 32, tokens=8, seed=2)
     write_ip_adapter(plus, folder / "plus.bin")
     xl = make_tiny_pipeline(ModelFamily.SDXL)
+    write_single_file(xl, models / "checkpoints" / "sdxl.safetensors")
     write_ip_adapter(ip_adapter_tensors(xl.unet, "plain", 24), folder / "sdxl.safetensors")
+    xl_plus = ip_adapter_tensors(xl.unet, "plus", 32, tokens=8, seed=3)
+    write_ip_adapter(xl_plus, folder / "sdxl-plus.safetensors")
     return models
 
 
@@ -39,10 +42,16 @@ def registry(root):
     return build_registry(ModelPaths.of(root))
 
 
-def _graph(registry, adapters=(), *, seed=3):
+@pytest.fixture(scope="module")
+def executor(registry):
+    """One executor for the module, so loaded models and unchanged nodes come from its cache."""
+    return Executor(registry)
+
+
+def _graph(registry, adapters=(), *, seed=3, ckpt="sd15.safetensors"):
     """Checkpoint → (IPAdapter Apply per ``adapters`` entry) → KSampler."""
     g = Graph(registry)
-    checkpoint = g.add_node("LoadCheckpoint", params={"ckpt_name": "sd15.safetensors"}).id
+    checkpoint = g.add_node("LoadCheckpoint", params={"ckpt_name": ckpt}).id
     vision = g.add_node("CLIPVisionLoader", params={"clip_name": "vit-h.safetensors"}).id
     model_from, model_output = checkpoint, "MODEL"
     applies = []
@@ -72,57 +81,57 @@ def _graph(registry, adapters=(), *, seed=3):
     return g, sampler, applies
 
 
-def _sample(registry, adapters=()):
-    g, sampler, _ = _graph(registry, adapters)
-    report = Executor(registry).run(g, outputs=[sampler], device="cpu")
+def _sample(executor, adapters=(), ckpt="sd15.safetensors"):
+    g, sampler, _ = _graph(executor.registry, adapters, ckpt=ckpt)
+    report = executor.run(g, outputs=[sampler], device="cpu")
     assert report.status == "ok", report.to_dict()
     return report.outputs[sampler][0]["samples"]
 
 
 @pytest.fixture(scope="module")
-def plain_result(registry):
-    return _sample(registry)
+def plain_result(executor):
+    return _sample(executor)
 
 
 @pytest.mark.parametrize("file", ["plain.safetensors", "plus.bin"])
-def test_a_picture_prompt_changes_the_result_and_weight_zero_does_not(registry, plain_result, file):
-    full = _sample(registry, [(file, {"weight": 1.0})])
-    muted = _sample(registry, [(file, {"weight": 0.0})])
+def test_a_picture_prompt_changes_the_result_and_weight_zero_does_not(executor, plain_result, file):
+    full = _sample(executor, [(file, {"weight": 1.0})])
+    muted = _sample(executor, [(file, {"weight": 0.0})])
     assert torch.isfinite(full).all()
     assert (full - plain_result).abs().max() > 1e-3
     assert torch.equal(muted, plain_result)
 
 
-def test_the_start_end_window_is_honoured(registry, plain_result):
-    full = _sample(registry, [("plain.safetensors", {"weight": 1.0})])
-    never = _sample(registry, [("plain.safetensors", {"start_at": 1.0, "end_at": 1.0})])
-    late = _sample(registry, [("plain.safetensors", {"start_at": 0.5, "end_at": 1.0})])
+def test_the_start_end_window_is_honoured(executor, plain_result):
+    full = _sample(executor, [("plain.safetensors", {"weight": 1.0})])
+    never = _sample(executor, [("plain.safetensors", {"start_at": 1.0, "end_at": 1.0})])
+    late = _sample(executor, [("plain.safetensors", {"start_at": 0.5, "end_at": 1.0})])
     assert torch.equal(never, plain_result)  # no step lies in the window
     assert not torch.allclose(late, plain_result, atol=1e-5)
     assert not torch.allclose(late, full, atol=1e-5)
 
 
-def test_two_adapters_stack(registry):
+def test_two_adapters_stack(executor):
     plain = ("plain.safetensors", {"weight": 0.8})
     plus = ("plus.bin", {"weight": 0.6})
-    both = _sample(registry, [plain, plus])
-    assert not torch.allclose(both, _sample(registry, [plain]), atol=1e-5)
-    assert not torch.allclose(both, _sample(registry, [plus]), atol=1e-5)
+    both = _sample(executor, [plain, plus])
+    assert not torch.allclose(both, _sample(executor, [plain]), atol=1e-5)
+    assert not torch.allclose(both, _sample(executor, [plus]), atol=1e-5)
 
 
-def test_an_adapter_for_another_family_fails_on_its_input(registry):
+def test_an_adapter_for_another_family_fails_on_its_input(executor, registry):
     g, sampler, _ = _graph(registry, [("sdxl.safetensors", {"weight": 1.0})])
-    report = Executor(registry).run(g, outputs=[sampler], device="cpu")
+    report = executor.run(g, outputs=[sampler], device="cpu")
     failed = [e for e in report.entries.values() if e.status == "failed"]
     assert len(failed) == 1
     assert "sdxl.safetensors" in failed[0].message and "96-wide" in failed[0].message
     assert failed[0].field == "ipadapter"
 
 
-def test_start_after_end_is_reported_before_running(registry):
+def test_start_after_end_is_reported_before_running(executor, registry):
     g, sampler, _ = _graph(registry, [("plain.safetensors", {"start_at": 0.8, "end_at": 0.2})])
     with pytest.raises(ValidationError) as caught:
-        Executor(registry).run(g, outputs=[sampler], device="cpu")
+        executor.run(g, outputs=[sampler], device="cpu")
     (problem,) = caught.value.problems
     assert "start_at (0.8) is after end_at (0.2)" in problem.message
 
@@ -194,23 +203,23 @@ def _encoded_graph(registry, file, link_encoder):
 
 
 @pytest.mark.parametrize("file", ["plain.safetensors", "plus.bin"])
-def test_the_encoded_route_gives_what_the_picture_route_gives(registry, file):
+def test_the_encoded_route_gives_what_the_picture_route_gives(executor, registry, file):
     g, sampler = _encoded_graph(registry, file, link_encoder=True)
-    report = Executor(registry).run(g, outputs=[sampler], device="cpu")
+    report = executor.run(g, outputs=[sampler], device="cpu")
     assert report.status == "ok", report.to_dict()
-    expected = _sample(registry, [(file, {"weight": 0.9})])
+    expected = _sample(executor, [(file, {"weight": 0.9})])
     assert torch.equal(report.outputs[sampler][0]["samples"], expected)
 
 
-def test_a_plus_adapter_on_the_encoded_route_asks_for_its_encoder(registry):
+def test_a_plus_adapter_on_the_encoded_route_asks_for_its_encoder(executor, registry):
     g, sampler = _encoded_graph(registry, "plus.bin", link_encoder=False)
-    report = Executor(registry).run(g, outputs=[sampler], device="cpu")
+    report = executor.run(g, outputs=[sampler], device="cpu")
     (failed,) = [e for e in report.entries.values() if e.status == "failed"]
     assert failed.field == "clip_vision" and "plus.bin is a plus adapter" in failed.message
 
 
 @pytest.mark.parametrize("cache_first", [True, False])
-def test_the_picture_survives_a_feature_cache_before_or_after_it(registry, cache_first):
+def test_the_picture_survives_a_feature_cache_before_or_after_it(executor, registry, cache_first):
     """With one full pass every step the Feature Cache wrapper changes nothing, so the result
     is exactly the adapter's alone, whichever of the two wraps the other."""
     adapter = ("plus.bin", {"weight": 0.9})
@@ -225,6 +234,16 @@ def test_the_picture_survives_a_feature_cache_before_or_after_it(registry, cache
         g.disconnect(sampler, "model")
         g.connect(apply, "MODEL", cache, "model")
         g.connect(cache, "MODEL", sampler, "model")
-    report = Executor(registry).run(g, outputs=[sampler], device="cpu")
+    report = executor.run(g, outputs=[sampler], device="cpu")
     assert report.status == "ok", report.to_dict()
-    assert torch.equal(report.outputs[sampler][0]["samples"], _sample(registry, [adapter]))
+    assert torch.equal(report.outputs[sampler][0]["samples"], _sample(executor, [adapter]))
+
+
+@pytest.mark.parametrize("file", ["sdxl.safetensors", "sdxl-plus.safetensors"])
+def test_sdxl_adapters_steer_an_sdxl_model(executor, file):
+    """The image tokens travel beside SDXL's pooled text and size conditioning."""
+    plain = _sample(executor, ckpt="sdxl.safetensors")
+    full = _sample(executor, [(file, {"weight": 1.0})], ckpt="sdxl.safetensors")
+    muted = _sample(executor, [(file, {"weight": 0.0})], ckpt="sdxl.safetensors")
+    assert torch.isfinite(full).all() and (full - plain).abs().max() > 1e-3
+    assert torch.equal(muted, plain)
