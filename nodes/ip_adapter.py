@@ -14,9 +14,10 @@ from core.graph.spec import NodeSpec, Output, SocketInput, WidgetInput
 from nodes.models import _Loaders, _node_error
 from nodes.placement import compute_device, place
 
-#: How the weight is spread over the layers: "linear" gives every cross-attention layer the
-#: same weight (the paper's and diffusers' scale).
-WEIGHT_TYPES = ("linear",)
+#: How the weight applies: "linear" multiplies every cross-attention layer's image attention
+#: by it (the paper's and diffusers' scale; the IPAdapter pack's "linear" with "V only"
+#: scaling); "original" is the same under the name the pack's first version gave it.
+WEIGHT_TYPES = ("linear", "original")
 
 
 #: The weight and window widgets both apply nodes share.
@@ -54,7 +55,8 @@ _WIDGETS = (
         t.COMBO,
         "linear",
         choices=WEIGHT_TYPES,
-        description="linear: the same weight in every cross-attention layer",
+        description="linear: the image attention times the weight in every cross-attention "
+        "layer; original: the same (its name in older workflows)",
     ),
 )
 

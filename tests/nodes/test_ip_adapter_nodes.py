@@ -247,3 +247,29 @@ def test_sdxl_adapters_steer_an_sdxl_model(executor, file):
     muted = _sample(executor, [(file, {"weight": 0.0})], ckpt="sdxl.safetensors")
     assert torch.isfinite(full).all() and (full - plain).abs().max() > 1e-3
     assert torch.equal(muted, plain)
+
+
+def test_the_original_weight_type_of_older_workflows_is_the_linear_one(executor):
+    from nodes.interop.comfyui import import_api
+
+    linear = _sample(executor, [("plain.safetensors", {"weight": 0.7})])
+    original = _sample(
+        executor, [("plain.safetensors", {"weight": 0.7, "weight_type": "original"})]
+    )
+    assert torch.equal(original, linear)
+    v1 = {
+        "1": {
+            "class_type": "IPAdapterApply",
+            "inputs": {
+                "weight": 0.7,
+                "noise": 0.0,
+                "weight_type": "original",
+                "start_at": 0.0,
+                "end_at": 1.0,
+                "unfold_batch": False,
+            },
+        }
+    }
+    workflow, report = import_api(v1, executor.registry)
+    assert report.unknown == ()
+    assert workflow.graph.node(1).params["weight_type"] == "original"

@@ -37,10 +37,11 @@ MODEL_MAPPINGS: tuple[TypeMapping, ...] = (
         widgets=("strength", "noise_augmentation"),
         title="unCLIPConditioning",
     ),
-    # IP-Adapters (nodes.ip_adapter), from ComfyUI's IPAdapter node pack. One weight in every
-    # layer is the pack's "linear" type with "V only" scaling; its extra options (v1's noise
-    # and unfold_batch, v2's combine_embeds, embeds_scaling, negative image and attention
-    # mask) have no counterpart and are left out.
+    # IP-Adapters (nodes.ip_adapter), from ComfyUI's IPAdapter node pack. LatentLoom's weight
+    # multiplies the image attention in every layer: the pack's "linear" with "V only" scaling,
+    # its first version's "original". Its other options (v1's noise and unfold_batch, v2's
+    # combine_embeds, embeds_scaling, negative image and attention mask) have no counterpart
+    # and are left out.
     entry("IPAdapterModelLoader", widgets=("ipadapter_file",), title="IPAdapter Model Loader"),
     entry(
         "IPAdapterApply",
