@@ -366,3 +366,21 @@ def test_full_size_sd15_adapters_match_diffusers():
             assert (results[variant] - plain).abs().max() > 100 * (
                 results[variant] - expected
             ).abs().max()
+
+
+def test_an_adapter_joins_a_half_precision_unet_in_its_precision(pipelines, encoder):
+    unet = copy.deepcopy(pipelines[ModelFamily.SD1].unet).to(torch.bfloat16)
+    _, adapter = _adapter(unet, "plus")  # float32, as loaded for another model
+    tokens = image_tokens(adapter, encode_pixels(encoder, torch.ones(1, 3, 32, 32)), encoder)
+    model = DiffusionModel(unet, ModelFamily.SD1, PredictionType.EPSILON)
+    patched = apply_ip_adapter(model, adapter, *tokens)
+    name = cross_attention_layers(unet)[0][1]
+    layer = patched.unet.get_submodule(name).processor.adapters["ip0"]
+    assert layer.to_k_ip.weight.dtype == torch.bfloat16
+    x, t, text, _ = _unet_inputs(unet, ModelFamily.SD1)
+    x, text = x.to(torch.bfloat16), text.to(torch.bfloat16)
+    kwargs = patched.unet_extras[0].rows([0, 1], 1, x.device, x.dtype)
+    with torch.no_grad():
+        ours = patched.unet(x, t, encoder_hidden_states=text, cross_attention_kwargs=kwargs)
+        plain = unet(x, t, encoder_hidden_states=text).sample
+    assert ours.sample.dtype == torch.bfloat16 and not torch.equal(ours.sample, plain)
