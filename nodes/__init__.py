@@ -21,6 +21,7 @@ from nodes import (
     custom_sampling,
     edit_models,
     feature_cache,
+    gligen,
     image_ops,
     image_prompts,
     images,
@@ -35,6 +36,7 @@ from nodes import (
     primitives,
     sampling,
     sigmas,
+    text_encoders,
     upscale_models,
 )
 
@@ -83,9 +85,11 @@ def build_registry(
             *compositing.SPECS,
             *masks.SPECS,
             *models.specs(paths),
+            *text_encoders.specs(paths),
             *merging.SPECS,
             *conditioning.specs(paths),
             *edit_models.SPECS,
+            *gligen.specs(paths),
             *controlnet.specs(paths),
             *latents.SPECS,
             *latent_ops.SPECS,

@@ -329,6 +329,16 @@ class GuidedDenoiser:
                             self.dtype,
                         )
                     contexts.append(replace(context, term=term, levels=bounds, concat=edit))
+        # Extras that need layers the UNet lacks (GLIGEN's gated attention) give the run a
+        # copy of it with those layers; the loaded UNet stays as it is.
+        patches = {
+            id(extra): extra
+            for context in contexts
+            for extra in context.entry.extras.values()
+            if hasattr(extra, "patch_unet")
+        }
+        for extra in patches.values():
+            self.unet = extra.patch_unet(self.unet)
         self.groups: dict[tuple[int, int, int, int], list[_Context]] = {}
         for context in contexts:
             self.groups.setdefault(context.box, []).append(context)

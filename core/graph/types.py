@@ -44,6 +44,8 @@ STYLE_MODEL = "STYLE_MODEL"
 IPADAPTER = "IPADAPTER"
 #: A ControlNet or T2I-Adapter, ComfyUI's name for both.
 CONTROL_NET = "CONTROL_NET"
+#: A GLIGEN model: gated attention layers that place phrases in boxes (ComfyUI's name).
+GLIGEN = "GLIGEN"
 #: A widget whose value is one of a list of strings; links of type STRING can drive it.
 COMBO = "COMBO"
 #: Wildcard used by reroutes: it takes the type of whatever is linked to it.
@@ -73,11 +75,12 @@ SOCKET_TYPES: tuple[str, ...] = (
     STYLE_MODEL,
     IPADAPTER,
     CONTROL_NET,
+    GLIGEN,
 )
 
 #: Types whose values are loaded models: the cache keeps them under its model budget.
 MODEL_TYPES: frozenset[str] = frozenset(
-    {MODEL, CLIP, VAE, UPSCALE_MODEL, CLIP_VISION, STYLE_MODEL, IPADAPTER, CONTROL_NET}
+    {MODEL, CLIP, VAE, UPSCALE_MODEL, CLIP_VISION, STYLE_MODEL, IPADAPTER, CONTROL_NET, GLIGEN}
 )
 
 

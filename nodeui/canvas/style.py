@@ -39,6 +39,7 @@ SOCKET_COLORS: dict[str, str] = {
     t.STYLE_MODEL: "#c2ffae",
     t.IPADAPTER: "#7fa7d6",
     t.CONTROL_NET: "#00d78d",
+    t.GLIGEN: "#c9a0dc",
     t.ANY: "#bdbdbd",
     "ANY": "#bdbdbd",
 }

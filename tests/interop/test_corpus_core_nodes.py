@@ -32,6 +32,10 @@ FILES["comfyui_examples/model_merging__model_merging_cosxl.png"] = (
 FILES["comfyui_examples/edit_models__sdxl_edit_model.png"] = ("InstructPixToPixConditioning",)
 FILES["replicate_cog_comfyui/sdxl_lightning_unet_api.json"] = ("UNETLoader",)
 FILES["comfyui_examples/hypernetworks__hypernetwork_example.png"] = ("HypernetworkLoader",)
+FILES |= {
+    "comfyui_examples/gligen__gligen_textbox_example.png": ("GLIGENLoader", "GLIGENTextBoxApply"),
+    "cubiq_workflows/text2img__gligen_box.json": ("GLIGENLoader", "GLIGENTextBoxApply"),
+}
 
 ENTRIES = {entry.file: entry for entry in load_manifest()}
 
