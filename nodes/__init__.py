@@ -36,7 +36,6 @@ from nodes import (
     primitives,
     sampling,
     sigmas,
-    text_encoders,
     upscale_models,
 )
 
@@ -85,7 +84,6 @@ def build_registry(
             *compositing.SPECS,
             *masks.SPECS,
             *models.specs(paths),
-            *text_encoders.specs(paths),
             *merging.SPECS,
             *conditioning.specs(paths),
             *edit_models.SPECS,
