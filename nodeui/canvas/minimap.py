@@ -106,6 +106,8 @@ class Minimap(QWidget):
         if shown:
             self.place()
             self.schedule()
+        else:
+            self._timer.stop()
         self._save()
 
     def set_corner(self, corner: str) -> None:
@@ -118,7 +120,8 @@ class Minimap(QWidget):
     # --- placement and fading ----------------------------------------------------------------
 
     def schedule(self) -> None:
-        if not self._timer.isActive():
+        """Redraws the node boxes soon; a closed minimap waits until it is shown again."""
+        if not self.isHidden() and not self._timer.isActive():
             self._timer.start()
 
     def place(self) -> None:

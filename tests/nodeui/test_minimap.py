@@ -162,3 +162,15 @@ def test_fit_to_window_leaves_the_minimap_no_node_to_cover(qtbot, registry, corn
     view.minimap.set_shown(False)
     QTest.keyClick(view, Qt.Key.Key_Home)
     assert view.zoom() > framed  # hidden, it needs no room
+
+
+def test_a_closed_minimap_redraws_only_once_shown_again(qtbot, canvas):
+    view, _ = canvas
+    minimap = view.minimap
+    minimap.set_shown(False)
+    graph = view.graph_scene.graph
+    graph.add_node("KSampler", pos=(600, 0))
+    assert not minimap._timer.isActive()  # no work for a map nobody sees
+    minimap.set_shown(True)
+    qtbot.waitUntil(lambda: not minimap._timer.isActive(), timeout=2000)
+    assert minimap._to_map(view.graph_scene.nodes[2].sceneBoundingRect()).width() > 1.5
