@@ -2,7 +2,8 @@
 one on a node, the picture shown on the node, and the Mask Editor's entry points.
 
 - A click on a Load Image (or Load Mask) node's ``image`` field opens a file chooser; the
-  node's context menu has "Choose Image…" and "Open in Mask Editor…".
+  node's context menu has "Choose Image…" and "Open in Mask Editor…", and a double-click on
+  the picture shown on the node opens the Mask Editor too.
 - Ctrl+V with a picture on the clipboard (and no copied nodes) saves it as a PNG in the
   workflow's input folder and adds a Load Image node naming that file: the workflow holds a
   path, never the picture's bytes.
@@ -305,6 +306,18 @@ class ImageInputs(QObject):
                 # can still be typed in the inspector.
                 self.window.scene.select_nodes([found[0].node_id])
                 self.choose_image(found[0].node_id)
+                return True
+        elif kind == QEvent.Type.MouseButtonDblClick and isinstance(event, QMouseEvent):
+            if event.button() != Qt.MouseButton.LeftButton:
+                return False
+            found = self._image_node_at(event.position())
+            if found is None or found[0].layout.media_rect is None:
+                return False
+            item = found[0]
+            local = item.mapFromScene(self.window.view.mapToScene(event.position().toPoint()))
+            if item.layout.media_rect.contains(local):
+                # A double-click on the picture paints its mask, the picture's own edit.
+                self.open_mask_editor(item.node_id)
                 return True
         elif kind == QEvent.Type.ContextMenu and isinstance(event, QContextMenuEvent):
             found = self._image_node_at(QPointF(event.pos()))

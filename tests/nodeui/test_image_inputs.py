@@ -214,3 +214,21 @@ def test_the_node_shows_the_file_name_not_the_folders(qtbot, window, tmp_path):
     assert item._texts[names.index("image")].value == "holiday.png"
     window.scene.select_nodes([node_id])
     assert window.inspector.editors["image"].value() == str(picture)  # the whole path there
+
+
+def test_double_clicking_the_picture_on_the_node_opens_the_mask_editor(qtbot, window, tmp_path):
+    node_id = _load_image_node(window, {"image": str(_picture(tmp_path / "d.png"))})
+    item = window.scene.nodes[node_id]
+    media = item.layout.media_rect
+    assert media is not None
+    QTest.mouseDClick(
+        window.view.viewport(), LEFT, NONE, _viewport_point(window, node_id, media.center())
+    )
+    editor = window.image_inputs.editor
+    assert editor is not None and editor.isVisible()
+    assert editor.windowTitle() == "Mask Editor — d.png"
+    editor.reject()
+    # A double-click on the title still collapses the node, as on any node.
+    title = item.layout.title_rect.center()
+    QTest.mouseDClick(window.view.viewport(), LEFT, NONE, _viewport_point(window, node_id, title))
+    assert window.document.graph.node(node_id).collapsed
