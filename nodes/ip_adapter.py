@@ -61,6 +61,14 @@ _WIDGETS = (
 )
 
 
+_MASK = SocketInput(
+    "attn_mask",
+    t.MASK,
+    optional=True,
+    description="where the picture applies (1) and where not (0); everywhere if unlinked",
+)
+
+
 class _IpAdapterLoaders(_Loaders):
     """The IP-Adapter loader, bound to one set of model folders."""
 
@@ -86,6 +94,7 @@ def _patched(
     start_at: float,
     end_at: float,
     weight_type: str,
+    attn_mask: Any,
 ) -> Any:
     """``model`` with ``ipadapter`` attending to the pictures ``encode()`` gives."""
     from core.diffusion.ip_adapter import apply_ip_adapter, fit_problem, image_tokens
@@ -115,7 +124,12 @@ def _patched(
         positive, negative = image_tokens(ipadapter, encoded, clip_vision)
     except ValueError as exc:
         raise _node_error(exc, "clip_vision") from None
-    return apply_ip_adapter(model, ipadapter, positive, negative, weight, start_at, end_at)
+    try:
+        return apply_ip_adapter(
+            model, ipadapter, positive, negative, weight, start_at, end_at, attn_mask
+        )
+    except ValueError as exc:
+        raise _node_error(exc, "attn_mask") from None
 
 
 def _apply(
@@ -128,6 +142,7 @@ def _apply(
     start_at: float = 0.0,
     end_at: float = 1.0,
     weight_type: str = "linear",
+    attn_mask: Any = None,
 ) -> Any:
     def encode() -> Any:
         from core.diffusion.clip_vision import encode_images
@@ -139,7 +154,7 @@ def _apply(
             raise _node_error(exc, "image") from None
 
     return _patched(
-        ctx, model, ipadapter, encode, clip_vision, weight, start_at, end_at, weight_type
+        ctx, model, ipadapter, encode, clip_vision, weight, start_at, end_at, weight_type, attn_mask
     )
 
 
@@ -153,6 +168,7 @@ def _apply_encoded(
     end_at: float = 1.0,
     weight_type: str = "linear",
     clip_vision: Any = None,
+    attn_mask: Any = None,
 ) -> Any:
     return _patched(
         ctx,
@@ -164,6 +180,7 @@ def _apply_encoded(
         start_at,
         end_at,
         weight_type,
+        attn_mask,
     )
 
 
@@ -220,13 +237,14 @@ def specs(paths: ModelPaths) -> tuple[NodeSpec, ...]:
                     description="the picture prompt; several pictures in a batch all apply",
                 ),
                 *_WIDGETS,
+                _MASK,
             ),
             outputs=(Output("MODEL", t.MODEL),),
             description="Makes a picture part of the prompt (IP-Adapter, Ye et al. 2023): the "
             "model attends to the picture's CLIP features beside the text in every "
             "cross-attention layer. Use it for a style, a subject or a face to follow; chain "
-            "several to mix pictures, each with its own weight. The loaded model is shared, "
-            "not changed.",
+            "several to mix pictures, each with its own weight, and link a mask to keep one "
+            "to a region. The loaded model is shared, not changed.",
             check=_problems,
         ),
         NodeSpec(
@@ -249,6 +267,7 @@ def specs(paths: ModelPaths) -> tuple[NodeSpec, ...]:
                     optional=True,
                     description="the encoder that made the output; plus adapters need it",
                 ),
+                _MASK,
             ),
             outputs=(Output("MODEL", t.MODEL),),
             description="IPAdapter Apply for pictures encoded once by CLIP Vision Encode: "

@@ -350,10 +350,24 @@ def image_tokens(
 
 @dataclass(frozen=True)
 class TokenRows:
-    """What one adapter gives one UNet call: its tokens per row and its weight."""
+    """What one adapter gives one UNet call: its tokens per row, its weight and, when it
+    applies only to part of the picture, its mask per row over the call's latent cells."""
 
     tokens: torch.Tensor  # [rows, T, width]
     weight: float
+    mask: torch.Tensor | None = None  # [rows, height, width] in 0..1
+
+
+def layer_size(height: int, width: int, tokens: int) -> tuple[int, int]:
+    """The (height, width) of a UNet level with ``tokens`` positions, for a UNet input of
+    ``height`` × ``width`` cells: each level halves the sides, rounding up (stride-2
+    convolutions with padding 1)."""
+    size = (height, width)
+    while size[0] * size[1] > tokens:
+        size = (-(-size[0] // 2), -(-size[1] // 2))
+    if size[0] * size[1] != tokens:
+        raise ValueError(f"no UNet level of a {height}×{width} input has {tokens} positions")
+    return size
 
 
 @dataclass(frozen=True, eq=False)
@@ -369,11 +383,15 @@ class ImagePromptTokens(HoldsTensors):
     weight: float = 1.0
     start: float = 0.0
     end: float = 1.0
+    #: Where the picture applies (MASK [B, H, W] or [H, W] in 0..1, any size; the
+    #: batch cycles over the latents); None: everywhere.
+    mask: torch.Tensor | None = None
 
     def cache_storages(self) -> dict[StorageKey, int]:
+        held = [self.positive, self.negative] + ([self.mask] if self.mask is not None else [])
         return {
             (str(t.device), t.untyped_storage().data_ptr()): t.untyped_storage().nbytes()
-            for t in (self.positive, self.negative)
+            for t in held
         }
 
     def active_at(self, sigma: float, levels: Any) -> bool:
@@ -383,19 +401,38 @@ class ImagePromptTokens(HoldsTensors):
         return self.weight != 0.0 and low <= sigma <= high
 
     def rows(
-        self, sides: Sequence[int], batch: int, device: torch.device, dtype: torch.dtype
+        self,
+        sides: Sequence[int],
+        batch: int,
+        device: torch.device,
+        dtype: torch.dtype,
+        latent_size: tuple[int, int] | None = None,
+        box: tuple[int, int, int, int] | None = None,
     ) -> dict[str, Any]:
         """The ``cross_attention_kwargs`` for entries on ``sides`` (1 positive, 0 negative) of
-        ``batch`` latents each."""
+        ``batch`` latents each; a mask is resized to ``latent_size`` (height, width in cells)
+        and cut to ``box`` (top, left, height, width; default the whole latent)."""
         chosen = [self.positive if side else self.negative for side in sides]
         tokens = torch.cat(chosen).repeat_interleave(batch, dim=0).to(device, dtype)
-        return {TOKENS_ARGUMENT: {self.key: TokenRows(tokens, self.weight)}}
+        mask = None
+        if self.mask is not None:
+            if latent_size is None:
+                raise ValueError("a masked image prompt needs the latent's size")
+            top, left, height, width = box or (0, 0, *latent_size)
+            pictures = self.mask.float().reshape(-1, 1, *self.mask.shape[-2:])
+            cells = F.interpolate(pictures, size=latent_size, mode="bilinear")[:, 0]
+            cells = cells[:, top : top + height, left : left + width]
+            per_latent = cells[torch.arange(batch) % cells.shape[0]]
+            mask = per_latent.repeat(len(sides), 1, 1).to(device, dtype)
+        return {TOKENS_ARGUMENT: {self.key: TokenRows(tokens, self.weight, mask)}}
 
     def __call__(self, call: UnetCall) -> dict[str, Any]:
         if not self.active_at(call.sigma, call.levels):
             return {}
         sides = call.sides or (1,) * len(call.entries)
-        kwargs = self.rows(sides, call.batch, call.x.device, call.x.dtype)
+        kwargs = self.rows(
+            sides, call.batch, call.x.device, call.x.dtype, call.latent_size, call.box
+        )
         return {"cross_attention_kwargs": kwargs}
 
 
@@ -455,6 +492,10 @@ class ImagePromptAttention(nn.Module):
             image = F.scaled_dot_product_attention(
                 query, heads(layer.to_k_ip(tokens)), heads(layer.to_v_ip(tokens))
             )
+            if rows.mask is not None:
+                height, width = layer_size(*rows.mask.shape[-2:], query.shape[2])
+                mask = F.interpolate(rows.mask[:, None], size=(height, width), mode="bilinear")
+                image = image * mask.reshape(batch, 1, -1, 1).to(image.dtype)
             total = total + rows.weight * image
         total = total.transpose(1, 2).reshape(batch, -1, attn.heads * head_width)
         added = F.linear(total, attn.to_out[0].weight) / attn.rescale_output_factor
@@ -509,15 +550,22 @@ def apply_ip_adapter(
     weight: float = 1.0,
     start: float = 0.0,
     end: float = 1.0,
+    mask: torch.Tensor | None = None,
 ) -> DiffusionModel:
     """``model`` with ``adapter`` attending to the image tokens (``image_tokens``) between
-    ``start`` and ``end`` of the schedule; ``model`` itself is left as it was."""
+    ``start`` and ``end`` of the schedule, where ``mask`` (MASK, 1 = the picture applies)
+    allows; ``model`` itself is left as it was."""
     problem = fit_problem(model, adapter)
     if problem is not None:
         raise ValueError(problem)
     if not 0.0 <= start <= end <= 1.0:
         raise ValueError(
             f"start_at ({start:g}) and end_at ({end:g}) must satisfy 0 ≤ start ≤ end ≤ 1"
+        )
+    if mask is not None and mask.ndim not in (2, 3):
+        shape = list(mask.shape)
+        raise ValueError(
+            f"the attention mask must be [height, width] or [batch, height, width], not {shape}"
         )
     unet = copy_with_tensors(model.unet, {})
     dtype = module_dtype(unet)
@@ -536,5 +584,7 @@ def apply_ip_adapter(
         else:
             processor = ImagePromptAttention(current, {key: layer})
         attention.set_processor(processor)
-    extra = ImagePromptTokens(key, positive, negative, float(weight), float(start), float(end))
+    extra = ImagePromptTokens(
+        key, positive, negative, float(weight), float(start), float(end), mask
+    )
     return replace(model, unet=unet, unet_extras=(*model.unet_extras, extra))

@@ -384,3 +384,69 @@ def test_an_adapter_joins_a_half_precision_unet_in_its_precision(pipelines, enco
         ours = patched.unet(x, t, encoder_hidden_states=text, cross_attention_kwargs=kwargs)
         plain = unet(x, t, encoder_hidden_states=text).sample
     assert ours.sample.dtype == torch.bfloat16 and not torch.equal(ours.sample, plain)
+
+
+# --- attention masks -----------------------------------------------------------------------
+
+
+def test_layer_sizes_follow_the_unets_rounded_up_halvings():
+    from core.diffusion.ip_adapter import layer_size
+
+    assert layer_size(8, 8, 64) == (8, 8)
+    assert layer_size(8, 8, 16) == (4, 4)
+    assert layer_size(5, 7, 12) == (3, 4)
+    assert layer_size(5, 7, 4) == (2, 2)
+    with pytest.raises(ValueError, match="5×7 input has 10 positions"):
+        layer_size(5, 7, 10)
+
+
+def test_a_mask_scales_the_image_attention_per_position(pipelines, encoder):
+    from core.diffusion.ip_adapter import TokenRows
+
+    unet = pipelines[ModelFamily.SD1].unet
+    _, adapter = _adapter(unet, "plain")
+    tokens = image_tokens(adapter, encode_pixels(encoder, torch.ones(1, 3, 32, 32)), encoder)[0]
+    model = DiffusionModel(unet, ModelFamily.SD1, PredictionType.EPSILON)
+    patched = apply_ip_adapter(model, adapter, tokens, tokens)
+    attention = patched.unet.get_submodule(cross_attention_layers(unet)[0][1])
+    processor = attention.processor
+    g = torch.Generator().manual_seed(4)
+    hidden = torch.randn(2, 16, int(attention.to_q.in_features), generator=g)
+    text = torch.randn(2, 7, 32, generator=g)
+    latent_mask = torch.rand(2, 8, 8, generator=g)  # the call's latent is 8×8: this level 4×4
+    rows = tokens.expand(2, -1, -1)
+    with torch.no_grad():
+        base = processor.base(attention, hidden, encoder_hidden_states=text)
+        full = processor(attention, hidden, text, ip_hidden_states={"ip0": TokenRows(rows, 0.7)})
+        masked = processor(
+            attention, hidden, text, ip_hidden_states={"ip0": TokenRows(rows, 0.7, latent_mask)}
+        )
+    per_position = torch.nn.functional.interpolate(latent_mask[:, None], (4, 4), mode="bilinear")
+    expected = base + (full - base) * per_position.reshape(2, 16, 1)
+    torch.testing.assert_close(masked, expected, atol=1e-6, rtol=1e-5)
+    assert not torch.allclose(masked, full) and not torch.allclose(masked, base)
+
+
+def test_a_full_mask_is_no_mask_and_an_empty_one_is_no_picture(pipelines, encoder):
+    unet = pipelines[ModelFamily.SD1].unet
+    _, adapter = _adapter(unet, "plus")
+    tokens = image_tokens(adapter, encode_pixels(encoder, torch.ones(1, 3, 32, 32)), encoder)
+    model = DiffusionModel(unet, ModelFamily.SD1, PredictionType.EPSILON)
+    x, t, text, _ = _unet_inputs(unet, ModelFamily.SD1)
+    outputs = {}
+    for name, mask in (
+        ("none", None),
+        ("ones", torch.ones(64, 64)),
+        ("zeros", torch.zeros(64, 64)),
+    ):
+        patched = apply_ip_adapter(model, adapter, *tokens, weight=0.9, mask=mask)
+        kwargs = patched.unet_extras[0].rows([0, 1], 1, x.device, x.dtype, (8, 8))
+        with torch.no_grad():
+            outputs[name] = patched.unet(
+                x, t, encoder_hidden_states=text, cross_attention_kwargs=kwargs
+            ).sample
+    with torch.no_grad():
+        plain = unet(x, t, encoder_hidden_states=text).sample
+    assert torch.equal(outputs["ones"], outputs["none"])
+    assert torch.equal(outputs["zeros"], plain)
+    assert not torch.equal(outputs["none"], plain)

@@ -273,3 +273,53 @@ def test_the_original_weight_type_of_older_workflows_is_the_linear_one(executor)
     workflow, report = import_api(v1, executor.registry)
     assert report.unknown == ()
     assert workflow.graph.node(1).params["weight_type"] == "original"
+
+
+def _masked(executor, mask_node, params):
+    """The plain adapter at weight 1 through ``mask_node`` (type, params) as its mask."""
+    g, sampler, (apply,) = _graph(executor.registry, [("plain.safetensors", {"weight": 1.0})])
+    mask = g.add_node(mask_node, params=params).id
+    if mask_node == "ImageToMask":
+        picture = g.add_node(
+            "GradientImage",
+            params={"width": 32, "height": 32, "direction": "horizontal"},
+        ).id
+        g.connect(picture, "IMAGE", mask, "image")
+    g.connect(mask, "MASK", apply, "attn_mask")
+    report = executor.run(g, outputs=[sampler], device="cpu")
+    assert report.status == "ok", report.to_dict()
+    return report.outputs[sampler][0]["samples"]
+
+
+def test_an_attention_mask_keeps_the_picture_to_its_region(executor, plain_result):
+    full = _sample(executor, [("plain.safetensors", {"weight": 1.0})])
+    everywhere = _masked(executor, "SolidMask", {"value": 1.0, "width": 32, "height": 32})
+    nowhere = _masked(executor, "SolidMask", {"value": 0.0, "width": 32, "height": 32})
+    gradient = _masked(executor, "ImageToMask", {"channel": "red"})
+    assert torch.equal(everywhere, full)
+    assert torch.equal(nowhere, plain_result)
+    assert not torch.allclose(gradient, full, atol=1e-5)
+    assert not torch.allclose(gradient, plain_result, atol=1e-5)
+
+
+def test_the_ipadapter_packs_attention_mask_link_imports(executor):
+    from nodes.interop.comfyui import import_api
+
+    prompt = {
+        "1": {"class_type": "SolidMask", "inputs": {"value": 1.0, "width": 64, "height": 64}},
+        "2": {
+            "class_type": "IPAdapter",
+            "inputs": {
+                "attn_mask": ["1", 0],
+                "weight": 0.5,
+                "start_at": 0.0,
+                "end_at": 0.8,
+                "weight_type": "linear",
+            },
+        },
+    }
+    workflow, report = import_api(prompt, executor.registry)
+    assert report.unknown == ()
+    (link,) = workflow.graph.links_of(2)
+    assert (link.src, link.dst_input) == (1, "attn_mask")
+    assert workflow.graph.node(2).params["end_at"] == 0.8

@@ -40,13 +40,12 @@ MODEL_MAPPINGS: tuple[TypeMapping, ...] = (
     # IP-Adapters (nodes.ip_adapter), from ComfyUI's IPAdapter node pack. LatentLoom's weight
     # multiplies the image attention in every layer: the pack's "linear" with "V only" scaling,
     # its first version's "original". Its other options (v1's noise and unfold_batch, v2's
-    # combine_embeds, embeds_scaling, negative image and attention mask) have no counterpart
-    # and are left out.
+    # combine_embeds, embeds_scaling and negative image) have no counterpart and are left out.
     entry("IPAdapterModelLoader", widgets=("ipadapter_file",), title="IPAdapter Model Loader"),
     entry(
         "IPAdapterApply",
         widgets=("weight", "noise", "weight_type", "start_at", "end_at", "unfold_batch"),
-        rename={"noise": None, "unfold_batch": None, "attn_mask": None},
+        rename={"noise": None, "unfold_batch": None},
         title="Apply IPAdapter",
     ),
     entry(
@@ -57,7 +56,6 @@ MODEL_MAPPINGS: tuple[TypeMapping, ...] = (
             "combine_embeds": None,
             "embeds_scaling": None,
             "image_negative": None,
-            "attn_mask": None,
         },
         title="IPAdapter Advanced",
         export=False,
@@ -66,7 +64,6 @@ MODEL_MAPPINGS: tuple[TypeMapping, ...] = (
         "IPAdapter",
         "IPAdapterApply",
         ("weight", "start_at", "end_at", "weight_type"),
-        rename={"attn_mask": None},
         title="IPAdapter",
         export=False,
     ),
