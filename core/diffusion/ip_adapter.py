@@ -29,7 +29,9 @@ Applying an adapter never changes the loaded MODEL: the patched MODEL holds a st
 of the UNet that shares every weight, whose cross-attention processors also hold the
 adapter's key and value projections, and a per-call UNet extra (``ImagePromptTokens``) that
 hands the image tokens to those processors through ``cross_attention_kwargs``. Several
-adapters stack: each adds its own projections and tokens under its own key.
+adapters stack: each adds its own projections and tokens under its own key. An optional mask
+multiplies an adapter's image attention position by position, resized to each UNet level, so
+a picture can steer one region only.
 """
 
 from __future__ import annotations
