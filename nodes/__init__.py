@@ -36,6 +36,7 @@ from nodes import (
     primitives,
     sampling,
     sigmas,
+    text_encoders,
     upscale_models,
 )
 
@@ -84,6 +85,7 @@ def build_registry(
             *compositing.SPECS,
             *masks.SPECS,
             *models.specs(paths),
+            *text_encoders.specs(paths),
             *merging.SPECS,
             *conditioning.specs(paths),
             *edit_models.SPECS,

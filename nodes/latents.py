@@ -56,6 +56,14 @@ def _empty_latent(
     return latents.empty(width, height, batch_size, _cells(vae, width, height))
 
 
+def _empty_sd3_latent(ctx: Any, width: int, height: int, batch_size: int) -> dict[str, Any]:
+    from core.diffusion import latents
+
+    factor = latents.DEFAULT_DOWNSCALE
+    _whole_cells(factor, width=width, height=height)
+    return latents.empty(width, height, batch_size, factor, latents.FLOW_LATENT_CHANNELS)
+
+
 def _latent_noise(
     ctx: Any, seed: int, width: int, height: int, batch_size: int, vae: Any = None
 ) -> Any:
@@ -234,6 +242,22 @@ SPECS = (
         ),
         outputs=_LATENT_OUT,
         description="A blank latent of the picture's size: the start of text-to-image.",
+    ),
+    NodeSpec(
+        "EmptySD3LatentImage",
+        "EmptySD3LatentImage",
+        "latent",
+        _empty_sd3_latent,
+        inputs=(
+            WidgetInput("width", t.INT, 1024, **_SIZE, description="picture width in pixels"),
+            WidgetInput("height", t.INT, 1024, **_SIZE, description="picture height in pixels"),
+            _PICTURE_SIZE[2],
+        ),
+        outputs=_LATENT_OUT,
+        description="A blank 16-channel latent, one cell per 8×8 pixels: the start of "
+        "text-to-image for the 16-channel autoencoders of SD3 and the flow-matching models "
+        "after it (Z-Image, Qwen-Image). SD 1.x, SD 2.x and SDXL take Empty Latent Image's "
+        "4 channels instead.",
     ),
     NodeSpec(
         "LatentNoise",

@@ -211,6 +211,32 @@ def _model_sampling_edm(
     )
 
 
+#: The rectified-flow families whose noise levels ModelSamplingAuraFlow and ModelSamplingSD3
+#: shift (σ' = s·σ / (1 + (s − 1)·σ), Esser et al. 2024, §5.3.2).
+FLOW_FAMILIES = "AuraFlow, SD3, Lumina 2, Z-Image and Qwen-Image"
+_FAMILY_NAMES = {"sd1": "an SD 1.x", "sd2": "an SD 2.x", "sdxl": "an SDXL"}
+
+
+def _model_sampling_flow(node: str) -> Any:
+    """ComfyUI's shift for rectified-flow models. Every MODEL LatentLoom loads is a
+    discrete-time SD UNet, on which flow-matching noise levels would sample noise: the node
+    stops the run and says so rather than pass the model on unchanged."""
+
+    def patch(ctx: Any, model: Any, shift: float) -> Any:
+        from core.engine import NodeError
+
+        family = str(getattr(model, "family", ""))
+        which = _FAMILY_NAMES.get(family, "a Stable Diffusion")
+        raise NodeError(
+            f"{node} (shift {shift:g}) sets the noise levels of rectified-flow models "
+            f"({FLOW_FAMILIES}), but its model is {which} UNet, a discrete-time model for "
+            f"which they are wrong, and LatentLoom loads no flow model. Bypass or remove this "
+            f"node."
+        )
+
+    return patch
+
+
 def _edm_problems(params: Mapping[str, Any]) -> Iterable[tuple[str, str]]:
     if params.get("sampling") == "edm_playground_v2.5":
         yield "sampling", _PLAYGROUND_UNSUPPORTED
@@ -453,5 +479,32 @@ SPECS = (
         "timestep. Use it for models trained that way, such as CosXL (v_prediction, 0.002 to "
         "120); the input model is left as it is and the weights are shared.",
         check=_edm_problems,
+    ),
+    *(
+        NodeSpec(
+            type_id,
+            type_id,
+            "advanced/model",
+            _model_sampling_flow(type_id),
+            inputs=(
+                SocketInput("model", t.MODEL),
+                WidgetInput(
+                    "shift",
+                    t.FLOAT,
+                    default,
+                    min=0.0,
+                    max=100.0,
+                    step=0.01,
+                    description="how far the noise levels are moved towards pure noise "
+                    "(1: not at all)",
+                ),
+            ),
+            outputs=(Output("MODEL", t.MODEL),),
+            description=f"Shifts the noise levels of a rectified-flow model ({FLOW_FAMILIES}) "
+            f"towards pure noise, as {type_id} does in ComfyUI; its templates for those "
+            "families open and validate with it. LatentLoom loads no flow model, so running "
+            "it on an SD 1.x, SD 2.x or SDXL model stops with an error: bypass it for those.",
+        )
+        for type_id, default in (("ModelSamplingAuraFlow", 1.73), ("ModelSamplingSD3", 3.0))
     ),
 )

@@ -28,6 +28,9 @@ UPSCALE_METHODS: tuple[str, ...] = ("nearest-exact", "bilinear", "area", "bicubi
 CROP_MODES: tuple[str, ...] = ("disabled", "center")
 INTERPOLATIONS: tuple[str, ...] = ("normalized", "linear", "spherical")
 LATENT_CHANNELS = 4
+#: Latent channels of the 16-channel autoencoders of SD3 and the flow-matching families after
+#: it (FLUX, Lumina 2, Z-Image); ComfyUI's EmptySD3LatentImage makes latents of this depth.
+FLOW_LATENT_CHANNELS = 16
 
 
 def downscale_of(latent: Mapping[str, Any]) -> int:
@@ -35,15 +38,22 @@ def downscale_of(latent: Mapping[str, Any]) -> int:
     return int(latent.get("downscale", DEFAULT_DOWNSCALE))
 
 
-def _shape(width: int, height: int, batch_size: int, downscale: int) -> tuple[int, ...]:
-    return (batch_size, LATENT_CHANNELS, max(1, height // downscale), max(1, width // downscale))
+def _shape(
+    width: int, height: int, batch_size: int, downscale: int, channels: int = LATENT_CHANNELS
+) -> tuple[int, ...]:
+    return (batch_size, channels, max(1, height // downscale), max(1, width // downscale))
 
 
 def empty(
-    width: int, height: int, batch_size: int = 1, downscale: int = DEFAULT_DOWNSCALE
+    width: int,
+    height: int,
+    batch_size: int = 1,
+    downscale: int = DEFAULT_DOWNSCALE,
+    channels: int = LATENT_CHANNELS,
 ) -> Latent:
-    """Empty Latent Image: zeros for a ``width``×``height`` picture (the size is kept)."""
-    shape = _shape(width, height, batch_size, downscale)
+    """Empty Latent Image: zeros for a ``width``×``height`` picture (the size is kept), with
+    ``channels`` latent channels (4 for Stable Diffusion's autoencoders)."""
+    shape = _shape(width, height, batch_size, downscale, channels)
     return {"samples": torch.zeros(shape), "downscale": downscale, "empty_size": (width, height)}
 
 

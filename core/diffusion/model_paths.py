@@ -2,7 +2,8 @@
 
 A root may be a ``models`` folder (``checkpoints/``, ``vae/``, ``loras/``, ``embeddings/``,
 ``upscale_models/``, ``clip_vision/``, ``ipadapter/``, ``style_models/``, ``controlnet/``,
-``t2i_adapter/``, ``unet/`` or ``diffusion_models/``, ``hypernetworks/``, ``gligen/``), a
+``t2i_adapter/``, ``unet/`` or ``diffusion_models/``, ``hypernetworks/``, ``gligen/``,
+``text_encoders/`` or ``clip/``), a
 ComfyUI installation (the same under ``models/``) or an AUTOMATIC1111 installation
 (``models/Stable-diffusion``, ``models/VAE``, ``models/Lora``, ``embeddings``,
 ``models/ESRGAN``, ``models/RealESRGAN``, ``models/ControlNet``). Names are paths relative to a
@@ -42,6 +43,7 @@ class ModelKind(StrEnum):
     UNET = "unet"
     HYPERNETWORKS = "hypernetworks"
     GLIGEN = "gligen"
+    TEXT_ENCODERS = "text_encoders"
 
 
 # Folder names per kind, relative to a root, in search order: models folder, ComfyUI, A1111.
@@ -72,6 +74,8 @@ LAYOUTS: dict[ModelKind, tuple[str, ...]] = {
     ModelKind.UNET: ("unet", "diffusion_models", "models/unet", "models/diffusion_models"),
     ModelKind.HYPERNETWORKS: ("hypernetworks", "models/hypernetworks"),
     ModelKind.GLIGEN: ("gligen", "models/gligen"),
+    # Standalone text encoders: ComfyUI's models/clip, renamed models/text_encoders in 2024.
+    ModelKind.TEXT_ENCODERS: ("text_encoders", "clip", "models/text_encoders", "models/clip"),
 }
 
 

@@ -14,15 +14,24 @@ from nodes.cli.common import EXIT_INVALID, EXIT_OK, CliError
 
 def validate(path: Path, model_roots: Sequence[Path] = ()) -> int:
     from core.engine import make_plan, validate_plan
+    from core.engine.expand import expand, has_instances
+    from core.engine.subgraph_run import lift_problems
 
     registry = common.registry(model_roots)
     workflow = common.load_workflow(path, registry)
-    plan = make_plan(workflow.graph)
-    problems = validate_plan(workflow.graph, plan)
-    if problems:
-        common.print_problems(problems, workflow.graph)
-        return EXIT_INVALID
     graph = workflow.graph
+    if has_instances(graph):
+        # What runs is the flat graph, so the nodes inside subgraphs are checked too (missing
+        # model files, unknown types), each problem pinned to its instance.
+        expansion = expand(graph)
+        plan = make_plan(expansion.graph, labels=expansion.labels)
+        problems = lift_problems(expansion, validate_plan(expansion.graph, plan))
+    else:
+        plan = make_plan(graph)
+        problems = validate_plan(graph, plan)
+    if problems:
+        common.print_problems(problems, graph)
+        return EXIT_INVALID
     print(
         f"{path}: valid ({len(graph)} nodes, {len(graph.links)} links; a run computes "
         f"{len(plan.order)} of the nodes)"

@@ -4,7 +4,11 @@ A UI-format workflow lists them under ``definitions.subgraphs``; each has ``inpu
 ``outputs`` (name, type), its own ``nodes`` and ``links``, and links from node -10 (its
 inputs) and to node -20 (its outputs), by slot index, as LatentLoom's definitions do by name.
 An instance is a node whose ``type`` is the definition's id; its ``widgets_values`` are the
-values of its promoted widgets (the inputs that feed only widgets), in order.
+values of its promoted widgets (the inputs that feed only widgets), in order. Newer frontends
+say which widgets an instance shows in ``properties.proxyWidgets``, one ``[node, widget]``
+pair per value: node "-1" means the definition's input of that name, any other id an inner
+node's widget shown without an input. LatentLoom promotes a widget through an input, so each
+such inner widget gets one, named after the widget.
 """
 
 from __future__ import annotations
@@ -16,8 +20,9 @@ from core.graph import types as t
 from core.graph.errors import GraphError
 from core.graph.model import SUBGRAPH_INPUTS_ID, SUBGRAPH_OUTPUTS_ID, Graph
 from core.graph.spec import WidgetInput
-from core.graph.subgraph import BoundarySocket, SubgraphDefinition
+from core.graph.subgraph import BoundarySocket, SubgraphDefinition, unique_name
 from nodes.interop.comfyui.common import Slots, connect_slots, socket_type, unique_names
+from nodes.interop.comfyui.mapping import mapping_for
 from nodes.interop.report import ReportBuilder
 
 #: ``add_node(graph, raw, node_id, type_id, report) -> Slots`` of the UI importer.
@@ -41,6 +46,7 @@ def import_definitions(
 ) -> None:
     """Adds the workflow's subgraph definitions to ``graph.subgraphs``, innermost first."""
     entries = {d["id"]: d for d in raw_definitions(data)}
+    shown = _inner_widgets_shown(data, entries)
     for def_id in _innermost_first(entries, report):
         entry = entries[def_id]
         name = entry.get("name") if isinstance(entry.get("name"), str) else "Subgraph"
@@ -87,6 +93,13 @@ def import_definitions(
                 report,
                 f"subgraph {name!r}, link {link.link_id}",
             )
+        raw_types = {
+            raw["id"]: raw["type"]
+            for raw in raw_nodes
+            if isinstance(raw, dict) and isinstance(raw.get("type"), str)
+        }
+        for inner_id, widget in shown.get(def_id, []):
+            _promote(definition, inner_id, widget, raw_types.get(inner_id), report)
 
 
 def add_instance(
@@ -95,13 +108,23 @@ def add_instance(
     """Adds an instance of a definition: promoted widgets take ``widgets_values`` in order."""
     definition = graph.subgraphs.get(type_id)
     spec = definition.spec
-    values = raw.get("widgets_values")
-    values = [v for v in values if v not in _CONTROL_MODES] if isinstance(values, list) else []
+    raw_values = raw.get("widgets_values")
+    raw_values = raw_values if isinstance(raw_values, list) else []
+    proxies = _proxy_widgets(raw)
+    if proxies:
+        pairs = [
+            (_promoted_input(definition, node, widget), value)
+            for (node, widget), value in zip(proxies, raw_values, strict=False)
+        ]
+    else:
+        values = [v for v in raw_values if v not in _CONTROL_MODES]
+        widgets = [i.name for i in spec.inputs if isinstance(i, WidgetInput)]
+        pairs = list(zip(widgets, values, strict=False))
     params: dict[str, Any] = {}
-    widgets = [i for i in spec.inputs if isinstance(i, WidgetInput)]
-    for widget, value in zip(widgets, values, strict=False):
-        if widget.check_value(value) is None:
-            params[widget.name] = value
+    for name, value in pairs:
+        widget = spec.input(name) if name is not None else None
+        if isinstance(widget, WidgetInput) and widget.check_value(value) is None:
+            params[name] = value
     title = raw.get("title")
     graph.add_node(
         type_id,
@@ -125,6 +148,100 @@ def add_instance(
 
 
 _CONTROL_MODES = ("fixed", "increment", "decrement", "randomize")
+#: The frontend's own widget after a seed; LatentLoom keeps that choice on the seed widget.
+_CONTROL_WIDGET = "control_after_generate"
+#: proxyWidgets' node for "the definition's input of this name".
+_INPUT_PROXY = "-1"
+
+
+def _proxy_widgets(raw: dict[str, Any]) -> list[tuple[str, str]]:
+    """An instance's ``properties.proxyWidgets`` as (node, widget) pairs; empty when absent."""
+    props = raw.get("properties")
+    proxies = props.get("proxyWidgets") if isinstance(props, dict) else None
+    if not isinstance(proxies, list):
+        return []
+    return [
+        (str(p[0]), p[1])
+        for p in proxies
+        if isinstance(p, list) and len(p) == 2 and isinstance(p[1], str)
+    ]
+
+
+def _inner_widgets_shown(
+    data: dict[str, Any], entries: dict[str, dict[str, Any]]
+) -> dict[str, list[tuple[int, str]]]:
+    """Per definition, the inner (node id, widget) pairs its instances show without an input,
+    from every instance in the workflow and in the definitions, in order of first mention."""
+    instances = [n for n in data.get("nodes") or [] if isinstance(n, dict)]
+    for entry in entries.values():
+        instances += [n for n in entry.get("nodes") or [] if isinstance(n, dict)]
+    shown: dict[str, list[tuple[int, str]]] = {}
+    for raw in instances:
+        def_id = raw.get("type")
+        if def_id not in entries:
+            continue
+        for node, widget in _proxy_widgets(raw):
+            if node == _INPUT_PROXY or widget == _CONTROL_WIDGET or not node.lstrip("-").isdigit():
+                continue
+            pair = (int(node), widget)
+            if pair not in shown.setdefault(def_id, []):
+                shown[def_id].append(pair)
+    return shown
+
+
+def _param_name(raw_type: str | None, widget: str, registry: Any) -> str:
+    """Our param name for ComfyUI's widget ``widget`` of an inner node of type ``raw_type``."""
+    mapping = mapping_for(raw_type, registry) if raw_type else None
+    name = mapping.param_for(widget) if mapping is not None else widget
+    return name or widget
+
+
+def _promote(
+    definition: SubgraphDefinition,
+    inner_id: int,
+    widget: str,
+    raw_type: str | None,
+    report: ReportBuilder,
+) -> None:
+    """Gives an inner widget that instances show an input of the definition, linked to it."""
+    inner = definition.graph
+    if inner_id not in inner:
+        report.warn(
+            f"subgraph {definition.name!r} shows {widget!r} of node {inner_id}, which it lacks"
+        )
+        return
+    param = _param_name(raw_type, widget, inner.registry)
+    target = inner.spec(inner_id).input(param)
+    if not isinstance(target, WidgetInput) or inner.link_to(inner_id, param) is not None:
+        return  # a placeholder's value, or a widget already fed by an input
+    name = unique_name(param, (b.name for b in definition.inputs))
+    definition.inputs.append(BoundarySocket(name, t.widget_socket_type(target.type)))
+    definition.touch()
+    inner.connect(SUBGRAPH_INPUTS_ID, name, inner_id, param)
+
+
+def _promoted_input(definition: SubgraphDefinition, node: str, widget: str) -> str | None:
+    """The definition input a proxyWidgets pair stands for, or None (a control widget, or a
+    widget that could not be promoted)."""
+    if widget == _CONTROL_WIDGET:
+        return None
+    if node == _INPUT_PROXY:
+        return widget if any(b.name == widget for b in definition.inputs) else None
+    if not node.lstrip("-").isdigit():
+        return None
+    inner = definition.graph
+    for link in inner.links_from(SUBGRAPH_INPUTS_ID):
+        if link.dst == int(node) and link.dst_input in (
+            widget,
+            _param_of(inner, int(node), widget),
+        ):
+            return link.src_output
+    return None
+
+
+def _param_of(inner: Graph, node_id: int, widget: str) -> str:
+    node = inner.nodes.get(node_id)
+    return widget if node is None else _param_name(node.type_id, widget, inner.registry)
 
 
 def _sockets(raw: Any, fallback: str) -> list[BoundarySocket]:

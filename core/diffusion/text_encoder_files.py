@@ -1,0 +1,125 @@
+"""Standalone text-encoder files (ComfyUI's ``text_encoders`` folder, CLIPLoader's ``type``):
+what architecture a file holds, read from its tensor names and shapes alone.
+
+LatentLoom's text encoders are the CLIP ones inside SD 1.x, SD 2.x and SDXL checkpoints; the
+files CLIPLoader reads are mostly the language models of newer, flow-matching families
+(Qwen3 for Z-Image, Qwen2.5-VL for Qwen-Image, T5 for SD3, Wan and others). Loading one must
+say plainly which file holds what, for which family, and that LatentLoom does not run it,
+instead of building a text encoder that would encode prompts into nothing the model knows.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
+from core.diffusion.errors import ModelLoadError
+from core.diffusion.model_paths import SAFETENSORS_SUFFIXES
+
+#: ComfyUI's CLIPLoader ``type`` choices, in its order, with the model family each is for.
+CLIP_TYPE_FAMILIES: dict[str, str] = {
+    "stable_diffusion": "Stable Diffusion",
+    "stable_cascade": "Stable Cascade",
+    "sd3": "Stable Diffusion 3",
+    "stable_audio": "Stable Audio",
+    "mochi": "Mochi",
+    "ltxv": "LTX-Video",
+    "pixart": "PixArt",
+    "cosmos": "Cosmos",
+    "lumina2": "Lumina 2 / Z-Image",
+    "wan": "Wan",
+    "hidream": "HiDream",
+    "chroma": "Chroma",
+    "ace": "ACE-Step",
+    "omnigen2": "OmniGen 2",
+    "qwen_image": "Qwen-Image",
+    "hunyuan_image": "HunyuanImage",
+    "flux2": "FLUX.2",
+    "ovis": "Ovis-Image",
+    "longcat_image": "LongCat-Image",
+    "cogvideox": "CogVideoX",
+    "lens": "Lens",
+    "pixeldit": "PixelDiT",
+}
+CLIP_TYPES: tuple[str, ...] = tuple(CLIP_TYPE_FAMILIES)
+
+_LLM_LAYER = re.compile(r"^(?:model\.)?(?:language_model\.)?(?:model\.)?layers\.(\d+)\.")
+_CLIP_LAYER = re.compile(r"^(?:text_model\.encoder\.layers|transformer\.resblocks)\.(\d+)\.")
+_T5_BLOCK = re.compile(r"^encoder\.block\.(\d+)\.")
+
+
+def architecture(shapes: Mapping[str, tuple[int, ...]]) -> str:
+    """What a text-encoder file holds, in words ("a Qwen3 language model, 36 layers"), from
+    its tensor names and shapes; "no text encoder LatentLoom recognises" when nothing fits."""
+    names = list(shapes)
+    llm = {int(m.group(1)) for k in names if (m := _LLM_LAYER.match(k))}
+    if llm and any(".self_attn.q_proj." in k for k in names):
+        if any(k.startswith(("visual.", "model.visual.")) for k in names):
+            kind = "Qwen2.5-VL language model (with its vision tower)"
+        elif any(".self_attn.q_norm." in k for k in names):
+            kind = "Qwen3 language model"
+        elif any(".pre_feedforward_layernorm." in k for k in names):
+            kind = "Gemma 2 language model"
+        elif any(k.endswith(".self_attn.q_proj.bias") for k in names):
+            kind = "Qwen2 language model"
+        else:
+            kind = "Llama-style language model"
+        return f"a {kind}, {len(llm)} layers"
+    t5 = {int(m.group(1)) for k in names if (m := _T5_BLOCK.match(k))}
+    if t5 and any(".SelfAttention." in k for k in names):
+        return f"a T5 encoder, {len(t5)} blocks"
+    clip = {int(m.group(1)) for k in names if (m := _CLIP_LAYER.match(k))}
+    if clip:
+        width = next(
+            (s[-1] for k, s in shapes.items() if k.endswith("token_embedding.weight")), None
+        )
+        size = f", width {width}" if width else ""
+        return f"a CLIP text encoder, {len(clip)} layers{size}"
+    return "no text encoder LatentLoom recognises"
+
+
+def tensor_shapes(path: Path) -> dict[str, tuple[int, ...]]:
+    """Every tensor's name and shape; a .safetensors file is read from its header only."""
+    if path.suffix.lower() in SAFETENSORS_SUFFIXES and path.is_file():
+        from safetensors import SafetensorError, safe_open
+
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise ModelLoadError(
+                path,
+                f"is not a readable .safetensors file ({exc}).",
+                "It is truncated, corrupt or not a model; download or copy it again.",
+            ) from exc
+    from core.diffusion.checkpoint_io import read_state_dict
+
+    return {k: tuple(v.shape) for k, v in read_state_dict(path).items()}
+
+
+def load_text_encoder_file(path: Path, clip_type: str) -> None:
+    """Loads a standalone text encoder for ``clip_type``. None is supported yet, so this
+    always raises ``ModelLoadError`` naming the file, what it holds and the family it is for.
+    """
+    family = CLIP_TYPE_FAMILIES.get(clip_type)
+    if family is None:
+        raise ModelLoadError(
+            path,
+            f"type '{clip_type}' is not one of ComfyUI's CLIP types.",
+            f"Choose one of: {', '.join(CLIP_TYPES)}.",
+        )
+    held = architecture(tensor_shapes(path))
+    if clip_type == "stable_diffusion":
+        problem = (
+            f"holds {held}. LatentLoom reads Stable Diffusion text encoders only from inside "
+            f"checkpoints, not from standalone text-encoder files."
+        )
+        remedy = "Use the CLIP output of Load Checkpoint with the checkpoint this file came from."
+    else:
+        problem = (
+            f"holds {held}, for {family} models (type '{clip_type}'). LatentLoom does not "
+            f"support the {family} family: it runs SD 1.x, SD 2.x and SDXL models."
+        )
+        remedy = "Run this workflow in ComfyUI, or rebuild it around a Stable Diffusion checkpoint."
+    raise ModelLoadError(path, problem, remedy)
