@@ -1,8 +1,8 @@
 """ComfyUI's official templates built on subgraphs (Comfy-Org/workflow_templates, see
 fixtures/subgraphs/SOURCES.md) open as LatentLoom subgraphs and validate with only their
 model files reported missing. They are Z-Image-Turbo and Qwen-Image text-to-image graphs:
-the repository has no SD-era template that uses subgraphs. Running those families is out of
-LatentLoom's scope; opening, editing and checking them is not."""
+the SD-era template there (SD 1.5's default.json) uses no subgraphs. Running those families
+is out of LatentLoom's scope; opening, editing and checking them is not."""
 
 from __future__ import annotations
 
