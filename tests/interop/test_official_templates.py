@@ -12,6 +12,7 @@ import pytest
 
 from core.engine import Executor
 from core.graph.spec import WidgetInput
+from core.graph.workflow import dumps, loads
 from nodes.cli.common import EXIT_INVALID
 from nodes.cli.workflows import validate
 from nodes.interop import open_workflow
@@ -153,3 +154,13 @@ def test_a_bypassed_inner_node_is_passed_through_not_checked(empty_registry):
     assert definition.graph.node(11).bypassed
     problems = Executor(empty_registry).validate(graph)
     assert all(p.path[-1] != 11 for p in problems)
+
+
+@pytest.mark.parametrize("name", list(EXPECTED))
+def test_saved_as_latentloom_the_template_keeps_its_subgraph_and_problems(name, empty_registry):
+    graph, _ = _open(name, empty_registry)
+    reopened = loads(dumps(graph), empty_registry).graph
+    instance_id, _, _ = EXPECTED[name]
+    assert reopened.node(instance_id).params == graph.node(instance_id).params
+    before = [p.message for p in Executor(empty_registry).validate(graph)]
+    assert [p.message for p in Executor(empty_registry).validate(reopened)] == before
