@@ -146,9 +146,10 @@ def specs(paths: ModelPaths) -> tuple[NodeSpec, ...]:
             description="Loads a ControlNet or a T2I-Adapter for Apply ControlNet, which "
             "makes the picture follow a hint such as edges, a depth map or a pose. Reads the "
             "original files (control_v11p_sd15_*, control_sd15_*, SD 2.x and SDXL "
-            "ControlNets), diffusers ControlNet files (with or without their config.json) "
-            "and TencentARC or diffusers T2I-Adapters (full, light, SDXL). Use a ControlNet "
-            "made for the checkpoint's family.",
+            "ControlNets), diffusers ControlNet files (with or without their config.json), "
+            "Stability's SDXL Control-LoRAs (control-lora-*-rank*, built from the model being "
+            "sampled when they first run) and TencentARC or diffusers T2I-Adapters (full, "
+            "light, SDXL). Use a ControlNet made for the checkpoint's family.",
             fingerprint=fingerprint,
             check=check,
         ),

@@ -97,6 +97,7 @@ def _prepare_context(
     device: torch.device,
     dtype: torch.dtype,
     downscale: int,
+    seed: int = 0,
 ) -> _Context | None:
     options = entry.options
     weight = torch.full((batch, 1, height, width), float(options.strength))
@@ -118,12 +119,13 @@ def _prepare_context(
     embeds = embeds.expand(batch, -1, -1) if embeds.shape[0] == 1 else embeds[:batch]
     pooled = time_ids = None
     if family is ModelFamily.SDXL:
-        if entry.pooled is None:
+        pooled = entry.pooled
+        if pooled is None:
             raise ValueError(
                 "SDXL conditioning has no pooled text embedding: encode the prompt with an "
                 "SDXL CLIP (Load Checkpoint of an SDXL model)"
             )
-        pooled = entry.pooled.to(device, dtype)
+        pooled = pooled.to(device, dtype)
         pooled = pooled.expand(batch, -1) if pooled.shape[0] == 1 else pooled[:batch]
         ids = sdxl_time_ids(options.size, box_h * downscale, box_w * downscale, dtype=torch.float32)
         time_ids = ids.to(device, dtype).expand(batch, -1)
@@ -202,6 +204,8 @@ class UnetCall:
     notify: Callable[[str], None]
     sides: tuple[int, ...] = ()
     seed: int = 0
+    #: The UNet being called, for extras built from its weights (a Control-LoRA).
+    unet: Any = None
 
     def rows(self, extra: object) -> torch.Tensor:
         """A bool per row: whether its entry carries ``extra`` in one of its slots."""
@@ -312,6 +316,7 @@ class GuidedDenoiser:
                     self.device,
                     self.dtype,
                     downscale,
+                    seed,
                 )
                 if context is not None:
                     span = entry.options.timestep_range or (0.0, 1.0)
@@ -366,6 +371,7 @@ class GuidedDenoiser:
             notify=self._notify,
             sides=tuple(c.side for c in contexts),
             seed=self.seed,
+            unet=self.unet,
             **call,
         )
         merged: dict[str, Any] = {}

@@ -127,9 +127,18 @@ class ControlLink:
     def _residuals(self, call: UnetCall, rows: torch.Tensor) -> dict[str, Any]:
         from core.diffusion.cache import residency_for
 
-        module = residency_for(call.x.device).use(self.control.module)
-        dtype = next(module.parameters()).dtype
         self._check_fits(call)
+        if self.control.is_control_lora:
+            if call.unet is None:
+                raise ValueError(
+                    f"{self.control.name} is a Control-LoRA, which is built from the model "
+                    "being sampled, and this sampler does not say which UNet it runs"
+                )
+            # Built on the UNet's device from the UNet's own tensors: no residency of its own.
+            module = self.control.module_for(call.unet)
+        else:
+            module = residency_for(call.x.device).use(self.control.module)
+        dtype = next(module.parameters()).dtype
         if self.control.is_adapter:
             return self._adapter_residuals(call, rows, module, dtype)
         config = module.config
@@ -174,6 +183,9 @@ class ControlLink:
         """A clear error when the control was made for another kind of model."""
         control, module = self.control, self.control.module
         sdxl_model = call.added_cond_kwargs is not None
+        if control.is_control_lora:
+            # Built from the model itself; a file for another architecture fails the build.
+            return
         if control.is_adapter:
             fits = (control.family is not None and control.family.value == "sdxl") == sdxl_model
             width = None

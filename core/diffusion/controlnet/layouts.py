@@ -65,15 +65,21 @@ def controlnet_config_from_ldm(
     ``architecture.encoder_config`` reads it, the hint encoder's widths from its convolutions."""
     config = encoder_config(ldm, base)
     config.pop("time_embedding_dim", None)  # ControlNetModel has no such option
+    config.update(hint_encoder_options(ldm))
+    return config
+
+
+def hint_encoder_options(ldm: Mapping[str, torch.Tensor]) -> dict[str, Any]:
+    """The ``ControlNetModel`` options of the hint encoder, read from its convolutions (a
+    strided and an unstrided one per width, then the output convolution)."""
     convs = _hint_convs(ldm)
     if len(convs) < 2 or len(convs) % 2:
         raise ValueError(f"the hint encoder has {len(convs)} convolutions, not an even number")
     widths = [int(ldm[f"input_hint_block.{i}.weight"].shape[0]) for i in convs]
-    config.update(
-        conditioning_channels=int(ldm["input_hint_block.0.weight"].shape[1]),
-        conditioning_embedding_out_channels=[widths[0], *widths[2:-1:2]],
-    )
-    return config
+    return {
+        "conditioning_channels": int(ldm["input_hint_block.0.weight"].shape[1]),
+        "conditioning_embedding_out_channels": [widths[0], *widths[2:-1:2]],
+    }
 
 
 def diffusers_controlnet_as_ldm(tensors: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -6,7 +6,8 @@ included), diffusers' ``ControlNetModel`` files (alone, or beside their ``config
 TencentARC's T2I-Adapters (full, light and SDXL) and diffusers' ``T2IAdapter`` files. Sizes
 come from the tensors, the rest from the configs shipped in ``resources/configs/controlnet``.
 A "difference" ControlNet stores its weights minus the UNet it was trained from; loading it
-with that model adds the model's weights back (ComfyUI's DiffControlNetLoader).
+with that model adds the model's weights back (ComfyUI's DiffControlNetLoader). A Control-LoRA
+keeps its tensors until it runs beside a UNet, which it is built from (``control_lora``).
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from core.diffusion import offline  # noqa: F401  (must precede diffusers/transf
 
 # isort: split
 import json
+import weakref
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +31,7 @@ from core.diffusion.loading import _build
 from core.diffusion.models import DiffusionModel, HoldsTensors, StorageKey, module_storages
 from core.diffusion.resources import load_component_config
 
-from . import layouts
+from . import control_lora, layouts
 
 CONFIG_FOLDER = "controlnet"
 #: The key that marks a ControlNet stored as its difference to the UNet it was made from.
@@ -49,13 +51,40 @@ _REMEDY = (
 class ControlModel(HoldsTensors):
     """The CONTROL_NET socket value: a loaded ControlNet or T2I-Adapter."""
 
-    module: Any  # diffusers ControlNetModel or T2IAdapter
+    module: Any  # diffusers ControlNetModel or T2IAdapter; None for a Control-LoRA
     kind: str  # "controlnet" or "t2i_adapter"
     family: ModelFamily | None  # None: an adapter that fits SD 1.x and SD 2.x alike
     source: Path
+    #: A Control-LoRA's tensors (original names); its ControlNet is built from the UNet it
+    #: runs with (``module_for``).
+    lora: Mapping[str, torch.Tensor] | None = None
+    #: The ControlNet last built from a UNet, with a weak reference to that UNet.
+    _built: dict = field(default_factory=dict, repr=False)
 
     def cache_storages(self) -> dict[StorageKey, int]:
+        if self.lora is not None:
+            return {
+                (str(t.device), t.untyped_storage().data_ptr()): t.untyped_storage().nbytes()
+                for t in self.lora.values()
+            }
         return module_storages(self.module)
+
+    @property
+    def is_control_lora(self) -> bool:
+        return self.lora is not None
+
+    def module_for(self, unet: torch.nn.Module) -> Any:
+        """The module to run beside ``unet``: the loaded one, or for a Control-LoRA the
+        ControlNet it makes of ``unet`` (built once per UNet, kept until another is used)."""
+        if self.lora is None:
+            return self.module
+        held = self._built.get("unet")
+        if held is not None and held[0]() is unet:
+            return held[1]
+        self._built.clear()  # one built ControlNet at a time: it is as large as half a UNet
+        module = control_lora.build_control_lora(self.source, self.lora, unet)
+        self._built["unet"] = (weakref.ref(unet), module)
+        return module
 
     @property
     def name(self) -> str:
@@ -77,13 +106,10 @@ def load_control_model(
     tensors = read_state_dict(path)
     if config_file.is_file() and path.stem.startswith("diffusion_pytorch_model"):
         return _load_diffusers_folder(path, config_file, tensors, dtype)
-    if "lora_controlnet" in tensors:
-        raise ModelLoadError(
-            path,
-            "is a Control-LoRA (a ControlNet stored as low-rank changes to the SDXL UNet), "
-            "which LatentLoom does not load.",
-            "Use a full SDXL ControlNet (diffusers or original layout) instead.",
-        )
+    if control_lora.MARKER in tensors:
+        weights = control_lora.split_control_lora(path, tensors)
+        weights = {k: v.to(dtype) if v.is_floating_point() else v for k, v in weights.items()}
+        return ControlModel(None, "controlnet", ModelFamily.SDXL, path, lora=weights)
     ldm = _original_controlnet(tensors)
     if ldm is not None:
         return _load_original_controlnet(path, ldm, DIFFERENCE_MARKER in tensors, base, dtype)
