@@ -133,7 +133,10 @@ def write_lora_file(pipeline: TinyPipeline, path: Path, seed: int = 0, rank: int
     for number, encoder in enumerate(encoders, start=1):
         prefix = "lora_te" if len(encoders) == 1 else f"lora_te{number}"
         stem = f"{prefix}_text_model_{LORA_TEXT_LAYER.replace('.', '_')}"
-        add(stem, encoder.get_submodule(LORA_TEXT_LAYER).weight)
+        # transformers' CLIPTextModelWithProjection (SDXL's second encoder) keeps the layers
+        # under text_model; CLIPTextModel has them at its top.
+        layers = encoder if hasattr(encoder, "encoder") else encoder.text_model
+        add(stem, layers.get_submodule(LORA_TEXT_LAYER).weight)
     return _save(tensors, path)
 
 

@@ -27,26 +27,37 @@ from tests.sampling.harness import model_of, random_conditioning
 LATENT = (1, 4, 8, 8)
 
 
-@pytest.fixture(scope="module")
-def setup(tmp_path_factory):
-    pipeline = make_tiny_pipeline(ModelFamily.SD1, seed=6)
+def gated_unet(unet: UNet2DConditionModel, seed: int = 7) -> UNet2DConditionModel:
+    """diffusers' own GLIGEN UNet: ``unet``'s weights plus random gated layers and
+    position net."""
     # Private keys left out: "_use_default_values" would make from_config drop the override.
-    config = {k: v for k, v in pipeline.unet.config.items() if not k.startswith("_")}
+    config = {k: v for k, v in unet.config.items() if not k.startswith("_")}
     gated = UNet2DConditionModel.from_config({**config, "attention_type": "gated"})
-    _randomise(gated, torch.Generator().manual_seed(7))
-    gated.load_state_dict(pipeline.unet.state_dict(), strict=False)
-    gated.eval()
+    _randomise(gated, torch.Generator().manual_seed(seed))
+    gated.load_state_dict(unet.state_dict(), strict=False)
+    return gated.eval()
+
+
+def gligen_tensors(gated: UNet2DConditionModel) -> dict[str, torch.Tensor]:
+    """The gated layers and position net of ``gated`` in the layout of GLIGEN files."""
     tensors = {}
     for name, module in gated.named_modules():
         if isinstance(module, BasicTransformerBlock):
-            ldm = unet_module_to_ldm(name, config)
+            ldm = unet_module_to_ldm(name, gated.config)
             for key, value in module.fuser.state_dict().items():
                 tensors[f"{ldm}.fuser.{key}"] = value.contiguous()
     for key, value in gated.position_net.state_dict().items():
         tensors[f"position_net.{key}"] = value.contiguous()
+    return tensors
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    pipeline = make_tiny_pipeline(ModelFamily.SD1, seed=6)
+    gated = gated_unet(pipeline.unet)
     root = tmp_path_factory.mktemp("gligen")
     (root / "gligen").mkdir()
-    save_file(tensors, root / "gligen" / "gligen_sd14_textbox_pruned.safetensors")
+    save_file(gligen_tensors(gated), root / "gligen" / "gligen_sd14_textbox_pruned.safetensors")
     write_single_file(pipeline, root / "checkpoints" / "v1-5.safetensors")
     return pipeline, gated, root
 
