@@ -45,8 +45,16 @@ def cache_folder() -> Path:
 
 def configure_inductor() -> None:
     """Inductor settings for inference, its on-disk caches under ``cache_folder()`` unless
-    ``$TORCHINDUCTOR_CACHE_DIR`` already names a folder."""
-    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache_folder() / "inductor"))
+    ``$TORCHINDUCTOR_CACHE_DIR`` names another folder than torch's default.
+
+    torch writes its default (a folder in /tmp, emptied at reboot) into the environment the
+    first time anything asks for it, which importing diffusers already does; that value is
+    replaced, a folder the user chose is kept."""
+    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+
+    current = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+    if current is None or os.path.abspath(current) == os.path.abspath(default_cache_dir()):
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(cache_folder() / "inductor")
     import torch._inductor.config as inductor
 
     inductor.freezing = True

@@ -161,18 +161,30 @@ def test_an_unknown_backend_is_refused():
         CompileSettings(backend="tvm")
 
 
-def test_inductor_caches_go_under_the_user_cache_folder(monkeypatch, tmp_path):
+@pytest.mark.parametrize("before", [None, "torch's default", "mine"])
+def test_inductor_caches_go_under_the_user_cache_folder(monkeypatch, tmp_path, before):
     import torch._inductor.config as inductor
+    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
 
-    monkeypatch.setattr(inductor, "freezing", False)
-    monkeypatch.setattr(inductor, "fx_graph_cache", False)
     monkeypatch.setenv(compiled.CACHE_ENVIRONMENT, str(tmp_path / "cache"))
-    # Set, then removed: the teardown then also removes what configure_inductor sets.
+    # Set in any case, so the teardown also undoes what configure_inductor sets.
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", "unused")
-    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR")
+    if before is None:
+        monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR")
+    else:
+        chosen = default_cache_dir() if before == "torch's default" else str(tmp_path / "mine")
+        monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", chosen)
 
-    compiled.configure_inductor()
+    # inductor's config module is no plain module (monkeypatch cannot undo on it): restore
+    # its two settings by hand.
+    saved = inductor.freezing, inductor.fx_graph_cache
+    inductor.freezing = inductor.fx_graph_cache = False
+    try:
+        compiled.configure_inductor()
+        settings = inductor.freezing, inductor.fx_graph_cache
+    finally:
+        inductor.freezing, inductor.fx_graph_cache = saved
 
-    assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(tmp_path / "cache" / "inductor")
-    assert inductor.freezing is True
-    assert inductor.fx_graph_cache is True
+    expected = tmp_path / ("mine" if before == "mine" else "cache/inductor")
+    assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(expected)
+    assert settings == (True, True)
