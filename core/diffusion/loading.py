@@ -333,6 +333,24 @@ def _load_ldm_text_encoder(
     )
 
 
+def load_sd1_text_encoder(path: Path, dtype: torch.dtype) -> ClipModel:
+    """The CLIP of SD 1.x from a standalone CLIP ViT-L/14 text-encoder file (transformers'
+    names, as ComfyUI's ``clip_l.safetensors``): the tensors an SD 1.x checkpoint keeps under
+    ``cond_stage_model.transformer.``, so it loads as a checkpoint's would."""
+    traits = FAMILY_TRAITS[ModelFamily.SD1].text_encoders[0]
+    tensors = read_state_dict(path)
+    if not any(key.startswith("text_model.") for key in tensors):
+        raise ModelLoadError(
+            path,
+            "has no CLIP text encoder tensors (text_model.*).",
+            "Choose a CLIP ViT-L/14 text encoder such as clip_l.safetensors.",
+        )
+    prefixed = {traits.ldm_prefix + key: value for key, value in tensors.items()}
+    folder = config_folder(ModelFamily.SD1, PredictionType.EPSILON, inpainting=False)
+    encoder = _load_ldm_text_encoder(prefixed, path, folder, traits, dtype)
+    return ClipModel(ModelFamily.SD1, (encoder,))
+
+
 def _fit_clip_keys(converted: Mapping[str, torch.Tensor], model_class: type) -> dict:
     """Adapt converted names to this transformers version's module tree.
 

@@ -1,11 +1,12 @@
 """Standalone text-encoder files (ComfyUI's ``text_encoders`` folder, CLIPLoader's ``type``):
 what architecture a file holds, read from its tensor names and shapes alone.
 
-LatentLoom's text encoders are the CLIP ones inside SD 1.x, SD 2.x and SDXL checkpoints; the
-files CLIPLoader reads are mostly the language models of newer, flow-matching families
-(Qwen3 for Z-Image, Qwen2.5-VL for Qwen-Image, T5 for SD3, Wan and others). Loading one must
-say plainly which file holds what, for which family, and that LatentLoom does not run it,
-instead of building a text encoder that would encode prompts into nothing the model knows.
+LatentLoom's text encoders are the CLIP ones of SD 1.x, SD 2.x and SDXL; of standalone files
+it reads SD 1.x's CLIP ViT-L/14 (``clip_l.safetensors``, type ``stable_diffusion``). The files
+CLIPLoader reads are mostly the language models of newer, flow-matching families (Qwen3 for
+Z-Image, Qwen2.5-VL for Qwen-Image, T5 for SD3, Wan and others). Loading one must say plainly
+which file holds what, for which family, and that LatentLoom does not run it, instead of
+building a text encoder that would encode prompts into nothing the model knows.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from core.diffusion.errors import ModelLoadError
 from core.diffusion.model_paths import SAFETENSORS_SUFFIXES
@@ -47,6 +49,11 @@ CLIP_TYPES: tuple[str, ...] = tuple(CLIP_TYPE_FAMILIES)
 _LLM_LAYER = re.compile(r"^(?:model\.)?(?:language_model\.)?(?:model\.)?layers\.(\d+)\.")
 _CLIP_LAYER = re.compile(r"^(?:text_model\.encoder\.layers|transformer\.resblocks)\.(\d+)\.")
 _T5_BLOCK = re.compile(r"^encoder\.block\.(\d+)\.")
+#: In transformers' names, SD 1.x's CLIP ViT-L/14 has no projection (SDXL's OpenCLIP-bigG
+#: has one) and is not 1024 wide (SD 2.x's OpenCLIP-H is).
+_HF_CLIP_EMBEDDING = "text_model.embeddings.token_embedding.weight"
+_HF_CLIP_PROJECTION = "text_projection.weight"
+_OPENCLIP_H_WIDTH = 1024
 
 
 def architecture(shapes: Mapping[str, tuple[int, ...]]) -> str:
@@ -98,10 +105,10 @@ def tensor_shapes(path: Path) -> dict[str, tuple[int, ...]]:
     return {k: tuple(v.shape) for k, v in read_state_dict(path).items()}
 
 
-def load_text_encoder_file(path: Path, clip_type: str) -> None:
-    """Loads a standalone text encoder for ``clip_type``. None is supported yet, so this
-    always raises ``ModelLoadError`` naming the file, what it holds and the family it is for.
-    """
+def load_text_encoder_file(path: Path, clip_type: str, dtype: Any = None) -> Any:
+    """The CLIP socket value for a standalone text encoder of ``clip_type``: SD 1.x's CLIP
+    ViT-L/14 for ``stable_diffusion``. Any other file or type raises ``ModelLoadError`` naming
+    the file, what it holds and the family it is for."""
     family = CLIP_TYPE_FAMILIES.get(clip_type)
     if family is None:
         raise ModelLoadError(
@@ -109,11 +116,21 @@ def load_text_encoder_file(path: Path, clip_type: str) -> None:
             f"type '{clip_type}' is not one of ComfyUI's CLIP types.",
             f"Choose one of: {', '.join(CLIP_TYPES)}.",
         )
-    held = architecture(tensor_shapes(path))
+    shapes = tensor_shapes(path)
+    held = architecture(shapes)
     if clip_type == "stable_diffusion":
+        embedding = shapes.get(_HF_CLIP_EMBEDDING)
+        projected = _HF_CLIP_PROJECTION in shapes
+        if embedding is not None and not projected and embedding[-1] != _OPENCLIP_H_WIDTH:
+            import torch
+
+            from core.diffusion.loading import load_sd1_text_encoder
+
+            return load_sd1_text_encoder(path, dtype or torch.float32)
         problem = (
-            f"holds {held}. LatentLoom reads Stable Diffusion text encoders only from inside "
-            f"checkpoints, not from standalone text-encoder files."
+            f"holds {held}. Of standalone Stable Diffusion text encoders LatentLoom reads SD "
+            f"1.x's CLIP ViT-L/14 (transformers' names); SD 2.x's and SDXL's come from their "
+            f"checkpoints."
         )
         remedy = "Use the CLIP output of Load Checkpoint with the checkpoint this file came from."
     else:

@@ -1,7 +1,7 @@
 """The nodes ComfyUI's templates for flow-matching families use around a sampler: Load CLIP
 (CLIPLoader) with its ``type``, EmptySD3LatentImage, ModelSamplingAuraFlow and
-ModelSamplingSD3. Latents are real; the loaders and the shift say plainly what LatentLoom
-does not run, naming the file and the family."""
+ModelSamplingSD3. Latents and SD 1.x's standalone CLIP-L are real; the other text encoders and
+the shift say plainly what LatentLoom does not run, naming the file and the family."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from core.diffusion.checkpoint_io import read_state_dict
 from core.diffusion.errors import ModelLoadError
 from core.diffusion.families import ModelFamily
 from core.diffusion.model_paths import ModelPaths
@@ -49,8 +50,8 @@ def _t5(blocks: int = 2) -> dict[str, torch.Tensor]:
     return tensors
 
 
-def _clip_l(layers: int = 2) -> dict[str, torch.Tensor]:
-    tensors = {"text_model.embeddings.token_embedding.weight": torch.zeros(16, 768)}
+def _clip_l(layers: int = 2, width: int = 768) -> dict[str, torch.Tensor]:
+    tensors = {"text_model.embeddings.token_embedding.weight": torch.zeros(16, width)}
     for i in range(layers):
         tensors[f"text_model.encoder.layers.{i}.self_attn.q_proj.weight"] = torch.zeros(4, 4)
     return tensors
@@ -90,7 +91,7 @@ def test_text_encoder_architectures_are_read_from_tensor_names():
 
 def test_load_clip_lists_both_text_encoder_folders_and_reports_a_missing_file(registry):
     widget = registry.get("CLIPLoader").input("clip_name")
-    assert registry.choices(widget) == ("qwen_3_4b.safetensors", "t5xxl_fp16.safetensors")
+    assert {"qwen_3_4b.safetensors", "t5xxl_fp16.safetensors"} <= set(registry.choices(widget))
     g = Graph(registry)
     node = g.add_node("CLIPLoader", params={"clip_name": "gemma_2_2b.safetensors"}).id
     [problem] = Executor(registry).validate(g, [node])
@@ -119,12 +120,41 @@ def test_a_present_text_encoder_of_an_unsupported_family_stops_the_run_naming_it
     assert f"type '{clip_type}'" in failure and "does not support" in failure
 
 
-def test_a_standalone_clip_for_stable_diffusion_points_to_the_checkpoint(tmp_path):
-    path = tmp_path / "clip_l.safetensors"
-    save_file(_clip_l(), path)
+def test_an_sd1_clip_l_file_loads_as_the_checkpoints_clip(registry, root):
+    """clip_l.safetensors: the tensors an SD 1.x checkpoint keeps under its text-encoder
+    prefix, in transformers' names; it encodes prompts exactly as the checkpoint's CLIP."""
+    prefix = "cond_stage_model.transformer."
+    tensors = read_state_dict(root / "checkpoints" / "tiny.safetensors")
+    clip_l = {k.removeprefix(prefix): v.clone() for k, v in tensors.items() if k.startswith(prefix)}
+    save_file(clip_l, root / "text_encoders" / "clip_l.safetensors")
+    g = Graph(registry)
+    load = g.add_node("LoadCheckpoint", params={"ckpt_name": "tiny.safetensors"}).id
+    alone = g.add_node("CLIPLoader", params={"clip_name": "clip_l.safetensors"}).id
+    encodings = []
+    for source in (load, alone):
+        enc = g.add_node("CLIPTextEncode", params={"text": "a red circle"}).id
+        g.connect(source, "CLIP", enc, "clip")
+        encodings.append(enc)
+    report = Executor(registry).run(g, outputs=[*encodings, alone], device="cpu")
+    [from_checkpoint], [from_file] = (report.outputs[e] for e in encodings)
+    assert report.outputs[alone][0].family is ModelFamily.SD1
+    torch.testing.assert_close(from_file[0].embeds, from_checkpoint[0].embeds)
+
+
+@pytest.mark.parametrize(
+    ("tensors", "held"),
+    [
+        (_clip_l(width=1024), "a CLIP text encoder, 2 layers, width 1024"),
+        ({**_clip_l(), "text_projection.weight": torch.zeros(4, 4)}, "a CLIP text encoder"),
+        (_t5(), "a T5 encoder, 2 blocks"),
+    ],
+)
+def test_other_stable_diffusion_text_encoders_point_to_the_checkpoint(tmp_path, tensors, held):
+    path = tmp_path / "encoder.safetensors"
+    save_file(tensors, path)
     with pytest.raises(ModelLoadError, match="CLIP output of Load Checkpoint") as caught:
         load_text_encoder_file(path, "stable_diffusion")
-    assert "clip_l.safetensors" in str(caught.value) and "CLIP text encoder" in str(caught.value)
+    assert "encoder.safetensors" in str(caught.value) and held in str(caught.value)
 
 
 def test_empty_sd3_latent_is_sixteen_zero_channels_at_one_eighth(registry):
