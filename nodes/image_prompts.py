@@ -216,8 +216,10 @@ def specs(paths: ModelPaths) -> tuple[NodeSpec, ...]:
             outputs=(Output("CONDITIONING", t.CONDITIONING),),
             description="Adds a picture to a prompt for an unCLIP model: the result varies "
             "the picture (with an empty prompt) or mixes it with the prompt. Chain several to "
-            "mix pictures, each with its own strength. Models without the image input "
-            "ignore it.",
+            "mix pictures, each with its own strength. On an SDXL base model this is "
+            '"revision": the picture\'s embedding (encode it with the ViT-bigG CLIP vision '
+            "model) takes the place of the prompt's pooled embedding, while the prompt's "
+            "tokens still steer the details. Other models without the image input ignore it.",
         ),
         NodeSpec(
             "StyleModelLoader",

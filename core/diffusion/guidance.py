@@ -125,6 +125,10 @@ def _prepare_context(
                 "SDXL conditioning has no pooled text embedding: encode the prompt with an "
                 "SDXL CLIP (Load Checkpoint of an SDXL model)"
             )
+        revision = [e for e in entry.extras.values() if hasattr(e, "pooled_embedding")]
+        if revision:
+            # SDXL revision: image prompts take the pooled text embedding's place.
+            pooled = revision[0].pooled_embedding(int(pooled.shape[-1]), seed)
         pooled = pooled.to(device, dtype)
         pooled = pooled.expand(batch, -1) if pooled.shape[0] == 1 else pooled[:batch]
         ids = sdxl_time_ids(options.size, box_h * downscale, box_w * downscale, dtype=torch.float32)

@@ -9,6 +9,10 @@ the encoder's statistics, noised to level t of a cosine DDPM schedule
 pictures mix as ComfyUI mixes them: each one's input, scaled by its strength, summed, then
 noised once more at a small level. Contexts without a picture, the negative prompt usually,
 get zeros.
+
+On an SDXL base model the same pictures are "revision" image prompts: the noised, weighted
+embedding (ViT-bigG's, as wide as SDXL's pooled text embedding) replaces the pooled text
+embedding in the UNet's added embedding (``UnclipPrompts.pooled_embedding``).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 from core.diffusion import offline  # noqa: F401  (must precede diffusers/transformers)
 
 # isort: split
+import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -117,6 +122,21 @@ class UnclipPrompts:
     def __call__(self, call: Any) -> Mapping[str, Any]:
         return {}
 
+    def pooled_embedding(self, width: int, seed: int) -> torch.Tensor:
+        """SDXL "revision": the pooled vector [1, width] that takes the pooled text
+        embedding's place in the UNet's added embedding. Each picture is noised at its level
+        and weighted by its strength; several are summed (and noised at level 0, as ComfyUI
+        does for SDXL). Only the embedding part is kept, not the level's embedding."""
+        for image in self.images:
+            if image.embeds.shape[-1] != width:
+                raise ValueError(
+                    f"the image embedding is {image.embeds.shape[-1]} wide but this SDXL "
+                    f"model's pooled prompt is {width} wide: encode the picture with the "
+                    "ViT-bigG CLIP vision model (clip_vision_g) for SDXL revision"
+                )
+        noiser = revision_noiser(width)
+        return class_input(noiser, self.images, seed, merge_augmentation=0.0)[:, :width]
+
 
 def add_images(
     entry_extras: Mapping[str, Any], embeds: torch.Tensor, strength: float, augmentation: float
@@ -129,11 +149,14 @@ def add_images(
 
 
 def class_input(
-    noiser: ImageEmbedNoiser, images: tuple[UnclipImage, ...], seed: int
+    noiser: ImageEmbedNoiser,
+    images: tuple[UnclipImage, ...],
+    seed: int,
+    merge_augmentation: float = MERGE_AUGMENTATION,
 ) -> torch.Tensor:
     """The UNet's class-embedding input [1, 2·dim] for one context's pictures (zeros for
     none): each picture noised at its level and weighted by its strength; several are summed
-    and the sum noised again at ``MERGE_AUGMENTATION``. The noise is drawn from ``seed``."""
+    and the sum noised again at ``merge_augmentation``. The noise is drawn from ``seed``."""
     if not images:
         return torch.zeros(1, 2 * noiser.dim)
 
@@ -154,7 +177,14 @@ def class_input(
     if len(inputs) == 1:
         return inputs[0]
     total = torch.stack(inputs).sum(0)
-    return noiser.augment(total[:, : noiser.dim], noiser.level(MERGE_AUGMENTATION), noise())
+    return noiser.augment(total[:, : noiser.dim], noiser.level(merge_augmentation), noise())
+
+
+@functools.cache
+def revision_noiser(dim: int) -> ImageEmbedNoiser:
+    """SDXL's augmentation of image prompts: no statistics (mean 0, std 1) and the cosine
+    schedule of 1000 levels, as the SDXL base model's noise augmentor is configured."""
+    return ImageEmbedNoiser(torch.zeros(1, dim), torch.ones(1, dim), cosine_alphas_cumprod(1000))
 
 
 @dataclass(frozen=True, eq=False)
