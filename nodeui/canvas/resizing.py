@@ -112,7 +112,9 @@ class ResizeGroup:
             self.item.restore()
             return
         frame = (rect.x(), rect.y(), rect.width(), rect.height())
-        if not self.scene.push(EditGroup(self.item.group_id, rect=frame)):
+        command = EditGroup(self.item.group_id, rect=frame)
+        command.text = "Resize Group"
+        if not self.scene.push(command):
             self.item.restore()
 
     def cancel(self) -> None:

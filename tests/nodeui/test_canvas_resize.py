@@ -127,7 +127,7 @@ def test_dragging_a_groups_grip_resizes_its_frame_in_one_step(qtbot, registry):
     drag(view, grip, grip + QPointF(150, 80))
     assert graph.groups[1].rect == (0.0, 0.0, 750.0, 580.0)
     assert group.scene_rect().width() == 750.0
-    assert stack.count() == 1
+    assert stack.count() == 1 and stack.undoText() == "Resize Group"
     reopened = loads(dumps(graph), registry).graph
     assert reopened.groups[1].rect == (0.0, 0.0, 750.0, 580.0)
     stack.undo()
