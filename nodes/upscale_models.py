@@ -1,4 +1,4 @@
-"""Pixel upscale models: loading an ESRGAN-family file and enlarging pictures with it.
+"""Pixel upscale models: loading an ESRGAN-family or SwinIR file and enlarging pictures with it.
 
 ComfyUI's ``UpscaleModelLoader`` and ``ImageUpscaleWithModel``, with its names, so workflows
 that use them import. Upscaling runs in tiles of 512 input pixels with 32 pixels of context,
@@ -84,9 +84,11 @@ def specs(paths: ModelPaths) -> tuple[NodeSpec, ...]:
             description="Loads a pixel upscale model for Upscale Image (using Model). Runs "
             "ESRGAN-family models: ESRGAN and Real-ESRGAN RRDBNet files in either key layout "
             "(RealESRGAN_x4plus, x2plus, anime 6B, 4x-UltraSharp, Remacri and other community "
-            "models; ×1, ×2, ×4 and ×8) and Real-ESRGAN's compact SRVGGNetCompact "
-            "(realesr-general-x4v3, animevideov3). SwinIR, HAT, DAT, OmniSR and other "
-            "architectures are refused with a message saying so.",
+            "models; ×1, ×2, ×4 and ×8), Real-ESRGAN's compact SRVGGNetCompact "
+            "(realesr-general-x4v3, animevideov3) and SwinIR (classical, lightweight and "
+            "real-world SR, denoising: 001_classicalSR_*, 003_realSR_*…, sizes read from the "
+            "file). HAT, DAT, Swin2SR, OmniSR and other architectures are refused with a "
+            "message saying so.",
             fingerprint=loaders.fingerprint(_KIND, "model_name"),
             check=loaders.problems(_KIND, "model_name"),
         ),

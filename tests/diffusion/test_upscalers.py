@@ -162,16 +162,25 @@ def test_running_out_of_memory_halves_the_tile_and_starts_again(tmp_path):
 
 
 def test_unsupported_architectures_are_named_with_what_is_supported(tmp_path):
-    swinir = {
+    hat = {
         "conv_first.weight": torch.zeros(8, 3, 3, 3),
+        "relative_position_index_SA": torch.zeros(16, 16, dtype=torch.long),
         "layers.0.residual_group.blocks.0.attn.relative_position_bias_table": torch.zeros(4, 2),
     }
-    path = _save(tmp_path, "001_classicalSR_DF2K_s64w8_SwinIR-M_x4.pth", swinir)
+    path = _save(tmp_path, "HAT_SRx4_ImageNet-pretrain.pth", hat)
     with pytest.raises(ModelLoadError) as raised:
         load_upscale_model(path)
     message = str(raised.value)
-    assert str(path) in message and "SwinIR" in message
-    assert "RRDBNet" in message and "SRVGGNetCompact" in message
+    assert str(path) in message and "is a HAT upscale model" in message
+    assert "RRDBNet" in message and "SRVGGNetCompact" in message and "SwinIR" in message
+
+    swinir = {
+        "conv_first.weight": torch.zeros(8, 3, 3, 3),
+        "layers.0.residual_group.blocks.0.attn.relative_position_bias_table": torch.zeros(9, 2),
+    }
+    path = _save(tmp_path, "001_classicalSR_DF2K_s64w8_SwinIR-M_x4.pth", swinir)
+    with pytest.raises(ModelLoadError, match=r"SwinIR-M_x4\.pth: .*has no layers\.0\."):
+        load_upscale_model(path)
 
     sd = {"model.diffusion_model.input_blocks.0.0.weight": torch.zeros(4, 4, 3, 3)}
     with pytest.raises(ModelLoadError, match="Load Checkpoint"):

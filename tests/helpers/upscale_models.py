@@ -3,10 +3,13 @@
 ``rrdbnet_weights`` writes BasicSR's names (Real-ESRGAN's releases); ``to_original_layout``
 renames them as the original ESRGAN code stores them (4x-UltraSharp and most community
 models); ``srvgg_weights`` is Real-ESRGAN's compact network. Weights are small random numbers
-so that deep stacks stay in range.
+so that deep stacks stay in range. ``swinir_weights`` writes SwinIR's tensors as the authors'
+released files hold them.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 
@@ -103,3 +106,88 @@ def write_upscale_model_file(path, seed: int = 0) -> None:
         save_file(weights, path)
     else:
         torch.save({"params_ema": weights}, path)
+
+
+def swinir_weights(
+    *,
+    embed_dim: int = 12,
+    depths: tuple[int, ...] = (2, 2),
+    heads: tuple[int, ...] = (2, 3),
+    window: int = 4,
+    mlp_ratio: float = 2.0,
+    upsampler: str = "pixelshuffle",
+    scale: int = 2,
+    features: int = 8,
+    resi: str = "1conv",
+    channels: int = 3,
+    wrapper: str = "params_ema",
+    train_size: int = 8,
+    seed: int = 0,
+) -> dict[str, torch.Tensor]:
+    """Random SwinIR tensors under the names (and with the stored buffers) of the authors'
+    released files, written out name by name rather than from LatentLoom's module."""
+    gen = torch.Generator().manual_seed(seed)
+    w: dict[str, torch.Tensor] = {}
+
+    def conv(name: str, out: int, into: int, k: int = 3) -> None:
+        w[f"{name}.weight"] = torch.randn(out, into, k, k, generator=gen) * 0.05
+        w[f"{name}.bias"] = torch.randn(out, generator=gen) * 0.01
+
+    def linear(name: str, out: int, into: int) -> None:
+        w[f"{name}.weight"] = torch.randn(out, into, generator=gen) * 0.05
+        w[f"{name}.bias"] = torch.randn(out, generator=gen) * 0.01
+
+    def norm(name: str, dim: int) -> None:
+        w[f"{name}.weight"] = 1 + torch.randn(dim, generator=gen) * 0.05
+        w[f"{name}.bias"] = torch.randn(dim, generator=gen) * 0.01
+
+    def body_conv(name: str, dim: int) -> None:
+        if resi == "1conv":
+            conv(name, dim, dim)
+        else:
+            conv(f"{name}.0", dim // 4, dim)
+            conv(f"{name}.2", dim // 4, dim // 4, k=1)
+            conv(f"{name}.4", dim, dim // 4)
+
+    conv("conv_first", embed_dim, channels)
+    norm("patch_embed.norm", embed_dim)
+    windows = (train_size // window) ** 2
+    for i, (depth, head) in enumerate(zip(depths, heads, strict=True)):
+        for j in range(depth):
+            block = f"layers.{i}.residual_group.blocks.{j}"
+            norm(f"{block}.norm1", embed_dim)
+            table = torch.randn((2 * window - 1) ** 2, head, generator=gen) * 0.02
+            w[f"{block}.attn.relative_position_bias_table"] = table
+            w[f"{block}.attn.relative_position_index"] = torch.zeros(
+                window**2, window**2, dtype=torch.long
+            )
+            linear(f"{block}.attn.qkv", 3 * embed_dim, embed_dim)
+            linear(f"{block}.attn.proj", embed_dim, embed_dim)
+            norm(f"{block}.norm2", embed_dim)
+            linear(f"{block}.mlp.fc1", int(embed_dim * mlp_ratio), embed_dim)
+            linear(f"{block}.mlp.fc2", embed_dim, int(embed_dim * mlp_ratio))
+            if j % 2:
+                w[f"{block}.attn_mask"] = torch.zeros(windows, window**2, window**2)
+        body_conv(f"layers.{i}.conv", embed_dim)
+    norm("norm", embed_dim)
+    body_conv("conv_after_body", embed_dim)
+    if upsampler == "pixelshuffle":
+        conv("conv_before_upsample.0", features, embed_dim)
+        if scale == 3:
+            conv("upsample.0", 9 * features, features)
+        else:
+            for n in range(int(math.log2(scale))):
+                conv(f"upsample.{2 * n}", 4 * features, features)
+        conv("conv_last", channels, features)
+    elif upsampler == "pixelshuffledirect":
+        conv("upsample.0", scale * scale * channels, embed_dim)
+    elif upsampler == "nearest+conv":
+        conv("conv_before_upsample.0", features, embed_dim)
+        conv("conv_up1", features, features)
+        if scale == 4:
+            conv("conv_up2", features, features)
+        conv("conv_hr", features, features)
+        conv("conv_last", channels, features)
+    else:
+        conv("conv_last", channels, embed_dim)
+    return {f"{wrapper}.{k}": v for k, v in w.items()} if wrapper else w

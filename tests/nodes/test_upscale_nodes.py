@@ -21,6 +21,7 @@ from nodes.interop import open_workflow, to_comfy_api
 from tests.helpers.upscale_models import (
     rrdbnet_weights,
     srvgg_weights,
+    swinir_weights,
     to_original_layout,
     write_upscale_model_file,
 )
@@ -33,6 +34,7 @@ def root(tmp_path):
     torch.save(to_original_layout(rrdbnet_weights()), folder / "4x-UltraSharp.pth")
     save_file(srvgg_weights(scale=2), folder / "realesr-general-x2.safetensors")
     write_upscale_model_file(folder / "RealESRGAN_x2plus.pth")
+    torch.save(swinir_weights(scale=4), folder / "001_classicalSR_DF2K_s64w8_SwinIR-M_x4.pth")
     return tmp_path / "models"
 
 
@@ -53,7 +55,12 @@ def _upscale_graph(registry, model_name, width=40, height=24, source="GradientIm
 
 @pytest.mark.parametrize(
     ("name", "scale"),
-    [("4x-UltraSharp.pth", 4), ("realesr-general-x2.safetensors", 2), ("RealESRGAN_x2plus.pth", 2)],
+    [
+        ("4x-UltraSharp.pth", 4),
+        ("realesr-general-x2.safetensors", 2),
+        ("RealESRGAN_x2plus.pth", 2),
+        ("001_classicalSR_DF2K_s64w8_SwinIR-M_x4.pth", 4),
+    ],
 )
 def test_the_loaded_model_upscales_by_its_own_factor(registry, name, scale):
     g, loader, upscale = _upscale_graph(registry, name)
@@ -121,13 +128,16 @@ def test_missing_and_unsupported_files_are_reported_on_the_model_name(registry, 
     assert problems and problems[0].field == "model_name"
     assert "4x-missing.pth" in problems[0].message
 
-    swinir = {"layers.0.residual_group.blocks.0.attn.relative_position_bias_table": torch.zeros(2)}
-    save_file(swinir, root / "upscale_models" / "SwinIR_x4.safetensors")
-    g, loader, upscale = _upscale_graph(registry, "SwinIR_x4.safetensors")
+    hat = {
+        "conv_first.weight": torch.zeros(8, 3, 3, 3),
+        "relative_position_index_SA": torch.zeros(4, 4, dtype=torch.long),
+    }
+    save_file(hat, root / "upscale_models" / "HAT_SRx4.safetensors")
+    g, loader, upscale = _upscale_graph(registry, "HAT_SRx4.safetensors")
     report = Executor(registry).run(g, outputs=[upscale], device="cpu")
     entry = report.entries[loader]
     assert entry.status == "failed" and entry.field == "model_name"
-    assert "SwinIR_x4.safetensors" in entry.message and "SwinIR" in entry.message
+    assert "HAT_SRx4.safetensors" in entry.message and "is a HAT upscale model" in entry.message
     assert "RRDBNet" in entry.message and "\n" not in entry.message
 
 

@@ -1,5 +1,5 @@
-"""Pixel upscale models: ESRGAN's RRDBNet (both key layouts) and Real-ESRGAN's compact
-SRVGGNetCompact, recognised from their weights and run tile by tile."""
+"""Pixel upscale models: ESRGAN's RRDBNet (both key layouts), Real-ESRGAN's compact
+SRVGGNetCompact and SwinIR, recognised from their weights and run tile by tile."""
 
 from __future__ import annotations
 

@@ -2,7 +2,8 @@
 
 Supported: ESRGAN's RRDBNet in the original and in BasicSR's key layout (ESRGAN, Real-ESRGAN
 x4plus / x2plus / anime 6B, and the many community models such as 4x-UltraSharp or
-4x_foolhardy_Remacri; ×1, ×2, ×4 and ×8), and Real-ESRGAN's compact SRVGGNetCompact. Other
+4x_foolhardy_Remacri; ×1, ×2, ×4 and ×8), Real-ESRGAN's compact SRVGGNetCompact and SwinIR
+(001_classicalSR_*, 002_lightweightSR_*, 003_realSR_*, 004/005 denoising). Other
 files get an error naming the file, what its keys look like when that is known, and what is
 supported.
 """
@@ -19,18 +20,19 @@ from torch import nn
 from core.diffusion.checkpoint_io import StateDict, read_state_dict
 from core.diffusion.errors import ModelLoadError
 from core.diffusion.models import HoldsTensors, StorageKey, module_storages
-from core.diffusion.upscalers import rrdbnet, srvgg
+from core.diffusion.upscalers import rrdbnet, srvgg, swinir
 
 SUPPORTED = (
-    "ESRGAN / Real-ESRGAN RRDBNet (original and BasicSR key layouts, ×1 ×2 ×4 ×8) and "
-    "Real-ESRGAN's compact SRVGGNetCompact"
+    "ESRGAN / Real-ESRGAN RRDBNet (original and BasicSR key layouts, ×1 ×2 ×4 ×8), "
+    "Real-ESRGAN's compact SRVGGNetCompact and SwinIR (classical, lightweight and real-world "
+    "SR, denoising)"
 )
 
 #: Keys that mark architectures LatentLoom recognises but does not run, checked in order.
 _UNSUPPORTED: tuple[tuple[Callable[[str], bool], str], ...] = (
     (lambda key: key == "relative_position_index_SA", "HAT"),
     (lambda key: key.startswith("before_RG."), "DAT"),
-    (lambda key: ".residual_group.blocks." in key, "SwinIR"),
+    (lambda key: ".attn.cpb_mlp." in key, "Swin2SR"),
     (lambda key: key.startswith("model.diffusion_model."), "Stable Diffusion checkpoint"),
 )
 
@@ -124,6 +126,23 @@ def _build(state_dict: StateDict, path: Path) -> UpscaleModel:
             compact.scale,
             in_channels=compact.channels,
             out_channels=compact.channels,
+            source=path,
+        )
+    elif swinir.is_swinir(state_dict):
+        shape = swinir.read_shape(state_dict)
+        network = swinir.SwinIR(shape)
+        state_dict = swinir.without_derived_buffers(state_dict)
+        depths = "·".join(str(d) for d in shape.depths)
+        name = (
+            f"SwinIR ×{shape.scale} ({shape.upsampler or 'no upsampler'}, {shape.embed_dim} "
+            f"features, depths {depths}, window {shape.window_size})"
+        )
+        model = UpscaleModel(
+            network,
+            name,
+            shape.scale,
+            in_channels=shape.in_channels,
+            out_channels=shape.out_channels,
             source=path,
         )
     else:
