@@ -352,6 +352,16 @@ class GuidedDenoiser:
         for context in contexts:
             self.groups.setdefault(context.box, []).append(context)
 
+    def end_run(self) -> None:
+        """Tell the run's extras that it is over, so those that built something from the UNet
+        for it (a Control-LoRA's ControlNet, which shares the UNet's tensors) let it go."""
+        extras = {id(e): e for e in self.model_extras}
+        for contexts in self.groups.values():
+            extras.update((id(e), e) for c in contexts for e in c.entry.extras.values())
+        for extra in extras.values():
+            if hasattr(extra, "end_run"):
+                extra.end_run()
+
     def _notify(self, message: str) -> None:
         if message not in self.notices:
             self.notices.append(message)

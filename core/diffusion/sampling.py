@@ -305,7 +305,10 @@ def sample(
         options["noise_sampler"] = _noise_sampler(
             info, settings.seed, schedule, latent.shape, device
         )
-    with torch.inference_mode():
-        x = info.function(denoise, x, run, callback=on_step, **options)
-        x = known(x, float(run[-1]))
+    try:
+        with torch.inference_mode():
+            x = info.function(denoise, x, run, callback=on_step, **options)
+            x = known(x, float(run[-1]))
+    finally:
+        denoiser.end_run()
     return x.to("cpu", torch.float32)

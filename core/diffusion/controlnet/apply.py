@@ -84,6 +84,12 @@ class ControlLink:
                 merge_unet_kwargs(result, link._residuals(call, rows))
         return result
 
+    def end_run(self) -> None:
+        """At the end of a sampling run: Control-LoRAs in the chain drop the ControlNet they
+        built from the run's UNet (it holds the UNet's tensors, which must be free to move)."""
+        for link in self.chain():
+            link.control.forget_built()
+
     # --- one link ------------------------------------------------------------------------
 
     def _hint_rows(self, call: UnetCall, rows: torch.Tensor, channels: int) -> torch.Tensor:

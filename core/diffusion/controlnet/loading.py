@@ -73,9 +73,13 @@ class ControlModel(HoldsTensors):
     def is_control_lora(self) -> bool:
         return self.lora is not None
 
+    def forget_built(self) -> None:
+        """Drop the ControlNet built from a UNet (a Control-LoRA's), until it runs again."""
+        self._built.clear()
+
     def module_for(self, unet: torch.nn.Module) -> Any:
         """The module to run beside ``unet``: the loaded one, or for a Control-LoRA the
-        ControlNet it makes of ``unet`` (built once per UNet, kept until another is used)."""
+        ControlNet it makes of ``unet`` (built once per UNet and sampling run)."""
         if self.lora is None:
             return self.module
         held = self._built.get("unet")
