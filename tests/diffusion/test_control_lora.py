@@ -13,16 +13,12 @@ from safetensors.torch import save_file
 
 from core.diffusion.controlnet import apply_control, load_control_model
 from core.diffusion.controlnet.control_lora import MARKER
-from core.diffusion.controlnet.layouts import controlnet_name_to_ldm
 from core.diffusion.errors import ModelLoadError
 from core.diffusion.families import ModelFamily
 from core.diffusion.sampling import SamplerSettings, sample
+from tests.helpers.controlnets import make_control_lora
 from tests.helpers.tiny_models import make_tiny_pipeline
 from tests.sampling.harness import model_of, random_conditioning
-
-RANK = 2
-#: Parts a UNet lacks: a Control-LoRA stores them whole.
-_OWN_PARTS = ("controlnet_cond_embedding.", "controlnet_down_blocks.", "controlnet_mid_block.")
 
 
 @functools.cache
@@ -32,28 +28,7 @@ def _pipeline(family: ModelFamily = ModelFamily.SDXL):
 
 @functools.cache
 def _full_and_file() -> tuple[ControlNetModel, dict[str, torch.Tensor]]:
-    """A ControlNet trained (here: changed at random) from the tiny SDXL UNet, and the
-    Control-LoRA tensors that describe it: a rank-2 pair for every matrix or kernel of the
-    UNet half, the whole tensor for the parts a UNet lacks and for one trained bias."""
-    unet = _pipeline().unet
-    controlnet = ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=(4, 8, 8, 16))
-    generator = torch.Generator().manual_seed(11)
-    tensors: dict[str, torch.Tensor] = {MARKER: torch.tensor([])}
-    with torch.no_grad():
-        for name, parameter in controlnet.named_parameters():
-            original = controlnet_name_to_ldm(name, controlnet.config)
-            if name.startswith(_OWN_PARTS) or name == "down_blocks.0.resnets.0.conv1.bias":
-                parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.1)
-                tensors[original] = parameter.detach().clone()
-            elif parameter.ndim >= 2:
-                up = torch.randn(parameter.shape[0], RANK, generator=generator) * 0.05
-                down = torch.randn(RANK, parameter[0].numel(), generator=generator) * 0.05
-                parameter.add_((up @ down).reshape(parameter.shape))
-                stem = original.removesuffix(".weight")
-                extra = (1, 1) if parameter.ndim == 4 else ()
-                tensors[stem + ".up"] = up.reshape(parameter.shape[0], RANK, *extra)
-                tensors[stem + ".down"] = down.reshape(RANK, *parameter.shape[1:])
-    return controlnet.eval(), tensors
+    return make_control_lora(_pipeline().unet, seed=11)
 
 
 def _write(tmp_path, tensors, name="control-lora-canny-rank2.safetensors"):

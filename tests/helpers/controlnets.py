@@ -4,6 +4,8 @@ A ControlNet is made from a tiny UNet's config (diffusers' ``ControlNetModel.fro
 it fits that UNet; its tensors are then random (the zero convolutions too, or its residuals
 would be zero) and written under the original ``control_model.*`` names, diffusers' names, or
 as a diffusers folder. T2I-Adapters are written under TencentARC's or diffusers' names.
+``make_control_lora`` gives a ControlNet trained (changed at random) from a UNet and the
+Control-LoRA tensors that describe it.
 """
 
 from __future__ import annotations
@@ -36,6 +38,37 @@ def make_tiny_controlnet(
     controlnet = ControlNetModel.from_unet(unet, load_weights_from_unet=False)
     _randomise(controlnet, seed, scale)
     return controlnet.eval()
+
+
+#: Parts a UNet lacks: a Control-LoRA stores them whole.
+_OWN_PARTS = ("controlnet_cond_embedding.", "controlnet_down_blocks.", "controlnet_mid_block.")
+
+
+def make_control_lora(
+    unet: torch.nn.Module, seed: int = 0, rank: int = 2
+) -> tuple[ControlNetModel, dict[str, torch.Tensor]]:
+    """A ControlNet made from ``unet`` and changed as training would, and the Control-LoRA
+    tensors that describe it: a rank-``rank`` pair (``.up``/``.down``, original names) for
+    every matrix or kernel of the UNet half, the whole tensor for the parts a UNet lacks and
+    for one trained bias, and the ``lora_controlnet`` marker."""
+    controlnet = ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=(4, 8, 8, 16))
+    generator = torch.Generator().manual_seed(seed)
+    tensors: dict[str, torch.Tensor] = {"lora_controlnet": torch.tensor([])}
+    with torch.no_grad():
+        for name, parameter in controlnet.named_parameters():
+            original = controlnet_name_to_ldm(name, controlnet.config)
+            if name.startswith(_OWN_PARTS) or name == "down_blocks.0.resnets.0.conv1.bias":
+                parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.1)
+                tensors[original] = parameter.detach().clone()
+            elif parameter.ndim >= 2:
+                up = torch.randn(parameter.shape[0], rank, generator=generator) * 0.05
+                down = torch.randn(rank, parameter[0].numel(), generator=generator) * 0.05
+                parameter.add_((up @ down).reshape(parameter.shape))
+                stem = original.removesuffix(".weight")
+                extra = (1, 1) if parameter.ndim == 4 else ()
+                tensors[stem + ".up"] = up.reshape(parameter.shape[0], rank, *extra)
+                tensors[stem + ".down"] = down.reshape(rank, *parameter.shape[1:])
+    return controlnet.eval(), tensors
 
 
 def controlnet_ldm_tensors(controlnet: ControlNetModel, prefix: str = LDM_CONTROL_PREFIX) -> dict:

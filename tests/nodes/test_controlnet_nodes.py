@@ -19,6 +19,7 @@ from nodes import build_registry
 from nodes.interop import open_workflow, to_comfy_api
 from tests.helpers.controlnets import (
     controlnet_ldm_tensors,
+    make_control_lora,
     make_tiny_adapter,
     make_tiny_controlnet,
     write_adapter,
@@ -29,6 +30,7 @@ from tests.helpers.workflow_files import CheckpointKind, tiny_f8_pipeline
 
 SD15, SDXL = "sd15.safetensors", "sdxl.safetensors"
 CANNY = "control_v11p_sd15_canny.safetensors"
+CONTROL_LORA = "control-lora-canny-rank2-sdxl.safetensors"
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +53,10 @@ def root(tmp_path_factory):
     write_adapter(
         make_tiny_adapter(sd1.unet, seed=4), root / "t2i_adapter" / "t2iadapter_canny_sd15v2.pth"
     )
+    # A Control-LoRA for the SDXL checkpoint, and the full ControlNet it abbreviates.
+    full, lora = make_control_lora(sdxl.unet, seed=6)
+    save_file({k: v.contiguous() for k, v in lora.items()}, str(folder / CONTROL_LORA))
+    write_controlnet(full, folder / "controlnet-lora-full.safetensors", "diffusers")
     # A difference file against the SD 1.x checkpoint.
     controlnet = make_tiny_controlnet(sd1.unet, seed=5, scale=0.2)
     unet = sd1.unet.state_dict()
@@ -194,6 +200,20 @@ def test_an_sdxl_controlnet_runs_on_an_sdxl_model_and_an_sd15_one_is_refused(reg
     assert not torch.allclose(controlled, plain)
     (failed,) = _fail(registry, *_graph(registry, ckpt=SDXL, control=CANNY))
     assert CANNY in failed.message and "made for this model" in failed.message
+
+
+def test_an_sdxl_control_lora_steers_as_its_full_controlnet_and_an_sd15_model_refuses_it(
+    registry,
+):
+    plain = _sample(registry, *_graph(registry, ckpt=SDXL, apply=None))[0]
+    lora = _sample(registry, *_graph(registry, ckpt=SDXL, control=CONTROL_LORA))[0]
+    full = _sample(
+        registry, *_graph(registry, ckpt=SDXL, control="controlnet-lora-full.safetensors")
+    )[0]
+    # The same ControlNet, up to rounding in the model's precision (bfloat16 on some CPUs).
+    assert (lora - full).abs().max() < 0.1 * (full - plain).abs().max()
+    (failed,) = _fail(registry, *_graph(registry, ckpt=SD15, control=CONTROL_LORA))
+    assert CONTROL_LORA in failed.message and "does not fit the model" in failed.message
 
 
 def test_a_hint_of_another_size_is_resized_with_a_notice(registry):
