@@ -19,6 +19,7 @@ from __future__ import annotations
 from core.diffusion import offline  # noqa: F401  (must precede diffusers/transformers)
 
 # isort: split
+import copy
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -212,12 +213,17 @@ class GligenBoxes:
         copied = copy_with_tensors(unet, {})
         names = [n for n, m in copied.named_modules() if isinstance(m, BasicTransformerBlock)]
         layers = self.model.layers
-        dtype = next(copied.parameters()).dtype
+        parameter = next(copied.parameters())
+        if next(layers.parameters()).dtype != parameter.dtype or (
+            next(layers.parameters()).device != parameter.device
+        ):
+            # A copy where the UNet computes: the loaded GLIGEN model is shared and stays put.
+            layers = copy.deepcopy(layers).to(parameter.device, parameter.dtype)
         found = 0
         for name in names:
             ldm = unet_module_to_ldm(name, copied.config).replace(".", "/")
             if ldm in layers:
-                copied.get_submodule(name).fuser = _RowsGated(layers[ldm]).to(dtype)
+                copied.get_submodule(name).fuser = _RowsGated(layers[ldm])
                 found += 1
         if found != len(layers):
             raise ValueError(

@@ -5,6 +5,8 @@ by GLIGENTextBoxApply change the sampler's prediction exactly as diffusers' own 
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 from diffusers import UNet2DConditionModel
@@ -99,6 +101,18 @@ def test_boxes_steer_the_unet_as_diffusers_gated_unet_does(setup):
         expected = reference_negative + 3.0 * (reference_positive - reference_negative)
         torch.testing.assert_close(ours, expected, atol=1e-4, rtol=1e-4)
         assert not torch.allclose(ours, plain(x, timestep), atol=1e-4)
+
+
+def test_a_unet_in_another_precision_gets_its_own_copy_of_the_layers(setup):
+    pipeline, _, root = setup
+    gligen = load_gligen(root / "gligen" / "gligen_sd14_textbox_pruned.safetensors")
+    boxes = GligenBoxes(gligen, (GroundingBox(torch.zeros(32), 0, 0, 16, 16),))
+    unet = copy.deepcopy(pipeline.unet).to(torch.bfloat16)
+    patched = boxes.patch_unet(unet)
+    fusers = [m.fuser for m in patched.modules() if isinstance(m, BasicTransformerBlock)]
+    assert {next(f.parameters()).dtype for f in fusers} == {torch.bfloat16}
+    # The loaded GLIGEN model, shared by every run, keeps its own precision.
+    assert {p.dtype for p in gligen.layers.parameters()} == {torch.float32}
 
 
 def test_a_file_without_gated_layers_is_refused(tmp_path):
