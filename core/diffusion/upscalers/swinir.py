@@ -121,15 +121,16 @@ class WindowAttention(nn.Module):
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         windows, n, c = x.shape
         qkv = self.qkv(x).view(windows, n, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
-        q, k, v = qkv[0] * self.scale, qkv[1], qkv[2]
-        attn = q @ k.transpose(-2, -1)  # [windows, heads, n, n]
-        bias = self.relative_position_bias_table[self.relative_position_index.view(-1)]
-        attn = attn + bias.view(n, n, self.heads).permute(2, 0, 1).to(attn.dtype)[None]
+        q, k, v = qkv[0], qkv[1], qkv[2]  # [windows, heads, n, c / heads]
+        table = self.relative_position_bias_table[self.relative_position_index.view(-1)]
+        bias = table.view(n, n, self.heads).permute(2, 0, 1).to(q.dtype)  # [heads, n, n]
         if mask is not None:
+            # Windows run picture by picture, ``count`` to a picture, each with its own mask.
             count = mask.shape[0]
-            attn = attn.view(-1, count, self.heads, n, n) + mask.to(attn.dtype)[None, :, None]
-            attn = attn.view(-1, self.heads, n, n)
-        out = attn.softmax(dim=-1) @ v
+            bias = bias[None] + mask.to(q.dtype)[:, None]  # [count, heads, n, n]
+            q, k, v = (t.view(-1, count, self.heads, n, t.shape[-1]) for t in (q, k, v))
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=self.scale)
+        out = out.reshape(windows, self.heads, n, -1)
         return self.proj(out.transpose(1, 2).reshape(windows, n, c))
 
 
