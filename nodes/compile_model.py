@@ -49,9 +49,9 @@ SPECS = (
             ),
         ),
         outputs=(Output("MODEL", t.MODEL),),
-        description="Runs the UNet through torch.compile, keeping the compiled code in the "
-        "user's cache folder for later runs. Compiling takes seconds to minutes per picture "
-        "size and batch; what it saves depends on the model and the machine (see "
+        description="Runs the UNet through torch.compile. On a CPU compiling takes minutes "
+        "per picture size and batch, in every new process (torch does not cache frozen graphs "
+        "across processes), so it pays only for long batches and sweeps (see "
         "docs/performance.md). The loaded model is shared, not changed.",
     ),
 )
