@@ -86,8 +86,8 @@ def build_control_lora(
         return ControlNetModel.from_unet(unet, load_weights_from_unet=False, **hint)
 
     with torch.device("meta"):
-        names = list(factory().state_dict())
-        config = factory().config
+        shell = factory()
+    names, config = list(shell.state_dict()), shell.config
     own = unet.state_dict()
     used: set[str] = set()
     tensors: dict[str, torch.Tensor] = {}
@@ -114,7 +114,11 @@ def build_control_lora(
         tensors[name] = tensor.to(device, dtype)
     left = [k for k in weights if k not in used]
     if missing or left:
-        what = f"the model has no {missing[0]}" if missing else f"it has no {left[0]}"
+        what = (
+            f"the model has no {missing[0]}"
+            if missing
+            else f"the ControlNet made from the model has no {left[0]}"
+        )
         raise _does_not_fit(path, what)
     try:
         return _build(factory, tensors, path, "Control-LoRA", dtype)
