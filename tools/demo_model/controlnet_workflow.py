@@ -1,0 +1,122 @@
+"""Writes ``resources/workflows/controlnet.json`` and its hint picture: the demo model steered by
+its silhouette ControlNet.
+
+    python -m tools.demo_model.controlnet_workflow
+
+The workflow is the default one (``resources/workflows/default.json``: Euler on Karras's
+schedule, 20 steps, guidance 5 above σ = 1.1) with a Load Image of the shipped silhouette, the
+ControlNet loaded by name and applied to both prompts. The prompt names colour, shape and
+background only; where the object goes comes from the silhouette. The hint's path is relative to
+the repository root, where ``python main.py`` is started.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PIL import Image
+
+from core.graph.model import Graph, Group
+from core.graph.workflow import save_workflow
+from nodes import build_registry
+from nodes.models import DEMO_CHECKPOINT
+from tools.demo_model.components import REPO_ROOT
+from tools.demo_model.scenes import Scene
+from tools.demo_model.silhouettes import placed_object, silhouette
+from tools.demo_model.train_controlnet import CONTROLNET_NAME
+
+OUTPUT = REPO_ROOT / "resources" / "workflows" / "controlnet.json"
+#: The hint, relative to the repository root (LoadImage reads paths as given).
+HINT = Path("resources") / "hints" / "silhouette-circle.png"
+PROMPT = "a red circle, blue background"
+#: A big circle up and to the right of the centre: a place none of the five place words names.
+HINT_OBJECT = placed_object("circle", "white", "big", (40, 24))
+SIZE, STEPS, CFG, SAMPLER, SCHEDULE = 64, 20, 5.0, "euler", "karras"
+#: The default workflow's guidance interval: no guidance below σ = 1.1.
+GUIDANCE_SIGMA_LOW, GUIDANCE_SIGMA_HIGH = 1.1, 1000.0
+STRENGTH = 1.0
+CONTROLNET_FILE = f"{CONTROLNET_NAME}/diffusion_pytorch_model.safetensors"
+
+
+def write_hint(path: Path = REPO_ROOT / HINT) -> Path:
+    """Draw the shipped hint: ``HINT_OBJECT``'s silhouette as a greyscale PNG."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    picture = silhouette(Scene(background="black", objects=(HINT_OBJECT,)))
+    Image.fromarray(picture, mode="L").save(path, optimize=True)
+    return path
+
+
+def build(hint: Path = HINT) -> Graph:
+    """checkpoint → guidance interval; prompts → Apply ControlNet (silhouette) → KSampler →
+    decode → save."""
+    graph = Graph(build_registry())
+    load = graph.add_node("LoadCheckpoint", params={"ckpt_name": DEMO_CHECKPOINT}, pos=(0, 40))
+    interval = graph.add_node(
+        "GuidanceInterval",
+        params={"sigma_low": GUIDANCE_SIGMA_LOW, "sigma_high": GUIDANCE_SIGMA_HIGH},
+        pos=(300, 0),
+    )
+    positive = graph.add_node(
+        "CLIPTextEncode", params={"text": PROMPT}, pos=(300, 186), title="Positive prompt"
+    )
+    negative = graph.add_node(
+        "CLIPTextEncode", params={"text": ""}, pos=(300, 350), title="Negative prompt"
+    )
+    control = graph.add_node(
+        "ControlNetLoader", params={"control_net_name": CONTROLNET_FILE}, pos=(0, 520)
+    )
+    image = graph.add_node(
+        "LoadImage", params={"image": hint.as_posix()}, pos=(0, 640), title="Silhouette"
+    )
+    apply = graph.add_node(
+        "ControlNetApplyAdvanced",
+        params={"strength": STRENGTH, "start_percent": 0.0, "end_percent": 1.0},
+        pos=(600, 300),
+    )
+    empty = graph.add_node(
+        "EmptyLatentImage", params={"width": SIZE, "height": SIZE}, pos=(300, 640)
+    )
+    sampler = graph.add_node(
+        "KSampler",
+        params={
+            "seed": 0,
+            "steps": STEPS,
+            "cfg": CFG,
+            "sampler_name": SAMPLER,
+            "scheduler": SCHEDULE,
+        },
+        pos=(900, 150),
+    )
+    decode = graph.add_node("VAEDecode", pos=(1200, 60))
+    save = graph.add_node("SaveImage", params={"filename_prefix": "LatentLoom"}, pos=(1200, 190))
+    for encoder in (positive, negative):
+        graph.connect(load.id, "CLIP", encoder.id, "clip")
+    graph.connect(load.id, "MODEL", interval.id, "model")
+    graph.connect(interval.id, "MODEL", sampler.id, "model")
+    graph.connect(load.id, "VAE", decode.id, "vae")
+    graph.connect(positive.id, "CONDITIONING", apply.id, "positive")
+    graph.connect(negative.id, "CONDITIONING", apply.id, "negative")
+    graph.connect(control.id, "CONTROL_NET", apply.id, "control_net")
+    graph.connect(image.id, "IMAGE", apply.id, "image")
+    graph.connect(apply.id, "positive", sampler.id, "positive")
+    graph.connect(apply.id, "negative", sampler.id, "negative")
+    graph.connect(empty.id, "LATENT", sampler.id, "latent_image")
+    graph.connect(sampler.id, "LATENT", decode.id, "samples")
+    graph.connect(decode.id, "IMAGE", save.id, "images")
+    graph.add_group(
+        Group(1, "Prompts", frozenset({positive.id, negative.id}), "#6b5a2e", (284, 140, 262, 361))
+    )
+    graph.add_group(
+        Group(2, "Control", frozenset({control.id, image.id}), "#2e4f6b", (-16, 470, 262, 330))
+    )
+    return graph
+
+
+def main() -> None:
+    write_hint()
+    save_workflow(build(), OUTPUT, view={"center": [600, 350], "zoom": 0.8})
+    print(f"wrote {OUTPUT} and {REPO_ROOT / HINT}")
+
+
+if __name__ == "__main__":
+    main()
