@@ -167,8 +167,8 @@ def test_evaluation_runs_the_default_workflow_on_a_model_folder_anywhere(
 
 @pytest.mark.slow
 def test_evaluation_command_writes_its_report_grid_and_trained_triple_scores(tmp_path) -> None:
-    """``python -m tools.demo_model.evaluate`` at a small size, on a copy of the model (it writes
-    its report and grid next to the weights)."""
+    """``python -m tools.demo_model.evaluate`` at a small size, on a copy of the model (without
+    ``--output`` it writes its report and grid next to the weights)."""
     import shutil
 
     from tools.demo_model import evaluate as evaluation
@@ -178,7 +178,7 @@ def test_evaluation_command_writes_its_report_grid_and_trained_triple_scores(tmp
     report = evaluation.main(
         [
             *("--model", str(copy), "--per-triple", "1", "--trained-triples", "2"),
-            *("--default-prompt-seeds", "2"),
+            *("--default-prompt-seeds", "2", "--output", str(tmp_path / "report")),
         ]
     )
     assert report["prompts"] == 16  # one per held-out combination
@@ -211,9 +211,11 @@ def test_evaluation_command_writes_its_report_grid_and_trained_triple_scores(tmp
         for name in ATTRIBUTES:
             listed = sum(name in failure["wrong"] for failure in part["failures"])
             assert listed == round((1 - part["accuracy"][name]) * part["prompts"]), name
-    written = json.loads((copy / "evaluation.json").read_text())
+    written = json.loads((tmp_path / "report" / "evaluation.json").read_text())
     assert written["trained_triples"] == report["trained_triples"]
-    assert (copy / "samples.png").stat().st_size > 0
+    assert (tmp_path / "report" / "samples.png").stat().st_size > 0
+    # --output keeps the model's own report and grid as they are.
+    assert not (copy / "evaluation.json").exists() and not (copy / "samples.png").exists()
 
 
 def test_default_prompt_check_refuses_a_workflow_asking_something_else(tmp_path) -> None:
@@ -230,3 +232,53 @@ def test_default_prompt_check_refuses_a_workflow_asking_something_else(tmp_path)
     generator = WorkflowGenerator(MODEL, changed)
     with pytest.raises(ValueError, match=r"changed\.json asks 'a green square at the top"):
         evaluation.default_prompt_check(generator, seeds=1)
+
+
+def test_feature_cache_settings_are_read_from_the_command_line() -> None:
+    import argparse
+
+    from core.diffusion.feature_cache import FeatureCacheSettings
+    from tools.demo_model.evaluate import parse_feature_cache
+
+    assert parse_feature_cache("2,3") == FeatureCacheSettings(2, 3, 0.0, 1.0)
+    assert parse_feature_cache("3, 2, 0.25, 1") == FeatureCacheSettings(3, 2, 0.25, 1.0)
+    with pytest.raises(argparse.ArgumentTypeError, match=r"'2': give INTERVAL,DEPTH or"):
+        parse_feature_cache("2")
+    with pytest.raises(argparse.ArgumentTypeError, match=r"'two,3': give INTERVAL,DEPTH"):
+        parse_feature_cache("two,3")
+    with pytest.raises(argparse.ArgumentTypeError, match="interval must be at least 1, not 0"):
+        parse_feature_cache("0,1")
+    with pytest.raises(argparse.ArgumentTypeError, match=r"start \(0.5\) and end \(0.2\)"):
+        parse_feature_cache("2,1,0.5,0.2")
+
+
+def test_evaluation_can_sample_through_a_feature_cache(generator: WorkflowGenerator) -> None:
+    """With ``feature_cache`` a Feature Cache node sits between the guidance interval and the
+    sampler: the same prompt and seed give a picture close to, but not the same as, the
+    uncached one, and the report names the settings."""
+    from core.diffusion.feature_cache import FeatureCacheSettings
+
+    settings = FeatureCacheSettings(2, 3, 0.25, 1.0)
+    cached = WorkflowGenerator(MODEL, feature_cache=settings)
+    link = cached.graph.link_to(cached.sampler, "model")
+    node = cached.graph.node(link.src)
+    assert node.type_id == "FeatureCache"
+    assert node.params == {
+        "cache_interval": 2,
+        "cache_depth": 3,
+        "start_percent": 0.25,
+        "end_percent": 1.0,
+    }
+    upstream = cached.graph.link_to(node.id, "model")
+    assert cached.graph.node(upstream.src).type_id == "GuidanceInterval"
+    assert cached.settings["feature_cache"] == {
+        "interval": 2,
+        "depth": 3,
+        "start": 0.25,
+        "end": 1.0,
+    }
+    assert "feature_cache" not in generator.settings
+    prompt = ["a small green square at the top, black background"]
+    plain, reused = generator(prompt, seed=3), cached(prompt, seed=3)
+    error = ((plain.astype(float) - reused.astype(float)) / 255) ** 2
+    assert 0 < error.mean() < 0.01, error.mean()  # different, yet above 20 dB PSNR

@@ -15,6 +15,7 @@ of samples with their prompts as ``samples.png``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import tempfile
 import textwrap
@@ -26,6 +27,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
+from core.diffusion.feature_cache import FeatureCacheSettings
 from tools.demo_model import components
 from tools.demo_model.judge import (
     ATTRIBUTES,
@@ -61,7 +63,12 @@ class WorkflowGenerator:
     they would in the editor.
     """
 
-    def __init__(self, model: Path = components.MODEL_DIR, workflow: Path = DEFAULT_WORKFLOW):
+    def __init__(
+        self,
+        model: Path = components.MODEL_DIR,
+        workflow: Path = DEFAULT_WORKFLOW,
+        feature_cache: FeatureCacheSettings | None = None,
+    ):
         from core.diffusion.model_paths import ModelPaths
         from core.engine import Executor
         from core.graph.workflow import load_workflow
@@ -98,7 +105,26 @@ class WorkflowGenerator:
         # The workflow's own prompt, before any call replaces it.
         self.workflow_prompt = self.graph.node(self.positive).params["text"]
         self.graph.set_param(loader, "ckpt_name", model.name)
+        self.feature_cache = feature_cache
+        if feature_cache is not None:
+            self._insert_feature_cache(feature_cache)
         self.executor = Executor(self.registry)
+
+    def _insert_feature_cache(self, settings: FeatureCacheSettings) -> None:
+        """A Feature Cache node just before the KSampler, so everything upstream (the guidance
+        interval included) is as the workflow has it and only the UNet's passes change."""
+        params = {
+            "cache_interval": settings.interval,
+            "cache_depth": settings.depth,
+            "start_percent": settings.start,
+            "end_percent": settings.end,
+        }
+        node = self.graph.add_node("FeatureCache", params=params).id
+        link = self.graph.disconnect(self.sampler, "model")
+        if link is None:
+            raise ValueError(f"{self.workflow}: the KSampler's model input is not connected")
+        self.graph.connect(link.src, link.src_output, node, "model")
+        self.graph.connect(node, "MODEL", self.sampler, "model")
 
     @property
     def settings(self) -> dict:
@@ -115,6 +141,8 @@ class WorkflowGenerator:
         if model is not None and self.graph.node(model.src).type_id == "GuidanceInterval":
             interval = self.graph.node(model.src).params
             settings["guidance_sigma_interval"] = [interval["sigma_low"], interval["sigma_high"]]
+        if self.feature_cache is not None:
+            settings["feature_cache"] = dataclasses.asdict(self.feature_cache)
         return settings
 
     def __call__(self, prompts: Sequence[str], seed: int = DEFAULT_SEED) -> np.ndarray:
@@ -135,6 +163,26 @@ class WorkflowGenerator:
             [picture] = report.outputs[self.decode]
             images.append((picture[0].clamp(0, 1) * 255).round().to(torch.uint8).numpy())
         return np.stack(images)
+
+
+def parse_feature_cache(text: str) -> FeatureCacheSettings:
+    """``--feature-cache`` settings: ``interval,depth`` or ``interval,depth,start,end``."""
+    parts = [part.strip() for part in text.split(",")]
+    try:
+        if len(parts) not in (2, 4):
+            raise ValueError
+        interval, depth = int(parts[0]), int(parts[1])
+        start, end = (float(parts[2]), float(parts[3])) if len(parts) == 4 else (0.0, 1.0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--feature-cache {text!r}: give INTERVAL,DEPTH or INTERVAL,DEPTH,START,END, "
+            "e.g. 2,3 or 2,3,0.25,1"
+        ) from None
+    settings = FeatureCacheSettings(interval, depth, start, end)
+    problem = settings.problem()
+    if problem is not None:
+        raise argparse.ArgumentTypeError(f"--feature-cache {text!r}: {problem}")
+    return settings
 
 
 def _shown_path(path: Path) -> str:
@@ -282,10 +330,23 @@ def main(argv: list[str] | None = None) -> dict:
         default=DEFAULT_PROMPT_SEEDS,
         help="also judge the default workflow's own prompt with this many seeds; 0 skips it",
     )
+    parser.add_argument(
+        "--feature-cache",
+        type=parse_feature_cache,
+        metavar="INTERVAL,DEPTH[,START,END]",
+        help="put a Feature Cache node with these settings before the sampler",
+    )
+    parser.add_argument(
+        "--output",
+        type=Path,
+        help="folder for evaluation.json and samples.png (default: beside the model)",
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    output = args.output or args.model
+    output.mkdir(parents=True, exist_ok=True)
 
-    generator = WorkflowGenerator(args.model, args.workflow)
+    generator = WorkflowGenerator(args.model, args.workflow, args.feature_cache)
     scenes = evaluation_scenes(per_triple=args.per_triple)
     started = time.time()
     totals, prompts, images, results = evaluate(generator, scenes, seed=args.seed)
@@ -334,7 +395,7 @@ def main(argv: list[str] | None = None) -> dict:
     per = args.per_triple
     picks = [i * per + (i % min(per, 2)) for i in range(len(scenes) // per)][:24]
     grid = sample_grid(images[picks], [prompts[i] for i in picks], [results[i] for i in picks])
-    grid.save(args.model / "samples.png", optimize=True)
+    grid.save(output / "samples.png", optimize=True)
 
     report = {
         "prompts": len(scenes),
@@ -361,7 +422,7 @@ def main(argv: list[str] | None = None) -> dict:
     from core.files import atomic_write
 
     text = json.dumps(report, indent=1) + "\n"
-    atomic_write(args.model / "evaluation.json", text.encode())
+    atomic_write(output / "evaluation.json", text.encode())
     return json.loads(text)  # exactly what was written (the judge's tuples as lists)
 
 
