@@ -88,8 +88,11 @@ def _control_net_apply_advanced(
     return positive, negative
 
 
-def _canny(ctx: Any, image: Any, low_threshold: float, high_threshold: float) -> Any:
+def _canny(
+    ctx: Any, image: Any, low_threshold: float, high_threshold: float, resolution: int = 0
+) -> Any:
     from core.diffusion import hints
+    from core.diffusion.image_effects import to_working_resolution
     from core.engine import NodeError
 
     if low_threshold > high_threshold:
@@ -98,7 +101,7 @@ def _canny(ctx: Any, image: Any, low_threshold: float, high_threshold: float) ->
             "set it at or below the high threshold",
             field="low_threshold",
         )
-    return hints.canny(image, low_threshold, high_threshold)
+    return hints.canny(to_working_resolution(image, resolution), low_threshold, high_threshold)
 
 
 def _threshold(ctx: Any, image: Any, threshold: float) -> Any:
@@ -269,11 +272,22 @@ def specs(paths: ModelPaths) -> tuple[NodeSpec, ...]:
                     step=0.01,
                     description="edges at least this strong are always kept",
                 ),
+                WidgetInput(
+                    "resolution",
+                    t.INT,
+                    0,
+                    min=0,
+                    max=16384,
+                    step=1,
+                    description="0: find edges at the picture's own size; else first scale it "
+                    "so its shorter side is this many pixels (the edges come out that size)",
+                ),
             ),
             outputs=(Output("IMAGE", t.IMAGE),),
             description="Finds the edges of a picture (white lines on black) as the hint for "
             "a canny ControlNet or T2I-Adapter. Lower the thresholds to keep fainter edges, "
-            "raise them for only the main outlines.",
+            "raise them for only the main outlines; set a resolution to find edges at the "
+            "scale the ControlNet will see rather than the picture's own.",
         ),
         NodeSpec(
             "ImageThreshold",

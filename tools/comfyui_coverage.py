@@ -121,7 +121,19 @@ def coverage() -> dict[str, list[tuple[str, str, str]]]:
     return table
 
 
-def markdown(table: dict[str, list[tuple[str, str, str]]]) -> str:
+def pack_coverage() -> list[tuple[str, str, str]]:
+    """The third-party node packs' types the importer maps: (pack, node type, our type)."""
+    from nodes import build_registry
+    from nodes.interop.comfyui.mapping import active_mappings
+
+    registry = build_registry(entry_points=())
+    return sorted((m.pack, m.comfy_type, m.our_type) for m in active_mappings(registry) if m.pack)
+
+
+def markdown(
+    table: dict[str, list[tuple[str, str, str]]],
+    packs: list[tuple[str, str, str]] | None = None,
+) -> str:
     counts = {"has": 0, "maps": 0, "lacks": 0}
     for rows in table.values():
         for _, state, _ in rows:
@@ -145,6 +157,20 @@ def markdown(table: dict[str, list[tuple[str, str, str]]]) -> str:
         for name, state, target in rows:
             shown = {"has": "has", "maps": f"maps to {target}", "lacks": "**lacks**"}[state]
             lines.append(f"| {module} | `{name}` | {shown} |")
+    lines += [
+        "",
+        "## Node types from third-party node packs",
+        "",
+        "Node types that ComfyUI gets from node packs (installed into its `custom_nodes`) and "
+        "that open as LatentLoom nodes of its own (**has**: of the same name), with no pack needed "
+        "here.",
+        "",
+        "| node pack | node | in LatentLoom |",
+        "|---|---|---|",
+    ]
+    for pack, name, ours in pack_coverage() if packs is None else packs:
+        shown = "has" if ours == name else f"maps to `{ours}`"
+        lines.append(f"| {pack} | `{name}` | {shown} |")
     return "\n".join(lines) + "\n"
 
 

@@ -38,6 +38,15 @@ class UnknownNode:
 
 
 @dataclass(frozen=True)
+class PackNode:
+    """A node whose ComfyUI type comes from a third-party node pack, opened as one of ours."""
+
+    node_id: int
+    type_id: str
+    pack: str
+
+
+@dataclass(frozen=True)
 class ImportReport:
     """How a file became a workflow: what it was, how much mapped, what to look at."""
 
@@ -54,6 +63,8 @@ class ImportReport:
     notes: int = 0
     #: Values of the wrong kind for their widget (a sign the file was read out of place).
     misfits: tuple[str, ...] = ()
+    #: Nodes of third-party ComfyUI node packs opened as LatentLoom's own nodes.
+    from_packs: tuple[PackNode, ...] = ()
 
     @property
     def label(self) -> str:
@@ -75,6 +86,14 @@ class ImportReport:
             lines[0] += f", {len(self.unknown)} unknown (kept as placeholders)"
         if self.notes:
             lines[0] += f", {self.notes} note(s)"
+        packs: dict[str, set[str]] = {}
+        for node in self.from_packs:
+            packs.setdefault(node.type_id, set()).add(node.pack)
+        if packs:
+            named = ", ".join(
+                f"{t} (from {', '.join(sorted(p))})" for t, p in sorted(packs.items())
+            )
+            lines.append(f"  Node-pack types opened as LatentLoom's own nodes: {named}")
         lines.extend(f"  - {warning}" for warning in self.warnings)
         return "\n".join(lines)
 
@@ -95,6 +114,11 @@ class ReportBuilder:
     unknown: list[UnknownNode] = field(default_factory=list)
     #: Values that do not fit their widget's kind ("node 3 (KSampler): steps=True").
     misfits: list[str] = field(default_factory=list)
+    from_packs: list[PackNode] = field(default_factory=list)
+
+    def pack_node(self, node_id: int, type_id: str, pack: str) -> None:
+        """A node of a third-party pack's type that became one of ours (nothing to fix)."""
+        self.from_packs.append(PackNode(node_id, type_id, pack))
 
     def misfit(self, where: str) -> None:
         """A value of the wrong kind for its widget: the file's values may be out of place."""
@@ -128,5 +152,6 @@ class ReportBuilder:
             unknown=tuple(self.unknown),
             warnings=tuple(self.warnings),
             misfits=tuple(self.misfits),
+            from_packs=tuple(self.from_packs),
             notes=len(workflow.graph.notes),
         )

@@ -31,9 +31,9 @@ from tools.corpus_report import (
     share_opening_fully,
 )
 
-#: The share of the corpus that opened fully when this floor was last raised (117 of the 131
+#: The share of the corpus that opened fully when this floor was last raised (119 of the 131
 #: files). Raise it whenever the importer or the node catalogue opens more; never lower it.
-FLOOR = 0.89
+FLOOR = 0.90
 
 CATEGORIES = {
     "txt2img",
@@ -136,8 +136,8 @@ def test_the_share_that_opens_fully_stays_at_least_the_floor(assessments):
 
 #: Of the files that use only ComfyUI's own nodes (no third-party node pack; the manifest tags
 #: the others "custom-nodes"), the share that opened fully when this floor was last raised
-#: (116 of 117). Raise it with FLOOR; never lower it.
-CORE_FLOOR = 0.99
+#: (all 116). Raise it with FLOOR; never lower it.
+CORE_FLOOR = 1.00
 
 
 def test_files_using_only_comfyui_core_nodes_open_at_least_the_core_floor(assessments):

@@ -152,7 +152,8 @@ def test_inputs_and_widgets_are_in_comfyui_order(registry):
         "start_percent",
         "end_percent",
     ]
-    assert names("Canny") == ["image", "low_threshold", "high_threshold"]
+    # ComfyUI's, then the working resolution comfyui_controlnet_aux's Canny Edge has.
+    assert names("Canny") == ["image", "low_threshold", "high_threshold", "resolution"]
 
 
 def test_apply_controlnet_steers_the_sampler_and_strength_zero_does_not(registry):

@@ -117,6 +117,8 @@ def _add_api_node(
     mapping = mapping_for(type_id, graph.registry)
     if mapping is not None:
         spec = graph.registry.get(mapping.our_type)
+        if mapping.pack:
+            report.pack_node(node_id, type_id, mapping.pack)
         params: dict[str, Any] = {}
         for name, value in inputs.items():
             target = mapping.param_for(name)
@@ -126,7 +128,7 @@ def _add_api_node(
             if widget is None:
                 report.warn(f"{label}: its input {name}={value!r} has no place here; ignored")
                 continue
-            params[target] = to_ours(mapping.our_type, widget, value)
+            params[target] = to_ours(mapping.our_type, widget, mapping.imported_value(name, value))
         saved = meta.get(META_PARAMS)
         for name, value in (saved if isinstance(saved, dict) else {}).items():
             widget = widget_of(spec, name)

@@ -15,6 +15,7 @@ from core.graph.spec import REROUTE, NodeRegistry
 from nodes.interop.comfyui.table_conditioning import CONDITIONING_MAPPINGS
 from nodes.interop.comfyui.table_images import IMAGE_MAPPINGS
 from nodes.interop.comfyui.table_models import MODEL_MAPPINGS
+from nodes.interop.comfyui.table_packs import PACK_MAPPINGS
 from nodes.interop.comfyui.table_sampling import SAMPLING_MAPPINGS
 from nodes.interop.comfyui.type_mapping import TypeMapping
 from nodes.interop.comfyui.values import (
@@ -63,7 +64,7 @@ MODE_MUTED, MODE_BYPASSED = 2, 4
 META_PARAMS = "latentloom_params"
 
 MAPPINGS: tuple[TypeMapping, ...] = (
-    MODEL_MAPPINGS + CONDITIONING_MAPPINGS + SAMPLING_MAPPINGS + IMAGE_MAPPINGS
+    MODEL_MAPPINGS + CONDITIONING_MAPPINGS + SAMPLING_MAPPINGS + IMAGE_MAPPINGS + PACK_MAPPINGS
 )
 
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from nodes.interop.comfyui.type_mapping import TypeMapping, entry
 
+#: The node pack ComfyUI gets its IP-Adapter nodes from.
+IPADAPTER_PLUS = "ComfyUI_IPAdapter_plus"
+
 MODEL_MAPPINGS: tuple[TypeMapping, ...] = (
     # loaders
     entry("CheckpointLoaderSimple", "LoadCheckpoint", ("ckpt_name",), title="Load Checkpoint"),
@@ -41,12 +44,18 @@ MODEL_MAPPINGS: tuple[TypeMapping, ...] = (
     # multiplies the image attention in every layer: the pack's "linear" with "V only" scaling,
     # its first version's "original". Its other options (v1's noise and unfold_batch, v2's
     # combine_embeds, embeds_scaling and negative image) have no counterpart and are left out.
-    entry("IPAdapterModelLoader", widgets=("ipadapter_file",), title="IPAdapter Model Loader"),
+    entry(
+        "IPAdapterModelLoader",
+        widgets=("ipadapter_file",),
+        title="IPAdapter Model Loader",
+        pack=IPADAPTER_PLUS,
+    ),
     entry(
         "IPAdapterApply",
         widgets=("weight", "noise", "weight_type", "start_at", "end_at", "unfold_batch"),
         rename={"noise": None, "unfold_batch": None},
         title="Apply IPAdapter",
+        pack=IPADAPTER_PLUS,
     ),
     entry(
         "IPAdapterAdvanced",
@@ -58,6 +67,7 @@ MODEL_MAPPINGS: tuple[TypeMapping, ...] = (
             "image_negative": None,
         },
         title="IPAdapter Advanced",
+        pack=IPADAPTER_PLUS,
         export=False,
     ),
     entry(
@@ -65,6 +75,7 @@ MODEL_MAPPINGS: tuple[TypeMapping, ...] = (
         "IPAdapterApply",
         ("weight", "start_at", "end_at", "weight_type"),
         title="IPAdapter",
+        pack=IPADAPTER_PLUS,
         export=False,
     ),
     # ControlNets and T2I-Adapters (nodes.controlnet)

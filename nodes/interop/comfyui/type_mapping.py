@@ -7,8 +7,9 @@ An entry records that order and the LatentLoom type and param names each positio
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,24 @@ class TypeMapping:
     comfy_title: str = ""
     #: Whether exporting ``our_type`` uses this entry (one entry per LatentLoom type does).
     export: bool = True
+    #: The third-party ComfyUI node pack this node type comes from (its repository's name, as
+    #: ComfyUI's manager lists it, e.g. "ComfyUI_essentials"); empty for ComfyUI's own nodes.
+    pack: str = ""
+    #: Per ComfyUI widget name, how its value becomes ours where this node type measures it
+    #: differently from the LatentLoom type it maps onto (a pack's 0..255 thresholds onto
+    #: our 0..1 ones). Import only: such entries do not export.
+    imports: Mapping[str, Callable[[Any], Any]] = field(default_factory=dict)
+
+    @property
+    def origin(self) -> str:
+        """Where ComfyUI gets this node type, for the user: "from ComfyUI_essentials", or
+        "ComfyUI core"."""
+        return f"from {self.pack}" if self.pack else "ComfyUI core"
+
+    def imported_value(self, comfy_name: str, value: Any) -> Any:
+        """The file's value of ``comfy_name`` in our units (unchanged unless ``imports`` says)."""
+        convert = self.imports.get(comfy_name)
+        return value if convert is None else convert(value)
 
     def param_for(self, comfy_name: str) -> str | None:
         """Our input or param name for ComfyUI's input or widget ``comfy_name``."""
@@ -57,6 +76,8 @@ def entry(
     outputs: tuple[str, ...] = (),
     title: str = "",
     export: bool = True,
+    pack: str = "",
+    imports: Mapping[str, Callable[[Any], Any]] | None = None,
 ) -> TypeMapping:
     """A table entry; ``our_type`` defaults to ComfyUI's type name."""
     return TypeMapping(
@@ -67,7 +88,9 @@ def entry(
         frozenset(seeds),
         outputs,
         title,
-        export,
+        export and not imports,
+        pack,
+        dict(imports or {}),
     )
 
 

@@ -192,6 +192,8 @@ def _add_ui_node(
     mapping = mapping_for(type_id, graph.registry)
     if mapping is not None:
         spec = graph.registry.get(mapping.our_type)
+        if mapping.pack:
+            report.pack_node(node_id, type_id, mapping.pack)
         params, control = widget_values_to_params(mapping, spec, values, report, label)
         graph.add_node(
             mapping.our_type,

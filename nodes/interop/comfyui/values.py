@@ -111,7 +111,9 @@ def widget_values_to_params(
         if widget is None:
             report.warn(f"{label}: its value {comfy_name}={value!r} has no place here; ignored")
             return
-        params[target] = to_ours(mapping.our_type, widget, value)
+        params[target] = to_ours(
+            mapping.our_type, widget, mapping.imported_value(comfy_name, value)
+        )
         if not value_fits(widget, params[target]):
             report.misfit(f"{label}: {target}={params[target]!r}")
 
