@@ -73,10 +73,13 @@ def _latent_noise(
 
 
 def _vae_decode(ctx: Any, samples: Mapping[str, Any], vae: Any) -> Any:
-    from core.diffusion import vae_ops
+    from core.diffusion import devices, vae_ops
 
     place(ctx, vae.vae)
-    return vae_ops.decode(vae, samples["samples"])
+    latent = samples["samples"]
+    # The sampler's thread choice (core.diffusion.devices) holds for decoding the same latent.
+    with devices.cpu_threads(latent.shape, next(vae.vae.parameters()).device):
+        return vae_ops.decode(vae, latent)
 
 
 def _tiles(tile_size: int, overlap: int, factor: int = 1) -> tuple[int, int]:

@@ -103,8 +103,9 @@ def usable_cpus() -> int:
 
 
 def sampler_threads(latent_shape: Sequence[int]) -> int:
-    """The torch thread count for sampling a latent of ``latent_shape`` ([B, C, h, w]) on
-    the CPU: $LATENTLOOM_CPU_THREADS when set, one for small latents, else every usable core."""
+    """The torch thread count for sampling or decoding a latent of ``latent_shape``
+    ([B, C, h, w]) on the CPU: $LATENTLOOM_CPU_THREADS when set, one for small latents, else
+    every usable core."""
     text = os.environ.get(CPU_THREADS_ENVIRONMENT, "").strip()
     if text:
         try:
