@@ -1,7 +1,10 @@
 """The node library: every node type by category, with a search box.
 
 Double-click (or Enter) asks to add the node at the view centre; dragging carries the type id
-as ``NODE_MIME`` so the canvas drop handler can add it where it is dropped.
+as ``NODE_MIME`` so the canvas drop handler can add it where it is dropped. Typing in the search
+box makes the best match (ranked as the canvas palette ranks) the current item, which is what
+Enter adds: "load checkpoint" adds Load Checkpoint, not the first loader whose description
+happens to hold both words.
 
 Two more sections list subgraphs: the workflow's own definitions (an instance's type id, like
 any node) and the user's library of saved ones, which drag their file as
@@ -76,10 +79,12 @@ class NodeLibrary(QWidget):
         layout.addWidget(self.tree)
         self._subgraphs: list[tuple[str, str, str]] = []
         self._saved: list[tuple[str, str, str]] = []
+        self._specs: dict[str, NodeSpec] = {}
         self.set_registry(registry)
 
     def set_registry(self, registry: NodeRegistry) -> None:
         self.tree.clear()
+        self._specs = {spec.type_id: spec for spec in registry}
         for category, specs in registry.categories().items():
             parent = QTreeWidgetItem([category])
             parent.setFlags(parent.flags() & ~Qt.ItemFlag.ItemIsDragEnabled)
@@ -151,6 +156,27 @@ class NodeLibrary(QWidget):
                 item.setHidden(not match)
                 shown += match
             parent.setHidden(shown == 0)
+        best = self._best_match(text) if words else None
+        if best is not None:
+            self.tree.setCurrentItem(best)
+            self.tree.scrollToItem(best)
+
+    def _best_match(self, text: str) -> QTreeWidgetItem | None:
+        """The shown node item that ranks first for ``text``; the tree's own order is by
+        category, which puts "Load CLIP" before "Load Checkpoint"."""
+        # Imported here: the palette module lives in the canvas package, which the window
+        # imports only when it makes its canvas.
+        from nodeui.canvas.palette import rank
+
+        shown = {}
+        for item in self.node_items():
+            spec = self._specs.get(item.data(0, _TYPE_ROLE))
+            if spec is not None and not item.isHidden():
+                shown[spec.type_id] = item
+        ranked = rank(text, [self._specs[type_id] for type_id in shown])
+        if ranked:
+            return shown[ranked[0].type_id]
+        return next((item for item in self.node_items() if not item.isHidden()), None)
 
     def _activated(self, item: QTreeWidgetItem, _column: int = 0) -> None:
         path = item.data(0, _FILE_ROLE)
@@ -162,6 +188,12 @@ class NodeLibrary(QWidget):
             self.addNodeRequested.emit(type_id)
 
     def _add_first_match(self) -> None:
+        """Enter in the search box adds the current item when it is shown (the best match,
+        or the one the user moved to), else the first shown."""
+        current = self.tree.currentItem()
+        if current is not None and not current.isHidden() and current.parent() is not None:
+            self._activated(current)
+            return
         visible = [t for t in self.visible_type_ids() if t]
         if visible:
             self.addNodeRequested.emit(visible[0])

@@ -32,6 +32,29 @@ def test_library_lists_categories_and_filters_by_search(qtbot):
     assert library.tree.mimeData([item]).text() == "GradientImage"
 
 
+def test_library_search_enter_adds_the_best_match_not_the_first_category_hit(qtbot):
+    from PySide6.QtTest import QTest
+
+    library = NodeLibrary(build_registry())
+    qtbot.addWidget(library)
+    library.show()
+    qtbot.waitExposed(library)
+    QTest.mouseClick(library.search, Qt.MouseButton.LeftButton)
+    QTest.keyClicks(library.search, "load checkpoint")
+    shown = library.visible_type_ids()
+    # Other loaders match both words too, and come first in the tree's category order.
+    assert shown.index("LoadCheckpoint") > 0
+    assert library.tree.currentItem().data(0, Qt.ItemDataRole.UserRole) == "LoadCheckpoint"
+    with qtbot.waitSignal(library.addNodeRequested) as blocker:
+        QTest.keyClick(library.search, Qt.Key.Key_Return)
+    assert blocker.args == ["LoadCheckpoint"]
+    library.search.clear()
+    QTest.keyClicks(library.search, "ksampler")
+    with qtbot.waitSignal(library.addNodeRequested) as blocker:
+        QTest.keyClick(library.search, Qt.Key.Key_Return)
+    assert blocker.args == ["KSampler"]
+
+
 def _inspector(qtbot, graph):
     stack = QUndoStack()
     inspector = Inspector()
