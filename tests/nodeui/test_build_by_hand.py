@@ -15,7 +15,7 @@ from collections import Counter
 import numpy as np
 import pytest
 from PySide6.QtCore import QPoint, QPointF, Qt
-from PySide6.QtGui import QImage, QWheelEvent
+from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent, QImage, QWheelEvent
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QAbstractButton, QApplication, QMenu, QPlainTextEdit
 
@@ -152,6 +152,41 @@ class Hand:
         self.pick(text)
         return self.new_node(before)
 
+    def from_library(self, library, search: str, to: QPointF) -> int:
+        """Filters the node library, presses on the best match and drags it onto the canvas.
+
+        The press and the moves are real and start Qt's drag with the library's own data, but
+        the offscreen platform ends a drag at once, so the drag's arrival on the canvas is
+        delivered as Qt's drag manager delivers it (enter, move, drop)."""
+        self.pan_to(to)
+        library.search.clear()
+        QTest.mouseClick(library.search, LEFT)
+        QTest.keyClicks(library.search, search)
+        item = library.tree.currentItem()
+        start = library.tree.visualItemRect(item).center()
+        tree_vp = library.tree.viewport()
+        QTest.mousePress(tree_vp, LEFT, NO_MODS, start)
+        for dx in (4, 12, 24, 40):
+            QTest.mouseMove(tree_vp, start + QPoint(dx, 0))
+        QTest.mouseRelease(tree_vp, LEFT, NO_MODS, start + QPoint(40, 0))
+        mime = library.tree.mimeData([item])
+        point = QPointF(self.at(to))
+        vp = self.view.viewport()
+        copy = Qt.DropAction.CopyAction
+        for event in (
+            QDragEnterEvent(point.toPoint(), copy, mime, LEFT, NO_MODS),
+            QDragMoveEvent(point.toPoint(), copy, mime, LEFT, NO_MODS),
+        ):
+            QApplication.sendEvent(vp, event)
+            assert event.isAccepted()
+        before = set(self.graph.nodes)
+        QApplication.sendEvent(vp, QDropEvent(point, copy, mime, LEFT, NO_MODS))
+        self.count["drag from the library"] += 1
+        added = self.new_node(before)
+        x, y = self.graph.node(added).pos
+        assert abs(x - to.x()) < 3 and abs(y - to.y()) < 3  # a pixel at this zoom
+        return added
+
     def type_into(self, node_id: int, name: str, text: str) -> None:
         """Double-clicks a field, types over it and ends with Enter; a prompt (several lines)
         ends with a click on empty canvas, since Ctrl+Enter there would also queue a run."""
@@ -258,7 +293,8 @@ def test_a_newcomer_builds_the_default_workflow_by_hand_and_it_draws_the_prompt(
         )
         decode = hand.from_socket(sampler, "LATENT", True, beside(1020, -250), "vae decode")
         hand.link(loader, "VAE", decode, "vae")
-        save = hand.from_socket(decode, "IMAGE", True, beside(1320, -250), "save image")
+        save = hand.from_library(window.library, "save image", beside(1320, -250))
+        hand.link(decode, "IMAGE", save, "images")
 
         hand.type_into(positive, "text", PROMPT)
         hand.type_into(latent, "width", "64")
