@@ -1,16 +1,20 @@
 """A newcomer builds the default workflow on an empty canvas with the mouse and the keyboard
-only — the library's search, link drags released on empty canvas, the palette, typing in the
-nodes' fields, the combos' menus — runs it with Ctrl+Enter and gets a 64×64 picture of the
-prompt from the shipped demo model.
+only — the library's search and a drag from it, link drags released on empty canvas into the
+palette, link drags between sockets, typing in the nodes' fields, the combos' menus, panning and
+zooming a canvas that the side panels leave narrow — runs it with Ctrl+Enter and gets a 64×64
+picture of the prompt from the shipped demo model.
 
 Nothing here calls the graph to build it: every node, link and value comes from a QTest event
-on the window's widgets. The test counts the gestures and prints them.
+on the window's widgets, or, for the library drag, from the drag events Qt's drag manager would
+send the canvas (the offscreen platform ends a drag at once). The test counts the gestures and
+prints them.
 """
 
 from __future__ import annotations
 
 import time
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,6 +23,7 @@ from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent, QImage, Q
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QAbstractButton, QApplication, QMenu, QPlainTextEdit
 
+from core.graph.workflow import load_workflow
 from nodes import SHIPPED_MODELS
 from nodeui.runs import OK
 from tests.nodeui.windows import open_window
@@ -27,6 +32,7 @@ from tools.demo_model.judge import judge
 LEFT = Qt.MouseButton.LeftButton
 NO_MODS = Qt.KeyboardModifier.NoModifier
 CTRL = Qt.KeyboardModifier.ControlModifier
+DEFAULT = Path(__file__).resolve().parents[2] / "resources" / "workflows" / "default.json"
 PROMPT = "a red circle on the left, blue background"
 STEPS = 10
 
@@ -239,6 +245,17 @@ class Hand:
         assert self.graph.node(node_id).params[name] == choice
 
 
+def wiring(graph) -> list[tuple[str, str, str, str]]:
+    """The links as (source type, output, target type, input), sorted: ids left aside."""
+
+    def kind(node_id: int) -> str:
+        return graph.node(node_id).type_id
+
+    return sorted(
+        (kind(link.src), link.src_output, kind(link.dst), link.dst_input) for link in graph.links
+    )
+
+
 def picture(image: QImage) -> np.ndarray:
     rgb = image.convertToFormat(QImage.Format.Format_RGB888)
     width, height = rgb.width(), rgb.height()
@@ -316,6 +333,7 @@ def test_a_newcomer_builds_the_default_workflow_by_hand_and_it_draws_the_prompt(
                 "SaveImage",
             ]
         )
+        assert wiring(graph) == wiring(load_workflow(DEFAULT, window.registry).graph)
         assert graph.node(positive).params["text"] == PROMPT
         assert graph.node(latent).params["width"] == graph.node(latent).params["height"] == 64
 
