@@ -18,11 +18,9 @@ from core.diffusion import offline  # noqa: F401  (must precede diffusers/transf
 
 # isort: split
 import json
-import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 from diffusers import AutoencoderKL, UNet2DConditionModel
@@ -49,6 +47,13 @@ from core.diffusion.architecture import (
     vae_config_from_ldm,
 )
 from core.diffusion.checkpoint_io import CastingView, StateDict, read_state_dict
+from core.diffusion.diffusers_components import (
+    _family_of_unet,
+    _from_pretrained,
+    _has_component,
+    _read_latent_rgb,
+    _read_scheduler_config,
+)
 from core.diffusion.errors import ModelLoadError
 from core.diffusion.families import (
     FAMILY_TRAITS,
@@ -66,7 +71,7 @@ from core.diffusion.models import (
     TextEncoder,
     VaeModel,
 )
-from core.diffusion.previews import LATENT_RGB_FILE, LatentRgb
+from core.diffusion.module_build import _build, _fit_clip_keys
 from core.diffusion.resources import load_clip_tokenizer, load_component_config
 
 # OpenCLIP ViT-H/14 has 24 blocks; diffusers' SD 2.x text encoders store only 23
@@ -351,69 +356,6 @@ def load_sd1_text_encoder(path: Path, dtype: torch.dtype) -> ClipModel:
     return ClipModel(ModelFamily.SD1, (encoder,))
 
 
-def _fit_clip_keys(converted: Mapping[str, torch.Tensor], model_class: type) -> dict:
-    """Adapt converted names to this transformers version's module tree.
-
-    transformers ≥ 5.6 keeps CLIPTextModel's modules at the top level (no ``text_model.``), and
-    ``position_ids`` is a non-persistent buffer that old checkpoints still carry.
-    """
-    flat = model_class is CLIPTextModel
-    fitted = {}
-    for key, tensor in converted.items():
-        name = key.removeprefix("text_model.") if flat else key
-        if name.endswith("position_ids") or (flat and name.startswith("text_projection")):
-            continue
-        fitted[name] = tensor
-    return fitted
-
-
-def _build(
-    factory: Callable[[], torch.nn.Module],
-    state_dict: Mapping[str, torch.Tensor],
-    path: Path,
-    what: str,
-    dtype: torch.dtype,
-) -> torch.nn.Module:
-    """Instantiate without allocating random weights, then assign the file's tensors strictly
-    (``state_dict`` already holds them in ``dtype``, so assigning copies nothing)."""
-    with torch.device("meta"):
-        module = factory()
-    try:
-        module.load_state_dict(dict(state_dict), strict=True, assign=True)
-    except RuntimeError as exc:
-        raise ModelLoadError(
-            path,
-            f"has {what} weights that do not match the architecture read from the file "
-            f"({_summarise_mismatch(exc)}).",
-            "The file is damaged or a variant LatentLoom does not support; pass family= or "
-            "prediction= if detection guessed wrong.",
-        ) from exc
-    _materialise_position_ids(module)
-    # torch's own ``to``: diffusers' override only adds a warning about fp32-pinned modules,
-    # which these classes do not have.
-    torch.nn.Module.to(module, dtype=dtype)
-    module.eval().requires_grad_(False)
-    return module
-
-
-def _summarise_mismatch(exc: RuntimeError) -> str:
-    text = " ".join(str(exc).split())
-    return text if len(text) < 400 else text[:400] + "…"
-
-
-def _materialise_position_ids(module: torch.nn.Module) -> None:
-    """Recreate non-persistent buffers left on ``meta`` (CLIP's ``position_ids`` = 0..n-1)."""
-    for name, buffer in list(module.named_buffers()):
-        if not buffer.is_meta:
-            continue
-        owner_name, _, leaf = name.rpartition(".")
-        owner = module.get_submodule(owner_name)
-        if leaf != "position_ids":
-            raise RuntimeError(f"buffer {name} has no stored value")
-        values = torch.arange(buffer.shape[-1]).expand(buffer.shape).clone()
-        owner.register_buffer(leaf, values, persistent=False)
-
-
 def load_diffusers_folder(
     folder: Path,
     overrides: LoadOverrides | None = None,
@@ -506,106 +448,3 @@ def load_diffusers_folder(
         clip=ClipModel(family, tuple(encoders)),
         vae=vae,
     )
-
-
-def _has_component(folder: Path, index: Mapping[str, Any], name: str) -> bool:
-    """Whether a pipeline folder's index names ``name`` (not as null) and its folder exists."""
-    entry = index.get(name)
-    named = isinstance(entry, list) and any(part is not None for part in entry)
-    return named and (folder / name).is_dir()
-
-
-def _read_latent_rgb(folder: Path) -> LatentRgb | None:
-    """A folder's own preview factors (``latent_rgb.json``), if it ships them."""
-    path = folder / LATENT_RGB_FILE
-    if not path.is_file():
-        return None
-    try:
-        return LatentRgb.load(path)
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ModelLoadError(
-            path, f"has unreadable preview factors ({exc}).", "Delete or fix the file."
-        ) from exc
-
-
-def _family_of_unet(config: Mapping[str, Any]) -> ModelFamily:
-    """SDXL adds size/crop embeddings; SD 2.x uses linear projections around its attention
-    (``use_linear_in_transformer`` in v2-inference.yaml) where SD 1.x uses 1×1 convolutions."""
-    if config.get("addition_embed_type") == "text_time":
-        return ModelFamily.SDXL
-    if config.get("use_linear_projection") or config.get("cross_attention_dim") == 1024:
-        return ModelFamily.SD2
-    return ModelFamily.SD1
-
-
-def _read_scheduler_config(folder: Path) -> dict[str, Any]:
-    path = folder / "scheduler" / "scheduler_config.json"
-    if not path.is_file():
-        return {}
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ModelLoadError(path, f"is not valid JSON ({exc}).") from exc
-
-
-def _from_pretrained(model_class: Any, component: Path, folder: Path, dtype: torch.dtype) -> Any:
-    """``from_pretrained`` on a local folder only; any failure names the folder.
-
-    Only ``.safetensors`` weights go through the libraries' own loaders (``use_safetensors``
-    keeps them from falling back to a pickle); a component stored as pickled ``.bin`` files is
-    read by ``read_state_dict``, so a hostile one gets the same refusal as a single file.
-    """
-    pickled = _pickled_weights(component)
-    if pickled:
-        return _from_pickled_weights(model_class, component, pickled, folder, dtype)
-    if model_class in (AutoencoderKL, UNet2DConditionModel):
-        options = {"torch_dtype": dtype, "low_cpu_mem_usage": False}
-    else:
-        options = {"dtype": dtype}
-    try:
-        model = model_class.from_pretrained(
-            str(component), local_files_only=True, use_safetensors=True, **options
-        )
-    except (OSError, ValueError, RuntimeError, KeyError) as exc:
-        raise ModelLoadError(
-            component,
-            f"could not be loaded as {model_class.__name__} ({_summarise_mismatch(exc)}).",
-            f"Check that {folder} is a complete diffusers folder with config and weights.",
-        ) from exc
-    return model.eval().requires_grad_(False)
-
-
-#: The pickled weight files ``from_pretrained`` would read: whole or sharded, no variants.
-_PICKLED_WEIGHTS = re.compile(r"(diffusion_)?pytorch_model(-\d+-of-\d+)?\.bin")
-
-
-def _pickled_weights(component: Path) -> list[Path]:
-    """A component's pickled weight files, when it has no ``.safetensors`` weights to prefer."""
-    if not component.is_dir() or any(component.glob("*.safetensors")):
-        return []
-    return sorted(p for p in component.iterdir() if _PICKLED_WEIGHTS.fullmatch(p.name))
-
-
-def _from_pickled_weights(
-    model_class: Any, component: Path, files: list[Path], folder: Path, dtype: torch.dtype
-) -> Any:
-    """Build ``model_class`` from the component's config and assign its ``.bin`` tensors."""
-    try:
-        if model_class in (AutoencoderKL, UNet2DConditionModel):
-            config = model_class.load_config(str(component))
-            factory = lambda: model_class.from_config(config)  # noqa: E731
-        else:
-            text_config = model_class.config_class.from_pretrained(str(component))
-            factory = lambda: model_class(text_config)  # noqa: E731
-    except (OSError, ValueError, KeyError) as exc:
-        raise ModelLoadError(
-            component,
-            f"has no readable config for {model_class.__name__} ({_summarise_mismatch(exc)}).",
-            f"Check that {folder} is a complete diffusers folder with config and weights.",
-        ) from exc
-    state_dict: dict[str, torch.Tensor] = {}
-    for file in files:
-        state_dict.update(read_state_dict(file))
-    if model_class in (CLIPTextModel, CLIPTextModelWithProjection):
-        state_dict = _fit_clip_keys(state_dict, model_class)
-    return _build(factory, state_dict, component, model_class.__name__, dtype)

@@ -25,8 +25,8 @@ from core.diffusion.checkpoint_io import CastingView, read_state_dict
 from core.diffusion.errors import ModelLoadError
 from core.diffusion.families import FAMILY_TRAITS, ModelFamily, PredictionType, config_folder
 from core.diffusion.keymap import unet_module_to_ldm
-from core.diffusion.loading import _build
 from core.diffusion.models import DiffusionModel
+from core.diffusion.module_build import _build
 from core.diffusion.resources import load_component_config
 
 #: Cross-attention widths of the released SD 1.x and 2.x models.

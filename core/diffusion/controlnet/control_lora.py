@@ -76,7 +76,7 @@ def build_control_lora(
     UNet's device and in its dtype. Layers the file leaves alone share the UNet's tensors."""
     from diffusers import ControlNetModel
 
-    from core.diffusion.loading import _build
+    from core.diffusion.module_build import _build
 
     reference = next(unet.parameters())
     device, dtype = reference.device, reference.dtype

@@ -27,8 +27,8 @@ import torch
 from core.diffusion.checkpoint_io import read_state_dict
 from core.diffusion.errors import ModelLoadError
 from core.diffusion.families import ModelFamily
-from core.diffusion.loading import _build
 from core.diffusion.models import DiffusionModel, HoldsTensors, StorageKey, module_storages
+from core.diffusion.module_build import _build
 from core.diffusion.resources import load_component_config
 
 from . import control_lora, layouts
