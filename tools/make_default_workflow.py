@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from core.graph.model import Graph, Group
+from core.graph.model import Graph
 from core.graph.workflow import save_workflow
 from nodes import build_registry
 from nodes.models import DEMO_CHECKPOINT
+from tools.workflow_parts import add_prompts, add_sampling, group_prompts, link_sampling
 
 OUTPUT = Path(__file__).resolve().parent.parent / "resources" / "workflows" / "default.json"
 PROMPT = "a red circle on the left, blue background"
@@ -26,41 +27,23 @@ def build() -> Graph:
     """The default graph: checkpoint → prompts → empty latent → KSampler → decode → save."""
     graph = Graph(build_registry())
     load = graph.add_node("LoadCheckpoint", params={"ckpt_name": DEMO_CHECKPOINT}, pos=(0, 200))
-    positive = graph.add_node(
-        "CLIPTextEncode", params={"text": PROMPT}, pos=(280, 60), title="Positive prompt"
+    positive, negative = add_prompts(graph, load, PROMPT, (280, 60), (280, 290))
+    run = add_sampling(
+        graph,
+        size=SIZE,
+        steps=STEPS,
+        cfg=CFG,
+        sampler_name=SAMPLER,
+        scheduler=SCHEDULE,
+        at=((280, 520), (600, 160), (880, 60), (880, 180)),
     )
-    negative = graph.add_node(
-        "CLIPTextEncode", params={"text": ""}, pos=(280, 290), title="Negative prompt"
-    )
-    empty = graph.add_node(
-        "EmptyLatentImage", params={"width": SIZE, "height": SIZE}, pos=(280, 520)
-    )
-    sampler = graph.add_node(
-        "KSampler",
-        params={
-            "seed": 0,
-            "steps": STEPS,
-            "cfg": CFG,
-            "sampler_name": SAMPLER,
-            "scheduler": SCHEDULE,
-        },
-        pos=(600, 160),
-    )
-    decode = graph.add_node("VAEDecode", pos=(880, 60))
-    save = graph.add_node("SaveImage", params={"filename_prefix": "LatentLoom"}, pos=(880, 180))
-    for encoder in (positive, negative):
-        graph.connect(load.id, "CLIP", encoder.id, "clip")
-    graph.connect(load.id, "MODEL", sampler.id, "model")
-    graph.connect(load.id, "VAE", empty.id, "vae")
-    graph.connect(load.id, "VAE", decode.id, "vae")
-    graph.connect(positive.id, "CONDITIONING", sampler.id, "positive")
-    graph.connect(negative.id, "CONDITIONING", sampler.id, "negative")
-    graph.connect(empty.id, "LATENT", sampler.id, "latent_image")
-    graph.connect(sampler.id, "LATENT", decode.id, "samples")
-    graph.connect(decode.id, "IMAGE", save.id, "images")
-    graph.add_group(
-        Group(1, "Prompts", frozenset({positive.id, negative.id}), "#6b5a2e", (260, 10, 300, 500))
-    )
+    graph.connect(load.id, "MODEL", run.sampler.id, "model")
+    graph.connect(load.id, "VAE", run.empty.id, "vae")
+    graph.connect(load.id, "VAE", run.decode.id, "vae")
+    graph.connect(positive.id, "CONDITIONING", run.sampler.id, "positive")
+    graph.connect(negative.id, "CONDITIONING", run.sampler.id, "negative")
+    link_sampling(graph, run)
+    group_prompts(graph, (positive, negative), (260, 10, 300, 500))
     return graph
 
 

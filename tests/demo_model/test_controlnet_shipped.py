@@ -105,3 +105,12 @@ def test_without_the_controlnet_the_object_is_elsewhere(pictures) -> None:
     hint, picture = pictures["without control"]
     found = judge(picture)
     assert math.dist(found.centroid, silhouette_centroid(hint)) > 2 * CENTROID_PX
+
+
+def test_the_shipped_workflow_is_what_the_script_writes(tmp_path) -> None:
+    """Regenerating the example must not renumber its nodes or links."""
+    from core.graph.workflow import save_workflow
+
+    written = tmp_path / "controlnet.json"
+    save_workflow(controlnet_workflow.build(), written, view=controlnet_workflow.VIEW)
+    assert written.read_bytes() == controlnet_workflow.OUTPUT.read_bytes()

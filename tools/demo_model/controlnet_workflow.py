@@ -24,6 +24,7 @@ from tools.demo_model.components import REPO_ROOT
 from tools.demo_model.scenes import Scene
 from tools.demo_model.silhouettes import placed_object, silhouette
 from tools.demo_model.train_controlnet import CONTROLNET_NAME
+from tools.workflow_parts import add_prompts, add_sampling, group_prompts, link_sampling
 
 OUTPUT = REPO_ROOT / "resources" / "workflows" / "controlnet.json"
 #: The hint, relative to the repository root (LoadImage reads paths as given).
@@ -36,6 +37,8 @@ SIZE, STEPS, CFG, SAMPLER, SCHEDULE = 64, 20, 5.0, "euler", "karras"
 GUIDANCE_SIGMA_LOW, GUIDANCE_SIGMA_HIGH = 1.1, 1000.0
 STRENGTH = 1.0
 CONTROLNET_FILE = f"{CONTROLNET_NAME}/diffusion_pytorch_model.safetensors"
+#: Where the canvas opens: the whole graph in view.
+VIEW = {"center": [600, 350], "zoom": 0.8}
 
 
 def write_hint(path: Path = REPO_ROOT / HINT) -> Path:
@@ -56,12 +59,7 @@ def build(hint: Path = HINT) -> Graph:
         params={"sigma_low": GUIDANCE_SIGMA_LOW, "sigma_high": GUIDANCE_SIGMA_HIGH},
         pos=(300, 0),
     )
-    positive = graph.add_node(
-        "CLIPTextEncode", params={"text": PROMPT}, pos=(300, 186), title="Positive prompt"
-    )
-    negative = graph.add_node(
-        "CLIPTextEncode", params={"text": ""}, pos=(300, 350), title="Negative prompt"
-    )
+    positive, negative = add_prompts(graph, load, PROMPT, (300, 186), (300, 350))
     control = graph.add_node(
         "ControlNetLoader", params={"control_net_name": CONTROLNET_FILE}, pos=(0, 520)
     )
@@ -73,39 +71,26 @@ def build(hint: Path = HINT) -> Graph:
         params={"strength": STRENGTH, "start_percent": 0.0, "end_percent": 1.0},
         pos=(600, 300),
     )
-    empty = graph.add_node(
-        "EmptyLatentImage", params={"width": SIZE, "height": SIZE}, pos=(300, 640)
+    run = add_sampling(
+        graph,
+        size=SIZE,
+        steps=STEPS,
+        cfg=CFG,
+        sampler_name=SAMPLER,
+        scheduler=SCHEDULE,
+        at=((300, 640), (900, 150), (1200, 60), (1200, 190)),
     )
-    sampler = graph.add_node(
-        "KSampler",
-        params={
-            "seed": 0,
-            "steps": STEPS,
-            "cfg": CFG,
-            "sampler_name": SAMPLER,
-            "scheduler": SCHEDULE,
-        },
-        pos=(900, 150),
-    )
-    decode = graph.add_node("VAEDecode", pos=(1200, 60))
-    save = graph.add_node("SaveImage", params={"filename_prefix": "LatentLoom"}, pos=(1200, 190))
-    for encoder in (positive, negative):
-        graph.connect(load.id, "CLIP", encoder.id, "clip")
     graph.connect(load.id, "MODEL", interval.id, "model")
-    graph.connect(interval.id, "MODEL", sampler.id, "model")
-    graph.connect(load.id, "VAE", decode.id, "vae")
+    graph.connect(interval.id, "MODEL", run.sampler.id, "model")
+    graph.connect(load.id, "VAE", run.decode.id, "vae")
     graph.connect(positive.id, "CONDITIONING", apply.id, "positive")
     graph.connect(negative.id, "CONDITIONING", apply.id, "negative")
     graph.connect(control.id, "CONTROL_NET", apply.id, "control_net")
     graph.connect(image.id, "IMAGE", apply.id, "image")
-    graph.connect(apply.id, "positive", sampler.id, "positive")
-    graph.connect(apply.id, "negative", sampler.id, "negative")
-    graph.connect(empty.id, "LATENT", sampler.id, "latent_image")
-    graph.connect(sampler.id, "LATENT", decode.id, "samples")
-    graph.connect(decode.id, "IMAGE", save.id, "images")
-    graph.add_group(
-        Group(1, "Prompts", frozenset({positive.id, negative.id}), "#6b5a2e", (284, 140, 262, 361))
-    )
+    graph.connect(apply.id, "positive", run.sampler.id, "positive")
+    graph.connect(apply.id, "negative", run.sampler.id, "negative")
+    link_sampling(graph, run)
+    group_prompts(graph, (positive, negative), (284, 140, 262, 361))
     graph.add_group(
         Group(2, "Control", frozenset({control.id, image.id}), "#2e4f6b", (-16, 470, 262, 330))
     )
@@ -114,7 +99,7 @@ def build(hint: Path = HINT) -> Graph:
 
 def main() -> None:
     write_hint()
-    save_workflow(build(), OUTPUT, view={"center": [600, 350], "zoom": 0.8})
+    save_workflow(build(), OUTPUT, view=VIEW)
     print(f"wrote {OUTPUT} and {REPO_ROOT / HINT}")
 
 

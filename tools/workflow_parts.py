@@ -1,0 +1,92 @@
+"""The pieces every shipped text-to-image workflow is built from, for the scripts in ``tools/``
+that write ``resources/workflows/*.json``.
+
+Nodes are added, and links made, in the order the scripts always used, so that the node and
+link ids in the written files stay as they are.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from core.graph.model import Graph, Group, Node
+
+Pos = tuple[float, float]
+#: The colour of the group around the two prompts.
+PROMPTS_COLOUR = "#6b5a2e"
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """The nodes from an empty latent to the saved picture."""
+
+    empty: Node
+    sampler: Node
+    decode: Node
+    save: Node
+
+
+def add_prompts(
+    graph: Graph, load: Node, text: str, positive: Pos, negative: Pos
+) -> tuple[Node, Node]:
+    """A titled positive prompt with ``text`` and an empty negative one, both fed the
+    checkpoint's CLIP."""
+    encoders = (
+        graph.add_node(
+            "CLIPTextEncode", params={"text": text}, pos=positive, title="Positive prompt"
+        ),
+        graph.add_node(
+            "CLIPTextEncode", params={"text": ""}, pos=negative, title="Negative prompt"
+        ),
+    )
+    for encoder in encoders:
+        graph.connect(load.id, "CLIP", encoder.id, "clip")
+    return encoders
+
+
+def add_sampling(
+    graph: Graph,
+    *,
+    size: int,
+    steps: int,
+    cfg: float,
+    sampler_name: str,
+    scheduler: str,
+    at: tuple[Pos, Pos, Pos, Pos],
+) -> Sampling:
+    """Empty Latent Image (``size`` square), KSampler (seed 0), VAE Decode and Save Image, at the
+    four positions of ``at`` in that order; not linked yet (see ``link_sampling``)."""
+    empty_at, sampler_at, decode_at, save_at = at
+    return Sampling(
+        empty=graph.add_node(
+            "EmptyLatentImage", params={"width": size, "height": size}, pos=empty_at
+        ),
+        sampler=graph.add_node(
+            "KSampler",
+            params={
+                "seed": 0,
+                "steps": steps,
+                "cfg": cfg,
+                "sampler_name": sampler_name,
+                "scheduler": scheduler,
+            },
+            pos=sampler_at,
+        ),
+        decode=graph.add_node("VAEDecode", pos=decode_at),
+        save=graph.add_node("SaveImage", params={"filename_prefix": "LatentLoom"}, pos=save_at),
+    )
+
+
+def link_sampling(graph: Graph, sampling: Sampling) -> None:
+    """Empty latent → KSampler → VAE Decode → Save Image."""
+    graph.connect(sampling.empty.id, "LATENT", sampling.sampler.id, "latent_image")
+    graph.connect(sampling.sampler.id, "LATENT", sampling.decode.id, "samples")
+    graph.connect(sampling.decode.id, "IMAGE", sampling.save.id, "images")
+
+
+def group_prompts(
+    graph: Graph, prompts: tuple[Node, Node], rect: tuple[float, float, float, float]
+) -> None:
+    """Group 1, "Prompts", around the two prompts."""
+    members = frozenset(node.id for node in prompts)
+    graph.add_group(Group(1, "Prompts", members, PROMPTS_COLOUR, rect))
