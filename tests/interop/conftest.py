@@ -17,6 +17,7 @@ from core.diffusion.model_paths import ModelPaths
 from core.engine import Executor
 from nodes import build_registry
 from tests.helpers.tiny_models import make_tiny_pipeline, write_single_file
+from tests.helpers.workflow_files import CheckpointKind, tiny_f8_pipeline
 
 FIXTURES = Path(__file__).parent / "fixtures"
 #: The checkpoint name ComfyUI's default workflow (and our fixtures) ask for.
@@ -60,6 +61,19 @@ def empty_registry(tmp_path_factory):
 @pytest.fixture(scope="session")
 def executor(registry) -> Executor:
     return Executor(registry)
+
+
+@pytest.fixture(scope="module")
+def pipelines():
+    """Tiny pipelines by kind and seed, each built once for the test module that asks."""
+    built: dict[tuple[CheckpointKind, int], object] = {}
+
+    def get(kind: CheckpointKind, seed: int = 0):
+        if (kind, seed) not in built:
+            built[(kind, seed)] = tiny_f8_pipeline(kind, seed)
+        return built[(kind, seed)]
+
+    return get
 
 
 def write_png(

@@ -15,7 +15,7 @@ from core.engine import Executor
 from nodes import build_registry
 from nodes.interop import open_workflow
 from tests.helpers.controlnets import write_control_files
-from tests.helpers.workflow_files import checkpoint_kind, shrink_work, tiny_f8_pipeline
+from tests.helpers.workflow_files import checkpoint_kind, shrink_work
 from tests.interop.test_corpus_runs import (
     family_tag,
     picture_size,
@@ -36,18 +36,6 @@ FILES = {
     "diff-controlnet": "comfyui_examples/controlnet__depth_controlnet.png",
     "mixing": "comfyui_examples/controlnet__mixing_controlnets.png",
 }
-
-
-@pytest.fixture(scope="module")
-def pipelines():
-    built: dict = {}
-
-    def get(kind, seed: int = 0):
-        if (kind, seed) not in built:
-            built[(kind, seed)] = tiny_f8_pipeline(kind, seed)
-        return built[(kind, seed)]
-
-    return get
 
 
 @pytest.mark.parametrize("name", list(FILES))

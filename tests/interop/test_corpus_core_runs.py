@@ -32,20 +32,6 @@ CASES = {
 }
 
 
-@pytest.fixture(scope="module")
-def pipelines():
-    from tests.helpers.workflow_files import tiny_f8_pipeline
-
-    built: dict = {}
-
-    def get(kind, seed: int = 0):
-        if (kind, seed) not in built:
-            built[(kind, seed)] = tiny_f8_pipeline(kind, seed)
-        return built[(kind, seed)]
-
-    return get
-
-
 def write_add_ons(graph: Graph, file: str, root: Path, pipelines) -> None:
     """The style model, hypernetwork and GLIGEN files ``graph`` names, made for the tiny
     checkpoint the file's family gives."""

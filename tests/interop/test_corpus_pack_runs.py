@@ -4,23 +4,10 @@ Image Bloom Filter. Models and pictures are written as in ``test_corpus_runs``."
 
 from __future__ import annotations
 
-import pytest
 import torch
 
-from tests.helpers.workflow_files import tiny_f8_pipeline, write_picture
+from tests.helpers.workflow_files import write_picture
 from tests.interop.test_corpus_runs import Case, prepare, run
-
-
-@pytest.fixture(scope="module")
-def pipelines():
-    built: dict = {}
-
-    def get(kind, seed: int = 0):
-        if (kind, seed) not in built:
-            built[(kind, seed)] = tiny_f8_pipeline(kind, seed)
-        return built[(kind, seed)]
-
-    return get
 
 
 def test_img2img_through_essentials_image_resize_runs(tmp_path, pipelines):

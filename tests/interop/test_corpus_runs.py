@@ -121,19 +121,6 @@ def family_tag(file: str) -> str:
     return next((tag for tag in FAMILY_TAGS[file] if tag in ("sd1", "sd2", "sdxl")), "sd1")
 
 
-@pytest.fixture(scope="module")
-def pipelines():
-    """Tiny pipelines by kind and seed, each built once for the whole module."""
-    built: dict[tuple[CheckpointKind, int], object] = {}
-
-    def get(kind: CheckpointKind, seed: int = 0):
-        if (kind, seed) not in built:
-            built[(kind, seed)] = tiny_f8_pipeline(kind, seed)
-        return built[(kind, seed)]
-
-    return get
-
-
 def _checkpoint_above(graph: Graph, node_id: int) -> str | None:
     """The name of the checkpoint a node's models come from (the nearest upstream loader)."""
     queue, seen = [node_id], {node_id}
