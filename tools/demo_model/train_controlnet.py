@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import math
 import random
 import time
 from dataclasses import dataclass
@@ -45,7 +44,10 @@ from transformers import CLIPTextModel
 from tools.demo_model import components
 from tools.demo_model.scenes import Scene, render_batch
 from tools.demo_model.silhouettes import control_caption, control_scenes, silhouette_batch
-from tools.demo_model.train.data import TokenCache, latent_object_weights, to_model_range
+from tools.demo_model.train.autoencoder import encode_all
+from tools.demo_model.train.config import warmup_cosine_lr
+from tools.demo_model.train.data import TokenCache, latent_object_weights
+from tools.demo_model.train.options import PRECISIONS, precision_for
 from tools.demo_model.train.shape_codes import read_shape_codes, shape_code_maps, with_shape_codes
 from tools.demo_model.train.unet import ExponentialAverage, epsilon_loss, training_attention
 
@@ -162,12 +164,7 @@ def prepare_data(
     """Draw and encode ``scenes``, write the demo model's shape codes into their latents and
     draw their silhouettes."""
     images = render_batch(scenes)
-    means, stds = [], []
-    for start in range(0, len(images), 256):
-        dist = vae.encode(to_model_range(images[start : start + 256])).latent_dist
-        means.append(dist.mean)
-        stds.append(dist.std)
-    mean, std = torch.cat(means), torch.cat(stds)
+    mean, std = encode_all(vae, images)
     latent_size = mean.shape[-1]
     codes = code * shape_code_maps(scenes, latent_size, images.shape[1])
     hints = torch.from_numpy(silhouette_batch(scenes)).float().div(255).unsqueeze(1)
@@ -342,10 +339,9 @@ def train(
 def learning_rate(step: int, progress: float, config: ControlConfig) -> float:
     """Linear warm-up over ``config.warmup_steps``, then a cosine from ``config.lr`` down to
     ``config.final_lr_fraction`` of it over the run's ``progress`` (0..1 of its budget)."""
-    if step < config.warmup_steps:
-        return config.lr * (step + 1) / config.warmup_steps
-    floor = config.final_lr_fraction
-    return config.lr * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
+    return warmup_cosine_lr(
+        step, min(progress, 1.0), config.lr, config.warmup_steps, config.final_lr_fraction
+    )
 
 
 def _scaling_factor(model: Path) -> float:
@@ -353,8 +349,6 @@ def _scaling_factor(model: Path) -> float:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    from core.diffusion.devices import cpu_has_native_bf16
-
     parser = argparse.ArgumentParser(
         prog="python -m tools.demo_model.train_controlnet",
         description="Train the demo model's silhouette ControlNet within a time budget.",
@@ -383,13 +377,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     parser.add_argument(
         "--precision",
-        choices=("auto", "bf16", "fp32"),
+        choices=PRECISIONS,
         default="auto",
         help="auto: bf16 autocast where the CPU has native bfloat16",
     )
     args = parser.parse_args(argv)
     components.offline()
-    bf16 = cpu_has_native_bf16() if args.precision == "auto" else args.precision == "bf16"
+    bf16 = precision_for(args.precision)
     config = ControlConfig(
         scenes=args.scenes, batch=args.batch, lr=args.lr, minutes=args.minutes, bf16=bf16
     )

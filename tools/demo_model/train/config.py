@@ -180,12 +180,20 @@ class TrainConfig:
     polish_pixel_weight: float = 0.0
 
 
-def cosine_lr(step: int, total: int, peak: float, warmup: int, final_fraction: float) -> float:
-    """Linear warm-up, then cosine decay to ``final_fraction`` of the peak."""
+def warmup_cosine_lr(
+    step: int, progress: float, peak: float, warmup: int, final_fraction: float
+) -> float:
+    """Linear warm-up over ``warmup`` steps, then a cosine from ``peak`` down to
+    ``final_fraction`` of it as ``progress`` goes from 0 to 1 (by steps or by time)."""
     if step < warmup:
         return peak * (step + 1) / warmup
-    progress = (step - warmup) / max(1, total - warmup)
     return peak * (final_fraction + (1 - final_fraction) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def cosine_lr(step: int, total: int, peak: float, warmup: int, final_fraction: float) -> float:
+    """Linear warm-up, then cosine decay to ``final_fraction`` of the peak at step ``total``."""
+    progress = (step - warmup) / max(1, total - warmup)
+    return warmup_cosine_lr(step, progress, peak, warmup, final_fraction)
 
 
 class LossLog:
