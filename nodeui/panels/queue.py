@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from nodeui.panels.flow import FlowLayout, layout_spacing
 from nodeui.runs import QueuedRun, RunQueue
 
 _RUN_ROLE = Qt.ItemDataRole.UserRole
@@ -61,10 +62,10 @@ class QueuePanel(QWidget):
         running = QHBoxLayout()
         running.addWidget(self.current, 1)
         running.addWidget(cancel)
-        buttons = QHBoxLayout()
+        # The buttons wrap in a narrow dock instead of widening it.
+        buttons = FlowLayout(spacing=layout_spacing(self))
         for button in (self.up, self.down, self.remove):
             buttons.addWidget(button)
-        buttons.addStretch(1)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(running)

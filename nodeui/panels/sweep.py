@@ -14,10 +14,10 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QFormLayout,
-    QHBoxLayout,
     QLabel,
     QProgressBar,
     QPushButton,
+    QSizePolicy,
     QSpinBox,
     QTableWidget,
     QTableWidgetItem,
@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from core.engine.sweep import MAX_RUNS, PRODUCT, ZIP, Axis
+from nodeui.panels.flow import FlowLayout, layout_spacing
 
 #: Grid roles of the axes, in order.
 ROLES = ("X", "Y", "Z")
@@ -59,6 +60,12 @@ class SweepPanel(QWidget):
         self.mode.addItem("Every combination (X × Y × Z)", PRODUCT)
         self.mode.addItem("Zip (the i-th values together)", ZIP)
         self.mode.currentIndexChanged.connect(self._update)
+        # The choices' full text would hold the dock (and the canvas beside it) wide; the open
+        # list still shows it whole.
+        self.mode.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+        )
+        self.mode.setMinimumContentsLength(12)
         self.batch = QSpinBox()
         self.batch.setRange(1, 1000)
         self.batch.setToolTip("Run every combination this many times, with each seed's mode")
@@ -81,16 +88,18 @@ class SweepPanel(QWidget):
         self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
 
         form = QFormLayout()
+        form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
         form.addRow("Combine", self.mode)
         form.addRow("Batch count", self.batch)
-        buttons = QHBoxLayout()
+        # Button rows wrap in a narrow dock instead of widening it.
+        buttons = FlowLayout(spacing=layout_spacing(self))
         buttons.addWidget(self.remove)
-        buttons.addStretch(1)
         buttons.addWidget(self.cluster)
-        run_row = QHBoxLayout()
-        run_row.addWidget(self.count, 1)
+        run_row = FlowLayout(spacing=layout_spacing(self))
+        self.count.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
         run_row.addWidget(self.cancel_button)
         run_row.addWidget(self.run_button)
+        run_row.addWidget(self.count)
         layout = QVBoxLayout(self)
         layout.addWidget(self.empty)
         layout.addWidget(self.table, 1)

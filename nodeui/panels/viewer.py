@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
 from core.files import atomic_write
 from core.graph import png
 from core.graph.workflow import PNG_KEY
+from nodeui.panels.flow import FlowLayout, layout_spacing
 
 if TYPE_CHECKING:
     from nodeui.history import HistoryCursor
@@ -155,13 +156,12 @@ class HistoryBar(QWidget):
         )
         self.continue_button.clicked.connect(self._continue)
         # Two rows, so the bar does not force a wide dock: the slider row, then the actions.
-        scrub, actions = QHBoxLayout(), QHBoxLayout()
+        scrub, actions = QHBoxLayout(), FlowLayout(spacing=layout_spacing(self))
         scrub.addWidget(self.show_button)
         scrub.addWidget(self.slider, 1)
         scrub.addWidget(self.step_label)
         actions.addWidget(self.which_button)
         actions.addWidget(self.continue_button)
-        actions.addStretch(1)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, self.fontMetrics().averageCharWidth(), 0)
         layout.setSpacing(2)
@@ -232,9 +232,11 @@ class ImageViewer(QWidget):
         self.thumbs.hide()
         self.info = QLabel("No image yet: run the graph (Ctrl+Enter).")
         self.info.setObjectName("emptyHint")
-        # The hint takes the rest of the row but must not widen the dock (it is cut short there).
+        # The hint takes the rest of the buttons' row, or a row of its own in a narrow dock,
+        # where it wraps: it must not widen the dock.
         self.info.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        self.info.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        self.info.setWordWrap(True)
+        self.info.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
         self.follow = QToolButton()
         self.follow.setText("Follow live preview")
         self.follow.setCheckable(True)
@@ -245,7 +247,9 @@ class ImageViewer(QWidget):
         self.history.showRequested.connect(self._history_requested)
         self.history.continueRequested.connect(self.continueRequested)
 
-        bar = QHBoxLayout()
+        # The buttons wrap onto a second row in a narrow dock, so the viewer never holds the
+        # dock (and with it the canvas's share of the window) wider than its widest button.
+        bar = FlowLayout(spacing=layout_spacing(self))
         for text, tip, slot in (
             ("−", "Zoom out", lambda: self.view.set_zoom(self.view.zoom() / 1.25)),
             ("+", "Zoom in", lambda: self.view.set_zoom(self.view.zoom() * 1.25)),
@@ -259,7 +263,7 @@ class ImageViewer(QWidget):
             button.clicked.connect(slot)
             bar.addWidget(button)
         bar.addWidget(self.follow)
-        bar.addWidget(self.info, 1)
+        bar.addWidget(self.info)
         bar.setContentsMargins(0, 0, self.fontMetrics().averageCharWidth(), 0)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
