@@ -12,6 +12,7 @@ from PySide6.QtWidgets import (
     QListWidgetItem,
     QProgressBar,
     QPushButton,
+    QSizePolicy,
     QVBoxLayout,
     QWidget,
 )
@@ -42,6 +43,10 @@ class QueuePanel(QWidget):
         super().__init__(parent)
         self.queue = queue
         self.current = QLabel("Idle")
+        # "Running …" names the run's seeds and changes: it wraps rather than widen the dock
+        # (and narrow the canvas) while a run is going.
+        self.current.setWordWrap(True)
+        self.current.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.progress = QProgressBar()
         self.progress.setRange(0, 1000)
         self.progress.setTextVisible(False)

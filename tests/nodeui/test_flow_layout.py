@@ -12,7 +12,7 @@ from nodeui.panels.flow import FlowLayout
 from nodeui.panels.queue import QueuePanel
 from nodeui.panels.sweep import SweepPanel
 from nodeui.panels.viewer import ImageViewer
-from nodeui.runs import RunQueue
+from nodeui.runs import QueuedRun, RunQueue
 from tests.nodeui import shell_fakes
 
 
@@ -106,3 +106,23 @@ def test_the_viewer_at_its_minimum_width_shows_every_button_whole(qtbot):
             )
             assert box.left() >= 0 and box.right() < viewer.width(), (button.text(), box)
             assert button.width() >= button.minimumSizeHint().width(), button.text()
+
+
+def test_the_queue_keeps_its_width_while_a_run_with_a_long_summary_goes(qtbot):
+    queue = RunQueue()
+    panel = QueuePanel(queue)
+    qtbot.addWidget(panel)
+    panel.show()
+    qtbot.waitExposed(panel)
+    empty = panel.minimumSizeHint().width()
+    run = QueuedRun(1, "Untitled (default.json)", {}, None, seeds="seed 1234567890")
+    run.changes = "KSampler: steps 20→30, seed 42→43, cfg 5.0→7.5; Positive: text edited"
+    queue.add(run)
+    queue.take_next()
+    panel.refresh()
+    qtbot.wait(10)  # the layout takes the new text in
+    assert "Running" in panel.current.text() and "text edited" in panel.current.text()
+    assert panel.minimumSizeHint().width() == empty
+    panel.resize(empty, 600)
+    qtbot.wait(10)
+    assert panel.current.height() > 2 * panel.current.fontMetrics().height()  # wrapped, not cut
