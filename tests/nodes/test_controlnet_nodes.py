@@ -12,10 +12,8 @@ from safetensors.torch import save_file
 
 from core.diffusion.families import ModelFamily
 from core.diffusion.hints import canny
-from core.diffusion.model_paths import ModelPaths
 from core.engine import Executor
 from core.graph.model import Graph
-from nodes import build_registry
 from nodes.interop import open_workflow, to_comfy_api
 from tests.helpers.controlnets import (
     controlnet_ldm_tensors,
@@ -67,11 +65,6 @@ def root(tmp_path_factory):
     tensors = {**controlnet_ldm_tensors(controlnet), "difference": torch.tensor([])}
     save_file(tensors, str(folder / "diff_control_sd15_depth_fp16.safetensors"))
     return root
-
-
-@pytest.fixture(scope="module")
-def registry(root):
-    return build_registry(ModelPaths.of(root))
 
 
 def _graph(

@@ -30,11 +30,6 @@ def registry(tmp_path_factory):
     return build_registry(ModelPaths.of(root))
 
 
-@pytest.fixture(scope="module")
-def executor(registry):
-    return Executor(registry)
-
-
 def _base(registry) -> tuple[Graph, dict[str, int]]:
     """A checkpoint, a positive and a negative prompt and an empty 32×32 latent."""
     g = Graph(registry)

@@ -8,11 +8,9 @@ import torch
 
 from core.diffusion.clip_vision import encode_images, load_clip_vision
 from core.diffusion.families import ModelFamily
-from core.diffusion.model_paths import ModelPaths
 from core.engine import Executor
 from core.engine.cache import MODEL_POOL
 from core.graph.model import Graph
-from nodes import build_registry
 from tests.helpers.image_prompts import (
     make_tiny_unclip,
     tiny_clip_vision,
@@ -29,11 +27,6 @@ def root(tmp_path_factory):
     write_unclip_checkpoint(make_tiny_unclip(seed=1), models / "checkpoints" / "sd21-unclip-h.ckpt")
     write_single_file(make_tiny_pipeline(ModelFamily.SD2), models / "checkpoints" / "v2-1.ckpt")
     return models
-
-
-@pytest.fixture(scope="module")
-def registry(root):
-    return build_registry(ModelPaths.of(root))
 
 
 def _encode_graph(registry, crop: str):

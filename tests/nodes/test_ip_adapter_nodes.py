@@ -7,11 +7,8 @@ import pytest
 import torch
 
 from core.diffusion.families import ModelFamily
-from core.diffusion.model_paths import ModelPaths
-from core.engine import Executor
 from core.engine.errors import ValidationError
 from core.graph.model import Graph
-from nodes import build_registry
 from tests.helpers.image_prompts import tiny_clip_vision, write_clip_vision_file
 from tests.helpers.ip_adapters import ip_adapter_tensors, write_ip_adapter
 from tests.helpers.tiny_models import make_tiny_pipeline, write_single_file
@@ -35,17 +32,6 @@ def root(tmp_path_factory):
     xl_plus = ip_adapter_tensors(xl.unet, "plus", 32, tokens=8, seed=3)
     write_ip_adapter(xl_plus, folder / "sdxl-plus.safetensors")
     return models
-
-
-@pytest.fixture(scope="module")
-def registry(root):
-    return build_registry(ModelPaths.of(root))
-
-
-@pytest.fixture(scope="module")
-def executor(registry):
-    """One executor for the module, so loaded models and unchanged nodes come from its cache."""
-    return Executor(registry)
 
 
 def _graph(registry, adapters=(), *, seed=3, ckpt="sd15.safetensors"):

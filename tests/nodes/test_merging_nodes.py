@@ -8,10 +8,8 @@ import pytest
 import torch
 
 from core.diffusion.families import ModelFamily
-from core.diffusion.model_paths import ModelPaths
 from core.engine import Executor, ValidationError
 from core.graph.model import Graph
-from nodes import build_registry
 from tests.helpers.tiny_models import make_tiny_pipeline, write_single_file
 
 
@@ -26,16 +24,6 @@ def root(tmp_path_factory):
         make_tiny_pipeline(ModelFamily.SD2, seed=2), root / "checkpoints" / "sd2.safetensors"
     )
     return root
-
-
-@pytest.fixture(scope="module")
-def registry(root):
-    return build_registry(ModelPaths.of(root))
-
-
-@pytest.fixture(scope="module")
-def executor(registry):
-    return Executor(registry)
 
 
 def load(g, name):

@@ -10,11 +10,9 @@ import torch
 from safetensors.torch import save_file
 
 from core.diffusion.families import ModelFamily
-from core.diffusion.model_paths import ModelPaths
 from core.engine import CacheBudgets, Executor
 from core.engine.cache import MODEL_POOL
 from core.graph.model import Graph
-from nodes import build_registry
 from tests.helpers.tiny_models import make_tiny_pipeline, write_single_file
 
 CHECKPOINTS = 4
@@ -39,11 +37,6 @@ def root(tmp_path_factory):
         root / "loras" / "style.safetensors",
     )
     return root
-
-
-@pytest.fixture(scope="module")
-def registry(root):
-    return build_registry(ModelPaths.of(root))
 
 
 def _real_bytes(*modules: torch.nn.Module) -> int:
