@@ -50,15 +50,16 @@ def _graph(registry) -> tuple[Graph, int]:
     return g, sampler
 
 
-def _threads_seen(monkeypatch) -> list[int]:
+def _threads_seen(monkeypatch, module=sampling, name: str = "sample") -> list[int]:
+    """The torch thread count at each call of ``module.name`` (the sampler by default)."""
     seen: list[int] = []
-    real = sampling.sample
+    real = getattr(module, name)
 
     def recording(*args, **kwargs):
         seen.append(torch.get_num_threads())
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(sampling, "sample", recording)
+    monkeypatch.setattr(module, name, recording)
     return seen
 
 
@@ -127,14 +128,7 @@ def test_decoding_a_small_latent_uses_one_thread_too(registry, two_threads, monk
     """Decoding right after sampling keeps one thread: restoring two between them made the
     demo's decode wait for a new thread pool (0.9–1.9 s against 0.03–0.4 s under load)."""
     monkeypatch.delenv(devices.CPU_THREADS_ENVIRONMENT, raising=False)
-    seen: list[int] = []
-    real = vae_ops.decode
-
-    def recording(*args, **kwargs):
-        seen.append(torch.get_num_threads())
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(vae_ops, "decode", recording)
+    seen = _threads_seen(monkeypatch, vae_ops, "decode")
     g, sampler = _graph(registry)
     load = next(n.id for n in g if n.type_id == "LoadCheckpoint")
     decode = g.add_node("VAEDecode").id
