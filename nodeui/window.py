@@ -221,8 +221,9 @@ class MainWindow(QMainWindow):
             self.docks[name] = dock
         em = self.fontMetrics().averageCharWidth()
         #: The side columns' widths on a window wide enough for them (the first start).
-        # The inspector's widest rows (a sampler's) need about 50 characters.
-        self.preferred_side_widths = (28 * em, 52 * em)
+        # The inspector's widest rows (a sampler's) need about 50 characters; the library's
+        # node names about 30.
+        self.preferred_side_widths = (34 * em, 52 * em)
         self.resizeDocks(
             [self.docks["library"], self.docks["inspector"]],
             list(self.preferred_side_widths),
