@@ -14,13 +14,18 @@ from core.graph.model import Graph
 from core.graph.workflow import save_workflow
 from nodes import build_registry
 from nodes.models import DEMO_CHECKPOINT
-from tools.workflow_parts import add_prompts, add_sampling, group_prompts, link_sampling
+from tools.workflow_parts import (
+    SamplerSettings,
+    add_prompts,
+    add_sampling,
+    group_prompts,
+    link_sampling,
+)
 
 OUTPUT = Path(__file__).resolve().parent.parent / "resources" / "workflows" / "default.json"
 PROMPT = "a red circle on the left, blue background"
 #: The demo model makes 64×64 pictures (its VAE has 4 pixels per latent cell).
-SIZE = 64
-STEPS, CFG, SAMPLER, SCHEDULE = 20, 5.0, "ddim", "normal"
+SETTINGS = SamplerSettings(size=64, steps=20, cfg=5.0, sampler_name="ddim", scheduler="normal")
 
 
 def build() -> Graph:
@@ -28,15 +33,7 @@ def build() -> Graph:
     graph = Graph(build_registry())
     load = graph.add_node("LoadCheckpoint", params={"ckpt_name": DEMO_CHECKPOINT}, pos=(0, 200))
     positive, negative = add_prompts(graph, load, PROMPT, (280, 60), (280, 290))
-    run = add_sampling(
-        graph,
-        size=SIZE,
-        steps=STEPS,
-        cfg=CFG,
-        sampler_name=SAMPLER,
-        scheduler=SCHEDULE,
-        at=((280, 520), (600, 160), (880, 60), (880, 180)),
-    )
+    run = add_sampling(graph, SETTINGS, ((280, 520), (600, 160), (880, 60), (880, 180)))
     graph.connect(load.id, "MODEL", run.sampler.id, "model")
     graph.connect(load.id, "VAE", run.empty.id, "vae")
     graph.connect(load.id, "VAE", run.decode.id, "vae")

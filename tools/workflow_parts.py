@@ -17,6 +17,18 @@ PROMPTS_COLOUR = "#6b5a2e"
 
 
 @dataclass(frozen=True)
+class SamplerSettings:
+    """What a workflow samples with: a ``size`` square picture, KSampler's steps, guidance
+    scale, sampler and schedule (seed 0)."""
+
+    size: int
+    steps: int
+    cfg: float
+    sampler_name: str
+    scheduler: str
+
+
+@dataclass(frozen=True)
 class Sampling:
     """The nodes from an empty latent to the saved picture."""
 
@@ -45,30 +57,25 @@ def add_prompts(
 
 
 def add_sampling(
-    graph: Graph,
-    *,
-    size: int,
-    steps: int,
-    cfg: float,
-    sampler_name: str,
-    scheduler: str,
-    at: tuple[Pos, Pos, Pos, Pos],
+    graph: Graph, settings: SamplerSettings, at: tuple[Pos, Pos, Pos, Pos]
 ) -> Sampling:
-    """Empty Latent Image (``size`` square), KSampler (seed 0), VAE Decode and Save Image, at the
-    four positions of ``at`` in that order; not linked yet (see ``link_sampling``)."""
+    """Empty Latent Image, KSampler, VAE Decode and Save Image, at the four positions of ``at``
+    in that order; not linked yet (see ``link_sampling``)."""
     empty_at, sampler_at, decode_at, save_at = at
     return Sampling(
         empty=graph.add_node(
-            "EmptyLatentImage", params={"width": size, "height": size}, pos=empty_at
+            "EmptyLatentImage",
+            params={"width": settings.size, "height": settings.size},
+            pos=empty_at,
         ),
         sampler=graph.add_node(
             "KSampler",
             params={
                 "seed": 0,
-                "steps": steps,
-                "cfg": cfg,
-                "sampler_name": sampler_name,
-                "scheduler": scheduler,
+                "steps": settings.steps,
+                "cfg": settings.cfg,
+                "sampler_name": settings.sampler_name,
+                "scheduler": settings.scheduler,
             },
             pos=sampler_at,
         ),

@@ -24,7 +24,13 @@ from tools.demo_model.components import REPO_ROOT
 from tools.demo_model.scenes import Scene
 from tools.demo_model.silhouettes import placed_object, silhouette
 from tools.demo_model.train_controlnet import CONTROLNET_NAME
-from tools.workflow_parts import add_prompts, add_sampling, group_prompts, link_sampling
+from tools.workflow_parts import (
+    SamplerSettings,
+    add_prompts,
+    add_sampling,
+    group_prompts,
+    link_sampling,
+)
 
 OUTPUT = REPO_ROOT / "resources" / "workflows" / "controlnet.json"
 #: The hint, relative to the repository root (LoadImage reads paths as given).
@@ -32,7 +38,7 @@ HINT = Path("resources") / "hints" / "silhouette-circle.png"
 PROMPT = "a red circle, blue background"
 #: A big circle up and to the right of the centre: a place none of the five place words names.
 HINT_OBJECT = placed_object("circle", "white", "big", (40, 24))
-SIZE, STEPS, CFG, SAMPLER, SCHEDULE = 64, 20, 5.0, "euler", "karras"
+SETTINGS = SamplerSettings(size=64, steps=20, cfg=5.0, sampler_name="euler", scheduler="karras")
 #: The default workflow's guidance interval: no guidance below σ = 1.1.
 GUIDANCE_SIGMA_LOW, GUIDANCE_SIGMA_HIGH = 1.1, 1000.0
 STRENGTH = 1.0
@@ -71,15 +77,7 @@ def build(hint: Path = HINT) -> Graph:
         params={"strength": STRENGTH, "start_percent": 0.0, "end_percent": 1.0},
         pos=(600, 300),
     )
-    run = add_sampling(
-        graph,
-        size=SIZE,
-        steps=STEPS,
-        cfg=CFG,
-        sampler_name=SAMPLER,
-        scheduler=SCHEDULE,
-        at=((300, 640), (900, 150), (1200, 60), (1200, 190)),
-    )
+    run = add_sampling(graph, SETTINGS, ((300, 640), (900, 150), (1200, 60), (1200, 190)))
     graph.connect(load.id, "MODEL", interval.id, "model")
     graph.connect(interval.id, "MODEL", run.sampler.id, "model")
     graph.connect(load.id, "VAE", run.decode.id, "vae")
