@@ -153,7 +153,8 @@ def test_a_failure_inside_is_pinned_on_the_inner_node(qtbot, window):
 
 
 def test_a_run_cancelled_inside_marks_the_step_the_sampler_reached(qtbot, window):
-    _, instance, _, sampler, show = _document(window, steps=50, delay=0.05)
+    # Long enough (400 × 50 ms) that a loaded machine still cancels it part-way.
+    _, instance, _, sampler, show = _document(window, steps=400, delay=0.05)
     _double_click(qtbot, window, instance)
     window.run_graph()
     qtbot.waitUntil(
@@ -162,7 +163,7 @@ def test_a_run_cancelled_inside_marks_the_step_the_sampler_reached(qtbot, window
     qtbot.mouseClick(window.queue_panel.cancel_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: not window.runs.busy, timeout=20_000)
     state = window.scene.states[sampler]
-    assert state.status is RunStatus.CANCELLED and 0 < state.step < 50
+    assert state.status is RunStatus.CANCELLED and 0 < state.step < 400
     assert f"at step {state.step}" in state.label
     assert _state(window, show) is RunStatus.SKIPPED
 
