@@ -27,6 +27,8 @@ MASK = "input/inpaint_circle.mask.png"
 PROMPT = "a green circle on the left, blue background"
 #: How far (pixels) the painted mask reaches beyond the circle's edge, as a brush would.
 MARGIN = 4
+#: Where the canvas opens.
+VIEW = {"center": [500, 400], "zoom": 0.56}
 
 
 def render_picture() -> np.ndarray:
@@ -85,7 +87,7 @@ def main() -> None:
     (WORKFLOWS / "input").mkdir(exist_ok=True)
     atomic_write(WORKFLOWS / PICTURE, _png(picture))
     atomic_write(WORKFLOWS / MASK, _png(paint_mask(picture)))
-    save_workflow(build(), OUTPUT, view={"center": [500, 400], "zoom": 0.56})
+    save_workflow(build(), OUTPUT, view=VIEW)
     print(f"wrote {OUTPUT}, {WORKFLOWS / PICTURE} and {WORKFLOWS / MASK}")
 
 

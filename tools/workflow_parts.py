@@ -28,6 +28,16 @@ class SamplerSettings:
     scheduler: str
 
 
+#: What the demo model is sampled with in the default workflow and the examples built on it:
+#: a 64×64 picture (its VAE has 4 pixels per latent cell), 20 Euler steps on Karras's schedule,
+#: guidance 5.
+DEMO_SETTINGS = SamplerSettings(
+    size=64, steps=20, cfg=5.0, sampler_name="euler", scheduler="karras"
+)
+#: The demo workflows' Guidance Interval (σ_low, σ_high): no guidance below σ = 1.1.
+DEMO_GUIDANCE_INTERVAL = (1.1, 1000.0)
+
+
 @dataclass(frozen=True)
 class Sampling:
     """The nodes from an empty latent to the saved picture."""
@@ -54,6 +64,14 @@ def add_prompts(
     for encoder in encoders:
         graph.connect(load.id, "CLIP", encoder.id, "clip")
     return encoders
+
+
+def add_guidance_interval(graph: Graph, pos: Pos) -> Node:
+    """A Guidance Interval node with ``DEMO_GUIDANCE_INTERVAL``; not linked yet."""
+    low, high = DEMO_GUIDANCE_INTERVAL
+    return graph.add_node(
+        "GuidanceInterval", params={"sigma_low": low, "sigma_high": high}, pos=pos
+    )
 
 
 def add_sampling(

@@ -25,7 +25,8 @@ from tools.demo_model.scenes import Scene
 from tools.demo_model.silhouettes import placed_object, silhouette
 from tools.demo_model.train_controlnet import CONTROLNET_NAME
 from tools.workflow_parts import (
-    SamplerSettings,
+    DEMO_SETTINGS,
+    add_guidance_interval,
     add_prompts,
     add_sampling,
     group_prompts,
@@ -38,9 +39,6 @@ HINT = Path("resources") / "hints" / "silhouette-circle.png"
 PROMPT = "a red circle, blue background"
 #: A big circle up and to the right of the centre: a place none of the five place words names.
 HINT_OBJECT = placed_object("circle", "white", "big", (40, 24))
-SETTINGS = SamplerSettings(size=64, steps=20, cfg=5.0, sampler_name="euler", scheduler="karras")
-#: The default workflow's guidance interval: no guidance below σ = 1.1.
-GUIDANCE_SIGMA_LOW, GUIDANCE_SIGMA_HIGH = 1.1, 1000.0
 STRENGTH = 1.0
 CONTROLNET_FILE = f"{CONTROLNET_NAME}/diffusion_pytorch_model.safetensors"
 #: Where the canvas opens: the whole graph in view.
@@ -60,11 +58,7 @@ def build(hint: Path = HINT) -> Graph:
     decode → save."""
     graph = Graph(build_registry())
     load = graph.add_node("LoadCheckpoint", params={"ckpt_name": DEMO_CHECKPOINT}, pos=(0, 40))
-    interval = graph.add_node(
-        "GuidanceInterval",
-        params={"sigma_low": GUIDANCE_SIGMA_LOW, "sigma_high": GUIDANCE_SIGMA_HIGH},
-        pos=(300, 0),
-    )
+    interval = add_guidance_interval(graph, (300, 0))
     positive, negative = add_prompts(graph, load, PROMPT, (300, 186), (300, 350))
     control = graph.add_node(
         "ControlNetLoader", params={"control_net_name": CONTROLNET_FILE}, pos=(0, 520)
@@ -77,7 +71,7 @@ def build(hint: Path = HINT) -> Graph:
         params={"strength": STRENGTH, "start_percent": 0.0, "end_percent": 1.0},
         pos=(600, 300),
     )
-    run = add_sampling(graph, SETTINGS, ((300, 640), (900, 150), (1200, 60), (1200, 190)))
+    run = add_sampling(graph, DEMO_SETTINGS, ((300, 640), (900, 150), (1200, 60), (1200, 190)))
     graph.connect(load.id, "MODEL", interval.id, "model")
     graph.connect(interval.id, "MODEL", run.sampler.id, "model")
     graph.connect(load.id, "VAE", run.decode.id, "vae")
