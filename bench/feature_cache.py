@@ -5,9 +5,12 @@ without a Feature Cache node before the sampler: seconds of the KSampler node an
 picture. ``full``: the full-size random SD 1.5 checkpoint (``bench/sd15_checkpoint.py``) in
 bfloat16 at 512², Euler with CFG: seconds per step and the PSNR of the final latent (random
 weights: the latent PSNR says only how far the sampled trajectories drift, not how a trained
-model's pictures look). Runs alternate; min and median are printed.
+model's pictures look). Runs alternate; min and median are printed. ``passes``: what one
+cached pass costs relative to a full one, at every depth: timed on the demo model (8×8 latent,
+batch 2 and 1, passes alternating) and counted in FLOPs on meta tensors for SD 1.5 at 512²
+and for the demo model.
 
-    python bench/feature_cache.py [--part demo|full|both] [--interval 3] [--depth 1]
+    python bench/feature_cache.py [--part demo|full|both|passes] [--interval 3] [--depth 3]
 """
 
 from __future__ import annotations
@@ -117,11 +120,100 @@ def full(interval: int, depth: int, rounds: int, steps: int, size: int) -> dict[
     }
 
 
+def _cached_pass(unet: torch.nn.Module, depth: int, x: torch.Tensor, context: torch.Tensor):
+    """A function running one cached pass at ``depth``, with the deep feature of a full pass."""
+    from core.diffusion.feature_cache import FeatureCachedUnet, FeatureCacheSettings
+
+    cached = FeatureCachedUnet(unet, FeatureCacheSettings(2, depth))
+    timestep = torch.tensor(500.0)
+    handle = cached._hook.register_forward_hook(cached._keep)
+    try:
+        unet(x, timestep, encoder_hidden_states=context)
+    finally:
+        handle.remove()
+    kept = cached.__dict__["_kept"]
+    return lambda: cached._shallow(x, timestep, kept, encoder_hidden_states=context)
+
+
+@torch.no_grad()
+def pass_flops(unet: torch.nn.Module, size: int, batch: int = 2) -> dict[str, float]:
+    """Work of a cached pass at each depth as a fraction of a full pass's (``unet`` may live on
+    the meta device, so SD 1.5 at 512² is counted without its weights)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    device = next(unet.parameters()).device
+    x = torch.randn(batch, unet.config.in_channels, size, size, device=device)
+    context = torch.randn(batch, 77, unet.config.cross_attention_dim, device=device)
+    with FlopCounterMode(display=False) as counter:
+        unet(x, torch.tensor(500.0), encoder_hidden_states=context)
+    full = counter.get_total_flops()
+    found = {"full_gflop": round(full / 1e9, 2)}
+    for depth in range(1, len(unet.down_blocks)):
+        run = _cached_pass(unet, depth, x, context)
+        with FlopCounterMode(display=False) as counter:
+            run()
+        found[f"depth_{depth}"] = round(counter.get_total_flops() / full, 3)
+    return found
+
+
+@torch.no_grad()
+def pass_times(unet: torch.nn.Module, size: int, batch: int, repeats: int) -> dict[str, object]:
+    """Seconds of a full pass and of a cached pass at each depth, alternating, after two
+    warm-ups; and each cached pass's min and median relative to the full pass's."""
+    dtype = next(unet.parameters()).dtype
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(batch, unet.config.in_channels, size, size, generator=generator, dtype=dtype)
+    context = torch.randn(batch, 77, unet.config.cross_attention_dim, generator=generator)
+    context = context.to(dtype)
+    runs = {"full": lambda: unet(x, torch.tensor(500.0), encoder_hidden_states=context)}
+    for depth in range(1, len(unet.down_blocks)):
+        runs[f"depth_{depth}"] = _cached_pass(unet, depth, x, context)
+    seconds: dict[str, list[float]] = {name: [] for name in runs}
+    for number in range(repeats + 2):
+        order = list(runs) if number % 2 == 0 else list(reversed(runs))
+        for name in order:
+            start = time.perf_counter()
+            runs[name]()
+            if number >= 2:
+                seconds[name].append(time.perf_counter() - start)
+    full = seconds["full"]
+    return {
+        "s": {name: _stats(values) for name, values in seconds.items()},
+        "relative": {
+            name: {
+                "min": round(min(values) / min(full), 3),
+                "median": round(statistics.median(values) / statistics.median(full), 3),
+            }
+            for name, values in seconds.items()
+            if name != "full"
+        },
+    }
+
+
+def passes(repeats: int) -> dict[str, object]:
+    from diffusers import UNet2DConditionModel
+
+    from core.diffusion.loading import load_checkpoint
+    from core.diffusion.resources import load_component_config
+    from tools.demo_model import components
+
+    unet = load_checkpoint(components.MODEL_DIR).model.unet
+    with torch.device("meta"):
+        sd15 = UNet2DConditionModel.from_config(load_component_config("sd15", "unet"))
+    return {
+        "demo_timed_batch_2": pass_times(unet, 8, 2, repeats),
+        "demo_timed_batch_1": pass_times(unet, 8, 1, repeats),
+        "demo_flops": pass_flops(unet, 8),
+        "sd15_512_flops": pass_flops(sd15, 64),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", choices=("demo", "full", "both"), default="both")
+    parser.add_argument("--part", choices=("demo", "full", "both", "passes"), default="both")
     parser.add_argument("--interval", type=int, default=3)
-    parser.add_argument("--depth", type=int, default=1)
+    parser.add_argument("--depth", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=200, help="timed passes (--part passes)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--size", type=int, default=512)
@@ -137,6 +229,9 @@ def main() -> None:
         results["full_size_random"] = full(
             args.interval, args.depth, args.rounds, args.steps, args.size
         )
+    if args.part == "passes":
+        torch.set_num_threads(1)  # as sampler runs use for latents this small
+        results["passes"] = passes(args.repeats)
     results["loadavg_end"] = " ".join(Path("/proc/loadavg").read_text().split()[:3])
     print(json.dumps(results, indent=2))
 
