@@ -26,7 +26,7 @@ DTYPES = ("auto", "float32", "bfloat16", "float16")
 #: ComfyUI's UNETLoader weight_dtype choices.
 UNET_WEIGHT_DTYPES = ("default", "fp8_e4m3fn", "fp8_e4m3fn_fast", "fp8_e5m2")
 #: What "auto" means for the VAE and text encoders on a CPU (``devices.pick_aux_dtype``).
-AUX_DTYPE_ON_CPU = "float32 on CPUs"
+AUX_DTYPE_ON_CPU = "on CPUs bfloat16 when the UNet is and the CPU runs it natively, else float32"
 
 
 def file_state(path: Path) -> str:
@@ -120,11 +120,12 @@ class _Loaders:
         # Weights stay in host memory at their compute precision, read straight into it (no
         # float32 copy of a half-precision file); nodes move them onto the device when they
         # run (nodes.placement).
-        aux_dtype = devices.pick_aux_dtype(device, _dtype(vae_clip_dtype))
+        unet_dtype = devices.pick_dtype(device, _dtype(dtype))
+        aux_dtype = devices.pick_aux_dtype(device, _dtype(vae_clip_dtype), unet_dtype)
         overrides = LoadOverrides(
             family=None if family == "auto" else ModelFamily(family),
             prediction=None if prediction == "auto" else PredictionType(prediction),
-            dtype=devices.pick_dtype(device, _dtype(dtype)),
+            dtype=unet_dtype,
             text_dtype=aux_dtype,
             vae_dtype=aux_dtype,
         )

@@ -38,6 +38,24 @@ def test_pick_dtype(monkeypatch):
     assert devices.pick_dtype(torch.device("mps")) == torch.float16
 
 
+def test_pick_aux_dtype_follows_a_bf16_unet_only_on_a_native_bf16_cpu(monkeypatch):
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(devices, "cpu_flags", lambda: frozenset({"avx512f", "avx512_bf16"}))
+    assert devices.pick_aux_dtype(cpu, unet_dtype=torch.bfloat16) == torch.bfloat16
+    assert devices.pick_aux_dtype(cpu, unet_dtype=torch.float32) == torch.float32
+    assert devices.pick_aux_dtype(cpu, unet_dtype=torch.float16) == torch.float32
+    assert devices.pick_aux_dtype(cpu) == torch.float32  # a VAE or text encoder loaded alone
+    assert devices.pick_aux_dtype(cpu, torch.float32, torch.bfloat16) == torch.float32
+    # Emulated bfloat16 is slower than float32: a CPU without it keeps them in float32 even
+    # under a bfloat16 UNet the user asked for.
+    monkeypatch.setattr(devices, "cpu_flags", lambda: frozenset({"avx2"}))
+    assert devices.pick_aux_dtype(cpu, unet_dtype=torch.bfloat16) == torch.float32
+    assert devices.pick_aux_dtype(cpu, torch.bfloat16, torch.float32) == torch.bfloat16
+    # GPUs: the device's own half precision, whatever the UNet was given.
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (7, 5))
+    assert devices.pick_aux_dtype(torch.device("cuda"), unet_dtype=torch.float32) == torch.float16
+
+
 class Fake(torch.nn.Module):
     def __init__(self, name: str, size: int) -> None:
         super().__init__()

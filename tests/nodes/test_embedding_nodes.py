@@ -37,7 +37,9 @@ def root(tmp_path):
 
 def _graph(registry, text):
     g = Graph(registry)
-    load = g.add_node("LoadCheckpoint", params={"ckpt_name": "sd.safetensors"}).id
+    # float32 text encoder: compared exactly with the library's float32 load.
+    params = {"ckpt_name": "sd.safetensors", "vae_clip_dtype": "float32"}
+    load = g.add_node("LoadCheckpoint", params=params).id
     enc = g.add_node("CLIPTextEncode", params={"text": text}).id
     g.connect(load, "CLIP", enc, "clip")
     return g, enc

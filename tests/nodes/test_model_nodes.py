@@ -37,7 +37,9 @@ def registry(root):
 
 def _encode_graph(registry, prompt="a red circle", ckpt="sd/tiny.safetensors"):
     g = Graph(registry)
-    load = g.add_node("LoadCheckpoint", params={"ckpt_name": ckpt}).id
+    # float32 text encoder: the tests compare with the library's float32 load, exactly.
+    params = {"ckpt_name": ckpt, "vae_clip_dtype": "float32"}
+    load = g.add_node("LoadCheckpoint", params=params).id
     enc = g.add_node("CLIPTextEncode", params={"text": prompt}).id
     g.connect(load, "CLIP", enc, "clip")
     return g, load, enc
@@ -152,6 +154,31 @@ def test_lora_node_patches_a_copy(registry, root):
     assert not torch.equal(base_w, new_w)
     assert base_w.dtype == pick_dtype(torch.device("cpu"))  # auto: bf16 where the CPU runs it
     assert torch.equal(base_w, conv.to(base_w.dtype))  # the cached base model is untouched
+
+
+@pytest.mark.parametrize(
+    ("flags", "dtype", "expected"),
+    [
+        ({"avx512f", "avx512_bf16"}, "auto", torch.bfloat16),
+        ({"avx512f", "avx512_bf16"}, "bfloat16", torch.bfloat16),
+        ({"avx512f", "avx512_bf16"}, "float32", torch.float32),
+        ({"avx2"}, "auto", torch.float32),
+        ({"avx2"}, "bfloat16", torch.float32),
+    ],
+)
+def test_auto_vae_clip_dtype_follows_a_bf16_unet_on_a_native_bf16_cpu(
+    registry, monkeypatch, flags, dtype, expected
+):
+    from core.diffusion import devices
+
+    monkeypatch.setattr(devices, "cpu_flags", lambda: frozenset(flags))
+    g = Graph(registry)
+    load = g.add_node(
+        "LoadCheckpoint", params={"ckpt_name": "sd/tiny.safetensors", "dtype": dtype}
+    ).id
+    _, clip, vae = Executor(registry).run(g, outputs=[load], device="cpu").outputs[load]
+    assert next(vae.vae.parameters()).dtype == expected
+    assert {next(e.model.parameters()).dtype for e in clip.encoders} == {expected}
 
 
 def test_nodes_place_models_on_the_device_offloading_idle_ones(registry, monkeypatch):

@@ -64,7 +64,9 @@ def test_widgets_are_in_comfyui_order(registry):
 
 def _sdxl_encode(registry, ckpt, **params):
     g = Graph(registry)
-    load = g.add_node("LoadCheckpoint", params={"ckpt_name": ckpt}).id
+    # float32 text encoders: compared exactly with the library's float32 load.
+    load_params = {"ckpt_name": ckpt, "vae_clip_dtype": "float32"}
+    load = g.add_node("LoadCheckpoint", params=load_params).id
     enc = g.add_node("CLIPTextEncodeSDXL", params=params).id
     g.connect(load, "CLIP", enc, "clip")
     return g, enc
