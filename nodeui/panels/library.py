@@ -85,7 +85,7 @@ class NodeLibrary(QWidget):
     def set_registry(self, registry: NodeRegistry) -> None:
         self.tree.clear()
         self._specs = {spec.type_id: spec for spec in registry}
-        for category, specs in registry.categories().items():
+        for category, specs in sorted(registry.categories().items(), key=_category_order):
             parent = QTreeWidgetItem([category])
             parent.setFlags(parent.flags() & ~Qt.ItemFlag.ItemIsDragEnabled)
             self.tree.addTopLevelItem(parent)
@@ -197,6 +197,12 @@ class NodeLibrary(QWidget):
         visible = [t for t in self.visible_type_ids() if t]
         if visible:
             self.addNodeRequested.emit(visible[0])
+
+
+def _category_order(entry: tuple[str, list[NodeSpec]]) -> tuple[bool, str]:
+    """Everyday categories first, the ``advanced/…`` ones after them, each set alphabetical."""
+    category = entry[0]
+    return category.split("/", 1)[0] == "advanced", category
 
 
 def _spec_item(spec: NodeSpec) -> QTreeWidgetItem:

@@ -223,3 +223,22 @@ def test_the_viewer_fits_a_narrow_dock_with_its_history_bar_and_hint(qtbot):
     limit = 64 * viewer.fontMetrics().averageCharWidth()
     assert viewer.history.isVisibleTo(viewer)
     assert viewer.minimumSizeHint().width() <= limit, (viewer.minimumSizeHint(), limit)
+
+
+def test_the_slider_caption_gives_way_to_a_long_step_label(qtbot):
+    from PySide6.QtGui import QFontMetricsF
+
+    from nodeui.canvas import style
+    from nodeui.canvas.items.preview import scrub_texts
+
+    metrics = QFontMetricsF(style.font())
+    label = "step 20/20 · decoded"
+    both = metrics.horizontalAdvance("history  " + label)
+    assert scrub_texts(metrics, both + 4, label) == ("history", label)
+    # Narrower: the caption goes rather than being drawn under the label.
+    caption, shown = scrub_texts(metrics, both - 10, label)
+    assert caption == "" and shown == label
+    # Narrower than the label itself: the label is cut, never wider than the room.
+    caption, shown = scrub_texts(metrics, metrics.horizontalAdvance(label) / 2, label)
+    assert caption == "" and shown.endswith("…")
+    assert metrics.horizontalAdvance(shown) <= metrics.horizontalAdvance(label) / 2

@@ -40,14 +40,14 @@ def test_library_search_enter_adds_the_best_match_not_the_first_category_hit(qtb
     library.show()
     qtbot.waitExposed(library)
     QTest.mouseClick(library.search, Qt.MouseButton.LeftButton)
-    QTest.keyClicks(library.search, "load checkpoint")
+    QTest.keyClicks(library.search, "vae decode")
     shown = library.visible_type_ids()
-    # Other loaders match both words too, and come first in the tree's category order.
-    assert shown.index("LoadCheckpoint") > 0
-    assert library.tree.currentItem().data(0, Qt.ItemDataRole.UserRole) == "LoadCheckpoint"
+    # Other nodes mention both words too, and come first in the tree's category order.
+    assert shown.index("VAEDecode") > 0
+    assert library.tree.currentItem().data(0, Qt.ItemDataRole.UserRole) == "VAEDecode"
     with qtbot.waitSignal(library.addNodeRequested) as blocker:
         QTest.keyClick(library.search, Qt.Key.Key_Return)
-    assert blocker.args == ["LoadCheckpoint"]
+    assert blocker.args == ["VAEDecode"]
     library.search.clear()
     QTest.keyClicks(library.search, "ksampler")
     with qtbot.waitSignal(library.addNodeRequested) as blocker:
@@ -182,3 +182,15 @@ def test_prompt_typing_is_one_undo_step_per_visit(qtbot):
     assert stack.count() == 2
     stack.undo()
     assert edit.toPlainText() == "a red circle"
+
+
+def test_library_lists_everyday_categories_before_the_advanced_ones(qtbot):
+    library = NodeLibrary(build_registry())
+    qtbot.addWidget(library)
+    tree = library.tree
+    names = [tree.topLevelItem(i).text(0) for i in range(tree.topLevelItemCount())]
+    advanced = [i for i, name in enumerate(names) if name.startswith("advanced")]
+    everyday = [
+        i for i, name in enumerate(names) if name in ("loaders", "sampling", "conditioning")
+    ]
+    assert advanced and everyday and max(everyday) < min(advanced)

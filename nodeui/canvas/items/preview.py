@@ -11,7 +11,7 @@ import time
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QRectF, Qt, QTimer
-from PySide6.QtGui import QImage, QPainter
+from PySide6.QtGui import QFontMetricsF, QImage, QPainter
 from PySide6.QtWidgets import (
     QGraphicsItem,
     QGraphicsObject,
@@ -28,6 +28,18 @@ if TYPE_CHECKING:
 _CENTER = Qt.AlignmentFlag.AlignCenter
 _LEFT = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter
 _RIGHT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
+_CAPTION = "history"
+
+
+def scrub_texts(metrics: QFontMetricsF, width: float, label: str) -> tuple[str, str]:
+    """The caption and step label that fit a history slider ``width`` wide: the caption goes
+    first when both do not fit, then the label is cut at its end, so the two never overlap."""
+    gap = metrics.horizontalAdvance("  ")
+    if metrics.horizontalAdvance(_CAPTION) + gap + metrics.horizontalAdvance(label) <= width:
+        return _CAPTION, label
+    return "", metrics.elidedText(label, Qt.TextElideMode.ElideRight, width)
+
+
 #: The fastest the live preview repaints.
 PREVIEW_INTERVAL_S = 1 / 15
 
@@ -203,10 +215,11 @@ class HistoryScrubItem(QGraphicsObject):
         painter.restore()
         painter.setFont(s.font())
         inner = rect.adjusted(8, 0, -8, 0)
+        caption, label = scrub_texts(QFontMetricsF(s.font()), inner.width(), self.cursor.label())
         painter.setPen(s.TEXT_DIM)
-        painter.drawText(inner, _LEFT, "history")
+        painter.drawText(inner, _LEFT, caption)
         painter.setPen(s.TEXT)
-        painter.drawText(inner, _RIGHT, self.cursor.label())
+        painter.drawText(inner, _RIGHT, label)
         painter.setPen(s.NO_PEN)
         painter.setBrush(s.EDITOR_BG)
         painter.drawRoundedRect(chip, s.EDITOR_RADIUS, s.EDITOR_RADIUS)
