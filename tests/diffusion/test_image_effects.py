@@ -82,7 +82,7 @@ def test_every_interpolation_runs_and_stays_in_range():
     for interpolation in image_effects.INTERPOLATIONS:
         out = fit(torch.rand(1, 5, 7, 3), 9, 4, interpolation, "stretch")
         assert out.shape == (1, 4, 9, 3), interpolation
-        assert 0.0 <= float(out.min()) and float(out.max()) <= 1.0, interpolation
+        assert float(out.min()) >= 0.0 and float(out.max()) <= 1.0, interpolation
 
 
 def test_unknown_choices_are_named():
