@@ -157,8 +157,9 @@ def test_a_run_cancelled_inside_marks_the_step_the_sampler_reached(qtbot, window
     _, instance, _, sampler, show = _document(window, steps=400, delay=0.05)
     _double_click(qtbot, window, instance)
     window.run_graph()
+    # A bool, not the step: waitUntil takes a callback returning None as an assertion that passed.
     qtbot.waitUntil(
-        lambda: (window.scene.states.get(sampler) or NodeRunState()).step, timeout=20_000
+        lambda: bool((window.scene.states.get(sampler) or NodeRunState()).step), timeout=20_000
     )
     qtbot.mouseClick(window.queue_panel.cancel_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: not window.runs.busy, timeout=20_000)
