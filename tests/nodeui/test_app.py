@@ -298,9 +298,14 @@ def test_the_window_stays_responsive_and_cancels_a_slow_run(qtbot, make_window):
     window.actions.by_name["cancel"].trigger()
     _wait_idle(qtbot, window, timeout=5000)
     assert run.status == "cancelled"
-    worst = max(gaps)
+    gaps.sort()
+    worst, typical = gaps[-1], gaps[int(0.9 * (len(gaps) - 1))]
     print(f"window event-loop latency while sampling: max {worst * 1000:.1f} ms, {len(gaps)} ticks")
-    assert worst < 0.050, sorted(gaps)[-5:]
+    # A run that held the GUI thread would leave one gap as long as the ~1 s sampled here and
+    # a handful of ticks. A loaded machine can delay single ticks, so the bound is on the
+    # 90th percentile, with the worst tick well under the run's length.
+    assert typical < 0.050 and worst < 0.300, gaps[-5:]
+    assert len(gaps) >= 10, len(gaps)
 
 
 def test_library_adds_at_the_view_centre_and_selection_drives_the_inspector(qtbot, make_window):
