@@ -72,11 +72,14 @@ def test_event_loop_stays_responsive_while_a_node_works(qtbot, controller):
     _wait_idle(qtbot, controller)
     timer.stop()
     assert len(gaps) > 20
-    worst = max(gaps[1:])
+    gaps = sorted(gaps[1:])
+    worst, typical = gaps[-1], gaps[int(0.9 * (len(gaps) - 1))]
     print(
         f"event-loop latency during the run: max gap {worst * 1000:.1f} ms over {len(gaps)} ticks"
     )
-    assert worst < 0.050
+    # A node run on the GUI thread would leave one gap as long as the whole ~1.2 s run; a
+    # loaded machine can delay single ticks, hence the 90th percentile and a looser worst.
+    assert typical < 0.050 and worst < 0.300, gaps[-5:]
 
 
 def test_cancel_stops_within_one_step(qtbot, controller):
