@@ -119,9 +119,11 @@ def test_cancelling_after_the_first_step_releases_what_the_run_held(
     empty = device_bytes(gpu_device) if cuda else 0
 
     executor = Executor(registry)
-    latent = _ok(executor.run(flow.graph, [flow.sampler], device=gpu_device)).outputs[flow.sampler]
-    # A leak of even part of one latent would show: the allowance is a quarter of one.
-    allowance = latent[0]["samples"].numel() * 4 // 4
+    report = _ok(executor.run(flow.graph, [flow.sampler], device=gpu_device))
+    samples = report.outputs[flow.sampler][0]["samples"]
+    del report
+    # Even part of one leaked latent would show: the allowance is a quarter of a float32 one.
+    allowance = samples.numel() * samples.element_size() // 4
     loaded = device_bytes(gpu_device) if cuda else 0
 
     flow.graph.set_param(flow.sampler, "seed", 2)
