@@ -6,6 +6,11 @@ model folder. ``diffusers``: ``StableDiffusionPipeline.from_single_file`` on the
 the config folder written beside it (offline), then the same prompt, steps, CFG and size.
 Times come from inside the process; the peak RSS is the process's own (``ru_maxrss``).
 
+``--device cuda`` runs both on the GPU (LatentLoom's executor with ``device="cuda"``, the
+diffusers pipeline moved there with ``.to("cuda")``), waits for the GPU
+(``torch.cuda.synchronize``) before every time stamp, so queued kernels are counted where they
+run, and adds the peak VRAM (``torch.cuda.max_memory_allocated``).
+
     python bench/sampling_worker.py SYSTEM CHECKPOINT --dtype bfloat16 --size 512 --steps 4
 """
 
@@ -17,6 +22,7 @@ import json
 import resource
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 STARTED = time.perf_counter()
@@ -31,6 +37,25 @@ def _peak_rss_mib() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
+def _clock(device: str) -> Callable[[], float]:
+    """``time.perf_counter`` that first waits for the work queued on ``device`` to finish."""
+    if device == "cpu":
+        return time.perf_counter
+    import torch
+
+    def synchronised() -> float:
+        torch.cuda.synchronize()
+        return time.perf_counter()
+
+    return synchronised
+
+
+def _peak_vram_mib() -> float:
+    import torch
+
+    return round(torch.cuda.max_memory_allocated() / 2**20, 1)
+
+
 def _steps(stamps: list[float]) -> dict[str, float]:
     """The mean time of the steps after the first (which pays one-off costs)."""
     intervals = [b - a for a, b in itertools.pairwise(stamps)]
@@ -38,7 +63,13 @@ def _steps(stamps: list[float]) -> dict[str, float]:
 
 
 def run_latentloom(
-    checkpoint: Path, dtype: str, size: int, steps: int, aux_dtype: str, feature_cache: str
+    checkpoint: Path,
+    dtype: str,
+    size: int,
+    steps: int,
+    aux_dtype: str,
+    feature_cache: str,
+    device: str = "cpu",
 ) -> dict[str, object]:
     # The loader node imports these itself; importing them first keeps load_s comparable with
     # diffusers' (whose import_s holds the same libraries).
@@ -79,18 +110,25 @@ def run_latentloom(
     graph.connect(latent, "LATENT", sampler, "latent_image")
     graph.connect(sampler, "LATENT", decode, "samples")
     graph.connect(load, "VAE", decode, "vae")
+    clock = _clock(device)
+    started: dict[int, float] = {}
     seconds: dict[int, float] = {}
     stamps: list[float] = []
 
     def record(event: object) -> None:
-        if isinstance(event, events.NodeFinished):
-            seconds[event.node_id] = event.seconds
+        # Events come from the running thread between nodes and steps, so a stamp taken here
+        # (after the device has caught up) bounds exactly one node's or one step's work.
+        if isinstance(event, events.NodeStarted):
+            started[event.node_id] = clock()
+        elif isinstance(event, events.NodeFinished):
+            ran = not event.cached
+            seconds[event.node_id] = clock() - started[event.node_id] if ran else 0.0
         elif isinstance(event, events.Progress) and event.node_id == sampler:
-            stamps.append(time.perf_counter())
+            stamps.append(clock())
 
-    start = time.perf_counter()
-    report = Executor(registry).run(graph, [decode], on_event=record, device="cpu")
-    finished = time.perf_counter()
+    start = clock()
+    report = Executor(registry).run(graph, [decode], on_event=record, device=device)
+    finished = clock()
     [image] = report.outputs[decode]
     return {
         "import_s": round(imported - STARTED, 3),
@@ -104,15 +142,18 @@ def run_latentloom(
     }
 
 
-def run_diffusers(checkpoint: Path, dtype: str, size: int, steps: int) -> dict[str, object]:
+def run_diffusers(
+    checkpoint: Path, dtype: str, size: int, steps: int, device: str = "cpu"
+) -> dict[str, object]:
     from core.diffusion import offline  # noqa: F401  (before diffusers/transformers)
 
     # isort: split
     import torch
     from diffusers import StableDiffusionPipeline
 
+    clock = _clock(device)
     imported = time.perf_counter()
-    start = time.perf_counter()
+    start = clock()
     pipe = StableDiffusionPipeline.from_single_file(
         str(checkpoint),
         config=str(checkpoint.with_suffix(".diffusers")),
@@ -122,14 +163,16 @@ def run_diffusers(checkpoint: Path, dtype: str, size: int, steps: int) -> dict[s
         requires_safety_checker=False,
     )
     pipe.set_progress_bar_config(disable=True)
-    loaded = time.perf_counter()
+    if device != "cpu":
+        pipe.to(device)  # part of loading: LatentLoom's load and first use move weights too
+    loaded = clock()
     with torch.inference_mode():
-        positive, negative = pipe.encode_prompt(PROMPT, "cpu", 1, True, negative_prompt="")
-        encoded = time.perf_counter()
+        positive, negative = pipe.encode_prompt(PROMPT, device, 1, True, negative_prompt="")
+        encoded = clock()
         stamps: list[float] = []
 
         def stamp(pipeline: object, step: int, timestep: object, kwargs: dict) -> dict:
-            stamps.append(time.perf_counter())
+            stamps.append(clock())
             return kwargs
 
         latents = pipe(
@@ -143,9 +186,9 @@ def run_diffusers(checkpoint: Path, dtype: str, size: int, steps: int) -> dict[s
             output_type="latent",
             callback_on_step_end=stamp,
         ).images
-        sampled = time.perf_counter()
+        sampled = clock()
         image = pipe.vae.decode(latents / pipe.vae.config.scaling_factor).sample
-        decoded = time.perf_counter()
+        decoded = clock()
     return {
         "import_s": round(imported - STARTED, 3),
         "load_s": round(loaded - start, 3),
@@ -167,14 +210,28 @@ def main() -> None:
     parser.add_argument("--feature-cache", default="", help="LatentLoom: 'interval,depth'")
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--steps", type=int, default=4)
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     args = parser.parse_args()
+    if args.device == "cuda":
+        from bench.sampling import cuda_problem
+
+        if (problem := cuda_problem()) is not None:
+            parser.exit(2, f"{parser.prog}: {problem}\n")
     if args.system == "latentloom":
         result = run_latentloom(
-            args.checkpoint, args.dtype, args.size, args.steps, args.aux_dtype, args.feature_cache
+            args.checkpoint,
+            args.dtype,
+            args.size,
+            args.steps,
+            args.aux_dtype,
+            args.feature_cache,
+            args.device,
         )
     else:
-        result = run_diffusers(args.checkpoint, args.dtype, args.size, args.steps)
+        result = run_diffusers(args.checkpoint, args.dtype, args.size, args.steps, args.device)
     result["peak_rss_mib"] = _peak_rss_mib()
+    if args.device != "cpu":
+        result["peak_vram_mib"] = _peak_vram_mib()
     print(json.dumps(result))
 
 
