@@ -161,11 +161,18 @@ class DeviceResidency:
 _RESIDENCIES: dict[str, DeviceResidency] = {}
 
 
-def residency_for(device: torch.device) -> DeviceResidency:
+def residency_for(device: torch.device | str) -> DeviceResidency:
     """The one residency of ``device`` in this process (device memory is a process-wide
     resource). CUDA budgets 80 % of the card, leaving room for activations; other devices
-    keep everything where it is."""
+    keep everything where it is.
+
+    ``cuda`` names the current card, as ``cuda:0`` (the device of every tensor on it) does:
+    both get the same residency, so the nodes (which ask for the run's ``cuda``) and the
+    ControlNet (which asks for its latent's ``cuda:0``) share one budget for the one card.
+    """
     device = torch.device(device)
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", torch.cuda.current_device())
     key = str(device)
     if key not in _RESIDENCIES:
         if device.type == "cuda":

@@ -180,3 +180,21 @@ def test_a_forgotten_base_does_not_leave_its_copy_half_on_the_device():
     assert device.place(patched) == {"cpu"}
     residency.use(patched)
     assert device.place(patched) == {"cuda"} and residency.used_bytes == _nbytes(patched)
+
+
+def test_cuda_and_its_current_card_share_one_residency_and_one_budget(monkeypatch):
+    """The nodes ask for the run's "cuda", the ControlNet for its latent's "cuda:0": one card,
+    so one residency and one budget (two would each fill 80 % of it)."""
+    from types import SimpleNamespace
+
+    from core.diffusion import cache
+
+    monkeypatch.setattr(cache, "_RESIDENCIES", {})
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    card = SimpleNamespace(total_memory=10 * 2**30)
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda device: card)
+    run = cache.residency_for("cuda")
+    assert cache.residency_for(torch.device("cuda:0")) is run
+    assert run.device == torch.device("cuda:0") and run.budget_bytes == 8 * 2**30
+    assert cache.residency_for("cuda:1") is not run
+    assert cache.residency_for("cpu").is_noop
