@@ -117,3 +117,18 @@ def test_cuda_without_a_gpu_stops_with_a_message_not_a_traceback(command):
     assert done.returncode == 2, done.stderr
     assert "no CUDA device" in done.stderr and "Traceback" not in done.stderr
     assert done.stdout == ""
+
+
+def test_the_gpu_check_script_stops_first_thing_without_a_gpu():
+    environment = dict(os.environ, CUDA_VISIBLE_DEVICES="", PYTHON=sys.executable)
+    done = subprocess.run(
+        ["bash", "bench/gpu_check.sh"],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "no CUDA device" in done.stderr and done.stdout == ""
+    assert "== GPU suite" not in done.stderr  # nothing was started
