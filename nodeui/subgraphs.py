@@ -176,6 +176,7 @@ class SubgraphNavigator(QObject):
         window.scene.statusMessage.connect(window.show_status)
         self.watch(window.scene)
         window.inspector.set_document(graph, window.document.undo_stack, window.registry)
+        window.image_inputs.follow(window.scene)  # Load Image nodes inside show their pictures
         self._update_bar()
         self.levelShown.emit()
         QTimer.singleShot(0, window.view.frame_all)

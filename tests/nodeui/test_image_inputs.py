@@ -232,3 +232,21 @@ def test_double_clicking_the_picture_on_the_node_opens_the_mask_editor(qtbot, wi
     title = item.layout.title_rect.center()
     QTest.mouseDClick(window.view.viewport(), LEFT, NONE, _viewport_point(window, node_id, title))
     assert window.document.graph.node(node_id).collapsed
+
+
+def test_a_load_image_node_inside_a_subgraph_shows_its_picture(qtbot, window, tmp_path):
+    from core.graph.subgraph_commands import ConvertToSubgraph
+
+    picture = _picture(tmp_path / "inside.png", (0, 200, 0), (40, 30))
+    node_id = _load_image_node(window, {"image": str(picture)})
+    convert = ConvertToSubgraph([node_id], "Pictures")
+    assert window.scene.push(convert)
+    window.subgraphs.enter(window.document.graph.node(convert.instance_id).type_id)
+    assert window.scene.graph is not window.document.graph
+    inner = next(n.id for n in window.scene.graph if n.type_id == "LoadImage")
+    shown = window.scene.nodes[inner]._images
+    assert shown is not None and shown._images[0].pixelColor(10, 10) == QColor(0, 200, 0)
+    # A new picture chosen inside is shown at once.
+    other = _picture(tmp_path / "other.png", (200, 0, 0), (40, 30))
+    window.scene.graph.set_param(inner, "image", str(other))
+    assert window.scene.nodes[inner]._images._images[0].pixelColor(10, 10) == QColor(200, 0, 0)
