@@ -10,7 +10,8 @@ loader, then in one process:
 - *attention*: PyTorch's scaled-dot-product attention against the same attention computed as
   a matrix product, a softmax and a matrix product per head and query slice (what an attention
   "slicing" option would do), for the UNet's largest self-attention, with each one's error
-  against float32 at the logit spread of a random model (std ~1) and of a sharp layer (std ~9).
+  against a float32 computation on the same inputs, at the logit spread of a random model
+  (std ~1) and of a sharp layer (std ~9).
 
 Prints JSON. Run on a quiet machine: ``python bench/step_profile.py [--size 512]``.
 """
@@ -70,8 +71,22 @@ def profile(unet, size: int) -> dict[str, object]:
         return unet(latent, timestep, encoder_hidden_states=context)
 
     seconds = _best(call, repeats=2)
-    with FlopCounterMode(display=False) as counter:
-        call()
+    # The flop counter does not count the CPU attention kernel: its work is added from the
+    # shapes (2·L·S·d multiply-adds per head, for Q·Kᵀ and for P·V).
+    attention_flops = 0
+    sdpa = F.scaled_dot_product_attention
+
+    def counted(q, k, v, *args, **kwargs):
+        nonlocal attention_flops
+        attention_flops += 4 * q.shape[:-2].numel() * q.shape[-2] * k.shape[-2] * q.shape[-1]
+        return sdpa(q, k, v, *args, **kwargs)
+
+    F.scaled_dot_product_attention = counted  # this process only: diffusers looks it up per call
+    try:
+        with FlopCounterMode(display=False) as counter:
+            call()
+    finally:
+        F.scaled_dot_product_attention = sdpa
     with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
         call()
     rows = sorted(prof.key_averages(), key=lambda row: -row.self_cpu_time_total)
@@ -84,10 +99,11 @@ def profile(unet, size: int) -> dict[str, object]:
         }
         for row in rows[:12]
     }
-    flops = counter.get_total_flops()
+    flops = counter.get_total_flops() + attention_flops
     return {
         "call_s": round(seconds, 3),
         "tflop": round(flops / 1e12, 3),
+        "attention_tflop": round(attention_flops / 1e12, 3),
         "tflop_per_s": round(flops / seconds / 1e12, 3),
         "operators": operators,
     }
@@ -114,9 +130,9 @@ def attention(size: int) -> dict[str, object]:
     found: dict[str, object] = {"shape": [2, 8, length, 40]}
     for spread in (1.0, 3.0):  # logit std ≈ spread²
         q, k = (torch.randn(2, 8, length, 40) * spread for _ in range(2))
-        v = torch.randn(2, 8, length, 40)
-        reference = F.scaled_dot_product_attention(q, k, v)
-        halves = tuple(x.bfloat16() for x in (q, k, v))
+        halves = tuple(x.bfloat16() for x in (q, k, torch.randn(2, 8, length, 40)))
+        # The same bfloat16 inputs in float32: what each kernel adds to the inputs' rounding.
+        reference = F.scaled_dot_product_attention(*(x.float() for x in halves))
         kernels = (("sdpa", F.scaled_dot_product_attention), ("sliced", sliced_attention))
         for name, function in kernels:
             seconds = _best(lambda f=function, h=halves: f(*h), repeats=2)
