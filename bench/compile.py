@@ -44,6 +44,9 @@ def _loadavg() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--freeze", action="store_true", help="the node's freeze_weights (not cached on disk)"
+    )
     args = parser.parse_args()
 
     from core.engine import Executor, events
@@ -56,7 +59,8 @@ def main() -> None:
         graph = load_workflow(DEFAULT, registry).graph
         ids = {node.type_id: node.id for node in graph}
         if name == "compiled":
-            node = graph.add_node("CompileModel", params={"background": False}).id
+            params = {"background": False, "freeze_weights": args.freeze}
+            node = graph.add_node("CompileModel", params=params).id
             link = graph.disconnect(ids["KSampler"], "model")
             graph.connect(link.src, link.src_output, node, "model")
             graph.connect(node, "MODEL", ids["KSampler"], "model")

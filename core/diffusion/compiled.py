@@ -1,20 +1,23 @@
 """A UNet run through ``torch.compile`` (the Compile Model node), opt-in.
 
-Inductor is set up for inference on the CPU: ``freezing`` folds the weights into the compiled
-graph as constants, so oneDNN can pre-pack them once instead of on every call. Its caches live in
-the user's cache folder (``TORCHINDUCTOR_CACHE_DIR``, by default ``~/.cache/latentloom/inductor``):
-inductor's kernel code goes there, but torch keeps no frozen graph in its FX graph cache (none
-was written), so a later process traces and compiles the graph again (on the demo model, at a
-load of 9–11 on 2 cores: 638 s against 827 s the first time). Graphs are compiled per
-shape (``dynamic=False``): a latent size and batch (classifier-free guidance doubles it, the
-guidance interval halves it again) is compiled the first time it is met, and each such graph is
-as specialised as eager code can never be.
+Inductor's on-disk caches live in the user's cache folder (``TORCHINDUCTOR_CACHE_DIR``, by
+default ``~/.cache/latentloom/inductor``). Two ways to compile, measured on the demo model
+(bfloat16, one thread, a quiet 2-core AVX512-BF16 CPU; docs/performance.md):
 
-Compiling the demo model takes minutes on a CPU; with ``background`` the sampler keeps
-running eagerly while a thread compiles, and switches once a shape is ready (the editor's first
-run is not held up); without it the first call of each shape waits for its compilation (headless
-batches, where every later run gains). A compilation that fails leaves the UNet eager, with the
-reason in ``failure``.
+- **weights as inputs** (the default): the compiled graph is stored in torch's FX graph cache,
+  so a later process finds it: 71 s to compile the first time, 7 s in every later process,
+  steps 1.4× faster than eager;
+- **frozen weights** (``freeze``): inductor folds the weights into the graph as constants, so
+  oneDNN can pre-pack them once instead of on every call: steps 1.9× faster, but torch caches
+  no frozen graph, so every new process compiles again (83 s, then 44 s with the kernel code
+  cached).
+
+Graphs are compiled per shape (``dynamic=False``): a latent size and batch (classifier-free
+guidance doubles it, the guidance interval halves it again) is compiled the first time it is
+met. With ``background`` the sampler keeps running eagerly while a thread compiles, and
+switches once a shape is ready (the editor's first run is not held up); without it the first
+call of each shape waits for its compilation (headless batches, where every later run gains).
+A compilation that fails leaves the UNet eager, with the reason in ``failure``.
 """
 
 from __future__ import annotations
@@ -59,7 +62,6 @@ def configure_inductor() -> None:
         os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(cache_folder() / "inductor")
     import torch._inductor.config as inductor
 
-    inductor.freezing = True
     inductor.fx_graph_cache = True
 
 
@@ -67,6 +69,8 @@ def configure_inductor() -> None:
 class CompileSettings:
     backend: str = "inductor"
     background: bool = True
+    #: Fold the weights into the graph: faster steps, compiled again in every process.
+    freeze: bool = False
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -78,6 +82,23 @@ class CompileSettings:
 def _compile_with_torch(unet: Any, settings: CompileSettings) -> Callable[..., Any]:
     configure_inductor()
     return torch.compile(unet, backend=settings.backend, dynamic=False)
+
+
+#: Held while a shape compiles. Whether weights freeze is inductor's global setting, read by
+#: dynamo as it traces the first call of a shape (passed as a per-compile option it reaches
+#: inductor only, after the weights were made graph inputs, and nothing freezes), so one
+#: compilation at a time sets it.
+_COMPILING = threading.Lock()
+
+
+def _first_call(
+    compiled: Callable[..., Any], settings: CompileSettings, *args: Any, **kwargs: Any
+) -> Any:
+    """A shape's first call through ``compiled``, which compiles it, with ``settings.freeze``."""
+    import torch._inductor.config as inductor
+
+    with _COMPILING, inductor.patch(freezing=settings.freeze):
+        return compiled(*args, **kwargs)
 
 
 def shape_key(value: Any) -> Hashable:
@@ -141,7 +162,9 @@ class CompiledUnet:
             return self.unet(sample, timestep, **kwargs)
         if not self.settings.background:
             try:
-                output = self._compiled_callable()(sample, timestep, **kwargs)
+                output = _first_call(
+                    self._compiled_callable(), self.settings, sample, timestep, **kwargs
+                )
             except Exception as exc:
                 self._failed(exc)
                 return self.unet(sample, timestep, **kwargs)
@@ -172,7 +195,9 @@ class CompiledUnet:
             def compile_shape() -> None:
                 try:
                     with torch.inference_mode(inference), torch.set_grad_enabled(grad_enabled):
-                        self._compiled_callable()(args[0], args[1], **args[2])
+                        _first_call(
+                            self._compiled_callable(), self.settings, args[0], args[1], **args[2]
+                        )
                 except Exception as exc:
                     self._failed(exc)
                     return

@@ -176,7 +176,7 @@ def test_inductor_caches_go_under_the_user_cache_folder(monkeypatch, tmp_path, b
         monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", chosen)
 
     # inductor's config module is no plain module (monkeypatch cannot undo on it): restore
-    # its two settings by hand.
+    # its settings by hand.
     saved = inductor.freezing, inductor.fx_graph_cache
     inductor.freezing = inductor.fx_graph_cache = False
     try:
@@ -187,4 +187,35 @@ def test_inductor_caches_go_under_the_user_cache_folder(monkeypatch, tmp_path, b
 
     expected = tmp_path / ("mine" if before == "mine" else "cache/inductor")
     assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(expected)
-    assert settings == (True, True)
+    # The graph cache is on; freezing is chosen per compilation, never globally.
+    assert settings == (False, True)
+
+
+@pytest.mark.parametrize("background", [False, True])
+@pytest.mark.parametrize("freeze", [False, True])
+def test_each_shape_compiles_with_its_models_freezing_setting(monkeypatch, freeze, background):
+    import torch._inductor.config as inductor
+
+    seen = []
+
+    def compiler(unet, settings):
+        # Dynamo reads inductor's global setting while it traces a shape's first call.
+        return lambda *args, **kwargs: seen.append(inductor.freezing) or unet(*args, **kwargs)
+
+    monkeypatch.setattr(CompiledUnet, "compiler", staticmethod(compiler))
+    before = inductor.freezing
+    unet, _ = _unet_and_inputs()
+    wrapped = CompiledUnet(unet, CompileSettings(background=background, freeze=freeze))
+    wrapped(torch.ones(2, 4, 8, 8), torch.tensor(1.0))
+    wrapped.wait()
+    assert seen == [freeze]
+    assert inductor.freezing == before  # only for the compilation
+
+
+@pytest.mark.parametrize("freeze", [False, True])
+def test_the_node_passes_freeze_weights_to_the_compiled_unet(registry, fake, freeze):
+    graph, _, _ = _graph(registry, {"background": False, "freeze_weights": freeze})
+    node = next(n.id for n in graph if n.type_id == "CompileModel")
+    report = Executor(registry).run(graph, [node], device="cpu")
+    wrapped = report.outputs[node][0].unet
+    assert isinstance(wrapped, CompiledUnet) and wrapped.settings.freeze is freeze
