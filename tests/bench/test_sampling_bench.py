@@ -97,6 +97,16 @@ def test_peak_vram_is_a_metric_only_on_cuda():
     assert sampling.DEFAULT_DTYPES["cuda"] == "float16,bfloat16"
 
 
+def _without_a_gpu(command: list[str]) -> subprocess.CompletedProcess[str]:
+    """Runs ``command`` in the repository with every GPU hidden, offline."""
+    environment = dict(
+        os.environ, CUDA_VISIBLE_DEVICES="", HF_HUB_OFFLINE="1", PYTHON=sys.executable
+    )
+    return subprocess.run(
+        command, cwd=ROOT, env=environment, capture_output=True, text=True, timeout=120
+    )
+
+
 @pytest.mark.parametrize(
     "command",
     [
@@ -105,30 +115,14 @@ def test_peak_vram_is_a_metric_only_on_cuda():
     ],
 )
 def test_cuda_without_a_gpu_stops_with_a_message_not_a_traceback(command):
-    environment = dict(os.environ, CUDA_VISIBLE_DEVICES="", HF_HUB_OFFLINE="1")
-    done = subprocess.run(
-        [sys.executable, *command],
-        cwd=ROOT,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = _without_a_gpu([sys.executable, *command])
     assert done.returncode == 2, done.stderr
     assert "no CUDA device" in done.stderr and "Traceback" not in done.stderr
     assert done.stdout == ""
 
 
 def test_the_gpu_check_script_stops_first_thing_without_a_gpu():
-    environment = dict(os.environ, CUDA_VISIBLE_DEVICES="", PYTHON=sys.executable)
-    done = subprocess.run(
-        ["bash", "bench/gpu_check.sh"],
-        cwd=ROOT,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = _without_a_gpu(["bash", "bench/gpu_check.sh"])
     assert done.returncode == 2, done.stderr
     assert "no CUDA device" in done.stderr and done.stdout == ""
     assert "== GPU suite" not in done.stderr  # nothing was started
