@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core.engine.allocator import keep_freed_memory, release_freed_memory
 from core.engine.cache import CacheBudgets, CacheEntry, ResultCache
 from core.engine.context import CancelToken, NodeContext
 from core.engine.errors import Cancelled, NodeError, Problem, ValidationError
@@ -226,7 +227,12 @@ class Executor:
                 device,
                 preview_vae_every,
             )
-            report = run.execute(start)
+            keep_freed_memory()
+            try:
+                report = run.execute(start)
+            finally:
+                del run  # its values go before the free memory is handed back
+                release_freed_memory()
             return report if expansion is None else _fold(report, expansion)
 
 
