@@ -197,6 +197,9 @@ def _positive(text: str) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from core.engine.allocator import keep_freed_memory
+
+    keep_freed_memory()  # before any thread has allocated from an arena of its own
     args_in = list(sys.argv[1:] if argv is None else argv)
     if not args_in:
         return _guarded(lambda: _default(None))

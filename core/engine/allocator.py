@@ -8,7 +8,10 @@ run at 512² on the CPU, about 1.5 million page faults more than needed, 0.4 s o
 step and 1 s of the decode (docs/performance.md, "Freed memory"). ``keep_freed_memory``
 raises both thresholds for the rest of the process, so freed blocks are reused in place;
 ``release_freed_memory`` hands what is free back to the system at once, which the executor
-does when a run ends, so memory held between runs does not grow.
+does when a run ends, so memory held between runs does not grow. It also keeps every thread on
+the main heap: the editor runs on a worker thread, and a thread's own arena (heaps of at most
+64 MiB) would map each larger block separately again. ``main.py`` calls it at start, before any
+thread has allocated from an arena of its own.
 
 Setting ``LATENTLOOM_KEEP_FREED_MEMORY=0`` leaves glibc's defaults. On other C libraries and
 systems both calls do nothing.
@@ -24,7 +27,7 @@ import threading
 
 ENVIRONMENT = "LATENTLOOM_KEEP_FREED_MEMORY"
 #: glibc's ``mallopt`` parameters (malloc.h).
-M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, M_ARENA_MAX = -1, -3, -8
 #: Allocations up to this size come from the heap, and this much may stay free at its top.
 KEEP_BYTES = 1 << 30
 #: What glibc accepts as the largest mmap threshold on 64-bit systems where it refuses more.
@@ -59,6 +62,8 @@ def keep_freed_memory() -> bool:
                 M_MMAP_THRESHOLD, FALLBACK_MMAP_BYTES
             )
             kept = bool(mmap_set) and bool(libc.mallopt(M_TRIM_THRESHOLD, KEEP_BYTES))
+            if kept:
+                libc.mallopt(M_ARENA_MAX, 1)
         _state["kept"] = kept
         return kept
 

@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 #: ``release_freed_memory``.
 PROBE = textwrap.dedent(
     """
-    import ctypes, json, os
+    import ctypes, json, os, threading
     from core.engine import allocator
 
     libc = ctypes.CDLL("libc.so.6")
@@ -40,12 +40,22 @@ PROBE = textwrap.dedent(
         libc.free(block)
         return resident()
 
+    def churn_on_a_thread():
+        found = []
+        thread = threading.Thread(target=lambda: found.append(churn()))
+        thread.start()
+        thread.join()
+        return found[0]
+
     before = resident()
     out = {"default": churn() - before}
     out["kept"] = allocator.keep_freed_memory()
     out["after_keep"] = churn() - before
     allocator.release_freed_memory()
     out["after_release"] = resident() - before
+    # A thread (the editor runs on one) reuses freed memory as the main thread does.
+    out["thread_after_keep"] = churn_on_a_thread() - before
+    allocator.release_freed_memory()
     print(json.dumps(out))
     """
 )
@@ -77,6 +87,7 @@ def test_freed_blocks_stay_for_reuse_until_released():
     assert found["default"] < 64 * mib  # glibc unmapped the block when it was freed
     assert found["after_keep"] > 200 * mib  # now it stays, ready for the next step
     assert found["after_release"] < 64 * mib  # and goes back when the run ends
+    assert found["thread_after_keep"] > 200 * mib  # on another thread too
 
 
 @glibc_only
